@@ -1,0 +1,1 @@
+"""Funnel api area."""

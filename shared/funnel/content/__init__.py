@@ -1,0 +1,1 @@
+"""Funnel content area."""

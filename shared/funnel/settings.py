@@ -1,0 +1,89 @@
+"""Settings, read once from the environment (prefix ``FUNNEL_``).
+
+Logic receives a ``Settings`` object; nothing outside this module reads
+``os.environ``. In production the SAM template sets these variables (RDS Proxy
+endpoint, secret ARNs, queue URLs, state machine ARNs); locally ``funnel dev``
+and the test fixtures set the same variables to local endpoints. The code path
+is the same: only endpoints and credentials differ.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FUNNEL_", extra="ignore")
+
+    environment: str = "dev"
+    region: str = Field(default="us-east-1", validation_alias="AWS_REGION")
+
+    # --- databases -------------------------------------------------------
+    # Control DB as the application role (no superuser, owns no tenant table).
+    control_database_url: str = "postgresql://funnel_app@127.0.0.1:5433/funnel_control"
+    # Owner role, used only by migrations and tenant provisioning.
+    admin_database_url: str = "postgresql://postgres@127.0.0.1:5433/postgres"
+    # Secrets Manager secret holding {"username", "password"} of the app role (production).
+    db_app_secret_id: str | None = None
+    db_admin_secret_id: str | None = None
+    app_db_role: str = "funnel_app"
+    db_pool_max_size: int = 4
+    tenant_directory_ttl_seconds: float = 60.0
+
+    # --- secrets ---------------------------------------------------------
+    jwt_secret_id: str = "funnel/jwt-signing-key"
+    data_key_secret_id: str = "funnel/data-encryption-key"
+    tracking_secret_id: str = "funnel/tracking-signing-key"
+    access_token_ttl_seconds: int = 900
+    refresh_token_ttl_seconds: int = 14 * 24 * 3600
+    secret_cache_ttl_seconds: float = 300.0
+
+    # --- AWS resources (names/ARNs/URLs injected by template.yaml) -------
+    artifacts_bucket: str = "funnel-artifacts"
+    notifications_queue_url: str | None = None
+    browser_queue_url: str | None = None
+    email_queue_url: str | None = None
+    tracking_events_queue_url: str | None = None
+    article_pipeline_arn: str | None = None
+    send_pipeline_arn: str | None = None
+    email_pipeline_arn: str | None = None
+    scheduler_group: str = "funnel"
+    scheduler_role_arn: str = "arn:aws:iam::123456789012:role/funnel-scheduler"
+    schedule_target_arn: str | None = None
+    ses_configuration_set: str | None = None
+    ses_from_address: str = "no-reply@funnel.example.com"
+
+    # --- HTTP --------------------------------------------------------------
+    public_base_url: str = "http://127.0.0.1:8000"
+    max_body_bytes: int = 1_048_576
+    ssrf_allow_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    # --- limits ------------------------------------------------------------
+    login_max_attempts_per_account: int = 5
+    login_max_attempts_per_ip: int = 20
+    login_window_seconds: int = 900
+
+    # --- LLM ---------------------------------------------------------------
+    # "step=provider:model_class,..." overrides step_llm_defaults (for example in tests).
+    llm_step_overrides: str = ""
+    llm_api_keys_secret_id: str = "funnel/llm-api-keys"
+
+    @field_validator("ssrf_allow_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value):
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
+
+
+def reset_settings() -> None:
+    """Forget the cached settings (tests and the local runtime change the environment)."""
+    get_settings.cache_clear()
