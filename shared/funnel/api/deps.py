@@ -1,0 +1,48 @@
+"""FastAPI dependencies shared by every area's routes."""
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Query, Request
+from pydantic import BaseModel, ConfigDict
+
+from funnel.platform.errors import Forbidden, Unauthorized
+from funnel.platform.pagination import MAX_LIMIT, Page
+from funnel.platform.principal import Principal
+
+
+class StrictModel(BaseModel):
+    """Request bodies: unknown fields are an error, not silently dropped."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+def principal(request: Request) -> Principal:
+    found = getattr(request.state, "principal", None)
+    if found is None:
+        raise Unauthorized("authentication required")
+    return found
+
+
+CurrentPrincipal = Annotated[Principal, Depends(principal)]
+
+
+def require(role: str):
+    """Dependency factory: the caller needs at least ``role``."""
+
+    def check(caller: CurrentPrincipal) -> Principal:
+        if not caller.has_role(role):
+            raise Forbidden(f"this needs the {role} role or higher")
+        return caller
+
+    return Depends(check)
+
+
+Writer = Annotated[Principal, require("member")]
+Admin = Annotated[Principal, require("admin")]
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
+Cursor = Annotated[str | None, Query(max_length=500)]
+
+
+def page_body(page: Page) -> dict:
+    return {"items": page.items, "next_cursor": page.next_cursor}

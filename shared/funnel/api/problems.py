@@ -1,0 +1,65 @@
+"""RFC 9457 problem responses for every error the API returns."""
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from funnel.observability import logger
+from funnel.platform.errors import FunnelError
+
+PROBLEM_BASE = "https://docs.funnel.dev/problems/"
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+HTTP_TITLES = {400: "Bad request", 401: "Unauthorized", 403: "Forbidden", 404: "Not found",
+               405: "Method not allowed", 409: "Conflict", 413: "Payload too large",
+               415: "Unsupported media type", 422: "Validation failed", 429: "Too many requests",
+               500: "Internal server error"}
+
+
+def problem(status: int, detail: str, *, instance: str | None = None, type_suffix: str | None = None,
+            title: str | None = None, headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:
+    body = {"type": PROBLEM_BASE + (type_suffix or str(status)), "title": title or HTTP_TITLES.get(status, "Error"),
+            "status": status, "detail": detail}
+    if instance:
+        body["instance"] = instance
+    body.update(extra)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
+
+
+def from_error(error: FunnelError, instance: str | None = None) -> JSONResponse:
+    headers = {"Retry-After": "60"} if error.status == 429 else None
+    if error.status == 401:
+        headers = {"WWW-Authenticate": "Bearer"}
+    return problem(error.status, error.detail, instance=instance, type_suffix=error.type_suffix,
+                   title=error.title, headers=headers, **error.extra)
+
+
+async def funnel_error_handler(request: Request, exc: FunnelError) -> JSONResponse:
+    return from_error(exc, request.url.path)
+
+
+def _clean_error(error: dict) -> dict:
+    cleaned = {"loc": list(error.get("loc", ())), "msg": error.get("msg"), "type": error.get("type")}
+    return cleaned
+
+
+async def validation_error_handler(request: Request, exc: RequestValidationError) -> JSONResponse:
+    errors = [_clean_error(e) for e in exc.errors()]
+    if any(e["type"] == "json_invalid" for e in errors):
+        return problem(400, "the request body is not valid JSON", instance=request.url.path,
+                       type_suffix="invalid-json", errors=errors)
+    return problem(422, "the request does not match the schema", instance=request.url.path,
+                   type_suffix="validation", errors=errors)
+
+
+async def http_error_handler(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    detail = exc.detail if isinstance(exc.detail, str) else HTTP_TITLES.get(exc.status_code, "Error")
+    return problem(exc.status_code, detail, instance=request.url.path, headers=getattr(exc, "headers", None))
+
+
+async def unhandled_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    logger.exception("unhandled error", extra={"path": request.url.path})
+    return problem(500, "an internal error occurred; it has been logged", instance=request.url.path)

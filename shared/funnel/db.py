@@ -1,0 +1,129 @@
+"""PostgreSQL access: connection pools, the control DB, and tenant transactions.
+
+Tenancy rule (DESIGN.md): every tenant-DB table carries ``tenant_id`` with a Row
+Level Security policy on ``current_setting('app.tenant_id')``. The only way
+this package hands out a tenant connection is :func:`tenant_transaction`, which
+sets that variable for the transaction (``set_config(..., true)``), so a query
+that forgets its WHERE clause still sees one tenant's rows only. The
+application role neither owns the tables nor is a superuser, so RLS binds it.
+"""
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool
+
+from funnel.settings import get_settings
+
+_pools: dict[str, ConnectionPool] = {}
+_pools_lock = threading.Lock()
+
+
+def with_credentials(url: str, user: str | None, password: str | None = None) -> str:
+    """Return ``url`` with its user/password replaced (tenant URLs are stored without secrets)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = host + (f":{parts.port}" if parts.port else "")
+    if user:
+        auth = quote(user, safe="")
+        if password:
+            auth += ":" + quote(password, safe="")
+        netloc = f"{auth}@{netloc}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def strip_credentials(url: str) -> str:
+    return with_credentials(url, None)
+
+
+def database_name(url: str) -> str:
+    return urlsplit(url).path.lstrip("/")
+
+
+def replace_database(url: str, dbname: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, "/" + dbname, parts.query, parts.fragment))
+
+
+def _app_credentials() -> tuple[str | None, str | None]:
+    settings = get_settings()
+    if settings.db_app_secret_id:
+        from funnel.platform.secrets import get_secret
+
+        secret = get_secret(settings.db_app_secret_id)
+        return secret["username"], secret["password"]
+    parts = urlsplit(settings.control_database_url)
+    return parts.username, parts.password
+
+
+def admin_url(dbname: str | None = None) -> str:
+    settings = get_settings()
+    url = settings.admin_database_url
+    if settings.db_admin_secret_id:
+        from funnel.platform.secrets import get_secret
+
+        secret = get_secret(settings.db_admin_secret_id)
+        url = with_credentials(url, secret["username"], secret["password"])
+    return replace_database(url, dbname) if dbname else url
+
+
+def app_url(database_url: str) -> str:
+    """The URL the application role uses for a database stored without credentials."""
+    user, password = _app_credentials()
+    return with_credentials(database_url, user, password)
+
+
+def _pool(url: str) -> ConnectionPool:
+    pool = _pools.get(url)
+    if pool is not None:
+        return pool
+    with _pools_lock:
+        pool = _pools.get(url)
+        if pool is None:
+            pool = ConnectionPool(
+                url, min_size=1, max_size=get_settings().db_pool_max_size,
+                kwargs={"row_factory": dict_row, "autocommit": False},
+                check=ConnectionPool.check_connection, open=True, name=database_name(url),
+            )
+            _pools[url] = pool
+    return pool
+
+
+def close_pools() -> None:
+    with _pools_lock:
+        for pool in _pools.values():
+            pool.close()
+        _pools.clear()
+
+
+@contextmanager
+def control_transaction() -> Iterator[psycopg.Connection]:
+    """A transaction on the control DB as the application role."""
+    settings = get_settings()
+    with _pool(app_url(strip_credentials(settings.control_database_url))).connection() as conn:
+        with conn.transaction():
+            yield conn
+
+
+@contextmanager
+def tenant_transaction(tenant_id: str) -> Iterator[psycopg.Connection]:
+    """A transaction on the tenant's database with ``app.tenant_id`` set for RLS."""
+    from funnel.platform.tenants import directory
+
+    record = directory.get(tenant_id)
+    with _pool(app_url(record.database_url)).connection() as conn:
+        with conn.transaction():
+            conn.execute("SELECT set_config('app.tenant_id', %s, true)", (tenant_id,))
+            yield conn
+
+
+def admin_connect(dbname: str | None = None, autocommit: bool = True) -> psycopg.Connection:
+    """A one-off connection as the owner role (migrations, provisioning)."""
+    return psycopg.connect(admin_url(dbname), autocommit=autocommit, row_factory=dict_row)

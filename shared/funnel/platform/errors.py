@@ -1,0 +1,42 @@
+"""Domain errors. The API turns them into RFC 9457 problem responses; other
+callers (CLI, workers) read their message. Every area raises these."""
+from __future__ import annotations
+
+
+class FunnelError(Exception):
+    status = 400
+    title = "Bad request"
+    type_suffix = "bad-request"
+
+    def __init__(self, detail: str, **extra):
+        super().__init__(detail)
+        self.detail = detail
+        self.extra = extra
+
+
+class ValidationFailed(FunnelError):
+    status, title, type_suffix = 422, "Validation failed", "validation"
+
+
+class NotFound(FunnelError):
+    status, title, type_suffix = 404, "Not found", "not-found"
+
+
+class Conflict(FunnelError):
+    status, title, type_suffix = 409, "Conflict", "conflict"
+
+
+class Unauthorized(FunnelError):
+    status, title, type_suffix = 401, "Unauthorized", "unauthorized"
+
+
+class Forbidden(FunnelError):
+    status, title, type_suffix = 403, "Forbidden", "forbidden"
+
+
+class RateLimited(FunnelError):
+    status, title, type_suffix = 429, "Too many requests", "rate-limited"
+
+
+class PaymentRequired(FunnelError):
+    status, title, type_suffix = 402, "Payment required", "payment-required"

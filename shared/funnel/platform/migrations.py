@@ -1,0 +1,135 @@
+"""Run the two alembic environments programmatically.
+
+``migrate_all`` upgrades the control DB, then every tenant database in parallel
+worker processes (alembic keeps per-process global state, so threads would
+collide); a failing tenant is reported with its error and does not stop the
+others.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+
+from psycopg import sql
+
+from funnel import db
+from funnel.settings import get_settings
+
+MIGRATIONS_DIR = Path(__file__).resolve().parents[3] / "migrations"
+
+
+def _sqlalchemy_url(url: str) -> str:
+    return "postgresql+psycopg://" + url.split("://", 1)[1]
+
+
+def _run(env: str, url: str, action: str, target: str) -> None:
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import create_engine, pool
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR / env))
+    engine = create_engine(_sqlalchemy_url(url), poolclass=pool.NullPool)
+    try:
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            getattr(command, action)(config, target)
+    finally:
+        engine.dispose()
+
+
+def upgrade_control() -> None:
+    _run("control", db.admin_url(db.database_name(get_settings().control_database_url)), "upgrade", "head")
+
+
+def downgrade_control(target: str = "base") -> None:
+    _run("control", db.admin_url(db.database_name(get_settings().control_database_url)), "downgrade", target)
+
+
+def upgrade_tenant_database(database_url: str) -> None:
+    """Upgrade one tenant (or pooled) database to every area's head."""
+    _run("tenant", db.admin_url(db.database_name(database_url)), "upgrade", "heads")
+
+
+def downgrade_tenant_database(database_url: str, target: str = "base") -> None:
+    _run("tenant", db.admin_url(db.database_name(database_url)), "downgrade", target)
+
+
+def ensure_app_role() -> None:
+    """Create the application role (LOGIN, NOSUPERUSER, owns nothing) when missing."""
+    settings = get_settings()
+    role = settings.app_db_role
+    password = None
+    if settings.db_app_secret_id:
+        from funnel.platform.secrets import get_secret
+
+        password = get_secret(settings.db_app_secret_id)["password"]
+    with db.admin_connect() as conn:
+        exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
+        if not exists:
+            conn.execute(sql.SQL("CREATE ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS")
+                         .format(sql.Identifier(role)))
+        if password:
+            conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(role), sql.Literal(password)))
+
+
+def ensure_database(dbname: str) -> bool:
+    """Create a database owned by the admin role; True when it was created."""
+    with db.admin_connect() as conn:
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)).fetchone():
+            return False
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
+        return True
+
+
+def prepare_control() -> None:
+    """Role, control database and its schema: everything needed before the first tenant."""
+    ensure_app_role()
+    ensure_database(db.database_name(get_settings().control_database_url))
+    upgrade_control()
+
+
+@dataclass
+class TenantMigrationResult:
+    database_url: str
+    tenant_slugs: list[str]
+    ok: bool
+    seconds: float
+    error: str | None = None
+
+
+def _upgrade_one(database_url: str) -> tuple[bool, float, str | None]:
+    started = time.perf_counter()
+    try:
+        upgrade_tenant_database(database_url)
+        return True, time.perf_counter() - started, None
+    except Exception as exc:  # reported per tenant; the others go on
+        return False, time.perf_counter() - started, f"{type(exc).__name__}: {exc}"
+
+
+def migrate_all(workers: int = 4, progress: Callable[[int, int, TenantMigrationResult], None] | None = None
+                ) -> list[TenantMigrationResult]:
+    prepare_control()
+    databases: dict[str, list[str]] = {}
+    with db.admin_connect(db.database_name(get_settings().control_database_url)) as conn:
+        for row in conn.execute("SELECT slug, database_url FROM tenants WHERE status <> 'deleted' ORDER BY slug"):
+            databases.setdefault(row["database_url"], []).append(row["slug"])
+    results: list[TenantMigrationResult] = []
+    if not databases:
+        return results
+    context = multiprocessing.get_context("fork" if sys.platform != "win32" else "spawn")
+    with ProcessPoolExecutor(max_workers=max(1, min(workers, len(databases))), mp_context=context) as pool:
+        futures = {pool.submit(_upgrade_one, url): url for url in databases}
+        for future in as_completed(futures):
+            url = futures[future]
+            ok, seconds, error = future.result()
+            result = TenantMigrationResult(url, databases[url], ok, seconds, error)
+            results.append(result)
+            if progress:
+                progress(len(results), len(databases), result)
+    return sorted(results, key=lambda r: r.tenant_slugs[0])

@@ -1,0 +1,237 @@
+"""Platform API: auth, me, users, API keys, audit log, runs, prompts, LLM registry."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+from uuid import UUID
+
+from fastapi import APIRouter, Query, Request
+from pydantic import EmailStr, Field
+
+from funnel import db
+from funnel.api.context import client_ip
+from funnel.api.deps import Admin, CurrentPrincipal, Cursor, Limit, StrictModel, Writer, page_body
+from funnel.platform import audit, auth, llm, prompts, runs, users
+from funnel.platform.errors import NotFound, ValidationFailed
+from psycopg.types.json import Jsonb
+
+router = APIRouter(prefix="/v1")
+Role = Literal["owner", "admin", "member", "viewer"]
+
+
+class LoginBody(StrictModel):
+    email: EmailStr
+    password: str = Field(min_length=1, max_length=1024)
+    tenant: str | None = Field(default=None, max_length=63, description="workspace slug, when the e-mail has several")
+
+
+class RefreshBody(StrictModel):
+    refresh_token: str = Field(min_length=1, max_length=4096)
+
+
+class AcceptInviteBody(StrictModel):
+    token: str = Field(min_length=1, max_length=4096)
+    password: str = Field(min_length=10, max_length=1024)
+
+
+@router.post("/auth/login", tags=["auth"])
+def login(body: LoginBody, request: Request) -> dict:
+    return auth.login(body.email, body.password, body.tenant, client_ip(request))
+
+
+@router.post("/auth/refresh", tags=["auth"])
+def refresh(body: RefreshBody) -> dict:
+    return auth.refresh(body.refresh_token)
+
+
+@router.post("/auth/accept-invite", tags=["auth"])
+def accept_invite(body: AcceptInviteBody) -> dict:
+    return users.accept_invite(body.token, body.password)
+
+
+@router.get("/me", tags=["auth"])
+def me(principal: CurrentPrincipal) -> dict:
+    with db.tenant_transaction(principal.tenant_id) as conn:
+        user = users.get_user(conn, principal.user_id)
+    return {**user, "tenant_id": principal.tenant_id, "effective_role": principal.role,
+            "api_key_id": principal.api_key_id}
+
+
+class InviteBody(StrictModel):
+    email: EmailStr
+    role: Role = "member"
+    display_name: str | None = Field(default=None, max_length=200)
+
+
+class UserPatch(StrictModel):
+    role: Role | None = None
+    disabled: bool | None = None
+    display_name: str | None = Field(default=None, max_length=200)
+    max_concurrency: int | None = Field(default=None, ge=1, le=50)
+
+
+@router.post("/users", status_code=201, tags=["users"])
+def invite_user(body: InviteBody, principal: Admin) -> dict:
+    user, token = users.invite_user(principal, email=body.email, role=body.role, display_name=body.display_name)
+    return {**user, "invite_token": token}
+
+
+@router.get("/users", tags=["users"])
+def list_users(principal: CurrentPrincipal, limit: Limit = 50, cursor: Cursor = None) -> dict:
+    return page_body(users.list_users(principal, cursor, limit))
+
+
+@router.get("/users/{user_id}", tags=["users"])
+def get_user(user_id: UUID, principal: CurrentPrincipal) -> dict:
+    with db.tenant_transaction(principal.tenant_id) as conn:
+        return users.get_user(conn, str(user_id))
+
+
+@router.patch("/users/{user_id}", tags=["users"])
+def update_user(user_id: UUID, body: UserPatch, principal: Admin) -> dict:
+    return users.update_user(principal, str(user_id), **body.model_dump(exclude_none=True))
+
+
+class ApiKeyBody(StrictModel):
+    name: str = Field(min_length=1, max_length=200)
+    scope: Literal["read", "write", "admin"] = "write"
+    expires_at: datetime | None = None
+
+
+@router.post("/api-keys", status_code=201, tags=["api-keys"])
+def create_api_key(body: ApiKeyBody, principal: Writer) -> dict:
+    return auth.create_api_key(principal, body.name, body.scope, body.expires_at)
+
+
+@router.get("/api-keys", tags=["api-keys"])
+def list_api_keys(principal: CurrentPrincipal, limit: Limit = 50, cursor: Cursor = None) -> dict:
+    return page_body(auth.list_api_keys(principal, cursor, limit))
+
+
+@router.delete("/api-keys/{api_key_id}", tags=["api-keys"])
+def revoke_api_key(api_key_id: UUID, principal: Writer) -> dict:
+    return auth.revoke_api_key(principal, str(api_key_id))
+
+
+@router.get("/audit-logs", tags=["audit"])
+def list_audit_logs(principal: Admin, limit: Limit = 50, cursor: Cursor = None,
+                    user_id: str | None = Query(default=None, max_length=100),
+                    action: str | None = Query(default=None, max_length=100),
+                    resource_type: str | None = Query(default=None, max_length=100),
+                    resource_id: str | None = Query(default=None, max_length=100),
+                    since: datetime | None = None, until: datetime | None = None) -> dict:
+    with db.tenant_transaction(principal.tenant_id) as conn:
+        page = audit.list_entries(conn, user_id=user_id, action=action, resource_type=resource_type,
+                                  resource_id=resource_id, since=since, until=until, cursor=cursor, limit=limit)
+    return page_body(page)
+
+
+def _with_progress(run: dict) -> dict:
+    total = run["steps_total"] or 0
+    return {**run, "progress": {"steps_done": run["steps_done"], "steps_total": total,
+                                "percent": round(100 * run["steps_done"] / total, 1) if total else None}}
+
+
+@router.get("/runs", tags=["runs"])
+def list_runs(principal: CurrentPrincipal, limit: Limit = 50, cursor: Cursor = None,
+              kind: str | None = Query(default=None, max_length=50),
+              status: str | None = Query(default=None, max_length=20)) -> dict:
+    with db.tenant_transaction(principal.tenant_id) as conn:
+        page = runs.list_runs(conn, cursor, limit, kind, status)
+    return {"items": [_with_progress(r) for r in page.items], "next_cursor": page.next_cursor}
+
+
+@router.get("/runs/{run_id}", tags=["runs"])
+def get_run(run_id: UUID, principal: CurrentPrincipal) -> dict:
+    with db.tenant_transaction(principal.tenant_id) as conn:
+        return _with_progress(runs.get_run(conn, str(run_id)))
+
+
+@router.get("/runs/{run_id}/steps", tags=["runs"])
+def list_steps(run_id: UUID, principal: CurrentPrincipal) -> dict:
+    with db.tenant_transaction(principal.tenant_id) as conn:
+        return {"items": runs.list_steps(conn, str(run_id))}
+
+
+@router.get("/runs/{run_id}/artifacts", tags=["runs"])
+def list_artifacts(run_id: UUID, principal: CurrentPrincipal) -> dict:
+    from funnel.platform.storage import presigned_url
+
+    with db.tenant_transaction(principal.tenant_id) as conn:
+        items = runs.list_artifacts(conn, str(run_id))
+    return {"items": [{**a, "download_url": presigned_url(a["file_path"])} for a in items]}
+
+
+class PromptBody(StrictModel):
+    step: str = Field(min_length=1, max_length=100, pattern=r"^[a-z][a-z0-9_]*$")
+    content: str = Field(min_length=1, max_length=100_000)
+    variables: list[str] = Field(default_factory=list, max_length=100)
+    activate: bool = True
+
+
+@router.post("/prompts", status_code=201, tags=["prompts"])
+def create_prompt(body: PromptBody, principal: Admin) -> dict:
+    with db.tenant_transaction(principal.tenant_id) as conn:
+        return prompts.create_prompt(conn, principal, body.step, body.content, body.variables, body.activate)
+
+
+@router.get("/prompts", tags=["prompts"])
+def list_prompts(principal: CurrentPrincipal, step: str | None = Query(default=None, max_length=100)) -> dict:
+    with db.tenant_transaction(principal.tenant_id) as conn:
+        return {"items": prompts.list_prompts(conn, step)}
+
+
+@router.post("/prompts/{prompt_id}/activate", tags=["prompts"])
+def activate_prompt(prompt_id: int, principal: Admin) -> dict:
+    with db.tenant_transaction(principal.tenant_id) as conn:
+        return prompts.activate_prompt(conn, principal, prompt_id)
+
+
+@router.get("/llm/providers", tags=["llm"])
+def list_llm_providers(principal: CurrentPrincipal) -> dict:
+    with db.control_transaction() as conn:
+        rows = conn.execute("SELECT id, display_name, api_base_url, is_offline, is_active FROM llm_providers "
+                            "ORDER BY id").fetchall()
+    return {"items": rows}
+
+
+@router.get("/llm/models", tags=["llm"])
+def list_llm_models(principal: CurrentPrincipal) -> dict:
+    with db.control_transaction() as conn:
+        rows = conn.execute("SELECT id, provider_id, model_name, model_class, input_cost_per_mtok, "
+                            "output_cost_per_mtok, is_active FROM llm_models ORDER BY provider_id, id").fetchall()
+    return {"items": rows}
+
+
+@router.get("/llm/step-defaults", tags=["llm"])
+def list_step_defaults(principal: CurrentPrincipal) -> dict:
+    with db.control_transaction() as conn:
+        defaults = conn.execute("SELECT step, provider_id, model_class FROM step_llm_defaults ORDER BY step").fetchall()
+    with db.tenant_transaction(principal.tenant_id) as conn:
+        row = conn.execute("SELECT ai_settings FROM system_settings").fetchone()
+    tenant_choices = ((row or {}).get("ai_settings") or {}).get("step_models", {})
+    return {"items": [{**d, "tenant_override": tenant_choices.get(d["step"])} for d in defaults]}
+
+
+class StepModelBody(StrictModel):
+    provider_id: str = Field(min_length=1, max_length=50)
+    model_class: Literal["pro", "standard"] = "standard"
+    model_name: str | None = Field(default=None, max_length=200)
+
+
+@router.put("/llm/step-defaults/{step}", tags=["llm"])
+def set_tenant_step_model(step: str, body: StepModelBody, principal: Admin) -> dict:
+    """A tenant's own model choice for a step; the global registry is changed with `funnel llm`."""
+    choice = body.model_dump(exclude_none=True)
+    with db.tenant_transaction(principal.tenant_id) as conn:
+        row = conn.execute("SELECT ai_settings FROM system_settings").fetchone()
+        ai_settings = dict((row or {}).get("ai_settings") or {})
+        ai_settings["step_models"] = {**ai_settings.get("step_models", {}), step: choice}
+        try:
+            llm.resolve_model(step, ai_settings)
+        except ValidationFailed as exc:
+            raise NotFound(f"no such model: {exc.detail}") from exc
+        conn.execute("INSERT INTO system_settings (ai_settings) VALUES (%s) ON CONFLICT (tenant_id) "
+                     "DO UPDATE SET ai_settings = EXCLUDED.ai_settings, updated_at = now()", (Jsonb(ai_settings),))
+        audit.record(conn, principal, "llm.step_model.set", "step_llm_default", step, choice)
+    return {"step": step, **choice}

@@ -1,0 +1,54 @@
+"""Secrets Manager access with an in-process cache (secrets rotate; see ttl)."""
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import Any
+
+from funnel.settings import get_settings
+
+_cache: dict[tuple[str, str], tuple[float, Any]] = {}
+_lock = threading.Lock()
+_client = None
+
+
+def _secrets_client():
+    global _client
+    if _client is None:
+        import boto3
+
+        _client = boto3.client("secretsmanager", region_name=get_settings().region)
+    return _client
+
+
+def reset_clients() -> None:
+    """Drop the cached client and values (the endpoint or credentials changed)."""
+    global _client
+    with _lock:
+        _client = None
+        _cache.clear()
+
+
+def get_secret(secret_id: str, stage: str = "AWSCURRENT") -> Any:
+    """The secret's value, parsed as JSON when it is JSON; None when the stage does not exist."""
+    key = (secret_id, stage)
+    now = time.monotonic()
+    with _lock:
+        hit = _cache.get(key)
+        if hit and hit[0] > now:
+            return hit[1]
+    client = _secrets_client()
+    try:
+        raw = client.get_secret_value(SecretId=secret_id, VersionStage=stage)["SecretString"]
+    except client.exceptions.ResourceNotFoundException:
+        if stage != "AWSCURRENT":
+            return None
+        raise
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        value = raw
+    with _lock:
+        _cache[key] = (now + get_settings().secret_cache_ttl_seconds, value)
+    return value

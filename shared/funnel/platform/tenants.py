@@ -1,0 +1,148 @@
+"""Tenants: the directory (tenant id -> where its data lives) and provisioning.
+
+Silo (default): one database per tenant. Pool: several tenants share a
+database and RLS keeps them apart. One routing rule for both: the control DB's
+``tenants.database_url`` says where a tenant lives, and every connection sets
+``app.tenant_id`` (funnel.db.tenant_transaction).
+"""
+from __future__ import annotations
+
+import re
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+
+from psycopg import sql
+
+from funnel import db
+from funnel.platform.errors import Conflict, NotFound, ValidationFailed
+from funnel.settings import get_settings
+
+SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
+DBNAME_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+@dataclass(frozen=True)
+class Tenant:
+    id: str
+    name: str
+    slug: str
+    database_url: str
+    isolation: str
+    status: str
+    plan: str
+    subscription_status: str
+
+
+class TenantDirectory:
+    """Tenant id -> Tenant, cached in-process for a short time (warm Lambdas skip the lookup)."""
+
+    def __init__(self) -> None:
+        self._cache: dict[str, tuple[float, Tenant]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, tenant_id: str) -> Tenant:
+        now = time.monotonic()
+        hit = self._cache.get(tenant_id)
+        if hit and hit[0] > now:
+            return hit[1]
+        with db.control_transaction() as conn:
+            row = conn.execute(
+                "SELECT id, name, slug, database_url, isolation, status, plan, subscription_status "
+                "FROM tenants WHERE id = %s", (tenant_id,)).fetchone()
+        if row is None or row["status"] == "deleted":
+            raise NotFound("tenant not found")
+        tenant = Tenant(**row)
+        with self._lock:
+            self._cache[tenant_id] = (now + get_settings().tenant_directory_ttl_seconds, tenant)
+        return tenant
+
+    def by_slug(self, slug: str) -> Tenant:
+        with db.control_transaction() as conn:
+            row = conn.execute("SELECT id FROM tenants WHERE slug = %s AND status <> 'deleted'", (slug,)).fetchone()
+        if row is None:
+            raise NotFound("tenant not found")
+        return self.get(row["id"])
+
+    def forget(self, tenant_id: str | None = None) -> None:
+        with self._lock:
+            if tenant_id is None:
+                self._cache.clear()
+            else:
+                self._cache.pop(tenant_id, None)
+
+
+directory = TenantDirectory()
+
+
+def slugify(name: str) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:40]
+    return slug if len(slug) >= 2 else f"t-{uuid.uuid4().hex[:8]}"
+
+
+def tenant_database_url(dbname: str) -> str:
+    """Where the application reaches a tenant DB: the control DB's host, without credentials."""
+    return db.replace_database(db.strip_credentials(get_settings().control_database_url), dbname)
+
+
+def provision(name: str, owner_email: str, owner_password: str, slug: str | None = None,
+              pool: str | None = None, plan: str = "free") -> tuple[Tenant, dict]:
+    """Create a tenant (its own database, or a place in a pooled one), migrated, with an owner."""
+    from funnel.platform import migrations
+    from funnel.platform.users import create_user
+
+    name = name.strip()
+    if not name:
+        raise ValidationFailed("tenant name must not be empty")
+    slug = slug or slugify(name)
+    if not SLUG_RE.match(slug):
+        raise ValidationFailed("slug must be 2-63 characters of a-z, 0-9 and '-'")
+    if pool is not None and not DBNAME_RE.match(pool):
+        raise ValidationFailed("pool database name must match [a-z_][a-z0-9_]*")
+    tenant_id = str(uuid.uuid4())
+    dbname = pool or "funnel_t_" + slug.replace("-", "_")
+    database_url = tenant_database_url(dbname)
+    control_db = db.database_name(get_settings().control_database_url)
+    with db.admin_connect(control_db) as conn:
+        try:
+            conn.execute("INSERT INTO tenants (id, name, slug, database_url, isolation, plan) "
+                         "VALUES (%s, %s, %s, %s, %s, %s)",
+                         (tenant_id, name, slug, database_url, "pool" if pool else "silo", plan))
+        except Exception as exc:
+            if "tenants_slug_key" in str(exc):
+                raise Conflict(f"a tenant with slug {slug!r} exists") from exc
+            raise
+    created_database = False
+    try:
+        if pool:
+            migrations.ensure_database(dbname)
+        else:
+            if not migrations.ensure_database(dbname):
+                raise Conflict(f"database {dbname} already exists")
+            created_database = True
+        migrations.upgrade_tenant_database(database_url)
+        owner = create_user(tenant_id, email=owner_email, password=owner_password, role="owner",
+                            display_name=None, actor="system")
+        with db.admin_connect(control_db) as conn:
+            conn.execute("UPDATE tenants SET status = 'active', updated_at = now() WHERE id = %s", (tenant_id,))
+    except BaseException:
+        directory.forget(tenant_id)
+        with db.admin_connect(control_db) as conn:
+            conn.execute("DELETE FROM tenants WHERE id = %s", (tenant_id,))
+        if created_database:
+            drop_database(dbname)
+        raise
+    directory.forget(tenant_id)
+    return directory.get(tenant_id), owner
+
+
+def drop_database(dbname: str) -> None:
+    with db.admin_connect() as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname)))
+
+
+def list_tenants() -> list[dict]:
+    with db.admin_connect(db.database_name(get_settings().control_database_url)) as conn:
+        return conn.execute("SELECT id, name, slug, isolation, status, plan, database_url, created_at "
+                            "FROM tenants ORDER BY created_at").fetchall()

@@ -1,0 +1,56 @@
+"""Signed JWTs (HS256) with a key id, so the signing key can rotate.
+
+The key lives in Secrets Manager as ``{"kid": "...", "secret": "..."}``: tokens
+are signed with AWSCURRENT and verified against AWSCURRENT or AWSPREVIOUS by
+``kid``, so a rotation does not log everybody out.
+"""
+from __future__ import annotations
+
+import time
+import uuid
+
+import jwt
+
+from funnel.platform.errors import Unauthorized
+from funnel.platform.secrets import get_secret
+from funnel.settings import get_settings
+
+ISSUER = "funnel"
+ALGORITHM = "HS256"
+
+
+def _keys() -> dict[str, str]:
+    secret_id = get_settings().jwt_secret_id
+    keys = {}
+    for stage in ("AWSPREVIOUS", "AWSCURRENT"):
+        value = get_secret(secret_id, stage)
+        if isinstance(value, dict) and value.get("kid") and value.get("secret"):
+            keys[value["kid"]] = value["secret"]
+    if not keys:
+        raise RuntimeError(f"secret {secret_id} holds no signing key")
+    return keys
+
+
+def sign(claims: dict, token_type: str, ttl_seconds: int) -> str:
+    current = get_secret(get_settings().jwt_secret_id)
+    now = int(time.time())
+    payload = {**claims, "typ": token_type, "iss": ISSUER, "iat": now, "exp": now + ttl_seconds,
+               "jti": uuid.uuid4().hex}
+    return jwt.encode(payload, current["secret"], algorithm=ALGORITHM, headers={"kid": current["kid"]})
+
+
+def verify(token: str, token_type: str) -> dict:
+    try:
+        kid = jwt.get_unverified_header(token).get("kid")
+        key = _keys().get(kid or "")
+        if key is None:
+            raise Unauthorized("unknown signing key")
+        claims = jwt.decode(token, key, algorithms=[ALGORITHM], issuer=ISSUER,
+                            options={"require": ["exp", "iat", "iss", "typ"]})
+    except jwt.ExpiredSignatureError as exc:
+        raise Unauthorized("token expired") from exc
+    except jwt.PyJWTError as exc:
+        raise Unauthorized("invalid token") from exc
+    if claims.get("typ") != token_type:
+        raise Unauthorized("wrong token type")
+    return claims
