@@ -27,7 +27,8 @@ def _sqlalchemy_url(url: str) -> str:
     return "postgresql+psycopg://" + url.split("://", 1)[1]
 
 
-def _run(env: str, url: str, action: str, target: str) -> None:
+def run(env: str, url: str, action: str, target: str) -> None:
+    """Run alembic ``action`` ("upgrade"/"downgrade") to ``target`` in ``env`` ("control"/"tenant") on ``url``."""
     from alembic import command
     from alembic.config import Config
     from sqlalchemy import create_engine, pool
@@ -44,20 +45,12 @@ def _run(env: str, url: str, action: str, target: str) -> None:
 
 
 def upgrade_control() -> None:
-    _run("control", db.admin_url(db.database_name(get_settings().control_database_url)), "upgrade", "head")
-
-
-def downgrade_control(target: str = "base") -> None:
-    _run("control", db.admin_url(db.database_name(get_settings().control_database_url)), "downgrade", target)
+    run("control", db.admin_url(db.database_name(get_settings().control_database_url)), "upgrade", "head")
 
 
 def upgrade_tenant_database(database_url: str) -> None:
     """Upgrade one tenant (or pooled) database to every area's head."""
-    _run("tenant", db.admin_url(db.database_name(database_url)), "upgrade", "heads")
-
-
-def downgrade_tenant_database(database_url: str, target: str = "base") -> None:
-    _run("tenant", db.admin_url(db.database_name(database_url)), "downgrade", target)
+    run("tenant", db.admin_url(db.database_name(database_url)), "upgrade", "heads")
 
 
 def ensure_app_role() -> None:

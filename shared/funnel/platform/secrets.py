@@ -42,11 +42,11 @@ def get_secret(secret_id: str, stage: str = "AWSCURRENT") -> Any:
     try:
         raw = client.get_secret_value(SecretId=secret_id, VersionStage=stage)["SecretString"]
     except client.exceptions.ResourceNotFoundException:
-        if stage != "AWSCURRENT":
-            return None
-        raise
+        if stage == "AWSCURRENT":
+            raise
+        raw = None  # no such stage (never rotated): remember that too, it is asked on every request
     try:
-        value = json.loads(raw)
+        value = json.loads(raw) if raw is not None else None
     except ValueError:
         value = raw
     with _lock:
