@@ -1,0 +1,31 @@
+# The two commands of the README: `make dev` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PYTEST_WORKERS ?= 2
+
+.PHONY: dev test install bench clean
+
+$(BIN)/funnel: pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit("Funnel needs Python 3.11+") if sys.version_info < (3, 11) else None'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $@
+
+install: $(BIN)/funnel
+
+dev: install
+	bash scripts/install-system-deps.sh postgresql
+	$(BIN)/funnel dev
+
+test: install
+	bash scripts/install-system-deps.sh postgresql chromium wordpress
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile -q
+
+bench: install
+	bash scripts/install-system-deps.sh postgresql chromium wordpress
+	@for b in benchmarks/*_bench.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) .funnel .pytest-tmp
