@@ -1,0 +1,138 @@
+"""Platform benchmarks: cold imports, warm API latency, tenant provisioning, migrating 50 tenants.
+
+Run: .venv/bin/python benchmarks/platform_bench.py [--tenants 50] [--requests 500]
+Prints a table; nothing here asserts on time.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+def cold_imports(runs: int = 3) -> list[tuple[str, float]]:
+    """Import each function's handler module in a fresh interpreter (interpreter start excluded)."""
+    results = []
+    for app in sorted(ROOT.glob("functions/*/app.py")):
+        code = ("import time, importlib.util as u; t = time.perf_counter(); "
+                f"s = u.spec_from_file_location('handler_module', {str(app)!r}); m = u.module_from_spec(s); "
+                "s.loader.exec_module(m); print(time.perf_counter() - t)")
+        timings = []
+        for _ in range(runs):
+            out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                                 env={**os.environ, "AWS_DEFAULT_REGION": "us-east-1"})
+            if out.returncode != 0:
+                timings = []
+                break
+            timings.append(float(out.stdout.strip().splitlines()[-1]))
+        results.append((app.parent.name, min(timings) * 1000 if timings else float("nan")))
+    return results
+
+
+def v2_event(method: str, path: str, headers: dict[str, str], query: str = "") -> dict:
+    return {"version": "2.0", "routeKey": "$default", "rawPath": path, "rawQueryString": query,
+            "headers": {k.lower(): v for k, v in headers.items()},
+            "requestContext": {"http": {"method": method, "path": path, "sourceIp": "127.0.0.1",
+                                        "protocol": "HTTP/1.1", "userAgent": "bench"},
+                               "requestId": uuid.uuid4().hex, "stage": "$default"},
+            "isBase64Encoded": False}
+
+
+def warm_latency(handler, headers: dict, path: str, query: str, requests: int) -> tuple[float, float]:
+    for _ in range(20):
+        handler(v2_event("GET", path, headers, query), None)
+    timings = []
+    for _ in range(requests):
+        started = time.perf_counter()
+        response = handler(v2_event("GET", path, headers, query), None)
+        timings.append((time.perf_counter() - started) * 1000)
+        assert response["statusCode"] == 200, response
+    return statistics.median(timings), percentile(timings, 99)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--tenants", type=int, default=50)
+    parser.add_argument("--requests", type=int, default=500)
+    args = parser.parse_args()
+
+    rows: list[tuple[str, str, str]] = []
+    for name, ms in cold_imports():
+        target = "< 600 ms" if name == "api" else ""
+        rows.append((f"cold import: functions/{name}", f"{ms:.0f} ms", target))
+
+    from funnel.local.runtime import LocalRuntime
+
+    with tempfile.TemporaryDirectory() as state, LocalRuntime(
+            Path(state), api_port=free_port(), moto_port=free_port(), pg_port=free_port(), time_scale=0,
+            tuned_for_tests=True) as runtime:
+        from funnel.platform import migrations, tenants
+        from tests.support.tenants import new_tenant
+
+        started = time.perf_counter()
+        handle = new_tenant()
+        rows.append(("provision one silo tenant (DB + migrations + owner)",
+                     f"{(time.perf_counter() - started) * 1000:.0f} ms", "< 3000 ms"))
+
+        sys.path.insert(0, str(ROOT / "functions" / "api"))
+        import importlib.util
+
+        spec = importlib.util.spec_from_file_location("api_app", ROOT / "functions" / "api" / "app.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        for i in range(30):
+            module.handler({**v2_event("POST", "/v1/api-keys", handle.headers), "body": json.dumps({"name": f"k{i}"})},
+                           None)
+        p50, p99 = warm_latency(module.handler, handle.headers, "/v1/me", "", args.requests)
+        rows.append(("warm GET /v1/me (Mangum, in-process, local PG) p50 / p99", f"{p50:.2f} / {p99:.2f} ms",
+                     "p99 < 15 ms"))
+        p50, p99 = warm_latency(module.handler, handle.headers, "/v1/audit-logs", "limit=20", args.requests)
+        rows.append(("warm GET /v1/audit-logs?limit=20 p50 / p99", f"{p50:.2f} / {p99:.2f} ms", "p99 < 15 ms"))
+
+        for _ in range(args.tenants - 1):
+            tenants.provision(f"Bench {uuid.uuid4().hex[:6]}", f"{uuid.uuid4().hex[:8]}@example.com",
+                              "bench password 123", slug=f"b-{uuid.uuid4().hex[:10]}")
+        from funnel import db
+
+        started = time.perf_counter()
+        results = migrations.migrate_all(workers=4)
+        rows.append((f"funnel migrate: {len(results)} tenant databases already at head",
+                     f"{time.perf_counter() - started:.2f} s", ""))
+        for result in results:  # empty every tenant schema, then measure migrating all of them from scratch
+            migrations.run("tenant", db.admin_url(db.database_name(result.database_url)), "downgrade", "base")
+        started = time.perf_counter()
+        results = migrations.migrate_all(workers=4)
+        assert all(r.ok for r in results), [r.error for r in results if not r.ok]
+        rows.append((f"funnel migrate: {len(results)} tenant databases from empty to head",
+                     f"{time.perf_counter() - started:.2f} s", ""))
+
+    width = max(len(r[0]) for r in rows)
+    print(f"{'measure':{width}}  {'result':>22}  target")
+    for label, value, target in rows:
+        print(f"{label:{width}}  {value:>22}  {target}")
+
+
+if __name__ == "__main__":
+    main()
