@@ -114,14 +114,19 @@ class Control:
 # --------------------------------------------------------------------------
 # vocabulary
 # --------------------------------------------------------------------------
+# Short words that are still safe to find inside a longer name ("youremail", "mobilephone").
+_SAFE_SHORT_SUBSTRINGS = frozenset({"email", "phone"})
+
+
 def _words(*words: str) -> Callable[[list[str], str], bool]:
-    """Match when a name token equals one of the words, or when a word of five
-    letters or more occurs inside the joined name (``companyname``, ``zipcode``)."""
+    """Match when a name token equals one of the words, or when a word of six letters
+    or more occurs inside the joined name (``companyname``, ``zipcode``). Shorter words
+    must be whole tokens: ``fname`` is a first name, but ``f_name`` is just a name."""
     exact = frozenset(words)
-    long_words = tuple(w for w in words if len(w) >= 5)
+    inside = tuple(w for w in words if len(w) >= 6 or w in _SAFE_SHORT_SUBSTRINGS)
 
     def match(tokens: list[str], joined: str) -> bool:
-        return any(t in exact for t in tokens) or any(w in joined for w in long_words)
+        return any(t in exact for t in tokens) or any(w in joined for w in inside)
 
     return match
 
