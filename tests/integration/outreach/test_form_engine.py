@@ -196,6 +196,50 @@ document.getElementById('hs').addEventListener('submit', async (event) => {
                                 "t1": "phone1", "t2": "phone2", "t3": "phone3", "b": "message"},
                      "server": {"required": ["n", "m", "m2", "b"], "formats": {"m2": "equals:m"}}},
     },
+    "div-label-layout-opaque-names": {
+        "body": """<h1>お問い合わせ</h1><form method="post" action="/form/send" class="form">
+<div class="item"><div class="head">会社名 <em>必須</em></div><div class="body"><input name="item_01" required></div></div>
+<div class="item"><div class="head">お名前 <em>必須</em></div><div class="body"><input name="item_02" required></div></div>
+<div class="item"><div class="head">フリガナ</div><div class="body"><input name="item_03"></div></div>
+<div class="item"><div class="head">メールアドレス <em>必須</em></div><div class="body"><input name="item_04" required></div></div>
+<div class="item"><div class="head">電話番号</div><div class="body"><input name="item_05"></div></div>
+<div class="item"><div class="head">お問い合わせ内容 <em>必須</em></div><div class="body"><textarea name="item_06" required></textarea></div></div>
+<div class="item"><label><input type="checkbox" name="item_07" value="同意する" required>プライバシーポリシーに同意する</label></div>
+<button type="submit">送信する</button></form>""",
+        "expected": {"expect_status": "submitted", "post_path": "/form/send",
+                     "fields": {"item_01": "company", "item_02": "full_name", "item_03": "full_name_kana",
+                                "item_04": "email", "item_05": "phone", "item_06": "message", "item_07": "consent"},
+                     "kana_script": {"item_03": "katakana"},
+                     "server": {"required": ["item_01", "item_02", "item_04", "item_06", "item_07"],
+                                "response": "redirect", "thanks_path": "/form/thanks/"}},
+    },
+    "same-page-script-confirm-screen": {
+        "body": """<h1>お問い合わせ</h1><form id="f" method="post" action="/contact/done">
+<div id="input">
+<p><label>会社名<input name="company" required></label></p>
+<p><label>お名前<input name="name" required></label></p>
+<p><label>メールアドレス<input type="email" name="email" required></label></p>
+<p><label>お問い合わせ内容<textarea name="message" required></textarea></label></p>
+<button type="button" id="toConfirm">入力内容を確認する</button></div>
+<div id="confirm" class="hide"><p>以下の内容で送信します。</p><div id="summary"></div>
+<button type="button" id="back">戻る</button> <button type="submit">送信する</button></div></form>
+<script>
+document.getElementById('toConfirm').addEventListener('click', () => {
+  const form = document.getElementById('f');
+  if (!form.reportValidity()) return;
+  document.getElementById('summary').textContent = Array.from(new FormData(form)).map(([k, v]) => k + ': ' + v).join(' / ');
+  document.getElementById('input').classList.add('hide');
+  document.getElementById('confirm').classList.remove('hide');
+});
+document.getElementById('back').addEventListener('click', () => {
+  document.getElementById('input').classList.remove('hide');
+  document.getElementById('confirm').classList.add('hide');
+});
+</script>""",
+        "expected": {"expect_status": "submitted", "post_path": "/contact/done",
+                     "fields": {"company": "company", "name": "full_name", "email": "email", "message": "message"},
+                     "server": {"required": ["company", "name", "email", "message"]}},
+    },
     "refusal-in-footer-note": {
         "body": """<h1>お問い合わせ</h1><form method="post" action="/contact/send">
 <p><label>お名前<input name="name"></label></p><p><label>メール<input type="email" name="email"></label></p>
