@@ -26,6 +26,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -542,7 +543,9 @@ class LocalRuntime:
     def run_state_machine(self, logical_id: str, input: dict, timeout: float = 60) -> dict:  # noqa: A002
         """Start an execution and wait for it to leave RUNNING; the describe_execution result."""
         sfn = self.client("stepfunctions")
-        execution = sfn.start_execution(stateMachineArn=self.state_machine_arns[logical_id], input=json.dumps(input))
+        # An explicit name: moto names unnamed executions "None", so the second one would collide.
+        execution = sfn.start_execution(stateMachineArn=self.state_machine_arns[logical_id], input=json.dumps(input),
+                                        name=uuid.uuid4().hex)
         deadline = time.monotonic() + timeout
         while True:
             described = sfn.describe_execution(executionArn=execution["executionArn"])
@@ -552,6 +555,10 @@ class LocalRuntime:
                 raise TimeoutError(f"{logical_id} still RUNNING after {timeout} s: {execution['executionArn']}")
             time.sleep(0.02)
 
-    def tick_scheduler(self) -> list[str]:
-        """Fire due schedules now instead of waiting for the next tick."""
-        return self._scheduler.tick()
+    def tick_scheduler(self, now: datetime | None = None) -> list[str]:
+        """Fire what is due at ``now`` (default: the present) instead of waiting for the next tick."""
+        return self._scheduler.tick(now)
+
+    def handler_module(self, logical_id: str):
+        """The module a function's handler was imported from (its unique name; see _import_handler)."""
+        return sys.modules[f"funnel_local_functions.{logical_id}"]

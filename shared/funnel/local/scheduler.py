@@ -195,7 +195,7 @@ class LocalScheduler:
                 message.update(MessageGroupId=group, MessageDeduplicationId=uuid.uuid4().hex)
             self.sqs.send_message(**message)
         elif service == "states":
-            self.sfn.start_execution(stateMachineArn=arn, input=payload or "{}")
+            self.sfn.start_execution(stateMachineArn=arn, input=payload or "{}", name=uuid.uuid4().hex)
         else:
             raise InvalidScheduleExpression(f"schedule target {arn} is not a Lambda function, queue or state machine")
 
