@@ -1,0 +1,242 @@
+"""template.yaml as deployed: it transforms, lints, and keeps the rules docs/template.md states.
+
+State machine and handler checks also run on the local runtime's fixture
+template, so they are exercised even before the product's first state machine.
+"""
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from funnel.local.template import FUNCTION, QUEUE, STATE_MACHINE, SamTemplate, definition_placeholders, load_yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "template.yaml"
+FIXTURE_TEMPLATE = ROOT / "tests" / "e2e" / "fixtures" / "runtime-template.yaml"
+EVENTS = ROOT / "events"
+# Managed policies SAM may attach (X-Ray, VPC ENIs, logs): the loader answers from here instead of IAM.
+MANAGED_POLICIES = {
+    "AWSLambdaBasicExecutionRole": "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
+    "AWSLambdaVPCAccessExecutionRole": "arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole",
+    "AWSXrayWriteOnlyAccess": "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess",
+    "AWSLambdaSQSQueueExecutionRole": "arn:aws:iam::aws:policy/service-role/AWSLambdaSQSQueueExecutionRole",
+}
+# Settings that have safe defaults and are tuned per deployment only when needed (not wired in Globals).
+SETTINGS_WITH_DEFAULTS = {
+    "region", "db_pool_max_size", "tenant_directory_ttl_seconds", "access_token_ttl_seconds",
+    "refresh_token_ttl_seconds", "secret_cache_ttl_seconds", "max_body_bytes", "login_max_attempts_per_account",
+    "login_max_attempts_per_ip", "login_window_seconds", "llm_step_overrides",
+}
+
+
+@pytest.fixture(scope="module")
+def document() -> dict:
+    return load_yaml(TEMPLATE)
+
+
+def templates():
+    return [pytest.param(TEMPLATE, id="template.yaml"), pytest.param(FIXTURE_TEMPLATE, id="e2e-fixture-template")]
+
+
+def state_machines():
+    return [pytest.param(path, lid, id=f"{path.name}:{lid}")
+            for path in (TEMPLATE, FIXTURE_TEMPLATE) for lid in SamTemplate(path).of_type(STATE_MACHINE)]
+
+
+def functions():
+    return [pytest.param(path, spec.logical_id, id=f"{path.name}:{spec.logical_id}")
+            for path in (TEMPLATE, FIXTURE_TEMPLATE) for spec in SamTemplate(path).functions()]
+
+
+class _StaticPolicyLoader:
+    def load(self) -> dict[str, str]:
+        return MANAGED_POLICIES
+
+
+def _packaged(document: dict) -> dict:
+    """What `sam package` hands to the transform: local code paths become S3 URIs."""
+    packaged = json.loads(json.dumps(document))
+    for resource in packaged["Resources"].values():
+        props = resource.get("Properties", {})
+        for key in ("CodeUri", "ContentUri", "DefinitionUri"):
+            if isinstance(props.get(key), str):
+                props[key] = f"s3://funnel-artifacts/{props[key].strip('/')}.zip"
+    return packaged
+
+
+@pytest.fixture(scope="module")
+def transformed(document, monkeypatch_module) -> dict:
+    from samtranslator.translator.transform import transform
+
+    monkeypatch_module.setenv("AWS_DEFAULT_REGION", "us-east-1")  # the translator asks boto for a region
+    return transform(_packaged(document), {}, _StaticPolicyLoader())
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    with pytest.MonkeyPatch.context() as patcher:
+        yield patcher
+
+
+def test_sam_translator_transforms_the_template(transformed):
+    types = {r["Type"] for r in transformed["Resources"].values()}
+    assert not any(t.startswith("AWS::Serverless::") for t in types)
+    assert {"AWS::Lambda::Function", "AWS::ApiGatewayV2::Api", "AWS::RDS::DBProxy", "AWS::IAM::Role"} <= types
+
+
+def test_cfn_lint_passes():
+    result = subprocess.run([str(Path(sys.executable).with_name("cfn-lint")), str(TEMPLATE)], capture_output=True, text=True,
+                            cwd=ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_globals_carry_every_setting_the_product_reads(document):
+    from funnel.settings import Settings
+
+    variables = document["Globals"]["Function"]["Environment"]["Variables"]
+    expected = {f"FUNNEL_{name.upper()}" for name in Settings.model_fields} - {
+        f"FUNNEL_{name.upper()}" for name in SETTINGS_WITH_DEFAULTS}
+    assert sorted(expected - set(variables)) == []
+    assert sorted(v for v in variables if v.startswith("FUNNEL_") and v not in
+                  {f"FUNNEL_{n.upper()}" for n in Settings.model_fields}) == []
+    for resource in document["Resources"].values():  # one environment for all: see docs/template.md
+        if resource["Type"] == FUNCTION:
+            own = resource["Properties"].get("Environment", {}).get("Variables", {})
+            assert not set(own) & set(variables)
+
+
+def test_database_urls_go_through_rds_proxy_with_tls(document):
+    variables = document["Globals"]["Function"]["Environment"]["Variables"]
+    for name in ("FUNNEL_CONTROL_DATABASE_URL", "FUNNEL_ADMIN_DATABASE_URL"):
+        assert "${DatabaseProxy.Endpoint}" in variables[name]["Fn::Sub"] and "sslmode=require" in variables[name]["Fn::Sub"]
+    assert document["Resources"]["DatabaseProxy"]["Properties"]["RequireTLS"] is True
+    assert int(document["Parameters"]["DbEngineVersion"]["Default"].split(".")[0]) >= 15
+
+
+def test_key_secrets_are_generated_with_a_kid(document):
+    for lid in ("JwtSigningKey", "DataEncryptionKey", "TrackingSigningKey"):
+        generated = document["Resources"][lid]["Properties"]["GenerateSecretString"]
+        assert json.loads(generated["SecretStringTemplate"]) == {"kid": "k1"} and generated["GenerateStringKey"] == "secret"
+        assert generated["PasswordLength"] >= 44 and generated.get("ExcludePunctuation")  # base64 of >= 32 bytes
+    assert json.loads(document["Resources"]["LlmApiKeys"]["Properties"]["SecretString"]) == {}
+
+
+def test_artifacts_bucket_is_encrypted_and_private(document):
+    props = document["Resources"]["ArtifactsBucket"]["Properties"]
+    assert props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert all(props["PublicAccessBlockConfiguration"].values())
+
+
+def test_every_queue_has_a_dead_letter_queue_with_an_alarm(document):
+    resources = document["Resources"]
+    queues = {lid for lid, r in resources.items() if r["Type"] == QUEUE}
+    dead_letter_queues = {r["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
+                          for lid, r in resources.items() if r["Type"] == QUEUE and "RedrivePolicy" in r["Properties"]}
+    alarmed = {d["Value"]["Fn::GetAtt"][0] for r in resources.values() if r["Type"] == "AWS::CloudWatch::Alarm"
+               for d in r["Properties"].get("Dimensions", []) if d["Name"] == "QueueName"}
+    assert queues - dead_letter_queues, "no work queue at all"
+    for queue in queues - dead_letter_queues:
+        assert "RedrivePolicy" in resources[queue]["Properties"], f"{queue} has no DLQ"
+    assert dead_letter_queues <= alarmed, f"DLQs without an alarm: {sorted(dead_letter_queues - alarmed)}"
+
+
+@pytest.mark.parametrize("path", templates())
+def test_every_sqs_event_reports_batch_item_failures(path):
+    for source in SamTemplate(path).sqs_event_sources():
+        assert source.report_batch_item_failures, f"{source.function_id}.{source.event_name}"
+
+
+def _statements(role: dict) -> list[dict]:
+    return [s for policy in role["Properties"].get("Policies", []) for s in policy["PolicyDocument"]["Statement"]]
+
+
+def test_function_roles_grant_only_scoped_resources(transformed):
+    resources = transformed["Resources"]
+    roles = {r["Properties"]["Role"]["Fn::GetAtt"][0] for r in resources.values()
+             if r["Type"] == "AWS::Lambda::Function" and isinstance(r["Properties"].get("Role"), dict)}
+    assert roles
+    for role_id in roles:
+        role = resources[role_id]
+        assert set(role["Properties"].get("ManagedPolicyArns", [])) <= set(MANAGED_POLICIES.values())
+        for statement in _statements(role):
+            targets = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+            for target in targets:
+                assert target != "*", f"{role_id}: {statement['Action']} on *"
+                text = json.dumps(target)
+                assert not re.search(r':\*"|:\*$', text), f"{role_id}: account-wide {statement['Action']}"
+
+
+@pytest.mark.parametrize(("path", "logical_id"), state_machines())
+def test_state_machine_placeholders_are_all_substituted(path, logical_id):
+    template = SamTemplate(path)
+    text, substitutions = template.state_machine_definition(logical_id)
+    assert set(definition_placeholders(text)) <= set(substitutions)
+    assert set(substitutions) <= set(definition_placeholders(text)), "unused DefinitionSubstitutions"
+
+
+@pytest.mark.parametrize(("path", "logical_id"), state_machines())
+def test_state_machine_passes_statelint(path, logical_id, tmp_path):
+    definition = tmp_path / f"{logical_id}.asl.json"
+    definition.write_text(SamTemplate(path).substituted_definition(logical_id))
+    statelint = Path(sys.executable).with_name("statelint")
+    result = subprocess.run([str(statelint), str(definition)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(("path", "logical_id"), state_machines())
+def test_moto_accepts_the_state_machine(path, logical_id):
+    import boto3
+    from moto import mock_aws
+
+    with mock_aws():
+        sfn = boto3.client("stepfunctions", region_name="us-east-1")
+        sfn.create_state_machine(name=logical_id, definition=SamTemplate(path).substituted_definition(logical_id),
+                                 roleArn="arn:aws:iam::123456789012:role/test")
+
+
+@pytest.mark.parametrize(("path", "logical_id"), functions())
+def test_function_handler_imports(path, logical_id):
+    from funnel.local.runtime import _import_handler
+
+    spec = next(s for s in SamTemplate(path).functions() if s.logical_id == logical_id)
+    assert callable(_import_handler(spec))
+
+
+def test_layer_requirements_match_pyproject():
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    lines = [line.strip() for line in (ROOT / "layers" / "deps" / "requirements.txt").read_text().splitlines()]
+    assert [line for line in lines if line and not line.startswith("#")] == declared
+
+
+def test_samconfig_has_the_three_environments():
+    config = tomllib.loads((ROOT / "samconfig.toml").read_text())
+    for environment in ("dev", "staging", "prod"):
+        overrides = config[environment]["deploy"]["parameters"]["parameter_overrides"]
+        assert f"Environment={environment}" in overrides
+        assert config[environment]["deploy"]["parameters"]["stack_name"] == f"funnel-{environment}"
+
+
+def event_samples():
+    return [pytest.param(path, id=str(path.relative_to(EVENTS))) for path in sorted(EVENTS.glob("*/*.json"))]
+
+
+def test_event_samples_are_named_after_a_function():
+    names = {spec.logical_id for spec in SamTemplate(TEMPLATE).functions()}
+    strays = [str(p.relative_to(EVENTS)) for p in EVENTS.glob("**/*.json") if p.parent.name not in names]
+    assert strays == [], "events/<FunctionLogicalId>/<name>.json (docs/template.md)"
+
+
+@pytest.mark.parametrize("sample", event_samples())
+def test_event_sample_is_accepted_by_its_handler(sample, runtime):
+    result = runtime.invoke(sample.parent.name, json.loads(sample.read_text()))
+    if isinstance(result, dict) and "statusCode" in result:
+        assert result["statusCode"] < 500, result
+        assert result["statusCode"] < 400 or sample.stem.startswith("rejected-"), result
+    if isinstance(result, dict) and "batchItemFailures" in result:
+        assert result["batchItemFailures"] == [], result
