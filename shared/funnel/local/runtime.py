@@ -48,7 +48,7 @@ _active_runtime: dict[str, LocalRuntime | None] = {"runtime": None}
 _active_lock = threading.Lock()
 
 
-class RuntimeError_(RuntimeError):
+class LocalRuntimeError(RuntimeError):
     """The local runtime cannot start (another one runs, a port is taken, the template is invalid)."""
 
 
@@ -90,7 +90,7 @@ def _import_handler(spec: FunctionSpec):
     module_path, _, attribute = spec.handler.rpartition(".")
     file = spec.code_dir / (module_path.replace(".", "/") + ".py")
     if not file.exists():
-        raise RuntimeError_(f"{spec.logical_id}: handler module {file} does not exist")
+        raise LocalRuntimeError(f"{spec.logical_id}: handler module {file} does not exist")
     module_name = f"funnel_local_functions.{spec.logical_id}"
     if module_name in sys.modules:
         return getattr(sys.modules[module_name], attribute)
@@ -174,7 +174,7 @@ class LocalRuntime:
         started = time.perf_counter()
         with _active_lock:
             if _active_runtime["runtime"] is not None:
-                raise RuntimeError_("another LocalRuntime is running in this process (moto state is process-wide)")
+                raise LocalRuntimeError("another LocalRuntime is running in this process (moto state is process-wide)")
             _active_runtime["runtime"] = self
         try:
             self._start()
@@ -363,7 +363,7 @@ class LocalRuntime:
     def _load(self, template: SamTemplate) -> None:
         for lid in template.of_type(FUNCTION):
             if lid in self.functions:
-                raise RuntimeError_(f"function {lid} is declared by two loaded templates")
+                raise LocalRuntimeError(f"function {lid} is declared by two loaded templates")
         self._create_secrets(template)
         self._create_buckets(template)
         self._create_queues(template)

@@ -95,9 +95,7 @@ def next_fire_time(expression: str, zone: str, after: datetime, last_fired: date
     found = _RATE.match(expression)
     if found:
         amount, unit = int(found.group(1)), found.group(2).rstrip("s")
-        period = timedelta(**{f"{unit}s": amount})
-        base = last_fired or after
-        return base + period if last_fired else after + period
+        return (last_fired or after) + timedelta(**{f"{unit}s": amount})
     found = _CRON.match(expression)
     if found:
         following = CronExpression.parse(found.group(1)).next_after((last_fired or after).astimezone(tz))

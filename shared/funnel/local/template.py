@@ -118,7 +118,8 @@ class SamTemplate:
         self.parameters: dict[str, Any] = {}
         for name, spec in self.document.get("Parameters", {}).items():
             value = (parameter_overrides or {}).get(name, spec.get("Default", f"local-{name}"))
-            if str(spec.get("Type", "")).startswith(("List<", "CommaDelimitedList")) or "List<" in str(spec.get("Type")):
+            declared_type = str(spec.get("Type", ""))
+            if "List<" in declared_type or declared_type == "CommaDelimitedList":
                 value = value if isinstance(value, list) else [part for part in str(value).split(",") if part]
             self.parameters[name] = value
         # logical id -> {"Ref": ..., "<Attr>": ...}: filled by the runtime as it creates local resources.
