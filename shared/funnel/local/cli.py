@@ -1,7 +1,7 @@
 """``funnel dev``: the whole product on this machine, data kept in ``.funnel/``.
 
 Starts the local runtime, prepares the control database, seeds a demo tenant
-(owner ``owner@demo.funnel.test``) with an API key on the first start, prints
+(owner ``owner@demo.example.com``) with an API key on the first start, prints
 the URLs and credentials, and runs until Ctrl-C (SIGINT) or SIGTERM, then
 stops everything and snapshots the AWS state so the next start resumes.
 """
@@ -17,7 +17,7 @@ import threading
 from pathlib import Path
 
 DEMO_SLUG = "demo"
-DEMO_OWNER = "owner@demo.funnel.test"
+DEMO_OWNER = "owner@demo.example.com"
 
 
 def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:  # noqa: ARG001 (dispatcher signature)
