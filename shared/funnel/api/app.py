@@ -8,7 +8,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from funnel.api import problems
-from funnel.api.context import request_context
+from funnel.api.context import RequestContextMiddleware
 from funnel.platform.errors import FunnelError
 
 # Each area exposes ``router`` (a fastapi.APIRouter) in its routes module.
@@ -26,7 +26,7 @@ def create_app() -> FastAPI:
     app.add_exception_handler(RequestValidationError, problems.validation_error_handler)
     app.add_exception_handler(StarletteHTTPException, problems.http_error_handler)
     app.add_exception_handler(Exception, problems.unhandled_error_handler)
-    app.middleware("http")(request_context)
+    app.add_middleware(RequestContextMiddleware)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict:

@@ -2,12 +2,16 @@
 
 The tenant context is established here, once, and carried on ``request.state``
 (routes read it through ``deps.principal``) and on every log line.
+
+It is a plain ASGI middleware that calls the (blocking) database directly: on
+Lambda, Mangum runs one request per event loop, so there is nothing to block,
+and skipping thread hops and BaseHTTPMiddleware's streams keeps latency low.
 """
 from __future__ import annotations
 
-from fastapi import Request
-from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers
 from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from funnel.api.problems import from_error, problem
 from funnel.observability import bind_tenant
@@ -24,20 +28,18 @@ PUBLIC_PREFIXES = ("/v1/webhooks/",)
 ACCEPTED_BODY_TYPES = ("application/json", "multipart/form-data", "text/plain")
 
 
-def client_ip(request: Request) -> str | None:
-    # Behind API Gateway, Mangum puts requestContext.http.sourceIp into the ASGI client.
+def client_ip(request) -> str | None:
+    """The caller's address (behind API Gateway, Mangum puts requestContext.http.sourceIp into the ASGI client)."""
     return request.client.host if request.client else None
 
 
-def is_public(request: Request) -> bool:
-    path = request.url.path
+def is_public(path: str) -> bool:
     return path in PUBLIC_PATHS or not path.startswith("/v1/") or path.startswith(PUBLIC_PREFIXES)
 
 
-def authenticate(request: Request):
-    authorization = request.headers.get("authorization", "")
-    api_key = request.headers.get("x-api-key")
-    ip = client_ip(request)
+def authenticate(headers: Headers, ip: str | None):
+    authorization = headers.get("authorization", "")
+    api_key = headers.get("x-api-key")
     if authorization.lower().startswith("bearer "):
         return auth.authenticate_bearer(authorization[7:].strip(), ip)
     if api_key:
@@ -45,44 +47,102 @@ def authenticate(request: Request):
     raise Unauthorized("send Authorization: Bearer <token> or X-Api-Key")
 
 
-async def request_context(request: Request, call_next) -> Response:
-    settings = get_settings()
-    path = request.url.path
-    if request.method in BODY_METHODS:
-        declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > settings.max_body_bytes:
-            return problem(413, f"the body exceeds {settings.max_body_bytes} bytes", instance=path)
-        body = await request.body()
-        if len(body) > settings.max_body_bytes:
-            return problem(413, f"the body exceeds {settings.max_body_bytes} bytes", instance=path)
-        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if body and content_type not in ACCEPTED_BODY_TYPES:
-            return problem(415, "send the body as application/json", instance=path)
-    else:
+async def _read_body(receive: Receive, limit: int) -> bytes | None:
+    """The whole request body, or None as soon as it exceeds ``limit``."""
+    chunks, size, more = [], 0, True
+    while more:
+        message = await receive()
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        more = message.get("more_body", False)
+    return b"".join(chunks)
+
+
+def _replay(body: bytes) -> Receive:
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return receive
+
+
+class RequestContextMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        settings = get_settings()
+        method, path = scope["method"], scope["path"]
+        headers = Headers(scope=scope)
         body = b""
-    bind_tenant(None)
-    if is_public(request):
-        return await call_next(request)
-    try:
-        principal = await run_in_threadpool(authenticate, request)
-    except FunnelError as error:
-        return from_error(error, path)
-    request.state.principal = principal
-    bind_tenant(principal.tenant_id, principal.user_id)
-    key = request.headers.get("idempotency-key")
-    if request.method != "POST" or key is None:
-        return await call_next(request)
-    try:
-        stored = await run_in_threadpool(idempotency.claim, principal, key, request.method, path, body)
-    except FunnelError as error:
-        return from_error(error, path)
-    if stored is not None:
-        return Response(stored.body, status_code=stored.status_code, media_type=stored.content_type,
-                        headers={"Idempotent-Replayed": "true"})
-    response = await call_next(request)
-    chunks = [chunk async for chunk in response.body_iterator]
-    content = b"".join(chunks)
-    await run_in_threadpool(idempotency.complete, principal, key, response.status_code, content,
-                            response.headers.get("content-type", "application/json"))
-    headers = {k: v for k, v in response.headers.items() if k.lower() != "content-length"}
-    return Response(content, status_code=response.status_code, headers=headers)
+        if method in BODY_METHODS:
+            declared = headers.get("content-length", "")
+            too_large = problem(413, f"the body exceeds {settings.max_body_bytes} bytes", instance=path)
+            if declared.isdigit() and int(declared) > settings.max_body_bytes:
+                await too_large(scope, receive, send)
+                return
+            read = await _read_body(receive, settings.max_body_bytes)
+            if read is None:
+                await too_large(scope, receive, send)
+                return
+            body = read
+            content_type = headers.get("content-type", "").split(";")[0].strip().lower()
+            if body and content_type not in ACCEPTED_BODY_TYPES:
+                await problem(415, "send the body as application/json", instance=path)(scope, receive, send)
+                return
+            receive = _replay(body)
+        bind_tenant(None)
+        if is_public(path):
+            await self.app(scope, receive, send)
+            return
+        client = scope.get("client")
+        try:
+            principal = authenticate(headers, client[0] if client else None)
+        except FunnelError as error:
+            await from_error(error, path)(scope, receive, send)
+            return
+        scope.setdefault("state", {})["principal"] = principal
+        bind_tenant(principal.tenant_id, principal.user_id)
+        key = headers.get("idempotency-key")
+        if method != "POST" or key is None:
+            await self.app(scope, receive, send)
+            return
+        try:
+            stored = idempotency.claim(principal, key, method, path, body)
+        except FunnelError as error:
+            await from_error(error, path)(scope, receive, send)
+            return
+        if stored is not None:
+            replay = Response(stored.body, status_code=stored.status_code, media_type=stored.content_type,
+                              headers={"Idempotent-Replayed": "true"})
+            await replay(scope, receive, send)
+            return
+        await self._run_and_remember(scope, receive, send, principal, key)
+
+    async def _run_and_remember(self, scope: Scope, receive: Receive, send: Send, principal, key: str) -> None:
+        status, content_type, chunks = 500, "application/json", []
+
+        async def capture(message: Message) -> None:
+            nonlocal status, content_type
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                content_type = Headers(raw=message.get("headers", [])).get("content-type", content_type)
+            elif message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, capture)
+        finally:
+            idempotency.complete(principal, key, status, b"".join(chunks), content_type)
