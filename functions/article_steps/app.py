@@ -1,0 +1,23 @@
+"""Article pipeline tasks: one handler, dispatching on the state's ``step``."""
+from __future__ import annotations
+
+from funnel.content.pipeline import run_step
+
+
+def handler(event, context):
+    try:
+        return run_step(event)
+    except Exception as exc:
+        short = _short(exc)
+    # Raised from this frame: Step Functions matches the class name, and the Cause stays small (no deep trace).
+    raise short
+
+
+def _short(exc: Exception) -> Exception:
+    try:
+        copy = type(exc)(*exc.args)
+    except Exception:
+        return exc
+    copy.__cause__ = None
+    copy.__suppress_context__ = True
+    return copy
