@@ -53,6 +53,7 @@ class Settings(BaseSettings):
     scheduler_group: str = "funnel"
     scheduler_role_arn: str = "arn:aws:iam::123456789012:role/funnel-scheduler"
     schedule_target_arn: str | None = None
+    content_schedule_target_arn: str | None = None
     ses_configuration_set: str | None = None
     ses_from_address: str = "no-reply@funnel.example.com"
 
