@@ -362,8 +362,11 @@ def record_failure(event: dict) -> dict:
 def notify_failure(tenant_id: str, run_id: str, recipients: list[str], text: str) -> None:
     if not recipients:
         return
-    from funnel.notifications.service import notify
-
+    try:
+        from funnel.notifications.service import notify
+    except ImportError:  # the notifications area is not deployed yet: the run's error is still shown
+        log.warning("notifications unavailable: run %s failed: %s", run_id, text)
+        return
     notify(tenant_id, recipient_user_ids=recipients, category="content.run_failed",
            title="Article generation failed", body=f"{text}\nResume it with POST /v1/runs/{run_id}/resume.",
            priority="HIGH", channels=("IN_APP", "EMAIL"), related_entity_type="run", related_entity_id=run_id)

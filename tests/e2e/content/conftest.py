@@ -1,0 +1,60 @@
+"""Fixtures for the content e2e tests: a real WordPress, product pages on
+127.0.0.1, tenants whose pipeline steps use the offline model, helpers."""
+from __future__ import annotations
+
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from tests.e2e.content.helpers import use_models
+from tests.support import wordpress as wp_support
+
+PRODUCT_PAGE = """<!doctype html><html><head><title>AcmeCRM - pipeline CRM for small sales teams</title>
+<meta name="description" content="AcmeCRM keeps every deal moving."></head><body>
+<nav>Home Pricing Login</nav><main><h1>AcmeCRM</h1>
+<p>AcmeCRM is a pipeline CRM for small B2B sales teams. Track deals, automate follow-ups and forecast revenue.</p>
+<p>Integrations with Gmail, Slack and Stripe. Reports that managers actually read.</p></main>
+<footer>(c) Acme</footer><script>var tracking = 1;</script></body></html>"""
+
+
+@pytest.fixture(scope="session")
+def wordpress(tmp_path_factory):
+    reason = wp_support.available()
+    if reason:
+        pytest.skip(f"real WordPress unavailable: {reason}")
+    site = wp_support.LocalWordPress(tmp_path_factory.mktemp("wordpress")).start()
+    yield site
+    site.stop()
+
+
+@pytest.fixture(scope="session")
+def product_site():
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):  # noqa: N802
+            body = PRODUCT_PAGE.encode()
+            self.send_response(200)
+            self.send_header("content-type", "text/html; charset=utf-8")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def tenant(runtime, api):
+    from tests.support.tenants import new_tenant
+
+    handle = new_tenant()
+    use_models(api, handle, "offline")
+    return handle
+
+

@@ -1,0 +1,46 @@
+"""Helpers shared by the content e2e tests."""
+from __future__ import annotations
+
+import time
+
+PIPELINE_STEPS = ("analyze_product", "plan_cluster", "write_article", "generate_image")
+
+
+def use_models(api, tenant, provider_id: str, model_class: str = "standard") -> None:
+    for step in PIPELINE_STEPS:
+        response = api.put(f"/v1/llm/step-defaults/{step}", headers=tenant.headers,
+                           json={"provider_id": provider_id, "model_class": model_class})
+        assert response.status_code == 200, response.text
+
+
+def make_site(api, tenant, wordpress, **overrides) -> dict:
+    import uuid
+
+    body = {"slug": f"blog-{uuid.uuid4().hex[:8]}", "wp_admin_url": wordpress.base + "/wp-admin",
+            "wp_username": wordpress.username, "wp_api_token": wordpress.app_password, **overrides}
+    response = api.post("/v1/sites", headers=tenant.headers, json=body)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def make_product(api, tenant, site_id, url, **overrides) -> dict:
+    response = api.post("/v1/products", headers=tenant.headers,
+                        json={"url": url, "site_id": site_id, **overrides})
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def wait_run(api, tenant, run_id, statuses=("completed", "failed", "cancelled"), timeout=60.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        run = api.get(f"/v1/runs/{run_id}", headers=tenant.headers).json()
+        if run["status"] in statuses:
+            return run
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"run {run_id} is still {run['status']}: {run}")
+        time.sleep(0.1)
+
+
+def steps_by_name(api, tenant, run_id) -> dict:
+    items = api.get(f"/v1/runs/{run_id}/steps", headers=tenant.headers).json()["items"]
+    return {(s["step"], s["item_key"]): s for s in items}
