@@ -24,7 +24,8 @@ from funnel.content.errors import PermanentError, RunHalted, TransientError
 from funnel.content.extract import extract
 from funnel.content.images import render_png
 from funnel.platform import runs, storage
-from funnel.platform.llm import LlmError, LlmTransientError
+from funnel.platform.errors import NotFound
+from funnel.platform.llm import LlmTransientError
 from funnel.platform.ssrf import UnsafeUrlError, fetch
 from funnel.settings import get_settings
 
@@ -339,6 +340,14 @@ def record_failure(event: dict) -> dict:
     error = event.get("error") or {}
     error_name = str(error.get("Error") or "Error")
     message = f"{error_name}: {_short_cause(error.get('Cause'))}"[:2000]
+    try:
+        return _record_failure(tenant_id, run_id, error_name, message)
+    except NotFound:  # the tenant or the run was deleted while the execution ran: nothing left to mark
+        log.warning("run %s of tenant %s is gone; failure %s not recorded", run_id, tenant_id, message)
+        return {"halted": True, "status": "gone"}
+
+
+def _record_failure(tenant_id: str, run_id: str, error_name: str, message: str) -> dict:
     with db.tenant_transaction(tenant_id) as conn:
         run = runs.get_run(conn, run_id, for_update=True)
         if run["status"] in ("paused", "cancelled") or error_name == "RunHalted":

@@ -205,6 +205,14 @@ def _scheduled_for(value, row: dict) -> datetime:
 
 def fire(tenant_id: str, schedule_id: str, scheduled_time=None) -> dict:
     """One firing: a schedule_jobs row and a run, at most once per scheduled time."""
+    try:
+        return _fire(tenant_id, schedule_id, scheduled_time)
+    except NotFound:  # the tenant was deleted and its schedule outlived it
+        log.warning("content schedule %s fired for unknown tenant %s: ignored", schedule_id, tenant_id)
+        return {"status": "ignored"}
+
+
+def _fire(tenant_id: str, schedule_id: str, scheduled_time) -> dict:
     with db.tenant_transaction(tenant_id) as conn:
         row = conn.execute(f"SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE id = %s", (schedule_id,)).fetchone()
         if row is None or not row["is_active"]:
