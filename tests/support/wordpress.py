@@ -69,10 +69,10 @@ add_filter('rest_pre_dispatch', function ($result, $server, $request) {
 def available() -> str | None:
     """None when a WordPress can be started here, else the reason it cannot."""
     if not (WP_SRC / "wp-settings.php").exists():
-        return "Debian's wordpress package is not installed (scripts/install-wordpress-deps.sh)"
+        return "Debian's wordpress package is not installed (scripts/install-system-deps.sh wordpress)"
     for binary in ("php", "mariadbd", "mariadb-install-db", "mariadb", "mariadb-admin"):
         if shutil.which(binary) is None:
-            return f"{binary} is not installed (scripts/install-wordpress-deps.sh)"
+            return f"{binary} is not installed (scripts/install-system-deps.sh wordpress)"
     if os.geteuid() != 0:
         return "the WordPress fixture runs mariadbd as root (--user=root); run the tests as root"
     return None

@@ -47,6 +47,7 @@ def _seed_demo_tenant(credentials_file: Path) -> dict:
     except NotFound:
         password = saved.get("password") or secrets.token_urlsafe(12)
         tenant, _ = tenants.provision("Demo", DEMO_OWNER, password, slug=DEMO_SLUG)
+        _use_offline_models(tenant.id)
         saved = {"email": DEMO_OWNER, "password": password}
     # The tenant exists but no key was recorded (first start was interrupted): make one.
     with_owner = _owner(tenant.id)
@@ -56,6 +57,21 @@ def _seed_demo_tenant(credentials_file: Path) -> dict:
     credentials_file.write_text(json.dumps(saved, indent=2))
     os.chmod(credentials_file, 0o600)
     return saved
+
+
+def _use_offline_models(tenant_id: str) -> None:
+    """The demo tenant starts on the labelled offline model for every step, so pipelines run with no API key;
+    an admin switches a step to a real provider with PUT /v1/llm/step-defaults/{step}."""
+    from psycopg.types.json import Jsonb
+
+    from funnel import db
+
+    with db.control_transaction() as conn:
+        steps = [row["step"] for row in conn.execute("SELECT step FROM step_llm_defaults")]
+    choice = {step: {"provider_id": "offline", "model_class": "standard"} for step in steps}
+    with db.tenant_transaction(tenant_id) as conn:
+        conn.execute("INSERT INTO system_settings (ai_settings) VALUES (%s) ON CONFLICT (tenant_id) "
+                     "DO UPDATE SET ai_settings = EXCLUDED.ai_settings", (Jsonb({"step_models": choice}),))
 
 
 def _owner(tenant_id: str) -> dict:
