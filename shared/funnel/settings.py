@@ -57,6 +57,14 @@ class Settings(BaseSettings):
     ses_configuration_set: str | None = None
     ses_from_address: str = "no-reply@funnel.example.com"
 
+    # --- billing -------------------------------------------------------------
+    # Secrets Manager secret {"api_key": "sk_...", "webhook_secret": "whsec_..."}.
+    stripe_secret_id: str = "funnel/stripe"
+    # Stripe API endpoint; unset means Stripe's own (a local Stripe-compatible server in tests).
+    stripe_api_base: str | None = None
+    # Where the hosted frontend lives: checkout return URLs must stay on it (no open redirects).
+    frontend_origin: str = "http://localhost:3000"
+
     # --- HTTP --------------------------------------------------------------
     public_base_url: str = "http://127.0.0.1:8000"
     max_body_bytes: int = 1_048_576

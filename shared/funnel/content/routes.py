@@ -1,15 +1,16 @@
-"""Content API: sites, products, clusters, articles, images, schedules, generation runs."""
+"""Content API: sites, products, clusters, articles, images, schedules, generation runs, billing."""
 from __future__ import annotations
 
 from typing import Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from pydantic import Field
 
 from funnel import db
-from funnel.api.deps import CurrentPrincipal, Cursor, Limit, StrictModel, Writer, page_body
-from funnel.content import schedules, service
+from funnel.api.deps import Admin, CurrentPrincipal, Cursor, Limit, StrictModel, Writer, page_body
+from funnel.content import billing, schedules, service
+from funnel.platform import audit
 
 router = APIRouter(prefix="/v1")
 Slug = Field(min_length=1, max_length=100, pattern=r"^[a-z0-9][a-z0-9-]*$")
@@ -281,3 +282,29 @@ def update_schedule(schedule_id: UUID, body: SchedulePatch, principal: Writer) -
 @router.delete("/schedules/{schedule_id}", status_code=204, tags=["content"])
 def delete_schedule(schedule_id: UUID, principal: Writer) -> None:
     schedules.delete_schedule(principal, str(schedule_id))
+
+
+class CheckoutBody(StrictModel):
+    price_id: str = Field(min_length=1, max_length=200)
+    success_url: str = Field(min_length=1, max_length=2000)
+    cancel_url: str = Field(min_length=1, max_length=2000)
+
+
+@router.post("/billing/checkout", status_code=201, tags=["billing"])
+def start_checkout(body: CheckoutBody, principal: Admin) -> dict:
+    session = billing.start_checkout(principal, body.price_id, body.success_url, body.cancel_url)
+    with db.tenant_transaction(principal.tenant_id) as conn:
+        audit.record(conn, principal, "billing.checkout", "tenant", principal.tenant_id,
+                     {"price_id": body.price_id, "checkout_session_id": session["checkout_session_id"]})
+    return session
+
+
+@router.get("/billing", tags=["billing"])
+def get_billing(principal: Admin) -> dict:
+    return billing.billing_overview(principal.tenant_id)
+
+
+@router.post("/webhooks/stripe", tags=["billing"])
+async def stripe_webhook(request: Request) -> dict:
+    """Stripe calls this; the signature (not a token) authenticates it."""
+    return billing.handle_webhook(await request.body(), request.headers.get("stripe-signature"))

@@ -1,0 +1,66 @@
+"""A local Stripe-compatible HTTP server for tests: the real ``stripe`` SDK talks to it
+(``FUNNEL_STRIPE_API_BASE``). It implements the calls Funnel makes (customers,
+checkout sessions), checks the bearer key, and records every request.
+"""
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qsl
+
+
+class StripeServer:
+    def __init__(self, api_key: str = "sk_test_funnel") -> None:
+        self.api_key = api_key
+        self.requests: list[tuple[str, str, dict]] = []
+        self.customers: dict[str, dict] = {}
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):  # keep test output quiet
+                pass
+
+            def do_POST(self):  # noqa: N802 (http.server naming)
+                length = int(self.headers.get("content-length") or 0)
+                form = dict(parse_qsl(self.rfile.read(length).decode()))
+                server.requests.append(("POST", self.path, form))
+                if self.headers.get("authorization") != f"Bearer {server.api_key}":
+                    return self._reply(401, {"error": {"type": "invalid_request_error", "message": "bad key"}})
+                if self.path == "/v1/customers":
+                    customer = {"id": f"cus_{uuid.uuid4().hex[:14]}", "object": "customer",
+                                "email": form.get("email"), "name": form.get("name"),
+                                "metadata": {"tenant_id": form.get("metadata[tenant_id]")}}
+                    server.customers[customer["id"]] = customer
+                    return self._reply(200, customer)
+                if self.path == "/v1/checkout/sessions":
+                    if form.get("customer") not in server.customers:
+                        return self._reply(400, {"error": {"type": "invalid_request_error",
+                                                           "message": "No such customer"}})
+                    session_id = f"cs_test_{uuid.uuid4().hex[:16]}"
+                    return self._reply(200, {"id": session_id, "object": "checkout.session", "mode": form["mode"],
+                                             "customer": form["customer"],
+                                             "url": f"https://checkout.stripe.test/c/pay/{session_id}",
+                                             "success_url": form["success_url"]})
+                return self._reply(404, {"error": {"type": "invalid_request_error", "message": "unknown path"}})
+
+            def _reply(self, status: int, body: dict) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(data)))
+                self.send_header("request-id", f"req_{uuid.uuid4().hex[:10]}")
+                self.end_headers()
+                self.wfile.write(data)
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def start(self) -> "StripeServer":
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
