@@ -26,6 +26,7 @@ from funnel import db
 from funnel.content import service
 from funnel.platform import audit
 from funnel.platform.errors import NotFound, ValidationFailed
+from funnel.platform.pagination import keyset_page
 from funnel.platform.principal import Principal
 from funnel.settings import get_settings
 
@@ -182,7 +183,7 @@ def get_schedule(conn: Connection, schedule_id: str) -> dict:
 
 
 def list_schedules(conn: Connection, cursor: str | None, limit: int):
-    return service._page(conn, "schedules", SCHEDULE_COLUMNS, cursor, limit, {})
+    return keyset_page(conn, table="schedules", columns=SCHEDULE_COLUMNS, cursor=cursor, limit=limit)
 
 
 def list_jobs(conn: Connection, schedule_id: str) -> list[dict]:

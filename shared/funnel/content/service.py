@@ -18,7 +18,7 @@ from funnel import db
 from funnel.content.errors import PermanentError
 from funnel.platform import audit, crypto, runs
 from funnel.platform.errors import Conflict, NotFound, PaymentRequired, ValidationFailed
-from funnel.platform.pagination import Page, decode_cursor, encode_cursor
+from funnel.platform.pagination import Page, keyset_page
 from funnel.platform.principal import Principal
 from funnel.platform.ssrf import UnsafeUrlError, check_url
 from funnel.settings import get_settings
@@ -39,23 +39,6 @@ def safe_url(url: str, what: str) -> str:
         return check_url(url, get_settings().ssrf_allow_hosts)
     except UnsafeUrlError as exc:
         raise ValidationFailed(f"{what}: {exc}") from exc
-
-
-def _page(conn: Connection, table: str, columns: str, cursor: str | None, limit: int,
-          filters: dict[str, Any]) -> Page:
-    clauses, params = [], []
-    for column, value in filters.items():
-        if value is not None:
-            clauses.append(f"{column} = %s")
-            params.append(value)
-    if cursor:
-        created_at, last_id = decode_cursor(cursor, 2)
-        clauses.append("(created_at, id) < (%s::timestamptz, %s::uuid)")
-        params += [created_at, last_id]
-    where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
-    rows = conn.execute(f"SELECT {columns} FROM {table} {where} ORDER BY created_at DESC, id DESC LIMIT %s",
-                        (*params, limit + 1)).fetchall()
-    return Page.from_rows(rows, limit, lambda r: encode_cursor([r["created_at"].isoformat(), str(r["id"])]))
 
 
 def _get(conn: Connection, table: str, columns: str, row_id: str, what: str, for_update: bool = False) -> dict:
@@ -124,7 +107,8 @@ def get_site(conn: Connection, site_id: str) -> dict:
 
 
 def list_sites(conn: Connection, cursor: str | None, limit: int) -> Page:
-    return _page(conn, "sites", SITE_COLUMNS, cursor, limit, {})
+    return keyset_page(conn, table="sites", columns=SITE_COLUMNS, cursor=cursor, limit=limit,
+                       filters={})
 
 
 def delete_site(conn: Connection, principal: Principal, site_id: str) -> None:
@@ -177,7 +161,8 @@ def get_product(conn: Connection, product_id: str) -> dict:
 
 
 def list_products(conn: Connection, cursor: str | None, limit: int, site_id: str | None) -> Page:
-    return _page(conn, "products", PRODUCT_COLUMNS, cursor, limit, {"site_id": site_id})
+    return keyset_page(conn, table="products", columns=PRODUCT_COLUMNS, cursor=cursor, limit=limit,
+                       filters={"site_id": site_id})
 
 
 def delete_product(conn: Connection, principal: Principal, product_id: str) -> None:
@@ -188,7 +173,8 @@ def delete_product(conn: Connection, principal: Principal, product_id: str) -> N
 
 # ---------------------------------------------------------------- clusters, articles, images
 def list_clusters(conn: Connection, cursor: str | None, limit: int, product_id: str | None) -> Page:
-    return _page(conn, "article_clusters", CLUSTER_COLUMNS, cursor, limit, {"product_id": product_id})
+    return keyset_page(conn, table="article_clusters", columns=CLUSTER_COLUMNS, cursor=cursor, limit=limit,
+                       filters={"product_id": product_id})
 
 
 def get_cluster(conn: Connection, cluster_id: str) -> dict:
@@ -206,7 +192,8 @@ def delete_cluster(conn: Connection, principal: Principal, cluster_id: str) -> N
 
 def list_articles(conn: Connection, cursor: str | None, limit: int, cluster_id: str | None,
                   status: str | None) -> Page:
-    return _page(conn, "articles", ARTICLE_COLUMNS, cursor, limit, {"cluster_id": cluster_id, "status": status})
+    return keyset_page(conn, table="articles", columns=ARTICLE_COLUMNS, cursor=cursor, limit=limit,
+                       filters={"cluster_id": cluster_id, "status": status})
 
 
 def get_article(conn: Connection, article_id: str, for_update: bool = False) -> dict:
@@ -284,7 +271,8 @@ def unpublish_article(tenant_id: str, article_id: str, principal: Principal, arc
 
 
 def list_images(conn: Connection, cursor: str | None, limit: int, article_id: str | None) -> Page:
-    return _page(conn, "generated_images", IMAGE_COLUMNS, cursor, limit, {"article_id": article_id})
+    return keyset_page(conn, table="generated_images", columns=IMAGE_COLUMNS, cursor=cursor, limit=limit,
+                       filters={"article_id": article_id})
 
 
 def get_image(conn: Connection, image_id: str) -> dict:

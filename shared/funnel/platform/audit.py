@@ -7,7 +7,7 @@ from typing import Any
 from psycopg import Connection
 from psycopg.types.json import Jsonb
 
-from funnel.platform.pagination import Page, decode_cursor, encode_cursor
+from funnel.platform.pagination import Page, keyset_page
 from funnel.platform.principal import Principal
 
 
@@ -25,24 +25,12 @@ def list_entries(conn: Connection, *, user_id: str | None = None, action: str | 
                  resource_type: str | None = None, resource_id: str | None = None,
                  since: datetime | None = None, until: datetime | None = None,
                  cursor: str | None = None, limit: int = 50) -> Page:
-    clauses, params = [], []
-    for column, value in (("user_id", user_id), ("action", action), ("resource_type", resource_type),
-                          ("resource_id", resource_id)):
-        if value is not None:
-            clauses.append(f"{column} = %s")
-            params.append(value)
+    conditions = []
     if since is not None:
-        clauses.append("created_at >= %s")
-        params.append(since)
+        conditions.append(("created_at >= %s", [since]))
     if until is not None:
-        clauses.append("created_at < %s")
-        params.append(until)
-    if cursor:
-        created_at, last_id = decode_cursor(cursor, 2)
-        clauses.append("(created_at, id) < (%s::timestamptz, %s::bigint)")
-        params += [created_at, last_id]
-    where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
-    rows = conn.execute(
-        f"SELECT id, user_id, action, resource_type, resource_id, details, ip, created_at FROM audit_logs "
-        f"{where} ORDER BY created_at DESC, id DESC LIMIT %s", (*params, limit + 1)).fetchall()
-    return Page.from_rows(rows, limit, lambda r: encode_cursor([r["created_at"].isoformat(), r["id"]]))
+        conditions.append(("created_at < %s", [until]))
+    return keyset_page(conn, table="audit_logs", columns="id, user_id, action, resource_type, resource_id, details, "
+                       "ip, created_at", cursor=cursor, limit=limit, id_type="bigint", conditions=conditions,
+                       filters={"user_id": user_id, "action": action, "resource_type": resource_type,
+                                "resource_id": resource_id})

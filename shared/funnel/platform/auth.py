@@ -15,7 +15,7 @@ from datetime import datetime
 from funnel import db
 from funnel.platform import audit, ratelimit, tokens
 from funnel.platform.errors import Forbidden, NotFound, RateLimited, Unauthorized, ValidationFailed
-from funnel.platform.pagination import Page, decode_cursor, encode_cursor
+from funnel.platform.pagination import Page, keyset_page
 from funnel.platform.passwords import verify_password
 from funnel.platform.principal import SCOPE_ROLE_CAP, Principal, capped_role
 from funnel.platform.tenants import directory
@@ -148,16 +148,8 @@ def create_api_key(principal: Principal, name: str, scope: str, expires_at: date
 
 
 def list_api_keys(principal: Principal, cursor: str | None, limit: int) -> Page:
-    params: list = []
-    where = ""
-    if cursor:
-        created_at, last_id = decode_cursor(cursor, 2)
-        where = "WHERE (created_at, id) < (%s::timestamptz, %s::uuid)"
-        params = [created_at, last_id]
     with db.tenant_transaction(principal.tenant_id) as conn:
-        rows = conn.execute(f"SELECT {API_KEY_COLUMNS} FROM api_keys {where} ORDER BY created_at DESC, id DESC "
-                            f"LIMIT %s", (*params, limit + 1)).fetchall()
-    return Page.from_rows(rows, limit, lambda r: encode_cursor([r["created_at"].isoformat(), str(r["id"])]))
+        return keyset_page(conn, table="api_keys", columns=API_KEY_COLUMNS, cursor=cursor, limit=limit)
 
 
 def revoke_api_key(principal: Principal, api_key_id: str) -> dict:

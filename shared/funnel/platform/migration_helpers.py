@@ -29,6 +29,25 @@ def tenant_table(table: str) -> None:
     op.execute(f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {role}")
 
 
+def run_environment() -> None:
+    """The body of both alembic ``env.py`` files: migrate on the connection handed in by
+    ``funnel.platform.migrations.run`` (or on ``sqlalchemy.url`` when alembic is run by hand)."""
+    from alembic import context
+    from sqlalchemy import create_engine, pool
+
+    connection = context.config.attributes.get("connection")
+    if connection is None:
+        engine = create_engine(context.config.get_main_option("sqlalchemy.url"), poolclass=pool.NullPool)
+        with engine.connect() as connection:
+            context.configure(connection=connection, transaction_per_migration=True)
+            with context.begin_transaction():
+                context.run_migrations()
+        return
+    context.configure(connection=connection, transaction_per_migration=True)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
 def drop_tables(*tables: str) -> None:
     for table in tables:
         op.execute(f"DROP TABLE IF EXISTS {table} CASCADE")

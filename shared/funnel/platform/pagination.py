@@ -37,3 +37,27 @@ class Page:
         has_more = len(rows) > limit
         items = rows[:limit]
         return cls(items=items, next_cursor=cursor_of(items[-1]) if has_more and items else None)
+
+
+def keyset_page(conn, *, table: str, columns: str, cursor: str | None, limit: int,
+                filters: dict[str, Any] | None = None, conditions: list[tuple[str, list]] | None = None,
+                id_type: str = "uuid", newest_first: bool = True) -> Page:
+    """One page of ``table`` ordered by (created_at, id): equality ``filters`` (None values ignored),
+    extra ``conditions`` as (sql, params), and the keyset position from ``cursor``."""
+    clauses, params = [], []
+    for column, value in (filters or {}).items():
+        if value is not None:
+            clauses.append(f"{column} = %s")
+            params.append(value)
+    for clause, clause_params in conditions or []:
+        clauses.append(clause)
+        params += clause_params
+    direction, comparison = ("DESC", "<") if newest_first else ("ASC", ">")
+    if cursor:
+        created_at, last_id = decode_cursor(cursor, 2)
+        clauses.append(f"(created_at, id) {comparison} (%s::timestamptz, %s::{id_type})")
+        params += [created_at, last_id]
+    where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
+    rows = conn.execute(f"SELECT {columns} FROM {table} {where} ORDER BY created_at {direction}, id {direction} "
+                        f"LIMIT %s", (*params, limit + 1)).fetchall()
+    return Page.from_rows(rows, limit, lambda r: encode_cursor([r["created_at"].isoformat(), str(r["id"])]))

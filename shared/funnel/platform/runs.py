@@ -13,7 +13,7 @@ from psycopg.types.json import Jsonb
 
 from funnel.platform import storage
 from funnel.platform.errors import NotFound
-from funnel.platform.pagination import Page, decode_cursor, encode_cursor
+from funnel.platform.pagination import Page, keyset_page
 
 RUN_COLUMNS = ("id, kind, status, current_step, config, execution_arn, steps_total, steps_done, error_message, "
                "created_by, created_at, updated_at, started_at, finished_at")
@@ -38,21 +38,8 @@ def get_run(conn: Connection, run_id: str, for_update: bool = False) -> dict:
 
 def list_runs(conn: Connection, cursor: str | None, limit: int, kind: str | None = None,
               status: str | None = None) -> Page:
-    clauses, params = [], []
-    if kind:
-        clauses.append("kind = %s")
-        params.append(kind)
-    if status:
-        clauses.append("status = %s")
-        params.append(status)
-    if cursor:
-        created_at, last_id = decode_cursor(cursor, 2)
-        clauses.append("(created_at, id) < (%s::timestamptz, %s::uuid)")
-        params += [created_at, last_id]
-    where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
-    rows = conn.execute(f"SELECT {RUN_COLUMNS} FROM runs {where} ORDER BY created_at DESC, id DESC LIMIT %s",
-                        (*params, limit + 1)).fetchall()
-    return Page.from_rows(rows, limit, lambda r: encode_cursor([r["created_at"].isoformat(), str(r["id"])]))
+    return keyset_page(conn, table="runs", columns=RUN_COLUMNS, cursor=cursor, limit=limit,
+                       filters={"kind": kind, "status": status})
 
 
 def update_run(conn: Connection, run_id: str, **changes: Any) -> dict:

@@ -6,7 +6,7 @@ import psycopg
 from funnel import db
 from funnel.platform import audit, tokens
 from funnel.platform.errors import Conflict, Forbidden, NotFound, ValidationFailed
-from funnel.platform.pagination import Page, decode_cursor, encode_cursor
+from funnel.platform.pagination import Page, keyset_page
 from funnel.platform.passwords import hash_password
 from funnel.platform.principal import ROLE_RANK, Principal
 
@@ -79,16 +79,8 @@ def get_user(conn, user_id: str) -> dict:
 
 
 def list_users(principal: Principal, cursor: str | None, limit: int) -> Page:
-    params: list = []
-    where = ""
-    if cursor:
-        created_at, last_id = decode_cursor(cursor, 2)
-        where = "WHERE (created_at, id) > (%s::timestamptz, %s::uuid)"
-        params = [created_at, last_id]
     with db.tenant_transaction(principal.tenant_id) as conn:
-        rows = conn.execute(f"SELECT {USER_COLUMNS} FROM users {where} ORDER BY created_at, id LIMIT %s",
-                            (*params, limit + 1)).fetchall()
-    return Page.from_rows(rows, limit, lambda r: encode_cursor([r["created_at"].isoformat(), str(r["id"])]))
+        return keyset_page(conn, table="users", columns=USER_COLUMNS, cursor=cursor, limit=limit, newest_first=False)
 
 
 def _require_role_change_allowed(principal: Principal, current_role: str | None, new_role: str | None) -> None:
