@@ -79,7 +79,7 @@ def test_expired_tampered_and_wrong_tenant_tokens_get_401(client, two_tenants):
     header, payload, signature = owner.access_token.split(".")
     tampered = f"{header}.{payload}.{signature[:-2]}{'AA' if signature[-2:] != 'AA' else 'BB'}"
     wrong_tenant = _forge({**base, "tid": other.tenant_id, "exp": now + 600})
-    wrong_key = _forge({**base, "exp": now + 600}, secret="not-the-signing-key")
+    wrong_key = _forge({**base, "exp": now + 600}, secret="not-the-signing-key-but-long-enough-for-hs256")
     refresh_as_access = owner.refresh_token
     for token in (expired, tampered, wrong_tenant, wrong_key, refresh_as_access, "garbage"):
         response = client.get("/v1/me", headers={"Authorization": f"Bearer {token}"})
