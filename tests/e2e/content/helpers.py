@@ -1,6 +1,7 @@
 """Helpers shared by the content e2e tests."""
 from __future__ import annotations
 
+import json
 import time
 
 PIPELINE_STEPS = ("analyze_product", "plan_cluster", "write_article", "generate_image")
@@ -44,3 +45,18 @@ def wait_run(api, tenant, run_id, statuses=("completed", "failed", "cancelled"),
 def steps_by_name(api, tenant, run_id) -> dict:
     items = api.get(f"/v1/runs/{run_id}/steps", headers=tenant.headers).json()["items"]
     return {(s["step"], s["item_key"]): s for s in items}
+
+
+def scripted_answer(request: dict) -> str:
+    """What the scripted provider answers for each pipeline step (it reads the step from the system prompt)."""
+    system = request["messages"][0]["content"]
+    if "analyze_product" in system:
+        return json.dumps({"product_name": "AcmeCRM", "summary": "A CRM.", "persona": "sales leads",
+                           "keywords": ["crm", "pipeline"]})
+    if "plan_cluster" in system:
+        return json.dumps({"pillar_keyword": "crm", "articles": [
+            {"title": "What a CRM does", "keyword": "crm", "article_type": "article", "outline": ["Intro"]}]})
+    if "write_article" in system:
+        return json.dumps({"title": "What a CRM does", "meta_description": "CRM basics",
+                           "html": "<h2>Intro</h2><p>Deals.</p><script>alert(1)</script>"})
+    return json.dumps({"prompt": "a chart", "alt": "chart"})

@@ -7,46 +7,7 @@ import uuid
 import pytest
 
 from tests.e2e.content.helpers import make_product, make_site, steps_by_name, use_models, wait_run
-from tests.support.openai_server import OpenAIServer, Reply
-
-
-def _answer(request: dict) -> str:
-    system = request["messages"][0]["content"]
-    if "analyze_product" in system:
-        return json.dumps({"product_name": "AcmeCRM", "summary": "A CRM.", "persona": "sales leads",
-                           "keywords": ["crm", "pipeline"]})
-    if "plan_cluster" in system:
-        return json.dumps({"pillar_keyword": "crm", "articles": [
-            {"title": "What a CRM does", "keyword": "crm", "article_type": "article", "outline": ["Intro"]}]})
-    if "write_article" in system:
-        return json.dumps({"title": "What a CRM does", "meta_description": "CRM basics",
-                           "html": "<h2>Intro</h2><p>Deals.</p><script>alert(1)</script>"})
-    return json.dumps({"prompt": "a chart", "alt": "chart"})
-
-
-@pytest.fixture
-def scripted_provider(runtime):
-    """A provider in the control registry whose endpoint is a local OpenAI-compatible server."""
-    from funnel import db
-    from funnel.platform import llm, secrets
-    from funnel.settings import get_settings
-
-    server = OpenAIServer(responder=_answer).start()
-    provider = f"scripted{uuid.uuid4().hex[:6]}"
-    control = db.database_name(get_settings().control_database_url)
-    with db.admin_connect(control) as conn:
-        conn.execute("INSERT INTO llm_providers (id, display_name, api_base_url, api_key_name, is_offline) "
-                     "VALUES (%s, 'Scripted test server', %s, 'scripted', false)", (provider, server.url))
-        conn.execute("INSERT INTO llm_models (provider_id, model_name, model_class, input_cost_per_mtok, "
-                     "output_cost_per_mtok) VALUES (%s, 'scripted-1', 'standard', 1.0, 2.0)", (provider,))
-    keys_secret = get_settings().llm_api_keys_secret_id
-    sm = runtime.client("secretsmanager")
-    keys = json.loads(sm.get_secret_value(SecretId=keys_secret)["SecretString"])
-    sm.put_secret_value(SecretId=keys_secret, SecretString=json.dumps({**keys, "scripted": "sk-test"}))
-    secrets.reset_clients()
-    llm.forget_registry()
-    yield provider, server
-    server.stop()
+from tests.support.openai_server import Reply
 
 
 @pytest.mark.wordpress

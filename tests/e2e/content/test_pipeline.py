@@ -3,10 +3,12 @@ moto, in-process Lambdas) publishing into a real WordPress."""
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
-from tests.e2e.content.helpers import make_product, make_site, steps_by_name, wait_run
+from tests.e2e.content.helpers import make_product, make_site, scripted_answer, steps_by_name, use_models, wait_run
+from tests.support.openai_server import Reply
 
 pytestmark = pytest.mark.wordpress
 OFFLINE_LABEL = "[offline model: deterministic text, no LLM was called]"
@@ -145,24 +147,69 @@ def test_failure_notifies_the_user(runtime, api, tenant, wordpress, product_site
     assert rows, "no notification for the failed run"
 
 
-def test_pause_and_cancel(runtime, api, tenant, wordpress, product_site):
+def _slow_analysis(server, seconds: float = 1.5) -> None:
+    """The product analysis takes ``seconds`` at the provider: long enough to pause or cancel mid-run."""
+    server.script(Reply(content=scripted_answer({"messages": [{"content": "analyze_product"}]}), delay=seconds))
+
+
+def test_pause_stops_at_the_next_step_and_a_paused_run_can_be_cancelled(runtime, api, tenant, wordpress, product_site,
+                                                          scripted_provider):
+    provider, server = scripted_provider
+    use_models(api, tenant, provider)
     site = make_site(api, tenant, wordpress)
     product = make_product(api, tenant, site["id"], product_site + "/pause", image_style="none")
-    started = api.post(f"/v1/products/{product['id']}/generate", headers=tenant.headers, json={"articles_count": 1})
-    run_id = started.json()["id"]
+    _slow_analysis(server)
+    run_id = api.post(f"/v1/products/{product['id']}/generate", headers=tenant.headers,
+                      json={"articles_count": 1}).json()["id"]
     paused = api.post(f"/v1/runs/{run_id}/pause", headers=tenant.headers)
-    if paused.status_code == 409:  # it finished before the pause arrived: nothing to test on this machine
-        pytest.skip("the run completed before it could be paused")
-    assert paused.json()["status"] == "paused"
-    run = wait_run(api, tenant, run_id, statuses=("paused", "completed"))
+    assert paused.status_code == 200 and paused.json()["status"] == "paused", paused.text
+    execution = runtime.client("stepfunctions")
+    arn = api.get(f"/v1/runs/{run_id}", headers=tenant.headers).json()["execution_arn"]
+    deadline = time.monotonic() + 30
+    while execution.describe_execution(executionArn=arn)["status"] == "RUNNING" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    halted = api.get(f"/v1/runs/{run_id}", headers=tenant.headers).json()
+    steps = steps_by_name(api, tenant, run_id)
+    assert halted["status"] == "paused" and not any(name == "write_article" for name, _ in steps)
+    cancelled = api.post(f"/v1/runs/{run_id}/cancel", headers=tenant.headers)
+    assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
+    assert api.post(f"/v1/runs/{run_id}/resume", headers=tenant.headers).status_code == 409
+
+
+def test_resume_after_pause_finishes_without_redoing_the_analysis(runtime, api, tenant, wordpress, product_site,
+                                                                  scripted_provider):
+    provider, server = scripted_provider
+    use_models(api, tenant, provider)
+    site = make_site(api, tenant, wordpress)
+    product = make_product(api, tenant, site["id"], product_site + "/pause-resume", image_style="none")
+    _slow_analysis(server)
+    run_id = api.post(f"/v1/products/{product['id']}/generate", headers=tenant.headers,
+                      json={"articles_count": 1}).json()["id"]
+    assert api.post(f"/v1/runs/{run_id}/pause", headers=tenant.headers).json()["status"] == "paused"
+    analyses_before = sum("analyze_product" in r["messages"][0]["content"] for r in server.requests)
+    time.sleep(2)  # let the slow analysis finish and the execution halt at the next step
     resumed = api.post(f"/v1/runs/{run_id}/resume", headers=tenant.headers)
     assert resumed.status_code == 200, resumed.text
-    assert wait_run(api, tenant, run_id)["status"] == "completed"
+    run = wait_run(api, tenant, run_id)
+    assert run["status"] == "completed", run
+    analyses_after = sum("analyze_product" in r["messages"][0]["content"] for r in server.requests)
+    assert analyses_after == analyses_before == 1
     assert api.post(f"/v1/runs/{run_id}/cancel", headers=tenant.headers).status_code == 409
 
-    started = api.post(f"/v1/products/{product['id']}/generate", headers=tenant.headers, json={"articles_count": 1})
-    cancelled = api.post(f"/v1/runs/{started.json()['id']}/cancel", headers=tenant.headers)
-    assert cancelled.status_code in (200, 409)
-    final = wait_run(api, tenant, started.json()["id"], statuses=("cancelled", "completed"))
-    assert final["status"] in ("cancelled", "completed")
-    _ = run, json
+
+def test_cancel_stops_a_running_run_before_anything_is_published(runtime, api, tenant, wordpress, product_site,
+                                                                 scripted_provider):
+    provider, server = scripted_provider
+    use_models(api, tenant, provider)
+    site = make_site(api, tenant, wordpress)
+    product = make_product(api, tenant, site["id"], product_site + "/cancel", image_style="none")
+    _slow_analysis(server)
+    run_id = api.post(f"/v1/products/{product['id']}/generate", headers=tenant.headers,
+                      json={"articles_count": 1}).json()["id"]
+    cancelled = api.post(f"/v1/runs/{run_id}/cancel", headers=tenant.headers)
+    assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
+    time.sleep(2)
+    run = api.get(f"/v1/runs/{run_id}", headers=tenant.headers).json()
+    assert run["status"] == "cancelled"
+    assert not any(name in ("write_article", "publish") for name, _ in steps_by_name(api, tenant, run_id))
+    assert api.post(f"/v1/runs/{run_id}/resume", headers=tenant.headers).status_code == 409
