@@ -186,14 +186,13 @@ def test_resume_after_pause_finishes_without_redoing_the_analysis(runtime, api, 
     run_id = api.post(f"/v1/products/{product['id']}/generate", headers=tenant.headers,
                       json={"articles_count": 1}).json()["id"]
     assert api.post(f"/v1/runs/{run_id}/pause", headers=tenant.headers).json()["status"] == "paused"
-    analyses_before = sum("analyze_product" in r["messages"][0]["content"] for r in server.requests)
     time.sleep(2)  # let the slow analysis finish and the execution halt at the next step
     resumed = api.post(f"/v1/runs/{run_id}/resume", headers=tenant.headers)
     assert resumed.status_code == 200, resumed.text
     run = wait_run(api, tenant, run_id)
     assert run["status"] == "completed", run
-    analyses_after = sum("analyze_product" in r["messages"][0]["content"] for r in server.requests)
-    assert analyses_after == analyses_before == 1
+    analyses = sum("analyze_product" in r["messages"][0]["content"] for r in server.requests)
+    assert analyses == 1  # the resumed run reused the stored analysis
     assert api.post(f"/v1/runs/{run_id}/cancel", headers=tenant.headers).status_code == 409
 
 
