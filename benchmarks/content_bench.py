@@ -7,7 +7,6 @@ throughput to a local real WordPress. Prints a table; asserts nothing.
 from __future__ import annotations
 
 import argparse
-import socket
 import statistics
 import sys
 import tempfile
@@ -16,17 +15,13 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from funnel.local.ports import free_port
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 PAGE = b"<html><head><title>BenchCRM</title></head><body><main><p>" + b"A CRM for sales teams. " * 40 + \
     b"</p></main></body></html>"
-
-
-def _port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _product_server() -> str:
@@ -66,7 +61,7 @@ def main() -> int:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         wp = wp_support.LocalWordPress(Path(tmp) / "wp").start()
-        runtime = LocalRuntime(Path(tmp) / "runtime", api_port=_port(), moto_port=_port(), pg_port=_port(),
+        runtime = LocalRuntime(Path(tmp) / "runtime", api_port=free_port(), moto_port=free_port(), pg_port=free_port(),
                                time_scale=0, tuned_for_tests=True, ssrf_allow_hosts=["127.0.0.1"]).start()
         try:
             product_url = _product_server()

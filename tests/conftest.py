@@ -7,15 +7,10 @@ do not request it (unit tests, template checks) never pay for it.
 """
 from __future__ import annotations
 
-import socket
 
 import pytest
 
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+from funnel.local.ports import free_port
 
 
 def distinct_free_ports(count: int) -> list[int]:

@@ -13,12 +13,13 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
 
 import httpx
+
+from funnel.local.ports import free_port
 
 WP_SRC = Path("/usr/share/wordpress")
 ADMIN_USER, ADMIN_PASS, ADMIN_EMAIL = "admin", "S3cret-pass-123", "admin@example.com"
@@ -78,12 +79,6 @@ def available() -> str | None:
     return None
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def _wait_for(predicate, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -104,7 +99,7 @@ class LocalWordPress:
         self.sock = self.db_dir / "mysqld.sock"
         self.docroot = self.tmp / "wp"
         self.fault_file = self.tmp / "fault.json"
-        self.port = _free_port()
+        self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.procs: list[subprocess.Popen] = []
         self.app_password: str | None = None
