@@ -6,11 +6,11 @@ from typing import Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Query, Request
-from pydantic import EmailStr, Field
+from pydantic import Field
 
 from funnel import db
 from funnel.api.context import client_ip
-from funnel.api.deps import Admin, CurrentPrincipal, Cursor, Limit, StrictModel, Writer, page_body
+from funnel.api.deps import Admin, CurrentPrincipal, Cursor, Email, Limit, StrictModel, Writer, page_body
 from funnel.platform import audit, auth, llm, prompts, runs, users
 from funnel.platform.errors import NotFound, ValidationFailed
 from psycopg.types.json import Jsonb
@@ -59,7 +59,7 @@ def me(principal: CurrentPrincipal) -> dict:
 
 
 class InviteBody(StrictModel):
-    email: EmailStr
+    email: Email
     role: Role = "member"
     display_name: str | None = Field(default=None, max_length=200)
 
