@@ -65,6 +65,10 @@ class Settings(BaseSettings):
     # Where the hosted frontend lives: checkout return URLs must stay on it (no open redirects).
     frontend_origin: str = "http://localhost:3000"
 
+    # --- notifications -------------------------------------------------------
+    # First retry after this many seconds, then x4 per retry (capped at 15 minutes).
+    notification_retry_base_seconds: int = 30
+
     # --- HTTP --------------------------------------------------------------
     public_base_url: str = "http://127.0.0.1:8000"
     max_body_bytes: int = 1_048_576

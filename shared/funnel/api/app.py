@@ -14,6 +14,7 @@ from funnel.platform.errors import FunnelError
 # Each area exposes ``router`` (a fastapi.APIRouter) in its routes module.
 AREA_ROUTERS = [
     "funnel.platform.routes",
+    "funnel.notifications.routes",
     "funnel.content.routes",
 ]
 

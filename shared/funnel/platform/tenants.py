@@ -146,3 +146,9 @@ def list_tenants() -> list[dict]:
     with db.admin_connect(db.database_name(get_settings().control_database_url)) as conn:
         return conn.execute("SELECT id, name, slug, isolation, status, plan, database_url, created_at "
                             "FROM tenants ORDER BY created_at").fetchall()
+
+
+def active_tenant_ids() -> list[str]:
+    """Every active tenant (scheduled jobs that sweep all tenants iterate this)."""
+    with db.control_transaction() as conn:
+        return [row["id"] for row in conn.execute("SELECT id FROM tenants WHERE status = 'active' ORDER BY created_at")]

@@ -1,0 +1,68 @@
+"""Where SLACK and WEBHOOK deliveries go: per-user channels, else the tenant's.
+
+URLs (a Slack incoming-webhook URL is a credential) and webhook signing secrets
+are stored encrypted (AES-256-GCM, bound to the tenant) and never returned.
+"""
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+
+from psycopg import Connection
+
+from funnel.platform import audit, crypto
+from funnel.platform.errors import NotFound, ValidationFailed
+from funnel.platform.principal import Principal
+from funnel.platform.ssrf import UnsafeUrlError, check_url
+from funnel.settings import get_settings
+
+CHANNEL_COLUMNS = "id, kind, user_id, is_active, created_at, updated_at"
+
+
+@dataclass(frozen=True)
+class Channel:
+    kind: str
+    url: str
+    signing_secret: str | None
+
+
+def save_channel(conn: Connection, principal: Principal, kind: str, url: str, user_id: str | None) -> dict:
+    """Create or replace the channel; a WEBHOOK gets a new signing secret, returned once."""
+    try:
+        check_url(url, get_settings().ssrf_allow_hosts)
+    except UnsafeUrlError as exc:
+        raise ValidationFailed(f"url: {exc}") from exc
+    signing_secret = f"whsec_{secrets.token_urlsafe(32)}" if kind == "WEBHOOK" else None
+    tenant_id = principal.tenant_id
+    conn.execute("DELETE FROM notification_channels WHERE kind = %s AND user_id IS NOT DISTINCT FROM %s",
+                 (kind, user_id))
+    row = conn.execute(
+        f"INSERT INTO notification_channels (kind, user_id, url_encrypted, signing_secret_encrypted) "
+        f"VALUES (%s, %s, %s, %s) RETURNING {CHANNEL_COLUMNS}",
+        (kind, user_id, crypto.encrypt(url, tenant_id),
+         crypto.encrypt(signing_secret, tenant_id) if signing_secret else None)).fetchone()
+    audit.record(conn, principal, "notification_channel.save", "notification_channel", row["id"],
+                 {"kind": kind, "user_id": str(user_id) if user_id else None})
+    return {**row, "signing_secret": signing_secret} if signing_secret else row
+
+
+def list_channels(conn: Connection) -> list[dict]:
+    return conn.execute(f"SELECT {CHANNEL_COLUMNS} FROM notification_channels ORDER BY kind, user_id NULLS FIRST"
+                        ).fetchall()
+
+
+def delete_channel(conn: Connection, principal: Principal, channel_id: str) -> None:
+    if conn.execute("DELETE FROM notification_channels WHERE id = %s", (channel_id,)).rowcount == 0:
+        raise NotFound("channel not found")
+    audit.record(conn, principal, "notification_channel.delete", "notification_channel", channel_id)
+
+
+def channel_for(conn: Connection, tenant_id: str, kind: str, user_id: str) -> Channel | None:
+    row = conn.execute("SELECT url_encrypted, signing_secret_encrypted FROM notification_channels "
+                       "WHERE kind = %s AND is_active AND (user_id = %s OR user_id IS NULL) "
+                       "ORDER BY user_id NULLS LAST LIMIT 1", (kind, user_id)).fetchone()
+    if row is None:
+        return None
+    secret = row["signing_secret_encrypted"]
+    return Channel(kind, crypto.decrypt(row["url_encrypted"], tenant_id),
+                   crypto.decrypt(secret, tenant_id) if secret else None)

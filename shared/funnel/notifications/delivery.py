@@ -1,0 +1,136 @@
+"""Delivering one notification (the notifications queue's consumer).
+
+At-least-once input, at-most-once effect: the row is locked while it is sent,
+and a row already DELIVERED is acknowledged without sending again, so an SQS
+redelivery is recorded once. A failed attempt is counted on the row
+(``retry_count``, ``last_retry_at``, ``error_message``) and raised, so the
+message comes back after a backoff; when ``max_retry_count`` retries have
+failed the row is FAILED and the message goes on failing until the queue's
+redrive policy moves it to the DLQ, where an operator can redrive it (or an
+admin resends the notification).
+"""
+from __future__ import annotations
+
+import json
+import time
+
+from funnel import db
+from funnel.notifications import signing
+from funnel.notifications.channels import channel_for
+from funnel.platform.ssrf import check_url
+from funnel.settings import get_settings
+
+HTTP_TIMEOUT_SECONDS = 10.0
+
+
+class DeliveryError(Exception):
+    """This attempt failed; the message must come back (or go to the DLQ)."""
+
+
+class NotDeliverable(DeliveryError):
+    """The notification is FAILED for good (retries exhausted); the message belongs in the DLQ."""
+
+
+class RowNotVisible(DeliveryError):
+    """The row is not there (yet) or another worker holds it: try again later."""
+
+
+_ses = None
+
+
+def _ses_client():
+    global _ses
+    if _ses is None:
+        import boto3
+
+        _ses = boto3.client("sesv2", region_name=get_settings().region)
+    return _ses
+
+
+def backoff_seconds(retry_count: int) -> int:
+    """Wait before the next attempt: base x 4^(retries-1), capped at 15 minutes."""
+    base = get_settings().notification_retry_base_seconds
+    return int(min(900, base * 4 ** max(0, retry_count - 1)))
+
+
+def deliver(tenant_id: str, row_id: str) -> str:
+    """Send one notification; returns its final status or raises DeliveryError."""
+    with db.tenant_transaction(tenant_id) as conn:
+        row = conn.execute(
+            "SELECT n.*, u.email AS recipient_email FROM notifications n JOIN users u ON u.id = n.recipient_id "
+            "WHERE n.id = %s FOR UPDATE OF n SKIP LOCKED", (row_id,)).fetchone()
+        if row is None:
+            raise RowNotVisible(f"notification {row_id} is not visible yet or is being delivered")
+        if row["delivery_status"] in ("DELIVERED", "CANCELLED") or row["is_deleted"]:
+            return row["delivery_status"]
+        if row["delivery_status"] == "FAILED":
+            raise NotDeliverable(f"notification {row_id} failed after {row['retry_count']} retries")
+        try:
+            external_id = _send(conn, tenant_id, row)
+        except Exception as exc:  # every failure of the channel counts as an attempt
+            error = f"{type(exc).__name__}: {exc}"[:2000]
+            if row["retry_count"] >= row["max_retry_count"]:
+                conn.execute("UPDATE notifications SET delivery_status = 'FAILED', error_message = %s, "
+                             "updated_at = now() WHERE id = %s", (error, row_id))
+                raise_after_commit = NotDeliverable(error)
+            else:
+                conn.execute("UPDATE notifications SET delivery_status = 'RETRYING', retry_count = retry_count + 1, "
+                             "last_retry_at = now(), error_message = %s, updated_at = now() WHERE id = %s",
+                             (error, row_id))
+                raise_after_commit = DeliveryError(error)
+        else:
+            conn.execute("UPDATE notifications SET delivery_status = 'DELIVERED', delivered_at = now(), "
+                         "sent_at = coalesce(sent_at, now()), external_message_id = %s, error_message = NULL, "
+                         "updated_at = now() WHERE id = %s", (external_id, row_id))
+            return "DELIVERED"
+    raise raise_after_commit  # raised outside the block so the counted attempt is committed
+
+
+def _send(conn, tenant_id: str, row: dict) -> str | None:
+    method = row["delivery_method"]
+    if method == "EMAIL":
+        return _send_email(row)
+    channel = channel_for(conn, tenant_id, method, str(row["recipient_id"]))
+    if channel is None:
+        raise DeliveryError(f"no {method} channel is configured for this recipient or workspace")
+    if method == "SLACK":
+        text = f"*{row['title']}*" + (f"\n{row['message']}" if row["message"] else "")
+        if row["action_url"]:
+            text += f"\n<{row['action_url']}|{row['action_label'] or 'Open'}>"
+        _post(channel.url, json.dumps({"text": text}).encode(), {})
+        return None
+    body = json.dumps({
+        "id": str(row["id"]), "notification_id": row["notification_id"], "batch_id": str(row["batch_id"] or "") or None,
+        "title": row["title"], "message": row["message"], "category": row["notification_category"],
+        "type": row["notification_type"], "priority": row["priority_level"],
+        "related_entity": {"type": row["related_entity_type"], "id": row["related_entity_id"]},
+        "recipient_id": str(row["recipient_id"]), "created_at": row["created_at"].isoformat(),
+    }, ensure_ascii=False).encode()
+    timestamp = int(time.time())
+    _post(channel.url, body, {"Funnel-Timestamp": str(timestamp),
+                              "Funnel-Signature": signing.sign(channel.signing_secret or "", timestamp, body),
+                              "Funnel-Notification-Id": row["notification_id"]})
+    return None
+
+
+def _post(url: str, body: bytes, headers: dict) -> None:
+    import httpx
+
+    check_url(url, get_settings().ssrf_allow_hosts)
+    response = httpx.post(url, content=body, headers={"content-type": "application/json", **headers},
+                          timeout=HTTP_TIMEOUT_SECONDS, follow_redirects=False)
+    if not 200 <= response.status_code < 300:
+        raise DeliveryError(f"{url.split('?')[0]} answered {response.status_code}")
+
+
+def _send_email(row: dict) -> str:
+    settings = get_settings()
+    content: dict = {"Subject": {"Data": row["title"], "Charset": "UTF-8"},
+                     "Body": {"Text": {"Data": row["message"] or row["title"], "Charset": "UTF-8"}}}
+    if row["message_format"] == "HTML":
+        content["Body"]["Html"] = {"Data": row["message"] or "", "Charset": "UTF-8"}
+    request = {"FromEmailAddress": settings.ses_from_address,
+               "Destination": {"ToAddresses": [row["recipient_email"]]}, "Content": {"Simple": content}}
+    if settings.ses_configuration_set:
+        request["ConfigurationSetName"] = settings.ses_configuration_set
+    return _ses_client().send_email(**request)["MessageId"]

@@ -1,0 +1,150 @@
+"""Notifications API: the signed-in user's inbox, channels and admin views."""
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Literal
+from uuid import UUID
+
+from fastapi import APIRouter, Query
+from pydantic import Field
+
+from funnel import db
+from funnel.api.deps import Admin, CurrentPrincipal, Cursor, Limit, StrictModel, page_body
+from funnel.notifications import channels, service
+from funnel.platform import audit
+
+router = APIRouter(prefix="/v1")
+Channel = Literal["IN_APP", "EMAIL", "SLACK", "WEBHOOK"]
+Priority = Literal["LOW", "NORMAL", "HIGH", "URGENT"]
+
+
+@router.get("/notifications", tags=["notifications"])
+def list_notifications(principal: CurrentPrincipal, limit: Limit = 50, cursor: Cursor = None,
+                       read_status: Literal["READ", "UNREAD"] | None = None,
+                       category: str | None = Query(default=None, max_length=50),
+                       priority: Priority | None = None) -> dict:
+    with db.tenant_transaction(principal.tenant_id) as conn:
+        return page_body(service.inbox(conn, principal, read_status=read_status, category=category,
+                                       priority=priority, cursor=cursor, limit=limit))
+
+
+@router.get("/notifications/unread-count", tags=["notifications"])
+def unread_count(principal: CurrentPrincipal) -> dict:
+    """Counted up to 1,000 (`capped` true beyond): enough for a badge."""
+    with db.tenant_transaction(principal.tenant_id) as conn:
+        count = service.unread_count(conn, principal)
+    return {"unread": count, "capped": count >= service.UNREAD_COUNT_CAP}
+
+
+@router.post("/notifications/read-all", tags=["notifications"])
+def mark_all_read(principal: CurrentPrincipal) -> dict:
+    with db.tenant_transaction(principal.tenant_id) as conn:
+        return {"marked_read": service.mark_all_read(conn, principal)}
+
+
+class ReadBody(StrictModel):
+    read_at: datetime | None = Field(default=None, description="when the client showed it (default: now)")
+
+
+@router.post("/notifications/{notification_id}/read", tags=["notifications"])
+def mark_read(notification_id: UUID, principal: CurrentPrincipal, body: ReadBody | None = None) -> dict:
+    with db.tenant_transaction(principal.tenant_id) as conn:
+        if body is not None and body.read_at is not None:
+            return service.set_read_at(conn, principal, str(notification_id), body.read_at)
+        return service.mark_read(conn, principal, str(notification_id), True)
+
+
+@router.post("/notifications/{notification_id}/unread", tags=["notifications"])
+def mark_unread(notification_id: UUID, principal: CurrentPrincipal) -> dict:
+    with db.tenant_transaction(principal.tenant_id) as conn:
+        return service.mark_read(conn, principal, str(notification_id), False)
+
+
+@router.post("/notifications/{notification_id}/archive", tags=["notifications"])
+def archive(notification_id: UUID, principal: CurrentPrincipal) -> dict:
+    with db.tenant_transaction(principal.tenant_id) as conn:
+        return service.archive(conn, principal, str(notification_id))
+
+
+@router.delete("/notifications/{notification_id}", status_code=204, tags=["notifications"])
+def delete(notification_id: UUID, principal: CurrentPrincipal) -> None:
+    with db.tenant_transaction(principal.tenant_id) as conn:
+        service.delete(conn, principal, str(notification_id))
+
+
+class SendBody(StrictModel):
+    recipient_ids: list[UUID] = Field(min_length=1, max_length=10_000)
+    category: str = Field(default="announcement", pattern=r"^[a-z][a-z0-9_.]{0,49}$")
+    title: str | None = Field(default=None, min_length=1, max_length=200)
+    message: str | None = Field(default=None, max_length=20_000)
+    template_id: str | None = Field(default=None, max_length=50)
+    template_variables: dict[str, str | int | float] | None = None
+    channels: list[Channel] = Field(default_factory=lambda: ["IN_APP"], min_length=1, max_length=4)
+    priority: Priority = "NORMAL"
+    notification_type: Literal["INFO", "SUCCESS", "WARNING", "ERROR", "REMINDER", "APPROVAL", "ALERT"] = "INFO"
+    action_url: str | None = Field(default=None, max_length=500, pattern=r"^https?://")
+    action_label: str | None = Field(default=None, max_length=50)
+    expiry_date: date | None = None
+    language: str | None = Field(default=None, max_length=10)
+    time_zone: str | None = Field(default=None, max_length=50)
+
+
+@router.post("/notifications", status_code=201, tags=["notifications"])
+def send(body: SendBody, principal: Admin) -> dict:
+    """An admin's announcement to users (bulk sends share one batch_id)."""
+    personalization = {k: v for k, v in (("language", body.language), ("time_zone", body.time_zone)) if v}
+    rows = service.notify(
+        principal.tenant_id, recipient_user_ids=[str(r) for r in body.recipient_ids], category=body.category,
+        title=body.title, body=body.message, priority=body.priority, channels=tuple(body.channels),
+        template_id=body.template_id, template_variables=body.template_variables, sender_user_id=principal.user_id,
+        expiry_date=body.expiry_date, notification_type=body.notification_type, action_url=body.action_url,
+        action_label=body.action_label, personalization=personalization or None)
+    with db.tenant_transaction(principal.tenant_id) as conn:
+        audit.record(conn, principal, "notification.send", "notification_batch",
+                     rows[0]["batch_id"] or rows[0]["id"], {"count": len(rows), "channels": body.channels})
+    return {"count": len(rows), "batch_id": rows[0]["batch_id"], "items": rows[:100]}
+
+
+@router.get("/admin/notifications", tags=["notifications"])
+def list_for_admin(principal: Admin, limit: Limit = 50, cursor: Cursor = None, recipient_id: UUID | None = None,
+                   delivery_status: Literal["PENDING", "RETRYING", "DELIVERED", "FAILED", "CANCELLED"] | None = None,
+                   delivery_method: Channel | None = None) -> dict:
+    with db.tenant_transaction(principal.tenant_id) as conn:
+        return page_body(service.list_for_admin(conn, recipient_id=str(recipient_id) if recipient_id else None,
+                                                delivery_status=delivery_status, delivery_method=delivery_method,
+                                                cursor=cursor, limit=limit))
+
+
+@router.post("/admin/notifications/{notification_id}/resend", tags=["notifications"])
+def resend(notification_id: UUID, principal: Admin) -> dict:
+    return service.resend(principal.tenant_id, principal, str(notification_id))
+
+
+@router.get("/admin/notifications/stats", tags=["notifications"])
+def stats(principal: Admin) -> dict:
+    with db.tenant_transaction(principal.tenant_id) as conn:
+        return {"channels": service.delivery_stats(conn)}
+
+
+class ChannelBody(StrictModel):
+    url: str = Field(min_length=8, max_length=2000)
+    user_id: UUID | None = Field(default=None, description="only this user's deliveries (default: the workspace's)")
+
+
+@router.put("/notification-channels/{kind}", tags=["notifications"])
+def save_channel(kind: Literal["SLACK", "WEBHOOK"], body: ChannelBody, principal: Admin) -> dict:
+    """Set the Slack incoming webhook or the signed webhook endpoint; a webhook's signing secret is shown once."""
+    with db.tenant_transaction(principal.tenant_id) as conn:
+        return channels.save_channel(conn, principal, kind, body.url, str(body.user_id) if body.user_id else None)
+
+
+@router.get("/notification-channels", tags=["notifications"])
+def list_channels(principal: Admin) -> dict:
+    with db.tenant_transaction(principal.tenant_id) as conn:
+        return {"items": channels.list_channels(conn)}
+
+
+@router.delete("/notification-channels/{channel_id}", status_code=204, tags=["notifications"])
+def delete_channel(channel_id: UUID, principal: Admin) -> None:
+    with db.tenant_transaction(principal.tenant_id) as conn:
+        channels.delete_channel(conn, principal, str(channel_id))

@@ -1,0 +1,275 @@
+"""Notifications (seed 004): every area tells users things through ``notify``.
+
+One row per recipient and channel. IN_APP rows are delivered the moment they
+are written (the inbox reads them); EMAIL, SLACK and WEBHOOK rows start
+PENDING and a message per row goes to the notifications queue, whose consumer
+(``delivery.deliver``) sends, retries and records the outcome. When ``notify``
+runs inside the caller's transaction (``conn``), nothing can be queued before
+that transaction commits, so the rows stay PENDING and the sweep
+(``dispatch_pending``, run by the cleanup schedule and callable right after the
+commit) queues them: a notification is never lost between the two.
+"""
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import date
+from typing import Any
+
+import psycopg
+from psycopg import Connection
+from psycopg.types.json import Jsonb
+
+from funnel import db
+from funnel.notifications import templates
+from funnel.platform import audit
+from funnel.platform.errors import Conflict, NotFound, ValidationFailed
+from funnel.platform.pagination import Page, keyset_page
+from funnel.platform.principal import Principal
+from funnel.settings import get_settings
+
+CHANNELS = ("IN_APP", "EMAIL", "SLACK", "WEBHOOK")
+PRIORITIES = ("LOW", "NORMAL", "HIGH", "URGENT")
+COLUMNS = ("id, batch_id, notification_id, title, message, action_label, action_url, archived_at, delivered_at, "
+           "delivery_method, delivery_status, error_message, expiry_date, external_message_id, is_bulk_notification, "
+           "last_retry_at, max_retry_count, message_format, notification_category, notification_type, "
+           "personalization_data, priority_level, read_at, read_status, recipient_id, related_entity_id, "
+           "related_entity_type, retry_count, sender_id, sent_at, template_id, template_variables, created_at, "
+           "updated_at")
+# What a user's inbox shows: their own in-app notifications that are neither deleted, archived nor expired.
+INBOX = ("delivery_method = 'IN_APP' AND NOT is_deleted AND archived_at IS NULL "
+         "AND (expiry_date IS NULL OR expiry_date >= current_date)")
+SEND_BATCH = 10  # SQS SendMessageBatch limit
+
+_sqs = None
+
+
+def _queue():
+    global _sqs
+    if _sqs is None:
+        import boto3
+
+        _sqs = boto3.client("sqs", region_name=get_settings().region)
+    return _sqs
+
+
+def notify(tenant_id: str, *, recipient_user_ids: list[str], category: str, title: str | None = None,
+           body: str | None = None, priority: str = "NORMAL", channels: tuple[str, ...] = ("IN_APP",),
+           related_entity_type: str | None = None, related_entity_id: str | None = None,
+           template_id: str | None = None, template_variables: dict | None = None,
+           sender_user_id: str | None = None, expiry_date: date | None = None, notification_type: str = "INFO",
+           action_url: str | None = None, action_label: str | None = None, message_format: str = "PLAIN",
+           personalization: dict | None = None, max_retry_count: int = 3,
+           conn: Connection | None = None) -> list[dict]:
+    """Write one notification per recipient and channel, and queue the ones that leave Funnel."""
+    recipients = list(dict.fromkeys(str(r) for r in recipient_user_ids))
+    if not recipients:
+        raise ValidationFailed("a notification needs at least one recipient")
+    unknown = set(channels) - set(CHANNELS)
+    if unknown or not channels:
+        raise ValidationFailed(f"channels must be among {CHANNELS}")
+    if priority not in PRIORITIES:
+        raise ValidationFailed(f"priority must be one of {PRIORITIES}")
+    language = (personalization or {}).get("language")
+    if template_id:
+        title, body = templates.render(template_id, template_variables or {}, language, message_format)
+    if not title:
+        raise ValidationFailed("a notification needs a title or a template")
+    channels = tuple(dict.fromkeys(channels))
+    rows = [(recipient, channel) for recipient in recipients for channel in channels]
+    batch_id = str(uuid.uuid4()) if len(rows) > 1 else None
+    params = {
+        "recipients": [r for r, _ in rows], "methods": [c for _, c in rows],
+        "business_ids": [f"ntf_{uuid.uuid4().hex}" for _ in rows], "batch_id": batch_id, "title": title[:200],
+        "message": body, "category": category, "type": notification_type, "priority": priority,
+        "entity_type": related_entity_type, "entity_id": str(related_entity_id) if related_entity_id else None,
+        "template_id": template_id, "variables": Jsonb(template_variables) if template_variables else None,
+        "sender": sender_user_id, "expiry": expiry_date, "bulk": len(recipients) > 1, "format": message_format,
+        "personalization": Jsonb(personalization) if personalization else None, "max_retry": max_retry_count,
+        "action_url": action_url, "action_label": action_label, "created_by": sender_user_id or "system",
+    }
+    sql = f"""
+        INSERT INTO notifications (recipient_id, delivery_method, notification_id, batch_id, title, message,
+            notification_category, notification_type, priority_level, related_entity_type, related_entity_id,
+            template_id, template_variables, sender_id, expiry_date, is_bulk_notification, message_format,
+            personalization_data, max_retry_count, action_url, action_label, created_by,
+            delivery_status, sent_at, delivered_at)
+        SELECT r.recipient, r.method, r.business_id, %(batch_id)s, %(title)s, %(message)s, %(category)s, %(type)s,
+            %(priority)s, %(entity_type)s, %(entity_id)s, %(template_id)s, %(variables)s, %(sender)s, %(expiry)s,
+            %(bulk)s, %(format)s, %(personalization)s, %(max_retry)s, %(action_url)s, %(action_label)s,
+            %(created_by)s,
+            CASE WHEN r.method = 'IN_APP' THEN 'DELIVERED' ELSE 'PENDING' END,
+            CASE WHEN r.method = 'IN_APP' THEN now() END, CASE WHEN r.method = 'IN_APP' THEN now() END
+        FROM unnest(%(recipients)s::uuid[], %(methods)s::text[], %(business_ids)s::text[])
+            AS r(recipient, method, business_id)
+        RETURNING {COLUMNS}"""
+    try:
+        if conn is not None:
+            with conn.transaction():
+                created = conn.execute(sql, params).fetchall()
+            return created
+        with db.tenant_transaction(tenant_id) as own:
+            created = own.execute(sql, params).fetchall()
+    except psycopg.errors.ForeignKeyViolation as exc:
+        raise ValidationFailed("a recipient or sender is not a user of this workspace") from exc
+    except psycopg.errors.CheckViolation as exc:
+        raise ValidationFailed(f"invalid notification: {exc.diag.constraint_name}") from exc
+    outgoing = [row for row in created if row["delivery_method"] != "IN_APP"]
+    if outgoing:
+        enqueue(tenant_id, outgoing)
+    return created
+
+
+def enqueue(tenant_id: str, rows: list[dict]) -> None:
+    """Queue deliveries: URGENT ones first and one by one, the rest in SendMessageBatch chunks."""
+    queue_url = get_settings().notifications_queue_url
+    if not queue_url:
+        raise RuntimeError("FUNNEL_NOTIFICATIONS_QUEUE_URL is not set")
+    urgent = [r for r in rows if r["priority_level"] == "URGENT"]
+    others = [r for r in rows if r["priority_level"] != "URGENT"]
+    for row in urgent:
+        _queue().send_message(QueueUrl=queue_url, MessageBody=_message(tenant_id, row))
+    for start in range(0, len(others), SEND_BATCH):
+        chunk = others[start:start + SEND_BATCH]
+        result = _queue().send_message_batch(QueueUrl=queue_url, Entries=[
+            {"Id": str(index), "MessageBody": _message(tenant_id, row)} for index, row in enumerate(chunk)])
+        if result.get("Failed"):
+            raise RuntimeError(f"{len(result['Failed'])} notification deliveries could not be queued; "
+                               f"the sweep will queue them again")
+
+
+def _message(tenant_id: str, row: dict) -> str:
+    return json.dumps({"tenant_id": tenant_id, "id": str(row["id"])})
+
+
+def dispatch_pending(tenant_id: str, older_than_seconds: int = 0, limit: int = 1000) -> int:
+    """Queue PENDING deliveries that were never attempted (written inside a caller's transaction,
+    or whose queueing failed). Safe to repeat: the consumer is idempotent on the notification id."""
+    with db.tenant_transaction(tenant_id) as conn:
+        rows = conn.execute(
+            "SELECT id, priority_level FROM notifications WHERE delivery_status = 'PENDING' AND last_retry_at IS NULL "
+            "AND delivery_method <> 'IN_APP' AND NOT is_deleted AND created_at <= now() - make_interval(secs => %s) "
+            "ORDER BY created_at LIMIT %s", (older_than_seconds, limit)).fetchall()
+    if rows:
+        enqueue(tenant_id, rows)
+    return len(rows)
+
+
+def archive_expired(tenant_id: str) -> int:
+    with db.tenant_transaction(tenant_id) as conn:
+        result = conn.execute("UPDATE notifications SET archived_at = now(), updated_at = now(), updated_by = 'system' "
+                              "WHERE expiry_date < current_date AND archived_at IS NULL AND NOT is_deleted")
+        return result.rowcount
+
+
+# ---------------------------------------------------------------- the signed-in user's inbox
+
+def inbox(conn: Connection, principal: Principal, *, read_status: str | None, category: str | None,
+          priority: str | None, cursor: str | None, limit: int) -> Page:
+    if read_status not in (None, "READ", "UNREAD"):
+        raise ValidationFailed("read_status is READ or UNREAD")
+    conditions = [(INBOX, [])]
+    if read_status:  # a literal, not a parameter: prepared (generic) plans can then use the partial unread index
+        conditions.append((f"read_status = '{read_status}'", []))
+    return keyset_page(conn, table="notifications", columns=COLUMNS, cursor=cursor, limit=limit,
+                       filters={"recipient_id": principal.user_id, "notification_category": category,
+                                "priority_level": priority}, conditions=conditions)
+
+
+UNREAD_COUNT_CAP = 1000  # a badge shows "999+"; counting 100,000 unread rows on every poll is waste
+
+
+def unread_count(conn: Connection, principal: Principal) -> int:
+    """Unread in-app notifications, counted up to UNREAD_COUNT_CAP."""
+    return conn.execute(f"SELECT count(*) AS n FROM (SELECT 1 FROM notifications WHERE recipient_id = %s "
+                        f"AND read_status = 'UNREAD' AND {INBOX} LIMIT %s) AS unread",
+                        (principal.user_id, UNREAD_COUNT_CAP)).fetchone()["n"]
+
+
+def _own(conn: Connection, principal: Principal, notification_id: str) -> dict:
+    row = conn.execute(f"SELECT {COLUMNS} FROM notifications WHERE id = %s AND recipient_id = %s AND NOT is_deleted "
+                       f"FOR UPDATE", (notification_id, principal.user_id)).fetchone()
+    if row is None:  # another user's notification is as absent as a missing one
+        raise NotFound("notification not found")
+    return row
+
+
+def _update(conn: Connection, principal: Principal, notification_id: str, assignments: str,
+            params: tuple = ()) -> dict:
+    try:
+        with conn.transaction():
+            return conn.execute(f"UPDATE notifications SET {assignments}, updated_at = now(), updated_by = %s "
+                                f"WHERE id = %s RETURNING {COLUMNS}",
+                                (*params, principal.user_id, notification_id)).fetchone()
+    except psycopg.errors.CheckViolation as exc:
+        raise Conflict(f"that change breaks a notification rule ({exc.diag.constraint_name})") from exc
+
+
+def mark_read(conn: Connection, principal: Principal, notification_id: str, read: bool) -> dict:
+    row = _own(conn, principal, notification_id)
+    if read and row["read_status"] == "READ":
+        return row
+    if read:
+        return _update(conn, principal, notification_id, "read_status = 'READ', read_at = greatest(now(), sent_at)")
+    if row["archived_at"] is not None:
+        raise Conflict("an archived notification cannot be marked unread")
+    return _update(conn, principal, notification_id, "read_status = 'UNREAD', read_at = NULL")
+
+
+def mark_all_read(conn: Connection, principal: Principal) -> int:
+    return conn.execute(f"UPDATE notifications SET read_status = 'READ', read_at = greatest(now(), sent_at), "
+                        f"updated_at = now(), updated_by = %s WHERE recipient_id = %s AND read_status = 'UNREAD' "
+                        f"AND {INBOX}", (principal.user_id, principal.user_id)).rowcount
+
+
+def archive(conn: Connection, principal: Principal, notification_id: str) -> dict:
+    _own(conn, principal, notification_id)
+    return _update(conn, principal, notification_id, "archived_at = coalesce(archived_at, greatest(now(), read_at))")
+
+
+def delete(conn: Connection, principal: Principal, notification_id: str) -> None:
+    """Logical delete: the row stays for history and stats, the user no longer sees it."""
+    _own(conn, principal, notification_id)
+    _update(conn, principal, notification_id, "is_deleted = true")
+
+
+def set_read_at(conn: Connection, principal: Principal, notification_id: str, read_at: Any) -> dict:
+    """Record when a client says it was read (offline clients sync later); must not precede sending."""
+    _own(conn, principal, notification_id)
+    return _update(conn, principal, notification_id, "read_status = 'READ', read_at = %s", (read_at,))
+
+
+# ---------------------------------------------------------------- admins
+
+def list_for_admin(conn: Connection, *, recipient_id: str | None, delivery_status: str | None,
+                   delivery_method: str | None, cursor: str | None, limit: int) -> Page:
+    return keyset_page(conn, table="notifications", columns=COLUMNS, cursor=cursor, limit=limit,
+                       filters={"recipient_id": recipient_id, "delivery_status": delivery_status,
+                                "delivery_method": delivery_method})
+
+
+def resend(tenant_id: str, principal: Principal, notification_id: str) -> dict:
+    with db.tenant_transaction(tenant_id) as conn:
+        row = conn.execute(f"SELECT {COLUMNS} FROM notifications WHERE id = %s FOR UPDATE",
+                           (notification_id,)).fetchone()
+        if row is None:
+            raise NotFound("notification not found")
+        if row["delivery_status"] != "FAILED":
+            raise Conflict(f"only failed deliveries are resent; this one is {row['delivery_status']}")
+        row = conn.execute(f"UPDATE notifications SET delivery_status = 'PENDING', retry_count = 0, error_message = NULL, "
+                           f"updated_at = now(), updated_by = %s WHERE id = %s RETURNING {COLUMNS}",
+                           (principal.user_id, notification_id)).fetchone()
+        audit.record(conn, principal, "notification.resend", "notification", notification_id)
+    enqueue(tenant_id, [row])
+    return row
+
+
+def delivery_stats(conn: Connection) -> list[dict]:
+    return conn.execute(
+        "SELECT delivery_method, count(*) AS total, "
+        "count(*) FILTER (WHERE delivery_status = 'DELIVERED') AS delivered, "
+        "count(*) FILTER (WHERE delivery_status = 'FAILED') AS failed, "
+        "count(*) FILTER (WHERE delivery_status IN ('PENDING', 'RETRYING')) AS pending, "
+        "coalesce(sum(retry_count), 0) AS retries, "
+        "round(avg(extract(epoch FROM delivered_at - created_at)) FILTER (WHERE delivered_at IS NOT NULL)::numeric, 3) "
+        "AS avg_delivery_seconds FROM notifications GROUP BY delivery_method ORDER BY delivery_method").fetchall()

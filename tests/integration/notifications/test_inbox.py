@@ -1,0 +1,169 @@
+"""Notifications in the tenant DB and the inbox API: seed 004's rules, isolation, bulk, expiry."""
+from __future__ import annotations
+
+import uuid
+from datetime import date, timedelta
+
+import psycopg
+import pytest
+
+from funnel import db
+from funnel.notifications import service
+from funnel.platform import users
+from tests.support.tenants import PASSWORD, new_tenant
+
+PROBLEM = "application/problem+json"
+
+
+@pytest.fixture(scope="module")
+def tenant(runtime):
+    return new_tenant()
+
+
+def _member(api, tenant) -> dict:
+    email = f"m-{uuid.uuid4().hex[:8]}@example.com"
+    user = users.create_user(tenant.tenant_id, email=email, password=PASSWORD, role="member", display_name=None,
+                             actor="test")
+    token = api.post("/v1/auth/login", json={"email": email, "password": PASSWORD}).json()["access_token"]
+    return {"id": str(user["id"]), "headers": {"Authorization": f"Bearer {token}"}}
+
+
+def test_a_notification_appears_in_the_inbox_and_read_state_follows(api, tenant):
+    member = _member(api, tenant)
+    [row] = service.notify(tenant.tenant_id, recipient_user_ids=[member["id"]], category="content.run_completed",
+                           title="Articles published", body="3 articles are live.", priority="HIGH",
+                           related_entity_type="run", related_entity_id=str(uuid.uuid4()))
+    inbox = api.get("/v1/notifications", headers=member["headers"]).json()["items"]
+    assert [n["id"] for n in inbox] == [str(row["id"])]
+    assert inbox[0]["delivery_status"] == "DELIVERED" and inbox[0]["read_status"] == "UNREAD"
+    assert api.get("/v1/notifications/unread-count", headers=member["headers"]).json() == {"unread": 1, "capped": False}
+    read = api.post(f"/v1/notifications/{row['id']}/read", headers=member["headers"]).json()
+    assert read["read_status"] == "READ" and read["read_at"] >= read["sent_at"]
+    assert api.get("/v1/notifications", headers=member["headers"], params={"read_status": "UNREAD"}).json()[
+        "items"] == []
+    api.post(f"/v1/notifications/{row['id']}/unread", headers=member["headers"])
+    assert api.get("/v1/notifications/unread-count", headers=member["headers"]).json() == {"unread": 1, "capped": False}
+    assert api.post("/v1/notifications/read-all", headers=member["headers"]).json() == {"marked_read": 1}
+    archived = api.post(f"/v1/notifications/{row['id']}/archive", headers=member["headers"]).json()
+    assert archived["archived_at"] >= archived["read_at"]
+    assert api.get("/v1/notifications", headers=member["headers"]).json()["items"] == []
+    unread = api.post(f"/v1/notifications/{row['id']}/unread", headers=member["headers"])
+    assert unread.status_code == 409
+
+
+def test_filters_by_category_and_priority(api, tenant):
+    member = _member(api, tenant)
+    service.notify(tenant.tenant_id, recipient_user_ids=[member["id"]], category="billing", title="Invoice",
+                   priority="LOW")
+    service.notify(tenant.tenant_id, recipient_user_ids=[member["id"]], category="content.run_failed", title="Oops",
+                   priority="URGENT")
+    by_category = api.get("/v1/notifications", headers=member["headers"], params={"category": "billing"}).json()
+    by_priority = api.get("/v1/notifications", headers=member["headers"], params={"priority": "URGENT"}).json()
+    assert [n["title"] for n in by_category["items"]] == ["Invoice"]
+    assert [n["title"] for n in by_priority["items"]] == ["Oops"]
+    assert api.get("/v1/notifications", headers=member["headers"], params={"priority": "SOON"}).status_code == 422
+
+
+def test_read_at_before_sent_at_is_rejected_and_changes_nothing(api, tenant):
+    member = _member(api, tenant)
+    [row] = service.notify(tenant.tenant_id, recipient_user_ids=[member["id"]], category="system", title="Hello")
+    earlier = (row["sent_at"] - timedelta(minutes=5)).isoformat()
+    refused = api.post(f"/v1/notifications/{row['id']}/read", headers=member["headers"], json={"read_at": earlier})
+    assert refused.status_code == 409 and refused.headers["content-type"] == PROBLEM
+    assert "chk_read_after_sent" in refused.json()["detail"]
+    with db.tenant_transaction(tenant.tenant_id) as conn:
+        assert conn.execute("SELECT read_status, read_at FROM notifications WHERE id = %s",
+                            (row["id"],)).fetchone() == {"read_status": "UNREAD", "read_at": None}
+
+
+def test_seed_rules_hold_in_the_database(tenant):
+    [row] = service.notify(tenant.tenant_id, recipient_user_ids=[tenant.owner_id], category="system", title="Rules")
+    violations = [
+        ("UPDATE notifications SET retry_count = max_retry_count + 1 WHERE id = %s", psycopg.errors.CheckViolation),
+        ("UPDATE notifications SET read_status = 'READ', read_at = now(), archived_at = now() - interval '1 hour' "
+         "WHERE id = %s", psycopg.errors.CheckViolation),
+        ("UPDATE notifications SET read_status = 'READ' WHERE id = %s", psycopg.errors.CheckViolation),
+        ("INSERT INTO notifications (notification_id, recipient_id, title) SELECT notification_id, recipient_id, "
+         "'copy' FROM notifications WHERE id = %s", psycopg.errors.UniqueViolation),
+    ]
+    for sql, error in violations:
+        with pytest.raises(error), db.tenant_transaction(tenant.tenant_id) as conn:
+            conn.execute(sql, (row["id"],))
+
+
+def test_a_user_never_sees_or_touches_another_users_notification(api, tenant):
+    owner_of, intruder = _member(api, tenant), _member(api, tenant)
+    [row] = service.notify(tenant.tenant_id, recipient_user_ids=[owner_of["id"]], category="system", title="Private")
+    for method, path in (("POST", "read"), ("POST", "unread"), ("POST", "archive"), ("DELETE", "")):
+        url = f"/v1/notifications/{row['id']}" + (f"/{path}" if path else "")
+        response = api.request(method, url, headers=intruder["headers"])
+        assert response.status_code == 404, (path, response.text)
+    assert api.get("/v1/notifications", headers=intruder["headers"]).json()["items"] == []
+    other_tenant = new_tenant()
+    assert api.post(f"/v1/notifications/{row['id']}/read", headers=other_tenant.headers).status_code == 404
+    assert api.get("/v1/notifications", headers=owner_of["headers"]).json()["items"][0]["read_status"] == "UNREAD"
+
+
+def test_logical_delete_hides_but_keeps_history(api, tenant):
+    member = _member(api, tenant)
+    [row] = service.notify(tenant.tenant_id, recipient_user_ids=[member["id"]], category="system", title="Gone")
+    assert api.delete(f"/v1/notifications/{row['id']}", headers=member["headers"]).status_code == 204
+    assert api.get("/v1/notifications", headers=member["headers"]).json()["items"] == []
+    history = api.get("/v1/admin/notifications", headers=tenant.headers, params={"recipient_id": member["id"]}).json()
+    assert [n["id"] for n in history["items"]] == [str(row["id"])]
+
+
+def test_expired_notifications_disappear_and_the_cleanup_archives_them(runtime, api, tenant):
+    member = _member(api, tenant)
+    service.notify(tenant.tenant_id, recipient_user_ids=[member["id"]], category="system", title="Old news",
+                   expiry_date=date.today() - timedelta(days=1))
+    service.notify(tenant.tenant_id, recipient_user_ids=[member["id"]], category="system", title="Fresh",
+                   expiry_date=date.today() + timedelta(days=1))
+    titles = [n["title"] for n in api.get("/v1/notifications", headers=member["headers"]).json()["items"]]
+    assert titles == ["Fresh"]
+    result = runtime.invoke("NotificationCleanupFunction", {})
+    assert result["archived"] >= 1
+    with db.tenant_transaction(tenant.tenant_id) as conn:
+        old = conn.execute("SELECT archived_at FROM notifications WHERE title = 'Old news'").fetchone()
+    assert old["archived_at"] is not None
+
+
+def test_bulk_send_to_1000_recipients_shares_one_batch_id(tenant):
+    with db.tenant_transaction(tenant.tenant_id) as conn:
+        ids = [str(r["id"]) for r in conn.execute(
+            "INSERT INTO users (email, role) SELECT 'bulk-' || g || '-' || %s || '@example.com', 'viewer' "
+            "FROM generate_series(1, 1000) AS g RETURNING id", (uuid.uuid4().hex[:6],)).fetchall()]
+    rows = service.notify(tenant.tenant_id, recipient_user_ids=ids, category="announcement",
+                          template_id="user_invited", template_variables={"workspace": "Acme", "inviter": "<Ann>"},
+                          personalization={"language": "ja", "time_zone": "Asia/Tokyo"})
+    assert len(rows) == 1000 and len({r["batch_id"] for r in rows}) == 1 and rows[0]["batch_id"] is not None
+    assert all(r["is_bulk_notification"] for r in rows)
+    assert rows[0]["title"] == "Acmeへようこそ" and "<Ann>" in rows[0]["message"]
+    assert rows[0]["personalization_data"] == {"language": "ja", "time_zone": "Asia/Tokyo"}
+
+
+def test_bad_sends_are_refused_and_write_nothing(api, tenant):
+    before = len(api.get("/v1/admin/notifications", headers=tenant.headers, params={"limit": 200}).json()["items"])
+    cases = [
+        {"recipient_ids": [], "title": "x"},
+        {"recipient_ids": [str(uuid.uuid4())], "title": "stranger"},
+        {"recipient_ids": [tenant.owner_id], "title": "x", "channels": ["PIGEON"]},
+        {"recipient_ids": [tenant.owner_id], "template_id": "user_invited", "template_variables": {"workspace": "A"}},
+        {"recipient_ids": [tenant.owner_id]},
+        {"recipient_ids": [tenant.owner_id], "title": "x", "action_url": "javascript:alert(1)"},
+    ]
+    for body in cases:
+        response = api.post("/v1/notifications", headers=tenant.headers, json=body)
+        assert response.status_code == 422, (body, response.text)
+        assert response.headers["content-type"] == PROBLEM
+    after = len(api.get("/v1/admin/notifications", headers=tenant.headers, params={"limit": 200}).json()["items"])
+    assert after == before
+
+
+def test_notify_inside_a_callers_transaction_commits_with_it(tenant):
+    with pytest.raises(RuntimeError), db.tenant_transaction(tenant.tenant_id) as conn:
+        service.notify(tenant.tenant_id, recipient_user_ids=[tenant.owner_id], category="system", title="Rolled back",
+                       channels=("IN_APP", "EMAIL"), conn=conn)
+        raise RuntimeError("the caller's work failed")
+    with db.tenant_transaction(tenant.tenant_id) as conn:
+        assert conn.execute("SELECT count(*) AS n FROM notifications WHERE title = 'Rolled back'").fetchone()["n"] == 0
