@@ -16,6 +16,7 @@ AREA_ROUTERS = [
     "funnel.platform.routes",
     "funnel.notifications.routes",
     "funnel.content.routes",
+    "funnel.outreach.routes",
 ]
 
 

@@ -25,7 +25,7 @@ PUBLIC_PATHS = {"/v1/auth/login", "/v1/auth/refresh", "/v1/auth/accept-invite", 
 BODY_METHODS = {"POST", "PUT", "PATCH"}
 # Webhook senders (Stripe, SNS, plugins) authenticate by signature, checked by their routes.
 PUBLIC_PREFIXES = ("/v1/webhooks/",)
-ACCEPTED_BODY_TYPES = ("application/json", "multipart/form-data", "text/plain")
+ACCEPTED_BODY_TYPES = ("application/json", "multipart/form-data", "text/plain", "text/csv")
 
 
 def client_ip(request) -> str | None:

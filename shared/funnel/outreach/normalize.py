@@ -1,0 +1,48 @@
+"""Normalising what users type or import: URLs, domains, phone numbers, company names."""
+from __future__ import annotations
+
+import re
+import unicodedata
+from urllib.parse import urlsplit, urlunsplit
+
+from funnel.platform.errors import ValidationFailed
+
+COMPANY_AFFIXES = re.compile(r"(株式会社|有限会社|合同会社|\(株\)|（株）|㈱|inc\.?|co\.,?\s*ltd\.?|ltd\.?|llc|corp\.?)",
+                             re.IGNORECASE)
+
+
+def normalize_url(raw: str) -> str:
+    """``example.co.jp/contact`` -> ``https://example.co.jp/contact``; only http(s) with a host."""
+    text = unicodedata.normalize("NFKC", (raw or "").strip())
+    if not text:
+        raise ValidationFailed("the URL is empty")
+    if "://" not in text:
+        text = "https://" + text
+    parts = urlsplit(text)
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname or "." not in parts.hostname:
+        raise ValidationFailed(f"not a web address: {raw!r}")
+    host = parts.hostname.encode("idna").decode() if any(ord(c) > 127 for c in parts.hostname) else parts.hostname
+    netloc = host.lower() + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme.lower(), netloc, parts.path or "/", parts.query, ""))
+
+
+def domain_of(url: str) -> str:
+    host = (urlsplit(url).hostname or "").lower()
+    return host[4:] if host.startswith("www.") else host
+
+
+def normalize_phone(raw: str | None) -> str | None:
+    digits = re.sub(r"\D", "", unicodedata.normalize("NFKC", raw or ""))
+    return digits or None
+
+
+def normalize_company(raw: str | None) -> str | None:
+    text = unicodedata.normalize("NFKC", raw or "").lower()
+    text = COMPANY_AFFIXES.sub("", text)
+    text = re.sub(r"[\s・,.\-()（）]", "", text)
+    return text or None
+
+
+def normalize_email(raw: str | None) -> str | None:
+    text = unicodedata.normalize("NFKC", raw or "").strip().lower()
+    return text or None

@@ -1,0 +1,102 @@
+"""Lambda tasks of the send pipeline (statemachines/send_pipeline.asl.json)."""
+from __future__ import annotations
+
+import re
+
+from psycopg.types.json import Jsonb
+
+from funnel import db
+from funnel.observability import logger
+from funnel.platform import llm, runs
+from funnel.platform.ssrf import UnsafeUrlError, fetch
+from funnel.settings import get_settings
+
+PERSONALIZE_STEP = "personalize_message"
+
+
+def _site_text(url: str) -> str:
+    try:
+        page = fetch(url, get_settings().ssrf_allow_hosts, timeout=10, max_bytes=500_000)
+    except (UnsafeUrlError, Exception) as exc:  # the site's text only improves the message
+        logger.warning("site text unavailable", extra={"url": url, "error": str(exc)})
+        return ""
+    text = re.sub(r"<(script|style)[^>]*>.*?</\1>", " ", page.text, flags=re.S | re.I)
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", text)).strip()[:4000]
+
+
+def _personalize(conn, tenant_id: str, target: dict, ai_settings: dict) -> None:
+    """AI mode: the LLM rewrites the rendered template for this company, from its own site's text."""
+    site = _site_text(target["target_url"])
+    messages = [
+        {"role": "system", "content": "You personalise a B2B sales inquiry for one company. Keep the sender's facts, "
+                                      "refer to the company's business in one sentence, stay polite and concise. "
+                                      "Answer with the message text only."},
+        {"role": "user", "content": f"Company: {target['company_name']}\nTheir site says: {site}\n\n"
+                                    f"Message to personalise:\n{target['message']}"},
+    ]
+    completion = llm.complete(PERSONALIZE_STEP, messages, tenant_ai_settings=ai_settings,
+                              offline_responder=lambda _: f"{llm.OFFLINE_LABEL}\n{target['message']}")
+    conn.execute("UPDATE task_targets SET message = %s WHERE id = %s", (completion.text, target["id"]))
+    conn.execute("INSERT INTO ai_runs (task_target_id, step, model, prompt_tokens, completion_tokens, cost_estimate, "
+                 "response_json) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                 (target["id"], PERSONALIZE_STEP, completion.model, completion.prompt_tokens,
+                  completion.completion_tokens, completion.cost_usd,
+                  Jsonb({"text": completion.text, "offline": completion.offline, "site_chars": len(site)})))
+
+
+def prepare(event: dict) -> dict:
+    tenant_id, task_id, phase = event["tenant_id"], event["task_id"], event["phase"]
+    wanted = "approved" if phase == "submit" else "pending"
+    with db.tenant_transaction(tenant_id) as conn:
+        task = conn.execute("SELECT settings FROM tasks WHERE id = %s", (task_id,)).fetchone()
+        targets = conn.execute("SELECT id, target_url, company_name, message FROM task_targets WHERE task_id = %s "
+                               "AND status = %s ORDER BY created_at, id", (task_id, wanted)).fetchall()
+        runs.start_step(conn, event["run_id"], "prepare")
+    if task["settings"].get("ai_mode") and phase != "submit":
+        with db.tenant_transaction(tenant_id) as conn:
+            ai_settings = (conn.execute("SELECT ai_settings FROM system_settings").fetchone() or {}).get("ai_settings")
+            for target in targets:
+                _personalize(conn, tenant_id, target, ai_settings or {})
+    with db.tenant_transaction(tenant_id) as conn:
+        conn.execute("UPDATE task_targets SET status = 'queued' WHERE task_id = %s AND status = %s", (task_id, wanted))
+        runs.complete_step(conn, event["run_id"], "prepare", counts_toward_progress=False)
+    return {**event, "target_ids": [str(t["id"]) for t in targets]}
+
+
+def target_failed(event: dict) -> dict:
+    """A target's browser job never reported back (timeout) or failed for good."""
+    error = event.get("error") or {}
+    with db.tenant_transaction(event["tenant_id"]) as conn:
+        conn.execute("UPDATE task_targets SET status = 'failed', result_summary = %s, last_attempt_at = now() "
+                     "WHERE id = %s AND status IN ('queued', 'running', 'pending', 'approved')",
+                     (f"{error.get('Error', 'Error')}: {str(error.get('Cause', ''))[:300]}", event["target_id"]))
+    return {"target_id": event["target_id"], "status": "failed"}
+
+
+def finalize(event: dict) -> dict:
+    from funnel.notifications.service import notify
+    from funnel.outreach.tasks import summary
+
+    tenant_id, task_id, phase = event["tenant_id"], event["task_id"], event["phase"]
+    with db.tenant_transaction(tenant_id) as conn:
+        task = conn.execute("SELECT name, user_id, status FROM tasks WHERE id = %s FOR UPDATE", (task_id,)).fetchone()
+        # Targets still queued were not dispatched (paused or cancelled task): back to where they were.
+        conn.execute("UPDATE task_targets SET status = %s WHERE task_id = %s AND status IN ('queued', 'running')",
+                     ("approved" if phase == "submit" else "pending", task_id))
+        counts = summary(conn, task_id)
+        if task["status"] == "running":
+            waiting_review = counts.get("review", 0) > 0 and phase == "review"
+            new_status = "review" if waiting_review else "completed"
+            conn.execute("UPDATE tasks SET status = %s, finished_at = CASE WHEN %s = 'completed' THEN now() END "
+                         "WHERE id = %s", (new_status, new_status, task_id))
+        else:
+            new_status = task["status"]
+        runs.update_run(conn, event["run_id"], status="completed" if new_status != "paused" else "paused")
+    if new_status in ("completed", "review") and task["user_id"]:
+        notify(tenant_id, recipient_user_ids=[str(task["user_id"])], category="outreach.task",
+               template_id="task_finished", related_entity_type="task", related_entity_id=task_id,
+               template_variables={"task_name": task["name"], "submitted": counts.get("submitted", 0),
+                                   "failed": counts.get("failed", 0) + counts.get("captcha", 0)
+                                   + counts.get("refused", 0) + counts.get("no_form", 0),
+                                   "skipped": counts.get("skipped", 0)})
+    return {"task_id": task_id, "status": new_status, "summary": counts}

@@ -1,0 +1,187 @@
+"""Outreach API: contacts (and CSV import), templates, the do-not-contact list, send tasks."""
+from __future__ import annotations
+
+from typing import Literal
+from uuid import UUID
+
+from fastapi import APIRouter, Request
+from pydantic import Field
+
+from funnel import db
+from funnel.api.deps import Admin, CurrentPrincipal, Cursor, Limit, StrictModel, Writer, page_body
+from funnel.outreach import contacts, safety, tasks, templates
+from funnel.platform import audit
+
+router = APIRouter(prefix="/v1")
+
+
+class ContactBody(StrictModel):
+    company_name: str = Field(min_length=1, max_length=300)
+    url: str | None = Field(default=None, max_length=2000)
+    contact_person: str | None = Field(default=None, max_length=200)
+    email: str | None = Field(default=None, max_length=320)
+    phone: str | None = Field(default=None, max_length=50)
+    corporate_number: str | None = Field(default=None, max_length=20)
+    industry: str | None = Field(default=None, max_length=200)
+    metadata: dict | None = None
+
+
+@router.post("/contacts", status_code=201, tags=["outreach"])
+def create_contact(body: ContactBody, principal: Writer) -> dict:
+    with db.tenant_transaction(principal.tenant_id) as conn:
+        return contacts.create_contact(conn, principal, body.model_dump())
+
+
+@router.get("/contacts", tags=["outreach"])
+def list_contacts(principal: CurrentPrincipal, limit: Limit = 50, cursor: Cursor = None) -> dict:
+    with db.tenant_transaction(principal.tenant_id) as conn:
+        return page_body(contacts.list_contacts(conn, cursor, limit))
+
+
+@router.get("/contacts/{contact_id}", tags=["outreach"])
+def get_contact(contact_id: UUID, principal: CurrentPrincipal) -> dict:
+    with db.tenant_transaction(principal.tenant_id) as conn:
+        return contacts.get_contact(conn, str(contact_id))
+
+
+@router.delete("/contacts/{contact_id}", status_code=204, tags=["outreach"])
+def delete_contact(contact_id: UUID, principal: Writer) -> None:
+    with db.tenant_transaction(principal.tenant_id) as conn:
+        contacts.delete_contact(conn, principal, str(contact_id))
+
+
+@router.post("/contacts/import", tags=["outreach"])
+async def import_contacts(request: Request, principal: Writer) -> dict:
+    """Send the CSV file as the body (text/csv, UTF-8 or Shift_JIS/CP932). All or nothing per file;
+    the report lists every rejected or duplicate row and why."""
+    data = await request.body()
+    with db.tenant_transaction(principal.tenant_id) as conn:
+        return contacts.import_csv(conn, principal, data)
+
+
+class TemplateBody(StrictModel):
+    title: str = Field(min_length=1, max_length=200)
+    body: str = Field(min_length=1, max_length=20_000)
+    subject: str | None = Field(default=None, max_length=300)
+    type: Literal["form", "email"] = "form"
+    ai_mode: bool = False
+
+
+@router.post("/templates", status_code=201, tags=["outreach"])
+def create_template(body: TemplateBody, principal: Writer) -> dict:
+    with db.tenant_transaction(principal.tenant_id) as conn:
+        return templates.save_template(conn, principal, title=body.title, body=body.body, subject=body.subject,
+                                       template_type=body.type, ai_mode=body.ai_mode)
+
+
+@router.get("/templates/{template_id}", tags=["outreach"])
+def get_template(template_id: UUID, principal: CurrentPrincipal) -> dict:
+    with db.tenant_transaction(principal.tenant_id) as conn:
+        return templates.get_template(conn, str(template_id))
+
+
+class SuppressionBody(StrictModel):
+    kind: Literal["domain", "email", "phone", "company_name", "corporate_number"]
+    value: str = Field(min_length=1, max_length=500)
+    reason: Literal["manual", "do_not_contact", "unsubscribed", "hard_bounce", "complaint"] = "do_not_contact"
+
+
+@router.post("/do-not-contact", status_code=201, tags=["outreach"])
+def add_suppression(body: SuppressionBody, principal: Admin) -> dict:
+    with db.tenant_transaction(principal.tenant_id) as conn:
+        row = safety.suppress(conn, body.kind, body.value, body.reason, f"api:{principal.actor}")
+        audit.record(conn, principal, "suppression.add", "suppression", row["id"], {"kind": body.kind})
+        return row
+
+
+class SenderBody(StrictModel):
+    company: str = Field(min_length=1, max_length=200)
+    department: str = ""
+    position: str = ""
+    last_name: str = Field(min_length=1, max_length=100)
+    first_name: str = Field(min_length=1, max_length=100)
+    last_name_kana: str = ""
+    first_name_kana: str = ""
+    email: str = Field(min_length=3, max_length=320)
+    phone: str = ""
+    zip: str = ""
+    prefecture: str = ""
+    address: str = ""
+    url: str = ""
+
+
+class SendWindow(StrictModel):
+    days: list[int] = Field(default_factory=lambda: [0, 1, 2, 3, 4])
+    start: str = Field(default="09:00", pattern=r"^\d{2}:\d{2}$")
+    end: str = Field(default="18:00", pattern=r"^\d{2}:\d{2}$")
+    timezone: str = "Asia/Tokyo"
+
+
+class TaskBody(StrictModel):
+    name: str = Field(min_length=1, max_length=200)
+    mode: Literal["auto", "review"] = "auto"
+    sender: SenderBody
+    message: str | None = Field(default=None, max_length=20_000)
+    subject: str | None = Field(default=None, max_length=300)
+    template_id: UUID | None = None
+    contact_ids: list[UUID] = Field(default_factory=list, max_length=10_000)
+    urls: list[str] = Field(default_factory=list, max_length=10_000)
+    send_window: SendWindow | None = None
+    daily_cap: int | None = Field(default=None, ge=1, le=100_000)
+    recontact_days: int = Field(default=180, ge=0, le=3650)
+
+
+@router.post("/tasks", status_code=201, tags=["outreach"])
+def create_task(body: TaskBody, principal: Writer) -> dict:
+    settings = {"send_window": body.send_window.model_dump() if body.send_window else None,
+                "daily_cap": body.daily_cap, "recontact_days": body.recontact_days}
+    task = tasks.create_task(principal, name=body.name, mode=body.mode, sender=body.sender.model_dump(),
+                             message=body.message, subject=body.subject,
+                             template_id=str(body.template_id) if body.template_id else None,
+                             contact_ids=[str(c) for c in body.contact_ids], urls=body.urls, settings=settings)
+    with db.tenant_transaction(principal.tenant_id) as conn:
+        return {**task, "summary": tasks.summary(conn, str(task["id"]))}
+
+
+@router.get("/tasks", tags=["outreach"])
+def list_tasks(principal: CurrentPrincipal, limit: Limit = 50, cursor: Cursor = None) -> dict:
+    with db.tenant_transaction(principal.tenant_id) as conn:
+        return page_body(tasks.list_tasks(conn, cursor, limit))
+
+
+@router.get("/tasks/{task_id}", tags=["outreach"])
+def get_task(task_id: UUID, principal: CurrentPrincipal) -> dict:
+    with db.tenant_transaction(principal.tenant_id) as conn:
+        return {**tasks.get_task(conn, str(task_id)), "summary": tasks.summary(conn, str(task_id))}
+
+
+@router.get("/tasks/{task_id}/targets", tags=["outreach"])
+def list_targets(task_id: UUID, principal: CurrentPrincipal, status: str | None = None) -> dict:
+    with db.tenant_transaction(principal.tenant_id) as conn:
+        return {"items": tasks.list_targets(conn, str(task_id), status)}
+
+
+@router.post("/tasks/{task_id}/start", tags=["outreach"])
+def start_task(task_id: UUID, principal: Writer) -> dict:
+    """Start, resume a paused task, or (review mode) send the approved targets."""
+    return tasks.start(principal, str(task_id))
+
+
+@router.post("/tasks/{task_id}/pause", tags=["outreach"])
+def pause_task(task_id: UUID, principal: Writer) -> dict:
+    return tasks.pause(principal, str(task_id))
+
+
+@router.post("/tasks/{task_id}/cancel", tags=["outreach"])
+def cancel_task(task_id: UUID, principal: Writer) -> dict:
+    return tasks.cancel(principal, str(task_id))
+
+
+@router.post("/tasks/{task_id}/targets/{target_id}/approve", tags=["outreach"])
+def approve_target(task_id: UUID, target_id: UUID, principal: Writer) -> dict:
+    return tasks.review_target(principal, str(task_id), str(target_id), True)
+
+
+@router.post("/tasks/{task_id}/targets/{target_id}/reject", tags=["outreach"])
+def reject_target(task_id: UUID, target_id: UUID, principal: Writer) -> dict:
+    return tasks.review_target(principal, str(task_id), str(target_id), False)

@@ -1,0 +1,196 @@
+"""Send tasks: targets from contacts or URLs, started as a run of the send pipeline,
+paused, resumed, cancelled; review mode gates submission on a person's approval."""
+from __future__ import annotations
+
+import json
+
+from psycopg import Connection
+from psycopg.types.json import Jsonb
+
+from funnel import db
+from funnel.outreach import safety
+from funnel.outreach.normalize import domain_of, normalize_url
+from funnel.outreach.templates import check_variables, get_template, render
+from funnel.platform import audit, runs
+from funnel.platform.errors import Conflict, NotFound, ValidationFailed
+from funnel.platform.pagination import Page, keyset_page
+from funnel.platform.principal import Principal
+from funnel.platform.ssrf import UnsafeUrlError, check_url
+from funnel.settings import get_settings
+
+TASK_COLUMNS = "id, user_id, name, mode, status, settings, run_id, started_at, finished_at, created_at"
+TARGET_COLUMNS = ("id, task_id, contact_id, target_url, domain, company_name, subject, message, status, retry_count, "
+                  "result_summary, screenshots, fields, last_attempt_at, created_at")
+FINAL_TARGET_STATUSES = ("submitted", "captcha", "refused", "no_form", "failed", "skipped", "rejected")
+SENDER_FIELDS = ("company", "department", "position", "last_name", "first_name", "last_name_kana", "first_name_kana",
+                 "email", "phone", "zip", "prefecture", "address", "url")
+
+_sfn = None
+
+
+def _stepfunctions():
+    global _sfn
+    if _sfn is None:
+        import boto3
+
+        _sfn = boto3.client("stepfunctions", region_name=get_settings().region)
+    return _sfn
+
+
+def create_task(principal: Principal, *, name: str, mode: str, sender: dict, message: str | None,
+                subject: str | None, template_id: str | None, contact_ids: list[str], urls: list[str],
+                settings: dict) -> dict:
+    if not contact_ids and not urls:
+        raise ValidationFailed("a task needs at least one target (contact_ids or urls)")
+    missing = [f for f in ("company", "last_name", "first_name", "email") if not sender.get(f)]
+    if missing:
+        raise ValidationFailed(f"the sender profile needs {missing}")
+    with db.tenant_transaction(principal.tenant_id) as conn:
+        ai_mode = False
+        if template_id:
+            template = get_template(conn, template_id)
+            message, subject = template["body"], subject or template["metadata"].get("subject")
+            ai_mode = bool(template["metadata"].get("ai_mode"))
+        if not message:
+            raise ValidationFailed("a task needs a message or a template_id")
+        check_variables(message, subject or "")
+        targets = _targets(conn, contact_ids, urls)
+        task = conn.execute(
+            f"INSERT INTO tasks (user_id, name, mode, settings) VALUES (%s, %s, %s, %s) RETURNING {TASK_COLUMNS}",
+            (principal.user_id, name, mode, Jsonb({**settings, "sender": sender, "message": message,
+                                                   "subject": subject, "ai_mode": ai_mode,
+                                                   "template_id": template_id}))).fetchone()
+        recontact_days = int(settings.get("recontact_days", safety.DEFAULT_RECONTACT_DAYS))
+        for target in targets:
+            reason = safety.is_suppressed(conn, email=target.get("email"), domain=target["domain"],
+                                          phone=target.get("phone"), company_name=target.get("company_name"),
+                                          corporate_number=target.get("corporate_number"))
+            if reason is None and safety.recently_contacted(conn, target["domain"], recontact_days):
+                reason = f"{target['domain']} was contacted within {recontact_days} days"
+            values = {"company_name": target.get("company_name") or target["domain"],
+                      "contact_person": target.get("contact_person") or "", "industry": target.get("industry") or "",
+                      "url": target["url"], "sender_company": sender.get("company"),
+                      "sender_name": f"{sender.get('last_name', '')} {sender.get('first_name', '')}".strip(),
+                      "sender_email": sender.get("email"), "sender_phone": sender.get("phone")}
+            conn.execute(
+                "INSERT INTO task_targets (task_id, contact_id, target_url, domain, company_name, subject, message, "
+                "status, result_summary) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                (task["id"], target.get("contact_id"), target["url"], target["domain"], values["company_name"],
+                 render(subject, values) if subject else None, render(message, values),
+                 "skipped" if reason else "pending", reason))
+        audit.record(conn, principal, "task.create", "task", task["id"], {"targets": len(targets), "mode": mode})
+    return task
+
+
+def _targets(conn: Connection, contact_ids: list[str], urls: list[str]) -> list[dict]:
+    """One target per company domain (the first wins); every URL must pass the SSRF guard."""
+    found: dict[str, dict] = {}
+    if contact_ids:
+        rows = conn.execute("SELECT id, company_name, default_url, domain, default_contact_person, email, phone, "
+                            "corporate_number, industry FROM contacts WHERE id = ANY(%s::uuid[])",
+                            (contact_ids,)).fetchall()
+        if len(rows) != len(set(contact_ids)):
+            raise ValidationFailed("some contact_ids are not contacts of this workspace")
+        for row in rows:
+            if not row["default_url"]:
+                raise ValidationFailed(f"contact {row['company_name']} has no URL")
+            found.setdefault(row["domain"], {"contact_id": row["id"], "url": row["default_url"], "domain": row["domain"],
+                                             "company_name": row["company_name"], "email": row["email"],
+                                             "contact_person": row["default_contact_person"], "phone": row["phone"],
+                                             "corporate_number": row["corporate_number"], "industry": row["industry"]})
+    for raw in urls:
+        url = normalize_url(raw)
+        found.setdefault(domain_of(url), {"url": url, "domain": domain_of(url)})
+    allow = get_settings().ssrf_allow_hosts
+    for target in found.values():
+        try:
+            check_url(target["url"], allow)
+        except UnsafeUrlError as exc:
+            raise ValidationFailed(f"{target['url']}: {exc}") from exc
+    return list(found.values())
+
+
+def get_task(conn: Connection, task_id: str, for_update: bool = False) -> dict:
+    row = conn.execute(f"SELECT {TASK_COLUMNS} FROM tasks WHERE id = %s{' FOR UPDATE' if for_update else ''}",
+                       (task_id,)).fetchone()
+    if row is None:
+        raise NotFound("task not found")
+    return row
+
+
+def summary(conn: Connection, task_id: str) -> dict:
+    counts = {r["status"]: r["n"] for r in conn.execute(
+        "SELECT status, count(*) AS n FROM task_targets WHERE task_id = %s GROUP BY status", (task_id,))}
+    return {"total": sum(counts.values()), **counts}
+
+
+def list_tasks(conn: Connection, cursor: str | None, limit: int) -> Page:
+    return keyset_page(conn, table="tasks", columns=TASK_COLUMNS, cursor=cursor, limit=limit)
+
+
+def list_targets(conn: Connection, task_id: str, status: str | None) -> list[dict]:
+    get_task(conn, task_id)
+    clause = "AND status = %s" if status else ""
+    return conn.execute(f"SELECT {TARGET_COLUMNS} FROM task_targets WHERE task_id = %s {clause} ORDER BY created_at, id",
+                        (task_id, status) if status else (task_id,)).fetchall()
+
+
+def start(principal: Principal, task_id: str, phase: str | None = None) -> dict:
+    """Start (or resume) the send pipeline over the task's pending (or, after review, approved) targets."""
+    with db.tenant_transaction(principal.tenant_id) as conn:
+        task = get_task(conn, task_id, for_update=True)
+        if task["status"] in ("running", "completed", "cancelled"):
+            raise Conflict(f"a {task['status']} task cannot be started")
+        phase = phase or ("submit" if task["status"] == "review" else "review" if task["mode"] == "review" else "auto")
+        wanted = "approved" if phase == "submit" else "pending"
+        if not conn.execute("SELECT 1 FROM task_targets WHERE task_id = %s AND status = %s LIMIT 1",
+                            (task_id, wanted)).fetchone():
+            raise Conflict(f"no {wanted} targets to send")
+        total = conn.execute("SELECT count(*) AS n FROM task_targets WHERE task_id = %s AND status = %s",
+                             (task_id, wanted)).fetchone()["n"]
+        run = runs.create_run(conn, "send_pipeline", {"task_id": task_id, "phase": phase}, principal.user_id, total)
+        conn.execute("UPDATE tasks SET status = 'running', run_id = %s, started_at = coalesce(started_at, now()), "
+                     "finished_at = NULL WHERE id = %s", (run["id"], task_id))
+        audit.record(conn, principal, "task.start", "task", task_id, {"phase": phase, "run_id": str(run["id"])})
+    execution = _stepfunctions().start_execution(
+        stateMachineArn=get_settings().send_pipeline_arn, name=f"task-{str(task_id)[:8]}-{str(run['id'])}",
+        input=json.dumps({"tenant_id": principal.tenant_id, "task_id": str(task_id), "run_id": str(run["id"]),
+                          "phase": phase}))
+    with db.tenant_transaction(principal.tenant_id) as conn:
+        runs.update_run(conn, str(run["id"]), status="running", execution_arn=execution["executionArn"])
+        return get_task(conn, task_id)
+
+
+def pause(principal: Principal, task_id: str) -> dict:
+    with db.tenant_transaction(principal.tenant_id) as conn:
+        task = get_task(conn, task_id, for_update=True)
+        if task["status"] != "running":
+            raise Conflict(f"a {task['status']} task cannot be paused")
+        conn.execute("UPDATE tasks SET status = 'paused' WHERE id = %s", (task_id,))
+        audit.record(conn, principal, "task.pause", "task", task_id)
+        return get_task(conn, task_id)
+
+
+def cancel(principal: Principal, task_id: str) -> dict:
+    with db.tenant_transaction(principal.tenant_id) as conn:
+        task = get_task(conn, task_id, for_update=True)
+        if task["status"] in ("completed", "cancelled"):
+            raise Conflict(f"a {task['status']} task cannot be cancelled")
+        conn.execute("UPDATE tasks SET status = 'cancelled', finished_at = now() WHERE id = %s", (task_id,))
+        conn.execute("UPDATE task_targets SET status = 'skipped', result_summary = 'task cancelled' "
+                     "WHERE task_id = %s AND status IN ('pending', 'queued', 'approved', 'review')", (task_id,))
+        audit.record(conn, principal, "task.cancel", "task", task_id)
+        return get_task(conn, task_id)
+
+
+def review_target(principal: Principal, task_id: str, target_id: str, approve: bool) -> dict:
+    with db.tenant_transaction(principal.tenant_id) as conn:
+        task = get_task(conn, task_id)
+        row = conn.execute(f"UPDATE task_targets SET status = %s WHERE id = %s AND task_id = %s AND status = 'review' "
+                           f"RETURNING {TARGET_COLUMNS}", ("approved" if approve else "rejected", target_id,
+                                                           task["id"])).fetchone()
+        if row is None:
+            raise Conflict("only a target waiting for review can be approved or rejected")
+        audit.record(conn, principal, "task_target.approve" if approve else "task_target.reject", "task_target",
+                     target_id)
+        return row

@@ -1,0 +1,123 @@
+"""A send task through the local runtime: pipeline, browser worker (real Chromium), results."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from funnel import db
+from funnel.platform import storage
+from tests.e2e.outreach.conftest import MESSAGE, SENDER
+from tests.support.tenants import new_tenant
+
+pytestmark = pytest.mark.browser
+
+
+def _wait_task(api, tenant, task_id, statuses=("completed", "review", "paused", "cancelled"), timeout=120.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        task = api.get(f"/v1/tasks/{task_id}", headers=tenant.headers).json()
+        run_done = task["status"] not in ("running",)
+        if run_done and task["status"] in statuses:
+            return task
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"task still {task['status']}: {task['summary']}")
+        time.sleep(0.2)
+
+
+def _create(api, tenant, urls, **extra) -> dict:
+    response = api.post("/v1/tasks", headers=tenant.headers,
+                        json={"name": "Q4 outreach", "sender": SENDER, "message": MESSAGE,
+                              "subject": "サービスのご案内", "urls": urls, **extra})
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def test_a_task_over_ten_targets_records_every_result(runtime, api, sites):
+    tenant = new_tenant()
+    task = _create(api, tenant, [site.url for site in sites])
+    assert task["summary"] == {"total": 10, "pending": 10}
+    assert api.post(f"/v1/tasks/{task['id']}/start", headers=tenant.headers).status_code == 200
+    done = _wait_task(api, tenant, task["id"])
+    assert done["status"] == "completed"
+    assert done["summary"] == {"total": 10, "submitted": 7, "captcha": 1, "refused": 1, "no_form": 1}
+    for site in sites:
+        expected = 1 if site.kind == "form" else 0
+        assert len(site.posts) == expected, (site.kind, site.posts)
+    posted = sites[0].posts[0]
+    assert posted["company"] == SENDER["company"] and posted["email"] == SENDER["email"]
+    assert "ご担当者様" in posted["message"] and "山田 太郎" in posted["message"]
+    targets = api.get(f"/v1/tasks/{task['id']}/targets", headers=tenant.headers).json()["items"]
+    submitted = [t for t in targets if t["status"] == "submitted"]
+    assert all(t["screenshots"] and t["last_attempt_at"] for t in submitted)
+    body = storage.get_bytes(submitted[0]["screenshots"][0])
+    assert body.startswith(b"\x89PNG")
+    with db.tenant_transaction(tenant.tenant_id) as conn:
+        notes = conn.execute("SELECT title FROM notifications WHERE related_entity_id = %s", (task["id"],)).fetchall()
+        history = conn.execute("SELECT count(*) AS n FROM sent_history WHERE task_id = %s", (task["id"],)).fetchone()
+    assert notes and "Q4 outreach" in notes[0]["title"] and history["n"] == 7
+    again = _create(api, tenant, [sites[0].url])  # the same company again: refused by the sent history
+    assert again["summary"] == {"total": 1, "skipped": 1}
+
+
+def test_review_mode_fills_without_sending_until_approved(runtime, api, sites):
+    tenant = new_tenant()
+    first, second = sites[0], sites[1]
+    before = (len(first.posts), len(second.posts))
+    task = _create(api, tenant, [first.url, second.url], mode="review", recontact_days=0)
+    api.post(f"/v1/tasks/{task['id']}/start", headers=tenant.headers)
+    reviewed = _wait_task(api, tenant, task["id"])
+    assert reviewed["status"] == "review" and reviewed["summary"] == {"total": 2, "review": 2}
+    assert (len(first.posts), len(second.posts)) == before
+    targets = {t["target_url"]: t for t in api.get(f"/v1/tasks/{task['id']}/targets", headers=tenant.headers).json()[
+        "items"]}
+    assert all(t["screenshots"] for t in targets.values())
+    approve = targets[first.url]["id"]
+    reject = targets[second.url]["id"]
+    assert api.post(f"/v1/tasks/{task['id']}/targets/{approve}/approve", headers=tenant.headers).status_code == 200
+    assert api.post(f"/v1/tasks/{task['id']}/targets/{reject}/reject", headers=tenant.headers).status_code == 200
+    api.post(f"/v1/tasks/{task['id']}/start", headers=tenant.headers)
+    sent = _wait_task(api, tenant, task["id"], statuses=("completed",))
+    assert sent["summary"] == {"total": 2, "submitted": 1, "rejected": 1}
+    assert (len(first.posts), len(second.posts)) == (before[0] + 1, before[1])
+
+
+def test_a_target_claimed_by_a_crashed_worker_is_not_submitted_again(runtime, api, sites):
+    tenant = new_tenant()
+    site = sites[2]
+    before = len(site.posts)
+    task = _create(api, tenant, [site.url], recontact_days=0)
+    with db.tenant_transaction(tenant.tenant_id) as conn:  # what a worker killed after its click leaves behind
+        target = conn.execute("SELECT id FROM task_targets WHERE task_id = %s", (task["id"],)).fetchone()
+        conn.execute("INSERT INTO browser_jobs (task_target_id, user_id, state) VALUES (%s, %s, 'submitting')",
+                     (target["id"], tenant.owner_id))
+    api.post(f"/v1/tasks/{task['id']}/start", headers=tenant.headers)
+    done = _wait_task(api, tenant, task["id"])
+    assert done["summary"] == {"total": 1, "submitted": 1}
+    assert len(site.posts) == before
+    [row] = api.get(f"/v1/tasks/{task['id']}/targets", headers=tenant.headers).json()["items"]
+    assert "not sent again" in row["result_summary"]
+
+
+def test_a_paused_task_stops_dispatching_and_resumes(runtime, api, sites):
+    tenant = new_tenant()
+    chosen = sites[3:7]
+    before = [len(s.posts) for s in chosen]
+    task = _create(api, tenant, [s.url for s in chosen], recontact_days=0)
+    api.post(f"/v1/tasks/{task['id']}/start", headers=tenant.headers)
+    assert api.post(f"/v1/tasks/{task['id']}/pause", headers=tenant.headers).json()["status"] == "paused"
+    paused = _wait_task(api, tenant, task["id"], statuses=("paused",))
+    with db.tenant_transaction(tenant.tenant_id) as conn:
+        run = conn.execute("SELECT status FROM runs WHERE id = %s", (paused["run_id"],)).fetchone()
+    deadline = time.monotonic() + 60
+    while run["status"] == "running" and time.monotonic() < deadline:
+        time.sleep(0.2)
+        with db.tenant_transaction(tenant.tenant_id) as conn:
+            run = conn.execute("SELECT status FROM runs WHERE id = %s", (paused["run_id"],)).fetchone()
+    summary = api.get(f"/v1/tasks/{task['id']}", headers=tenant.headers).json()["summary"]
+    assert summary.get("pending", 0) >= 1, summary  # not everything was sent while paused
+    assert api.post(f"/v1/tasks/{task['id']}/start", headers=tenant.headers).status_code == 200
+    done = _wait_task(api, tenant, task["id"], statuses=("completed",))
+    assert done["summary"] == {"total": 4, "submitted": 4}
+    assert [len(s.posts) - b for s, b in zip(chosen, before)] == [1, 1, 1, 1]
+
