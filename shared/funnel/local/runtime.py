@@ -501,13 +501,14 @@ class LocalRuntime:
             queue_arn = str(template.resolve(source.queue))
             queue_name = queue_arn.rsplit(":", 1)[-1]
             queue_url = self.client("sqs").get_queue_url(QueueName=queue_name)["QueueUrl"]
-            poller = SqsPoller(
-                self.client("sqs"), source.function_id, queue_url, queue_arn, source.batch_size,
-                source.report_batch_item_failures, self.invoke, time_scale=self.time_scale,
-                # Tests want short polls so stop() is quick; dev long-polls like Lambda does.
-                wait_seconds=0 if self.tuned_for_tests else 1, idle_sleep=0.05 if self.tuned_for_tests else 0.0)
-            poller.start()
-            self._pollers.append(poller)
+            for _ in range(source.maximum_concurrency):  # one thread per concurrent invocation, as Lambda scales
+                poller = SqsPoller(
+                    self.client("sqs"), source.function_id, queue_url, queue_arn, source.batch_size,
+                    source.report_batch_item_failures, self.invoke, time_scale=self.time_scale,
+                    # Tests want short polls so stop() is quick; dev long-polls like Lambda does.
+                    wait_seconds=0 if self.tuned_for_tests else 1, idle_sleep=0.05 if self.tuned_for_tests else 0.0)
+                poller.start()
+                self._pollers.append(poller)
 
     def _template_schedule_entries(self):
         from funnel.local.scheduler import ScheduleEntry

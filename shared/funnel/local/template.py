@@ -84,6 +84,8 @@ class SqsEventSource:
     batch_size: int
     report_batch_item_failures: bool
     enabled: bool
+    # ScalingConfig.MaximumConcurrency: how many invocations Lambda runs at once for this queue.
+    maximum_concurrency: int = 1
 
 
 @dataclass
@@ -196,7 +198,8 @@ class SamTemplate:
                     function_id=spec.logical_id, event_name=event_name, queue=props.get("Queue"),
                     batch_size=int(props.get("BatchSize", 10)),
                     report_batch_item_failures="ReportBatchItemFailures" in (props.get("FunctionResponseTypes") or []),
-                    enabled=bool(props.get("Enabled", True))))
+                    enabled=bool(props.get("Enabled", True)),
+                    maximum_concurrency=int((props.get("ScalingConfig") or {}).get("MaximumConcurrency", 1))))
         return sources
 
     def schedule_events(self) -> list[ScheduleEvent]:
