@@ -17,6 +17,7 @@ AREA_ROUTERS = [
     "funnel.notifications.routes",
     "funnel.content.routes",
     "funnel.outreach.routes",
+    "funnel.email.routes",
 ]
 
 

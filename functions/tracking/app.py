@@ -1,0 +1,81 @@
+"""Tracking endpoints for e-mail recipients: open pixel, click redirect, unsubscribe.
+
+Its own small function with no framework: cold start matters. The recipient never sees an
+error: when the database is unreachable the pixel, the redirect and the unsubscribe page are
+still served and the event is queued for the tracking-events consumer to write later.
+A tampered or unknown token gets a plain 404 page, never a redirect anywhere.
+"""
+from __future__ import annotations
+
+import base64
+
+GIF = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
+NO_CACHE = {"cache-control": "no-store, no-cache, must-revalidate, max-age=0", "pragma": "no-cache",
+            "expires": "0"}
+NOT_FOUND = "<!doctype html><html><body><h1>Not found</h1><p>This link is not valid.</p></body></html>"
+CONFIRM_PAGE = ("<!doctype html><html><head><meta charset=\"utf-8\"><title>配信停止 / Unsubscribe</title></head><body>"
+                "<h1>配信停止 / Unsubscribe</h1><p>今後のメール配信を停止しますか？ Stop receiving these e-mails?</p>"
+                "<form method=\"post\"><button type=\"submit\">配信停止する / Unsubscribe</button></form></body></html>")
+DONE_PAGE = ("<!doctype html><html><head><meta charset=\"utf-8\"><title>配信停止 / Unsubscribed</title></head><body>"
+             "<h1>配信を停止しました / You are unsubscribed</h1></body></html>")
+
+_key = None
+
+
+def _tracking_key() -> bytes:
+    global _key
+    if _key is None:
+        from funnel.email.tokens import tracking_key
+
+        _key = tracking_key()
+    return _key
+
+
+def _html(status: int, body: str, headers: dict | None = None) -> dict:
+    return {"statusCode": status, "headers": {"content-type": "text/html; charset=utf-8", **NO_CACHE, **(headers or {})},
+            "body": body}
+
+
+def _record(tenant_id: str, message_id: str, kind: str, url: str | None, event: dict) -> None:
+    http = event.get("requestContext", {}).get("http", {})
+    request_id = event.get("requestContext", {}).get("requestId")
+    payload = {"tenant_id": tenant_id, "message_id": message_id, "type": kind, "url": url,
+               "user_agent": http.get("userAgent"), "ip": http.get("sourceIp"), "method": http.get("method", "GET"),
+               "dedup_key": f"{kind}:{message_id}:{request_id}" if request_id else None}
+    try:
+        from funnel.email.campaigns import record_event
+
+        record_event(**{k: v for k, v in payload.items() if k not in ("tenant_id", "message_id", "type")},
+                     tenant_id=tenant_id, message_id=message_id, event_type=kind)
+    except Exception:  # the database is unreachable: queue the event, still answer the recipient
+        from funnel.email.events_queue import enqueue
+
+        enqueue(payload)
+
+
+def handler(event, context):
+    from funnel.email.tokens import InvalidToken, verify
+
+    path = event.get("rawPath", "")
+    method = event.get("requestContext", {}).get("http", {}).get("method", "GET")
+    try:
+        if path.startswith("/t/o/") and path.endswith(".gif"):
+            tenant_id, message_id, _ = verify(_tracking_key(), path[len("/t/o/"):-len(".gif")], "o")
+            _record(tenant_id, message_id, "open", None, event)
+            return {"statusCode": 200, "headers": {"content-type": "image/gif", **NO_CACHE},
+                    "body": base64.b64encode(GIF).decode(), "isBase64Encoded": True}
+        if path.startswith("/t/c/"):
+            tenant_id, message_id, url = verify(_tracking_key(), path[len("/t/c/"):], "c")
+            if not url or not url.startswith(("https://", "http://")):
+                raise InvalidToken("no target")
+            _record(tenant_id, message_id, "click", url, event)
+            return {"statusCode": 302, "headers": {"location": url, **NO_CACHE}, "body": ""}
+        if path.startswith("/u/"):
+            tenant_id, message_id, _ = verify(_tracking_key(), path[len("/u/"):], "u")
+            if method == "POST":  # RFC 8058 one-click, or the confirmation form
+                _record(tenant_id, message_id, "unsubscribe", None, event)
+                return _html(200, DONE_PAGE)
+            return _html(200, CONFIRM_PAGE)
+    except InvalidToken:
+        pass
+    return _html(404, NOT_FOUND)

@@ -1,0 +1,180 @@
+"""Document e-mail campaigns: create, send (one message per recipient, suppressed addresses
+never), record tracking events, stats."""
+from __future__ import annotations
+
+import json
+
+from psycopg import Connection
+from psycopg.types.json import Jsonb
+
+from funnel import db
+from funnel.email import mime, tokens
+from funnel.outreach import safety
+from funnel.platform import audit
+from funnel.platform.errors import Conflict, NotFound, ValidationFailed
+from funnel.platform.principal import Principal
+from funnel.platform.prompts import placeholders
+from funnel.settings import get_settings
+
+CAMPAIGN_COLUMNS = ("id, user_id, task_id, name, subject, body, from_name, from_address, sender_identity, "
+                    "reminder_strategy, status, send_at, created_at")
+VARIABLES = {"name", "company_name", "email"}
+SEND_BATCH = 10
+# A click this soon after sending is a link scanner, not a person.
+MACHINE_CLICK_SECONDS = 10
+MACHINE_AGENTS = ("googleimageproxy", "yahoomailproxy", "barracuda", "proofpoint", "mimecast", "bot", "crawler",
+                  "preview", "scanner", "python-requests", "curl")
+
+_sqs = None
+_ses = None
+
+
+def _queue():
+    global _sqs
+    if _sqs is None:
+        import boto3
+
+        _sqs = boto3.client("sqs", region_name=get_settings().region)
+    return _sqs
+
+
+def _ses_client():
+    global _ses
+    if _ses is None:
+        import boto3
+
+        _ses = boto3.client("sesv2", region_name=get_settings().region)
+    return _ses
+
+
+def create_campaign(principal: Principal, *, name: str, subject: str, body: str, from_name: str,
+                    sender_identity: str, recipients: list[dict], reminder_strategy: dict | None) -> dict:
+    unknown = (placeholders(subject) | placeholders(body)) - VARIABLES
+    if unknown:
+        raise ValidationFailed(f"unknown variables {sorted(unknown)}; available: {sorted(VARIABLES)}")
+    if not recipients:
+        raise ValidationFailed("a campaign needs at least one recipient")
+    with db.tenant_transaction(principal.tenant_id) as conn:
+        campaign = conn.execute(
+            f"INSERT INTO email_campaigns (user_id, name, subject, body, from_name, from_address, sender_identity, "
+            f"reminder_strategy) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING {CAMPAIGN_COLUMNS}",
+            (principal.user_id, name, subject, body, from_name, get_settings().ses_from_address, sender_identity,
+             Jsonb(reminder_strategy) if reminder_strategy else None)).fetchone()
+        seen = set()
+        with conn.cursor() as cursor:
+            for recipient in recipients:
+                email = recipient["email"].strip().lower()
+                if email in seen:
+                    continue
+                seen.add(email)
+                reason = safety.is_suppressed(conn, email=email)
+                cursor.execute("INSERT INTO email_messages (campaign_id, contact_id, email, name, company, status, "
+                               "error) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                               (campaign["id"], recipient.get("contact_id"), email, recipient.get("name"),
+                                recipient.get("company"), "suppressed" if reason else "queued", reason))
+        audit.record(conn, principal, "email_campaign.create", "email_campaign", campaign["id"],
+                     {"recipients": len(seen)})
+    return campaign
+
+
+def get_campaign(conn: Connection, campaign_id: str) -> dict:
+    row = conn.execute(f"SELECT {CAMPAIGN_COLUMNS} FROM email_campaigns WHERE id = %s", (campaign_id,)).fetchone()
+    if row is None:
+        raise NotFound("campaign not found")
+    return row
+
+
+def send(principal: Principal, campaign_id: str) -> dict:
+    """Queue one message per queued recipient; the email queue's consumer sends them."""
+    with db.tenant_transaction(principal.tenant_id) as conn:
+        campaign = get_campaign(conn, campaign_id)
+        if campaign["status"] != "draft":
+            raise Conflict(f"a {campaign['status']} campaign cannot be sent")
+        conn.execute("UPDATE email_campaigns SET status = 'sending' WHERE id = %s", (campaign_id,))
+        ids = [str(r["id"]) for r in conn.execute(
+            "SELECT id FROM email_messages WHERE campaign_id = %s AND status = 'queued'", (campaign_id,))]
+        audit.record(conn, principal, "email_campaign.send", "email_campaign", campaign_id, {"messages": len(ids)})
+    queue_url = get_settings().email_queue_url
+    for start in range(0, len(ids), SEND_BATCH):
+        _queue().send_message_batch(QueueUrl=queue_url, Entries=[
+            {"Id": str(i), "MessageBody": json.dumps({"tenant_id": principal.tenant_id, "message_id": m})}
+            for i, m in enumerate(ids[start:start + SEND_BATCH])])
+    return {"campaign_id": campaign_id, "queued": len(ids)}
+
+
+def deliver(tenant_id: str, message_id: str) -> str:
+    """Send one message (idempotent: a message already sent is not sent again)."""
+    settings = get_settings()
+    with db.tenant_transaction(tenant_id) as conn:
+        message = conn.execute("SELECT * FROM email_messages WHERE id = %s FOR UPDATE SKIP LOCKED",
+                               (message_id,)).fetchone()
+        if message is None:
+            raise RuntimeError(f"message {message_id} is not visible or being sent")
+        if message["status"] != "queued":
+            return message["status"]
+        reason = safety.is_suppressed(conn, email=message["email"])
+        if reason:
+            conn.execute("UPDATE email_messages SET status = 'suppressed', error = %s WHERE id = %s",
+                         (reason, message_id))
+            return "suppressed"
+        campaign = get_campaign(conn, str(message["campaign_id"]))
+        mail = mime.build(campaign, message, tenant_id, tokens.tracking_key(), settings.public_base_url)
+        request = {"FromEmailAddress": campaign["from_address"], "Destination": {"ToAddresses": [message["email"]]},
+                   "Content": {"Raw": {"Data": mail.as_bytes()}}}
+        if settings.ses_configuration_set:
+            request["ConfigurationSetName"] = settings.ses_configuration_set
+        provider_id = _ses_client().send_email(**request)["MessageId"]
+        conn.execute("UPDATE email_messages SET status = 'sent', sent_at = now(), provider_message_id = %s, "
+                     "tracking_token = %s WHERE id = %s", (provider_id, mail["X-Funnel-Message"], message_id))
+        remaining = conn.execute("SELECT count(*) AS n FROM email_messages WHERE campaign_id = %s AND status = 'queued'",
+                                 (campaign["id"],)).fetchone()["n"]
+        if remaining == 0:
+            conn.execute("UPDATE email_campaigns SET status = 'sent' WHERE id = %s AND status = 'sending'",
+                         (campaign["id"],))
+    return "sent"
+
+
+def is_machine(event_type: str, user_agent: str | None, method: str, seconds_since_sent: float | None) -> bool:
+    agent = (user_agent or "").lower()
+    if method == "HEAD" or any(marker in agent for marker in MACHINE_AGENTS):
+        return True
+    return event_type == "click" and seconds_since_sent is not None and seconds_since_sent < MACHINE_CLICK_SECONDS
+
+
+def record_event(tenant_id: str, message_id: str, event_type: str, *, url: str | None, user_agent: str | None,
+                 ip: str | None, method: str, dedup_key: str | None) -> None:
+    with db.tenant_transaction(tenant_id) as conn:
+        message = conn.execute("SELECT id, email, extract(epoch FROM now() - sent_at) AS age FROM email_messages "
+                               "WHERE id = %s", (message_id,)).fetchone()
+        if message is None:
+            return
+        conn.execute(
+            "INSERT INTO email_events (email_message_id, type, url, user_agent, ip, is_machine, dedup_key) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (tenant_id, dedup_key) DO NOTHING",
+            (message_id, event_type, url, (user_agent or "")[:500], ip,
+             is_machine(event_type, user_agent, method, float(message["age"]) if message["age"] is not None else None),
+             dedup_key))
+        if event_type == "unsubscribe":
+            safety.suppress(conn, "email", message["email"], "unsubscribed", f"email_message:{message_id}")
+            conn.execute("UPDATE email_messages SET next_reminder_at = NULL WHERE id = %s", (message_id,))
+
+
+def stats(conn: Connection, campaign_id: str) -> dict:
+    get_campaign(conn, campaign_id)
+    messages = {r["status"]: r["n"] for r in conn.execute(
+        "SELECT status, count(*) AS n FROM email_messages WHERE campaign_id = %s GROUP BY status", (campaign_id,))}
+    events = conn.execute(
+        "SELECT e.type, count(*) AS total, count(DISTINCT e.email_message_id) AS unique_messages, "
+        "count(*) FILTER (WHERE e.is_machine) AS machine FROM email_events e JOIN email_messages m "
+        "ON m.id = e.email_message_id WHERE m.campaign_id = %s AND (NOT e.is_machine OR e.type NOT IN ('open', 'click')) "
+        "GROUP BY e.type", (campaign_id,)).fetchall()
+    machine = conn.execute(
+        "SELECT count(*) AS n FROM email_events e JOIN email_messages m ON m.id = e.email_message_id "
+        "WHERE m.campaign_id = %s AND e.is_machine", (campaign_id,)).fetchone()["n"]
+    links = conn.execute(
+        "SELECT e.url, count(*) AS total, count(DISTINCT e.email_message_id) AS unique_messages FROM email_events e "
+        "JOIN email_messages m ON m.id = e.email_message_id WHERE m.campaign_id = %s AND e.type = 'click' "
+        "AND NOT e.is_machine GROUP BY e.url ORDER BY total DESC", (campaign_id,)).fetchall()
+    by_type = {e["type"]: {"total": e["total"], "unique": e["unique_messages"]} for e in events}
+    return {"messages": messages, "sent": sum(v for k, v in messages.items() if k not in ("queued", "suppressed")),
+            "events": by_type, "machine_events_excluded": machine, "links": links}

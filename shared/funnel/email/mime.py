@@ -1,0 +1,65 @@
+"""One campaign message as correct MIME: multipart/alternative (text + HTML), UTF-8 headers for
+Japanese subjects and names, RFC 8058 one-click unsubscribe, sender identity and an opt-out line
+(Japan's Act on Specified Electronic Mail), tracked links and the open pixel."""
+from __future__ import annotations
+
+import html
+import re
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+from datetime import datetime, timezone
+
+from funnel.email import tokens
+from funnel.platform.prompts import PLACEHOLDER
+
+URL_PATTERN = re.compile(r"https?://[^\s<>\"')]+")
+
+
+def personalise(text: str, recipient: dict) -> str:
+    values = {"name": recipient.get("name") or "", "company_name": recipient.get("company") or "",
+              "email": recipient["email"]}
+    return PLACEHOLDER.sub(lambda m: str(values.get(m.group(1), "")), text)
+
+
+def build(campaign: dict, recipient: dict, tenant_id: str, key: bytes, public_base_url: str) -> EmailMessage:
+    message_id = str(recipient["id"])
+    base = public_base_url.rstrip("/")
+    unsubscribe = f"{base}/u/{tokens.sign(key, 'u', tenant_id, message_id)}"
+    text = personalise(campaign["body"], recipient)
+
+    def tracked(url: str) -> str:
+        return f"{base}/t/c/{tokens.sign(key, 'c', tenant_id, message_id, url)}"
+
+    footer_text = (f"\n\n--\n{campaign['from_name']} <{campaign['from_address']}>\n{campaign['sender_identity']}\n"
+                   f"配信停止 / Unsubscribe: {unsubscribe}\n")
+    parts, last = [], 0
+    for match in URL_PATTERN.finditer(text):
+        parts.append(html.escape(text[last:match.start()]))
+        url = match.group(0)
+        parts.append(f'<a href="{html.escape(tracked(url))}">{html.escape(url)}</a>')
+        last = match.end()
+    parts.append(html.escape(text[last:]))
+    body_html = "".join(parts).replace("\n", "<br>\n")
+    pixel = f"{base}/t/o/{tokens.sign(key, 'o', tenant_id, message_id)}.gif"
+    html_document = (
+        f"<!doctype html><html><body>{body_html}"
+        f"<hr><p style=\"font-size:12px;color:#666\">{html.escape(campaign['from_name'])} "
+        f"&lt;{html.escape(campaign['from_address'])}&gt;<br>{html.escape(campaign['sender_identity'])}<br>"
+        f"<a href=\"{html.escape(unsubscribe)}\">配信停止 / Unsubscribe</a></p>"
+        f"<img src=\"{html.escape(pixel)}\" width=\"1\" height=\"1\" alt=\"\"></body></html>")
+
+    message = EmailMessage()
+    local, _, domain = campaign["from_address"].partition("@")
+    message["From"] = Address(campaign["from_name"], local, domain)
+    to_local, _, to_domain = recipient["email"].partition("@")
+    message["To"] = Address(recipient.get("name") or "", to_local, to_domain)
+    message["Subject"] = personalise(campaign["subject"], recipient)
+    message["Date"] = format_datetime(datetime.now(timezone.utc))
+    message["Message-ID"] = make_msgid(domain=domain or None)
+    message["List-Unsubscribe"] = f"<{unsubscribe}>"
+    message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    message["X-Funnel-Message"] = message_id
+    message.set_content(text + footer_text, charset="utf-8")
+    message.add_alternative(html_document, subtype="html", charset="utf-8")
+    return message

@@ -1,0 +1,66 @@
+"""Document e-mail API: campaigns, sending, messages, stats."""
+from __future__ import annotations
+
+from uuid import UUID
+
+from fastapi import APIRouter
+from pydantic import Field
+
+from funnel import db
+from funnel.api.deps import CurrentPrincipal, Email, StrictModel, Writer
+from funnel.email import campaigns
+
+router = APIRouter(prefix="/v1")
+
+
+class Recipient(StrictModel):
+    email: Email
+    name: str | None = Field(default=None, max_length=200)
+    company: str | None = Field(default=None, max_length=300)
+    contact_id: UUID | None = None
+
+
+class CampaignBody(StrictModel):
+    name: str = Field(min_length=1, max_length=200)
+    subject: str = Field(min_length=1, max_length=300)
+    body: str = Field(min_length=1, max_length=50_000)
+    from_name: str = Field(min_length=1, max_length=200)
+    sender_identity: str = Field(min_length=5, max_length=500,
+                                 description="who sends: company, address, contact (特定電子メール法)")
+    recipients: list[Recipient] = Field(min_length=1, max_length=100_000)
+    reminder_strategy: dict | None = None
+
+
+@router.post("/email-campaigns", status_code=201, tags=["email"])
+def create_campaign(body: CampaignBody, principal: Writer) -> dict:
+    recipients = [{**r.model_dump(), "contact_id": str(r.contact_id) if r.contact_id else None}
+                  for r in body.recipients]
+    return campaigns.create_campaign(principal, name=body.name, subject=body.subject, body=body.body,
+                                     from_name=body.from_name, sender_identity=body.sender_identity,
+                                     recipients=recipients, reminder_strategy=body.reminder_strategy)
+
+
+@router.get("/email-campaigns/{campaign_id}", tags=["email"])
+def get_campaign(campaign_id: UUID, principal: CurrentPrincipal) -> dict:
+    with db.tenant_transaction(principal.tenant_id) as conn:
+        return campaigns.get_campaign(conn, str(campaign_id))
+
+
+@router.post("/email-campaigns/{campaign_id}/send", tags=["email"])
+def send_campaign(campaign_id: UUID, principal: Writer) -> dict:
+    return campaigns.send(principal, str(campaign_id))
+
+
+@router.get("/email-campaigns/{campaign_id}/messages", tags=["email"])
+def list_messages(campaign_id: UUID, principal: CurrentPrincipal) -> dict:
+    with db.tenant_transaction(principal.tenant_id) as conn:
+        campaigns.get_campaign(conn, str(campaign_id))
+        return {"items": conn.execute(
+            "SELECT id, email, name, company, status, reminder_sent, sent_at, error FROM email_messages "
+            "WHERE campaign_id = %s ORDER BY email", (str(campaign_id),)).fetchall()}
+
+
+@router.get("/email-campaigns/{campaign_id}/stats", tags=["email"])
+def campaign_stats(campaign_id: UUID, principal: CurrentPrincipal) -> dict:
+    with db.tenant_transaction(principal.tenant_id) as conn:
+        return campaigns.stats(conn, str(campaign_id))

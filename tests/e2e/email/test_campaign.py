@@ -1,0 +1,131 @@
+"""A document e-mail campaign through the local runtime: queue -> sender -> SES (moto), real MIME,
+tracking pixel, signed clicks, one-click unsubscribe, stats."""
+from __future__ import annotations
+
+import email
+import email.policy
+import re
+import time
+import uuid
+
+import pytest
+
+from funnel import db
+from funnel.email import campaigns, tokens
+from tests.support.tenants import new_tenant
+
+BROWSER = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_0) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0"
+
+
+@pytest.fixture(scope="module")
+def tenant(runtime):
+    return new_tenant()
+
+
+def _sent_raw(to: str) -> list[email.message.EmailMessage]:
+    from moto.ses.models import ses_backends
+
+    backend = ses_backends["123456789012"]["us-east-1"]
+    return [email.message_from_string(m.raw_data, policy=email.policy.default) for m in backend.sent_messages
+            if hasattr(m, "raw_data") and to in m.destinations]
+
+
+def _wait_sent(tenant, campaign_id: str, expected: int, timeout: float = 60) -> list[dict]:
+    deadline = time.monotonic() + timeout
+    while True:
+        with db.tenant_transaction(tenant.tenant_id) as conn:
+            rows = conn.execute("SELECT * FROM email_messages WHERE campaign_id = %s", (campaign_id,)).fetchall()
+        if sum(r["status"] == "sent" for r in rows) >= expected or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.1)
+
+
+def _campaign(api, tenant, recipients: list[dict], **extra) -> dict:
+    response = api.post("/v1/email-campaigns", headers=tenant.headers, json={
+        "name": "資料送付", "subject": "{{company_name}} 様 資料のご送付", "from_name": "山田 太郎",
+        "sender_identity": "株式会社サンプル商事 東京都千代田区千代田1-1 03-1234-5678",
+        "body": "{{name}} 様\n資料はこちらです: https://docs.example.com/whitepaper.pdf\nよろしくお願いいたします。",
+        "recipients": recipients, **extra})
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def test_a_campaign_to_50_contacts_is_real_mime_and_tracks_opens_clicks_and_unsubscribes(runtime, api, tenant):
+    suffix = uuid.uuid4().hex[:6]
+    recipients = [{"email": f"reader{i}-{suffix}@example.org", "name": f"読者{i}", "company": f"会社{i}"}
+                  for i in range(50)]
+    blocked = recipients[-1]["email"]
+    assert api.post("/v1/do-not-contact", headers=tenant.headers,
+                    json={"kind": "email", "value": blocked, "reason": "unsubscribed"}).status_code == 201
+    campaign = _campaign(api, tenant, recipients)
+    assert api.post(f"/v1/email-campaigns/{campaign['id']}/send", headers=tenant.headers).json()["queued"] == 49
+    rows = _wait_sent(tenant, campaign["id"], 49)
+    assert sorted(r["status"] for r in rows).count("sent") == 49
+    assert [r["status"] for r in rows if r["email"] == blocked] == ["suppressed"] and not _sent_raw(blocked)
+
+    first = recipients[0]["email"]
+    [mail] = _sent_raw(first)
+    assert mail.get_content_type() == "multipart/alternative"
+    assert str(mail["Subject"]) == "会社0 様 資料のご送付" and "=?utf-8?" in mail.as_string().lower()
+    assert mail["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    unsubscribe_url = str(mail["List-Unsubscribe"]).strip("<>")
+    text = mail.get_body(("plain",)).get_content()
+    html = mail.get_body(("html",)).get_content()
+    assert "読者0 様" in text and "配信停止" in text and "株式会社サンプル商事" in text
+    pixel = re.search(r'src="([^"]+/t/o/[^"]+\.gif)"', html).group(1)
+    click = re.search(r'href="([^"]+/t/c/[^"]+)"', html).group(1)
+    path = lambda url: url.split(runtime.api_url, 1)[-1]  # noqa: E731 (local gateway = public base URL)
+
+    opened = api.get(path(pixel), headers={"user-agent": BROWSER})
+    assert opened.status_code == 200 and opened.headers["content-type"] == "image/gif"
+    assert "no-store" in opened.headers["cache-control"] and opened.content.startswith(b"GIF89a")
+    scanner = api.get(path(click), headers={"user-agent": BROWSER})  # seconds after delivery: a link scanner
+    assert scanner.status_code == 302
+    with db.tenant_transaction(tenant.tenant_id) as conn:
+        conn.execute("UPDATE email_messages SET sent_at = now() - interval '1 hour' WHERE email = %s", (first,))
+    clicked = api.get(path(click), headers={"user-agent": BROWSER})
+    assert clicked.status_code == 302 and clicked.headers["location"] == "https://docs.example.com/whitepaper.pdf"
+
+    stats = api.get(f"/v1/email-campaigns/{campaign['id']}/stats", headers=tenant.headers).json()
+    assert stats["sent"] == 49 and stats["messages"]["suppressed"] == 1
+    assert stats["events"]["open"] == {"total": 1, "unique": 1}
+    assert stats["events"]["click"] == {"total": 1, "unique": 1} and stats["machine_events_excluded"] == 1
+    assert stats["links"][0]["url"] == "https://docs.example.com/whitepaper.pdf"
+
+    page = api.get(path(unsubscribe_url))
+    assert page.status_code == 200 and "<form method=\"post\">" in page.text
+    done = api.post(path(unsubscribe_url), content=b"List-Unsubscribe=One-Click",
+                    headers={"content-type": "application/x-www-form-urlencoded"})
+    assert done.status_code == 200
+    again = _campaign(api, tenant, [{"email": first}])
+    with db.tenant_transaction(tenant.tenant_id) as conn:
+        status = conn.execute("SELECT status FROM email_messages WHERE campaign_id = %s", (again["id"],)).fetchone()
+    assert status["status"] == "suppressed"
+
+
+def test_tampered_or_foreign_tokens_get_a_plain_404_never_a_redirect(runtime, api, tenant):
+    key = tokens.tracking_key()
+    good = tokens.sign(key, "c", tenant.tenant_id, str(uuid.uuid4()), "https://docs.example.com/")
+    payload, signature = good.split(".")
+    evil_payload = tokens.sign(key, "c", tenant.tenant_id, str(uuid.uuid4()), "https://evil.example.com/").split(".")[0]
+    for token in (f"{evil_payload}.{signature}", f"{payload}.{signature[:-2]}xx", "garbage",
+                  tokens.sign(b"another key", "c", tenant.tenant_id, "m", "https://evil.example.com/"),
+                  tokens.sign(key, "o", tenant.tenant_id, "m")):
+        response = api.get(f"/t/c/{token}", follow_redirects=False)
+        assert response.status_code == 404 and "location" not in response.headers
+        assert response.headers["content-type"].startswith("text/html")
+    assert api.get("/t/o/garbage.gif").status_code == 404
+    assert api.post("/u/garbage").status_code == 404
+
+
+def test_duplicate_events_are_recorded_once(runtime, api, tenant):
+    campaign = _campaign(api, tenant, [{"email": f"dup-{uuid.uuid4().hex[:6]}@example.org"}])
+    api.post(f"/v1/email-campaigns/{campaign['id']}/send", headers=tenant.headers)
+    [row] = _wait_sent(tenant, campaign["id"], 1)
+    for _ in range(3):  # the same request delivered three times (retries, queue redelivery)
+        campaigns.record_event(tenant.tenant_id, str(row["id"]), "open", url=None, user_agent=BROWSER,
+                               ip="198.51.100.7", method="GET", dedup_key=f"open:{row['id']}:req-1")
+    with db.tenant_transaction(tenant.tenant_id) as conn:
+        count = conn.execute("SELECT count(*) AS n FROM email_events WHERE email_message_id = %s",
+                             (row["id"],)).fetchone()["n"]
+    assert count == 1
