@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import html
 import re
-from email.headerregistry import Address
-from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid
 from datetime import datetime, timezone
+from email.header import Header
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
+from email.utils import format_datetime, formataddr, make_msgid
 
 from funnel.email import tokens
 from funnel.platform.prompts import PLACEHOLDER
@@ -22,7 +23,7 @@ def personalise(text: str, recipient: dict) -> str:
     return PLACEHOLDER.sub(lambda m: str(values.get(m.group(1), "")), text)
 
 
-def build(campaign: dict, recipient: dict, tenant_id: str, key: bytes, public_base_url: str) -> EmailMessage:
+def build(campaign: dict, recipient: dict, tenant_id: str, key: bytes, public_base_url: str) -> MIMEMultipart:
     message_id = str(recipient["id"])
     base = public_base_url.rstrip("/")
     unsubscribe = f"{base}/u/{tokens.sign(key, 'u', tenant_id, message_id)}"
@@ -49,17 +50,17 @@ def build(campaign: dict, recipient: dict, tenant_id: str, key: bytes, public_ba
         f"<a href=\"{html.escape(unsubscribe)}\">配信停止 / Unsubscribe</a></p>"
         f"<img src=\"{html.escape(pixel)}\" width=\"1\" height=\"1\" alt=\"\"></body></html>")
 
-    message = EmailMessage()
-    local, _, domain = campaign["from_address"].partition("@")
-    message["From"] = Address(campaign["from_name"], local, domain)
-    to_local, _, to_domain = recipient["email"].partition("@")
-    message["To"] = Address(recipient.get("name") or "", to_local, to_domain)
-    message["Subject"] = personalise(campaign["subject"], recipient)
+    # email.mime (compat32) builds a message several times faster than EmailMessage's default policy,
+    # which matters when a campaign renders 10,000 of them.
+    message = MIMEMultipart("alternative")
+    message["From"] = formataddr((campaign["from_name"], campaign["from_address"]), charset="utf-8")
+    message["To"] = formataddr((recipient.get("name") or "", recipient["email"]), charset="utf-8")
+    message["Subject"] = Header(personalise(campaign["subject"], recipient), "utf-8")
     message["Date"] = format_datetime(datetime.now(timezone.utc))
-    message["Message-ID"] = make_msgid(domain=domain or None)
+    message["Message-ID"] = make_msgid(domain=campaign["from_address"].partition("@")[2] or None)
     message["List-Unsubscribe"] = f"<{unsubscribe}>"
     message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     message["X-Funnel-Message"] = message_id
-    message.set_content(text + footer_text, charset="utf-8")
-    message.add_alternative(html_document, subtype="html", charset="utf-8")
+    message.attach(MIMEText(text + footer_text, "plain", "utf-8"))
+    message.attach(MIMEText(html_document, "html", "utf-8"))
     return message
