@@ -82,7 +82,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as state, LocalRuntime(
             Path(state), api_port=free_port(), moto_port=free_port(), pg_port=free_port(), time_scale=0,
-            tuned_for_tests=True) as runtime:
+            tuned_for_tests=True):
         from funnel.platform import migrations, tenants
         from tests.support.tenants import new_tenant
 

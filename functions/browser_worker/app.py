@@ -7,21 +7,15 @@ import json
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
+from funnel.platform import aws
 from funnel.observability import bind_tenant, logger
 from funnel.outreach.worker import NoSlot, process
-from funnel.settings import get_settings
 
 processor = BatchProcessor(event_type=EventType.SQS)
-_sfn = None
 
 
 def _stepfunctions():
-    global _sfn
-    if _sfn is None:
-        import boto3
-
-        _sfn = boto3.client("stepfunctions", region_name=get_settings().region)
-    return _sfn
+    return aws.client("stepfunctions")
 
 
 def record_handler(record: SQSRecord) -> None:

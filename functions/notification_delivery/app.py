@@ -8,22 +8,17 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from funnel.notifications.delivery import DeliveryError, backoff_seconds, deliver
 from funnel.observability import bind_tenant, logger
+from funnel.platform import aws
 from funnel.platform.errors import NotFound
 from funnel.settings import get_settings
 
 processor = BatchProcessor(event_type=EventType.SQS)
-_sqs = None
 
 
 def _delay_next_attempt(record: SQSRecord, seconds: int) -> None:
     """Exponential backoff: the failed message becomes visible again only after ``seconds``."""
-    global _sqs
-    if _sqs is None:
-        import boto3
-
-        _sqs = boto3.client("sqs", region_name=get_settings().region)
     try:
-        _sqs.change_message_visibility(QueueUrl=get_settings().notifications_queue_url,
+        aws.client("sqs").change_message_visibility(QueueUrl=get_settings().notifications_queue_url,
                                        ReceiptHandle=record.receipt_handle, VisibilityTimeout=seconds)
     except Exception:  # the queue's own visibility timeout still brings it back
         logger.exception("could not set the retry delay")

@@ -23,6 +23,7 @@ from funnel.content import ai, service
 from funnel.content.errors import PermanentError, RunHalted, TransientError
 from funnel.content.extract import extract
 from funnel.content.images import render_png
+from funnel.notifications.service import dispatch_pending, notify
 from funnel.platform import runs, storage
 from funnel.platform.errors import NotFound
 from funnel.platform.llm import LlmTransientError
@@ -364,18 +365,16 @@ def _record_failure(tenant_id: str, run_id: str, error_name: str, message: str) 
         recipients = [str(run["created_by"])] if run["created_by"] else [
             str(r["id"]) for r in conn.execute("SELECT id FROM users WHERE role IN ('owner', 'admin') "
                                                "AND NOT disabled").fetchall()]
-    notify_failure(tenant_id, run_id, recipients, text)
+        # In the same transaction: a run is never seen failed without its notification.
+        notify_failure(conn, tenant_id, run_id, recipients, text)
+    dispatch_pending(tenant_id)  # the e-mail copy could only be queued after the commit
     return {"halted": False, "status": "failed"}
 
 
-def notify_failure(tenant_id: str, run_id: str, recipients: list[str], text: str) -> None:
-    if not recipients:
-        return
-    try:
-        from funnel.notifications.service import notify
-    except ImportError:  # the notifications area is not deployed yet: the run's error is still shown
-        log.warning("notifications unavailable: run %s failed: %s", run_id, text)
-        return
-    notify(tenant_id, recipient_user_ids=recipients, category="content.run_failed",
-           title="Article generation failed", body=f"{text}\nResume it with POST /v1/runs/{run_id}/resume.",
-           priority="HIGH", channels=("IN_APP", "EMAIL"), related_entity_type="run", related_entity_id=run_id)
+def notify_failure(conn, tenant_id: str, run_id: str, recipients: list[str], text: str) -> None:
+    """Tell the run's owner (or the admins) in the app and by e-mail that the run failed and can resume."""
+    if recipients:
+        notify(tenant_id, recipient_user_ids=recipients, category="content.run_failed",
+               title="Article generation failed", body=f"{text}\nResume it with POST /v1/runs/{run_id}/resume.",
+               priority="HIGH", channels=("IN_APP", "EMAIL"), related_entity_type="run", related_entity_id=run_id,
+               conn=conn)

@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from croniter import croniter
 from psycopg import Connection
 
+from funnel.platform import aws
 from funnel import db
 from funnel.content import service
 from funnel.platform import audit
@@ -84,9 +85,7 @@ def aws_expression(cron_expression: str) -> str:
 
 # ---------------------------------------------------------------- EventBridge Scheduler
 def _scheduler():
-    import boto3
-
-    return boto3.client("scheduler", region_name=get_settings().region)
+    return aws.client("scheduler")
 
 
 def scheduler_name(schedule_id: str) -> str:

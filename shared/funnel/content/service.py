@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import json
 import uuid
-from typing import Any
 
 from psycopg import Connection
 from psycopg.types.json import Jsonb
 
+from funnel.platform import aws
 from funnel import db
 from funnel.content.errors import PermanentError
 from funnel.platform import audit, crypto, runs
@@ -322,9 +322,7 @@ def create_pipeline_run(conn: Connection, principal: Principal | str, product_id
 
 
 def _sfn():
-    import boto3
-
-    return boto3.client("stepfunctions", region_name=get_settings().region)
+    return aws.client("stepfunctions")
 
 
 def start_execution(tenant_id: str, run_id: str) -> dict:

@@ -7,6 +7,7 @@ import json
 from psycopg import Connection
 from psycopg.types.json import Jsonb
 
+from funnel.platform import aws
 from funnel import db
 from funnel.email import mime, tokens
 from funnel.outreach import safety
@@ -25,26 +26,13 @@ MACHINE_CLICK_SECONDS = 10
 MACHINE_AGENTS = ("googleimageproxy", "yahoomailproxy", "barracuda", "proofpoint", "mimecast", "bot", "crawler",
                   "preview", "scanner", "python-requests", "curl")
 
-_sqs = None
-_ses = None
-
 
 def _queue():
-    global _sqs
-    if _sqs is None:
-        import boto3
-
-        _sqs = boto3.client("sqs", region_name=get_settings().region)
-    return _sqs
+    return aws.client("sqs")
 
 
 def _ses_client():
-    global _ses
-    if _ses is None:
-        import boto3
-
-        _ses = boto3.client("sesv2", region_name=get_settings().region)
-    return _ses
+    return aws.client("sesv2")
 
 
 def create_campaign(principal: Principal, *, name: str, subject: str, body: str, from_name: str,

@@ -3,18 +3,13 @@ from __future__ import annotations
 
 import json
 
-_sqs = None
 
 
 def enqueue(payload: dict) -> None:
-    global _sqs
+    from funnel.platform import aws
     from funnel.settings import get_settings
 
-    if _sqs is None:
-        import boto3
-
-        _sqs = boto3.client("sqs", region_name=get_settings().region)
-    _sqs.send_message(QueueUrl=get_settings().tracking_events_queue_url, MessageBody=json.dumps(payload))
+    aws.client("sqs").send_message(QueueUrl=get_settings().tracking_events_queue_url, MessageBody=json.dumps(payload))
 
 
 def write(payload: dict) -> None:

@@ -113,11 +113,10 @@ def _import_handler(spec: FunctionSpec):
 def reset_funnel_caches() -> None:
     """Forget settings, clients, pools and directory entries made for the previous environment."""
     from funnel import settings
-    from funnel.platform import secrets, storage
+    from funnel.platform import secrets
 
     settings.reset_settings()
-    secrets.reset_clients()
-    storage.reset_client()
+    secrets.reset_clients()  # and every cached boto3 client
     try:
         from funnel import db
         from funnel.platform.tenants import directory

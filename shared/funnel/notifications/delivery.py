@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import time
 
+from funnel.platform import aws
 from funnel import db
 from funnel.notifications import signing
 from funnel.notifications.channels import channel_for
@@ -35,16 +36,8 @@ class RowNotVisible(DeliveryError):
     """The row is not there (yet) or another worker holds it: try again later."""
 
 
-_ses = None
-
-
 def _ses_client():
-    global _ses
-    if _ses is None:
-        import boto3
-
-        _ses = boto3.client("sesv2", region_name=get_settings().region)
-    return _ses
+    return aws.client("sesv2")
 
 
 def backoff_seconds(retry_count: int) -> int:

@@ -20,6 +20,7 @@ import psycopg
 from psycopg import Connection
 from psycopg.types.json import Jsonb
 
+from funnel.platform import aws
 from funnel import db
 from funnel.notifications import templates
 from funnel.platform import audit
@@ -41,16 +42,9 @@ INBOX = ("delivery_method = 'IN_APP' AND NOT is_deleted AND archived_at IS NULL 
          "AND (expiry_date IS NULL OR expiry_date >= current_date)")
 SEND_BATCH = 10  # SQS SendMessageBatch limit
 
-_sqs = None
-
 
 def _queue():
-    global _sqs
-    if _sqs is None:
-        import boto3
-
-        _sqs = boto3.client("sqs", region_name=get_settings().region)
-    return _sqs
+    return aws.client("sqs")
 
 
 def notify(tenant_id: str, *, recipient_user_ids: list[str], category: str, title: str | None = None,

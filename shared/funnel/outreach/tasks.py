@@ -7,6 +7,7 @@ import json
 from psycopg import Connection
 from psycopg.types.json import Jsonb
 
+from funnel.platform import aws
 from funnel import db
 from funnel.outreach import safety
 from funnel.outreach.normalize import domain_of, normalize_url
@@ -25,16 +26,9 @@ FINAL_TARGET_STATUSES = ("submitted", "captcha", "refused", "no_form", "failed",
 SENDER_FIELDS = ("company", "department", "position", "last_name", "first_name", "last_name_kana", "first_name_kana",
                  "email", "phone", "zip", "prefecture", "address", "url")
 
-_sfn = None
-
 
 def _stepfunctions():
-    global _sfn
-    if _sfn is None:
-        import boto3
-
-        _sfn = boto3.client("stepfunctions", region_name=get_settings().region)
-    return _sfn
+    return aws.client("stepfunctions")
 
 
 def create_task(principal: Principal, *, name: str, mode: str, sender: dict, message: str | None,

@@ -6,27 +6,17 @@ import threading
 import time
 from typing import Any
 
+from funnel.platform import aws
 from funnel.settings import get_settings
 
 _cache: dict[tuple[str, str], tuple[float, Any]] = {}
 _lock = threading.Lock()
-_client = None
-
-
-def _secrets_client():
-    global _client
-    if _client is None:
-        import boto3
-
-        _client = boto3.client("secretsmanager", region_name=get_settings().region)
-    return _client
 
 
 def reset_clients() -> None:
-    """Drop the cached client and values (the endpoint or credentials changed)."""
-    global _client
+    """Drop the cached clients and values (the endpoint or credentials changed)."""
+    aws.reset_clients()
     with _lock:
-        _client = None
         _cache.clear()
 
 
@@ -38,7 +28,7 @@ def get_secret(secret_id: str, stage: str = "AWSCURRENT") -> Any:
         hit = _cache.get(key)
         if hit and hit[0] > now:
             return hit[1]
-    client = _secrets_client()
+    client = aws.client("secretsmanager")
     try:
         raw = client.get_secret_value(SecretId=secret_id, VersionStage=stage)["SecretString"]
     except client.exceptions.ResourceNotFoundException:

@@ -10,23 +10,11 @@ import hashlib
 import json
 from typing import Any
 
+from funnel.platform import aws
 from funnel.settings import get_settings
 
-_client = None
-
-
 def s3():
-    global _client
-    if _client is None:
-        import boto3
-
-        _client = boto3.client("s3", region_name=get_settings().region)
-    return _client
-
-
-def reset_client() -> None:
-    global _client
-    _client = None
+    return aws.client("s3")
 
 
 def step_prefix(tenant_id: str, run_id: str, step: str, item_key: str = "") -> str:

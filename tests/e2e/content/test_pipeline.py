@@ -2,7 +2,6 @@
 moto, in-process Lambdas) publishing into a real WordPress."""
 from __future__ import annotations
 
-import json
 import time
 
 import pytest
@@ -129,7 +128,6 @@ def test_permanent_failure_fails_the_run_and_resume_finishes_it(runtime, api, te
 
 
 def test_failure_notifies_the_user(runtime, api, tenant, wordpress, product_site):
-    pytest.importorskip("funnel.notifications.service", reason="notifications area not merged yet")
     site = make_site(api, tenant, wordpress)
     product = make_product(api, tenant, site["id"], product_site + "/notify", image_style="none")
     wordpress.fail_next(1, status=400)
