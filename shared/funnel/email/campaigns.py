@@ -113,13 +113,63 @@ def deliver(tenant_id: str, message_id: str) -> str:
             request["ConfigurationSetName"] = settings.ses_configuration_set
         provider_id = _ses_client().send_email(**request)["MessageId"]
         conn.execute("UPDATE email_messages SET status = 'sent', sent_at = now(), provider_message_id = %s, "
-                     "tracking_token = %s WHERE id = %s", (provider_id, mail["X-Funnel-Message"], message_id))
+                     "tracking_token = %s, next_reminder_at = now() + make_interval(secs => %s::float8 * 86400) "
+                     "WHERE id = %s", (provider_id, mail["X-Funnel-Message"],
+                                       _first_reminder_days(campaign["reminder_strategy"]), message_id))
         remaining = conn.execute("SELECT count(*) AS n FROM email_messages WHERE campaign_id = %s AND status = 'queued'",
                                  (campaign["id"],)).fetchone()["n"]
         if remaining == 0:
             conn.execute("UPDATE email_campaigns SET status = 'sent' WHERE id = %s AND status = 'sending'",
                          (campaign["id"],))
     return "sent"
+
+
+def _rules(strategy: dict | None) -> list[dict]:
+    return [r for r in (strategy or {}).get("rules", []) if r.get("when") in ("not_opened", "opened_not_clicked")]
+
+
+def _first_reminder_days(strategy: dict | None) -> float | None:
+    rules = _rules(strategy)
+    if not rules or int((strategy or {}).get("max_reminders", 1)) < 1:
+        return None
+    return min(float(r.get("after_days", 3)) for r in rules)
+
+
+def send_due_reminders(tenant_id: str, limit: int = 500) -> int:
+    """Send the reminders that are due: each message's strategy decides whether its recipient still
+    qualifies (not opened / opened but not clicked); suppressed recipients never get one."""
+    settings = get_settings()
+    sent = 0
+    with db.tenant_transaction(tenant_id) as conn:
+        due = conn.execute(
+            "SELECT m.*, c.id AS c_id FROM email_messages m JOIN email_campaigns c ON c.id = m.campaign_id "
+            "WHERE m.next_reminder_at <= now() AND m.status = 'sent' AND c.status <> 'cancelled' "
+            "ORDER BY m.next_reminder_at LIMIT %s FOR UPDATE OF m SKIP LOCKED", (limit,)).fetchall()
+        for message in due:
+            campaign = get_campaign(conn, str(message["campaign_id"]))
+            strategy = campaign["reminder_strategy"] or {}
+            events = {r["type"] for r in conn.execute(
+                "SELECT DISTINCT type FROM email_events WHERE email_message_id = %s AND NOT is_machine",
+                (message["id"],))}
+            state = "clicked" if "click" in events else "opened_not_clicked" if "open" in events else "not_opened"
+            rule = next((r for r in _rules(strategy) if r["when"] == state), None)
+            if (rule is None or message["reminder_sent"] >= int(strategy.get("max_reminders", 1))
+                    or "unsubscribe" in events or safety.is_suppressed(conn, email=message["email"])):
+                conn.execute("UPDATE email_messages SET next_reminder_at = NULL WHERE id = %s", (message["id"],))
+                continue
+            reminder = {**campaign, "subject": f"{strategy.get('subject_prefix', '【再送】')}{campaign['subject']}"}
+            mail = mime.build(reminder, message, tenant_id, tokens.tracking_key(), settings.public_base_url)
+            request = {"FromEmailAddress": campaign["from_address"],
+                       "Destination": {"ToAddresses": [message["email"]]}, "Content": {"Raw": {"Data": mail.as_bytes()}}}
+            if settings.ses_configuration_set:
+                request["ConfigurationSetName"] = settings.ses_configuration_set
+            _ses_client().send_email(**request)
+            more = message["reminder_sent"] + 1 < int(strategy.get("max_reminders", 1))
+            conn.execute("UPDATE email_messages SET reminder_sent = reminder_sent + 1, next_reminder_at = "
+                         "now() + make_interval(secs => %s::float8 * 86400) WHERE id = %s",
+                         (float(rule.get("after_days", 3)) if more else None, message["id"]))
+            sent += 1
+    return sent
 
 
 def is_machine(event_type: str, user_agent: str | None, method: str, seconds_since_sent: float | None) -> bool:

@@ -129,3 +129,31 @@ def test_duplicate_events_are_recorded_once(runtime, api, tenant):
         count = conn.execute("SELECT count(*) AS n FROM email_events WHERE email_message_id = %s",
                              (row["id"],)).fetchone()["n"]
     assert count == 1
+
+
+def test_a_reminder_round_goes_only_to_recipients_who_still_qualify(runtime, api, tenant):
+    suffix = uuid.uuid4().hex[:6]
+    reader, ignorer, leaver = (f"{who}-{suffix}@example.org" for who in ("reader", "ignorer", "leaver"))
+    campaign = _campaign(api, tenant, [{"email": reader}, {"email": ignorer}, {"email": leaver}],
+                         reminder_strategy={"rules": [{"when": "not_opened", "after_days": 3}], "max_reminders": 1})
+    api.post(f"/v1/email-campaigns/{campaign['id']}/send", headers=tenant.headers)
+    rows = {r["email"]: r for r in _wait_sent(tenant, campaign["id"], 3)}
+    assert all(r["next_reminder_at"] is not None for r in rows.values())
+    with db.tenant_transaction(tenant.tenant_id) as conn:
+        conn.execute("UPDATE email_messages SET sent_at = now() - interval '4 days', "
+                     "next_reminder_at = now() - interval '1 minute' WHERE campaign_id = %s", (campaign["id"],))
+    campaigns.record_event(tenant.tenant_id, str(rows[reader]["id"]), "open", url=None, user_agent=BROWSER,
+                           ip="198.51.100.7", method="GET", dedup_key=None)
+    campaigns.record_event(tenant.tenant_id, str(rows[leaver]["id"]), "unsubscribe", url=None, user_agent=BROWSER,
+                           ip="198.51.100.8", method="POST", dedup_key=None)
+    result = runtime.invoke("EmailRemindersFunction", {})
+    assert result["sent"] >= 1
+    assert [len(_sent_raw(who)) for who in (reader, ignorer, leaver)] == [1, 2, 1]
+    assert str(_sent_raw(ignorer)[-1]["Subject"]).startswith("【再送】")
+    with db.tenant_transaction(tenant.tenant_id) as conn:
+        after = {r["email"]: r for r in conn.execute(
+            "SELECT email, reminder_sent, next_reminder_at FROM email_messages WHERE campaign_id = %s",
+            (campaign["id"],)).fetchall()}
+    assert after[ignorer]["reminder_sent"] == 1 and after[ignorer]["next_reminder_at"] is None  # max 1 reminder
+    assert after[reader]["reminder_sent"] == 0 and after[leaver]["reminder_sent"] == 0
+    assert runtime.invoke("EmailRemindersFunction", {})["sent"] == 0
