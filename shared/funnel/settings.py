@@ -65,6 +65,11 @@ class Settings(BaseSettings):
     # Where the hosted frontend lives: checkout return URLs must stay on it (no open redirects).
     frontend_origin: str = "http://localhost:3000"
 
+    # --- SES notifications through SNS ----------------------------------------
+    # Where SNS signing certificates (and subscription confirmations) may come from.
+    sns_trusted_url_pattern: str = r"^https://sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/"
+    soft_bounce_threshold: int = 3
+
     # --- notifications -------------------------------------------------------
     # First retry after this many seconds, then x4 per retry (capped at 15 minutes).
     notification_retry_base_seconds: int = 30

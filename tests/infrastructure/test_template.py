@@ -33,7 +33,7 @@ SETTINGS_WITH_DEFAULTS = {
     "refresh_token_ttl_seconds", "secret_cache_ttl_seconds", "max_body_bytes", "login_max_attempts_per_account",
     "login_max_attempts_per_ip", "login_window_seconds", "llm_step_overrides",
     "stripe_api_base",  # unset in production: the SDK talks to Stripe itself
-    "notification_retry_base_seconds",
+    "notification_retry_base_seconds", "sns_trusted_url_pattern", "soft_bounce_threshold",
 }
 
 

@@ -66,6 +66,7 @@ def upgrade() -> None:
         user_agent text,
         ip text,
         is_machine boolean NOT NULL DEFAULT false,
+        detail jsonb,
         dedup_key text,
         occurred_at timestamptz NOT NULL DEFAULT now(),
         UNIQUE (tenant_id, dedup_key)

@@ -108,7 +108,9 @@ def deliver(tenant_id: str, message_id: str) -> str:
         campaign = get_campaign(conn, str(message["campaign_id"]))
         mail = mime.build(campaign, message, tenant_id, tokens.tracking_key(), settings.public_base_url)
         request = {"FromEmailAddress": campaign["from_address"], "Destination": {"ToAddresses": [message["email"]]},
-                   "Content": {"Raw": {"Data": mail.as_bytes()}}}
+                   "Content": {"Raw": {"Data": mail.as_bytes()}},
+                   # SES echoes these tags in bounce/complaint notifications: they route back without a lookup.
+                   "EmailTags": [{"Name": "tenant_id", "Value": tenant_id}, {"Name": "message_id", "Value": message_id}]}
         if settings.ses_configuration_set:
             request["ConfigurationSetName"] = settings.ses_configuration_set
         provider_id = _ses_client().send_email(**request)["MessageId"]

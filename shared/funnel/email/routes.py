@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from pydantic import Field
 
 from funnel import db
@@ -64,3 +64,11 @@ def list_messages(campaign_id: UUID, principal: CurrentPrincipal) -> dict:
 def campaign_stats(campaign_id: UUID, principal: CurrentPrincipal) -> dict:
     with db.tenant_transaction(principal.tenant_id) as conn:
         return campaigns.stats(conn, str(campaign_id))
+
+
+@router.post("/webhooks/ses", tags=["email"])
+async def ses_notifications(request: Request) -> dict:
+    """SNS (HTTPS subscription) delivers SES bounce, complaint and delivery events here; signed, not authenticated."""
+    from funnel.email import sns
+
+    return sns.handle(await request.body())

@@ -1,0 +1,128 @@
+"""SES bounce, complaint and delivery notifications arriving through SNS (HTTPS subscription).
+
+Every message's signature is verified (SignatureVersion 1: SHA1withRSA, 2: SHA256withRSA) with the
+certificate at ``SigningCertURL``, which must match ``sns_trusted_url_pattern`` (AWS's SNS hosts over
+https); subscription confirmations are confirmed by fetching ``SubscribeURL`` (same rule). Hard bounces
+and complaints suppress the address at once; soft bounces are counted and suppress after
+``soft_bounce_threshold``. Every notification becomes an ``email_events`` row, once (SNS MessageId).
+"""
+from __future__ import annotations
+
+import base64
+import json
+import re
+from functools import lru_cache
+
+from psycopg.types.json import Jsonb
+
+from funnel import db
+from funnel.outreach import safety
+from funnel.platform.errors import ValidationFailed
+from funnel.settings import get_settings
+
+SIGNED_FIELDS = {
+    "Notification": ("Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type"),
+    "SubscriptionConfirmation": ("Message", "MessageId", "SubscribeURL", "Timestamp", "Token", "TopicArn", "Type"),
+    "UnsubscribeConfirmation": ("Message", "MessageId", "SubscribeURL", "Timestamp", "Token", "TopicArn", "Type"),
+}
+
+
+class SnsRejected(ValidationFailed):
+    status, title, type_suffix = 400, "SNS message rejected", "sns-rejected"
+
+
+def _trusted(url: str) -> str:
+    if not re.match(get_settings().sns_trusted_url_pattern, url or ""):
+        raise SnsRejected("the certificate or subscription URL is not an SNS endpoint")
+    return url
+
+
+@lru_cache(maxsize=16)
+def _certificate(url: str):
+    import httpx
+    from cryptography import x509
+
+    response = httpx.get(_trusted(url), timeout=10, follow_redirects=False)
+    response.raise_for_status()
+    return x509.load_pem_x509_certificate(response.content)
+
+
+def canonical(message: dict) -> bytes:
+    fields = SIGNED_FIELDS.get(message.get("Type", ""))
+    if fields is None:
+        raise SnsRejected(f"unknown SNS message type {message.get('Type')!r}")
+    return "".join(f"{name}\n{message[name]}\n" for name in fields if name in message).encode()
+
+
+def verify(message: dict) -> None:
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    version = message.get("SignatureVersion")
+    algorithm = {"1": hashes.SHA1(), "2": hashes.SHA256()}.get(str(version))
+    if algorithm is None or not message.get("Signature"):
+        raise SnsRejected("unsigned or unknown signature version")
+    try:
+        certificate = _certificate(message.get("SigningCertURL", ""))
+        certificate.public_key().verify(base64.b64decode(message["Signature"]), canonical(message),
+                                        padding.PKCS1v15(), algorithm)
+    except SnsRejected:
+        raise
+    except (InvalidSignature, ValueError, KeyError) as exc:
+        raise SnsRejected("the SNS signature does not verify") from exc
+    except Exception as exc:  # the certificate could not be fetched or parsed
+        raise SnsRejected(f"the signing certificate is unavailable: {type(exc).__name__}") from exc
+
+
+def handle(body: bytes) -> dict:
+    try:
+        message = json.loads(body)
+    except ValueError as exc:
+        raise SnsRejected("the body is not an SNS JSON message") from exc
+    if not isinstance(message, dict):
+        raise SnsRejected("the body is not an SNS JSON message")
+    verify(message)
+    if message["Type"] == "SubscriptionConfirmation":
+        import httpx
+
+        httpx.get(_trusted(message["SubscribeURL"]), timeout=10).raise_for_status()
+        return {"confirmed": True}
+    if message["Type"] != "Notification":
+        return {"ignored": message["Type"]}
+    return _apply(json.loads(message["Message"]), message["MessageId"])
+
+
+def _apply(event: dict, sns_message_id: str) -> dict:
+    kind = event.get("notificationType") or event.get("eventType")
+    tags = (event.get("mail") or {}).get("tags") or {}
+    tenant_id, message_id = (tags.get("tenant_id") or [None])[0], (tags.get("message_id") or [None])[0]
+    if not tenant_id or not message_id:
+        return {"ignored": "not a Funnel campaign message"}
+    with db.tenant_transaction(tenant_id) as conn:
+        row = conn.execute("SELECT id, email FROM email_messages WHERE id = %s", (message_id,)).fetchone()
+        if row is None:
+            return {"ignored": "unknown message"}
+        inserted = conn.execute(
+            "INSERT INTO email_events (email_message_id, type, detail, dedup_key) VALUES (%s, %s, %s, %s) "
+            "ON CONFLICT (tenant_id, dedup_key) DO NOTHING RETURNING id",
+            (message_id, {"Bounce": "bounce", "Complaint": "complaint"}.get(kind, "delivery"),
+             Jsonb(event.get("bounce") or event.get("complaint") or event.get("delivery") or {}),
+             f"sns:{sns_message_id}")).fetchone()
+        if inserted is None:
+            return {"duplicate": True}
+        if kind == "Complaint":
+            safety.suppress(conn, "email", row["email"], "complaint", f"ses:{sns_message_id}")
+            conn.execute("UPDATE email_messages SET status = 'complained', next_reminder_at = NULL WHERE id = %s",
+                         (message_id,))
+        elif kind == "Bounce":
+            permanent = (event.get("bounce") or {}).get("bounceType") == "Permanent"
+            soft_count = conn.execute(
+                "SELECT count(*) AS n FROM email_events e JOIN email_messages m ON m.id = e.email_message_id "
+                "WHERE m.email = %s AND e.type = 'bounce' AND e.detail->>'bounceType' <> 'Permanent'",
+                (row["email"],)).fetchone()["n"]
+            if permanent or soft_count >= get_settings().soft_bounce_threshold:
+                safety.suppress(conn, "email", row["email"], "hard_bounce", f"ses:{sns_message_id}")
+                conn.execute("UPDATE email_messages SET status = 'bounced', next_reminder_at = NULL WHERE id = %s",
+                             (message_id,))
+    return {"recorded": kind}
