@@ -4,7 +4,8 @@ from __future__ import annotations
 from funnel.observability import bind_tenant, logger
 from funnel.outreach import pipeline
 
-ACTIONS = {"prepare": pipeline.prepare, "target_failed": pipeline.target_failed, "finalize": pipeline.finalize}
+ACTIONS = {"prepare": pipeline.prepare, "prepare_failed": pipeline.prepare_failed,
+           "target_failed": pipeline.target_failed, "finalize": pipeline.finalize}
 
 
 @logger.inject_lambda_context

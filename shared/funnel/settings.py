@@ -47,6 +47,7 @@ class Settings(BaseSettings):
     browser_queue_url: str | None = None
     email_queue_url: str | None = None
     tracking_events_queue_url: str | None = None
+    contact_import_queue_url: str | None = None
     article_pipeline_arn: str | None = None
     send_pipeline_arn: str | None = None
     email_pipeline_arn: str | None = None
@@ -69,6 +70,10 @@ class Settings(BaseSettings):
     # Where SNS signing certificates (and subscription confirmations) may come from.
     sns_trusted_url_pattern: str = r"^https://sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/"
     soft_bounce_threshold: int = 3
+
+    # --- outreach ------------------------------------------------------------
+    # CSV imports with more rows than this run as a background job.
+    contact_import_sync_rows: int = 1000
 
     # --- notifications -------------------------------------------------------
     # First retry after this many seconds, then x4 per retry (capped at 15 minutes).

@@ -3,16 +3,19 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 
 import psycopg
 from psycopg import Connection
 from psycopg.types.json import Jsonb
 
+from funnel import db
 from funnel.outreach.normalize import domain_of, normalize_email, normalize_phone, normalize_url
-from funnel.platform import audit
+from funnel.platform import audit, aws, storage
 from funnel.platform.errors import Conflict, NotFound, ValidationFailed
 from funnel.platform.pagination import Page, keyset_page
 from funnel.platform.principal import Principal
+from funnel.settings import get_settings
 
 CONTACT_COLUMNS = ("id, user_id, company_name, default_url, domain, default_contact_person, email, phone, "
                    "corporate_number, industry, metadata, created_at, updated_at")
@@ -108,8 +111,8 @@ def _column_map(header: list[str]) -> dict[str, int]:
     return mapping
 
 
-def import_csv(conn: Connection, principal: Principal, data: bytes) -> dict:
-    """Import contacts; returns counts and a per-row report of what was rejected or skipped, and why."""
+def _parse(data: bytes) -> tuple[int, list[tuple[int, dict]], list[dict]]:
+    """(data rows, accepted (row number, values), report of rejected/duplicate rows); raises on a broken file."""
     rows = list(csv.reader(io.StringIO(decode_csv(data))))
     if not rows:
         raise ValidationFailed("the CSV is empty")
@@ -128,12 +131,15 @@ def import_csv(conn: Connection, principal: Principal, data: bytes) -> dict:
             report.append({"row": number, "status": "rejected", "reason": exc.detail})
             continue
         if values["domain"] in seen:
-            report.append({"row": number, "status": "duplicate", "reason": f"{values['domain']} appears earlier in the file"})
+            report.append({"row": number, "status": "duplicate",
+                           "reason": f"{values['domain']} appears earlier in the file"})
             continue
         seen.add(values["domain"])
         accepted.append((number, values))
-    job = conn.execute("INSERT INTO import_jobs (user_id, status, total_rows) VALUES (%s, 'running', %s) RETURNING id",
-                       (principal.user_id, len(body))).fetchone()
+    return len(body), accepted, report
+
+
+def _insert(conn: Connection, user_id: str | None, accepted: list[tuple[int, dict]], report: list[dict]) -> int:
     imported = 0
     with conn.cursor() as cursor:
         for number, values in accepted:
@@ -141,18 +147,80 @@ def import_csv(conn: Connection, principal: Principal, data: bytes) -> dict:
                 "INSERT INTO contacts (user_id, company_name, default_url, domain, default_contact_person, email, "
                 "phone, corporate_number, industry) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
                 "ON CONFLICT (tenant_id, domain) WHERE domain IS NOT NULL DO NOTHING RETURNING id",
-                (principal.user_id, values["company_name"], values["default_url"], values["domain"],
+                (user_id, values["company_name"], values["default_url"], values["domain"],
                  values["default_contact_person"], values["email"], values["phone"], values["corporate_number"],
                  values["industry"]))
             if cursor.fetchone():
                 imported += 1
             else:
-                report.append({"row": number, "status": "duplicate", "reason": f"{values['domain']} is already a contact"})
+                report.append({"row": number, "status": "duplicate",
+                               "reason": f"{values['domain']} is already a contact"})
+    return imported
+
+
+def _result(job_id, total: int, imported: int, report: list[dict], status: str = "completed") -> dict:
     report.sort(key=lambda item: item["row"])
-    rejected = sum(1 for item in report if item["status"] == "rejected")
-    conn.execute("UPDATE import_jobs SET status = 'completed', processed_rows = total_rows, imported = %s, rejected = %s, "
-                 "report = %s, finished_at = now() WHERE id = %s", (imported, rejected, Jsonb(report), job["id"]))
-    audit.record(conn, principal, "contact.import", "import_job", job["id"], {"imported": imported, "rejected": rejected})
-    return {"import_job_id": str(job["id"]), "total_rows": len(body), "imported": imported,
-            "duplicates": sum(1 for item in report if item["status"] == "duplicate"), "rejected": rejected,
-            "report": report}
+    return {"import_job_id": str(job_id), "status": status, "total_rows": total, "imported": imported,
+            "duplicates": sum(1 for item in report if item["status"] == "duplicate"),
+            "rejected": sum(1 for item in report if item["status"] == "rejected"), "report": report}
+
+
+def import_csv(principal: Principal, data: bytes) -> dict:
+    """Import contacts. Small files are imported at once; larger ones (more than
+    ``contact_import_sync_rows``) become a background job (stored in S3, queued) whose progress
+    ``import_job`` reports. Either way the result lists every rejected or duplicate row and why."""
+    total, accepted, report = _parse(data)  # a broken file is refused before anything is written
+    settings = get_settings()
+    with db.tenant_transaction(principal.tenant_id) as conn:
+        background = total > settings.contact_import_sync_rows
+        job = conn.execute("INSERT INTO import_jobs (user_id, status, total_rows) VALUES (%s, %s, %s) RETURNING id",
+                           (principal.user_id, "pending" if background else "running", total)).fetchone()
+        audit.record(conn, principal, "contact.import", "import_job", job["id"], {"rows": total,
+                                                                                 "background": background})
+        if not background:
+            imported = _insert(conn, principal.user_id, accepted, report)
+            result = _result(job["id"], total, imported, report)
+            conn.execute("UPDATE import_jobs SET status = 'completed', processed_rows = total_rows, imported = %s, "
+                         "rejected = %s, report = %s, finished_at = now() WHERE id = %s",
+                         (imported, result["rejected"], Jsonb(result["report"]), job["id"]))
+            return result
+        key = f"imports/{principal.tenant_id}/{job['id']}.csv"
+        storage.put_bytes(key, data, "text/csv")
+        conn.execute("UPDATE import_jobs SET source_path = %s WHERE id = %s", (key, job["id"]))
+    aws.client("sqs").send_message(QueueUrl=settings.contact_import_queue_url, MessageBody=json.dumps(
+        {"tenant_id": principal.tenant_id, "import_job_id": str(job["id"])}))
+    return {"import_job_id": str(job["id"]), "status": "pending", "total_rows": total}
+
+
+IMPORT_CHUNK_ROWS = 500
+
+
+def run_import_job(tenant_id: str, job_id: str) -> dict:
+    """The background import: chunks of rows, each committed with the job's progress."""
+    with db.tenant_transaction(tenant_id) as conn:
+        job = conn.execute("SELECT * FROM import_jobs WHERE id = %s FOR UPDATE", (job_id,)).fetchone()
+        if job is None or job["status"] == "completed":
+            return {"import_job_id": job_id, "status": job["status"] if job else "gone"}
+        conn.execute("UPDATE import_jobs SET status = 'running' WHERE id = %s", (job_id,))
+    total, accepted, report = _parse(storage.get_bytes(job["source_path"]))
+    imported = 0
+    for start in range(0, len(accepted), IMPORT_CHUNK_ROWS):
+        chunk = accepted[start:start + IMPORT_CHUNK_ROWS]
+        with db.tenant_transaction(tenant_id) as conn:
+            imported += _insert(conn, str(job["user_id"]) if job["user_id"] else None, chunk, report)
+            conn.execute("UPDATE import_jobs SET processed_rows = %s, imported = %s WHERE id = %s",
+                         (min(total, chunk[-1][0] - 1), imported, job_id))
+    result = _result(job_id, total, imported, report)
+    with db.tenant_transaction(tenant_id) as conn:
+        conn.execute("UPDATE import_jobs SET status = 'completed', processed_rows = total_rows, imported = %s, "
+                     "rejected = %s, report = %s, finished_at = now() WHERE id = %s",
+                     (imported, result["rejected"], Jsonb(result["report"]), job_id))
+    return result
+
+
+def import_job(conn: Connection, job_id: str) -> dict:
+    row = conn.execute("SELECT id, status, total_rows, processed_rows, imported, rejected, report, error, created_at, "
+                       "finished_at FROM import_jobs WHERE id = %s", (job_id,)).fetchone()
+    if row is None:
+        raise NotFound("import job not found")
+    return {**row, "progress": round(100 * row["processed_rows"] / row["total_rows"], 1) if row["total_rows"] else 100}

@@ -63,6 +63,27 @@ def prepare(event: dict) -> dict:
     return {**event, "target_ids": [str(t["id"]) for t in targets]}
 
 
+def prepare_failed(event: dict) -> dict:
+    """Preparing failed for good (for example the AI model errors): the task and run fail, visibly."""
+    from funnel.notifications.service import dispatch_pending, notify
+
+    error = event.get("error") or {}
+    text = f"{error.get('Error', 'Error')}: {str(error.get('Cause', ''))[:500]}"
+    tenant_id, task_id = event["tenant_id"], event["task_id"]
+    with db.tenant_transaction(tenant_id) as conn:
+        task = conn.execute("UPDATE tasks SET status = 'failed', finished_at = now() WHERE id = %s "
+                            "RETURNING name, user_id", (task_id,)).fetchone()
+        conn.execute("UPDATE task_targets SET status = 'pending' WHERE task_id = %s AND status = 'queued'", (task_id,))
+        runs.fail_step(conn, event["run_id"], "prepare", error=text)
+        runs.update_run(conn, event["run_id"], status="failed", error_message=f"step prepare failed: {text}")
+        if task and task["user_id"]:
+            notify(tenant_id, recipient_user_ids=[str(task["user_id"])], category="outreach.task",
+                   title=f"Send task \"{task['name']}\" failed", body=text, priority="HIGH",
+                   channels=("IN_APP", "EMAIL"), related_entity_type="task", related_entity_id=task_id, conn=conn)
+    dispatch_pending(tenant_id)
+    return {"task_id": task_id, "status": "failed", "error": text}
+
+
 def target_failed(event: dict) -> dict:
     """A target's browser job never reported back (timeout) or failed for good."""
     error = event.get("error") or {}

@@ -52,11 +52,16 @@ def delete_contact(contact_id: UUID, principal: Writer) -> None:
 
 @router.post("/contacts/import", tags=["outreach"])
 async def import_contacts(request: Request, principal: Writer) -> dict:
-    """Send the CSV file as the body (text/csv, UTF-8 or Shift_JIS/CP932). All or nothing per file;
-    the report lists every rejected or duplicate row and why."""
-    data = await request.body()
+    """Send the CSV file as the body (text/csv, UTF-8 or Shift_JIS/CP932). A broken file is refused whole;
+    the report lists every rejected or duplicate row and why. Large files answer with a pending job."""
+    return contacts.import_csv(principal, await request.body())
+
+
+@router.get("/contacts/import-jobs/{job_id}", tags=["outreach"])
+def import_job(job_id: UUID, principal: CurrentPrincipal) -> dict:
+    """Progress and report of an import (large files import in the background)."""
     with db.tenant_transaction(principal.tenant_id) as conn:
-        return contacts.import_csv(conn, principal, data)
+        return contacts.import_job(conn, str(job_id))
 
 
 class TemplateBody(StrictModel):

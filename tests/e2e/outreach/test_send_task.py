@@ -13,7 +13,8 @@ from tests.support.tenants import new_tenant
 pytestmark = pytest.mark.browser
 
 
-def _wait_task(api, tenant, task_id, statuses=("completed", "review", "paused", "cancelled"), timeout=120.0) -> dict:
+def _wait_task(api, tenant, task_id, statuses=("completed", "review", "paused", "cancelled", "failed"),
+               timeout=120.0) -> dict:
     deadline = time.monotonic() + timeout
     while True:
         task = api.get(f"/v1/tasks/{task_id}", headers=tenant.headers).json()
@@ -121,3 +122,40 @@ def test_a_paused_task_stops_dispatching_and_resumes(runtime, api, sites):
     assert done["summary"] == {"total": 4, "submitted": 4}
     assert [len(s.posts) - b for s, b in zip(chosen, before)] == [1, 1, 1, 1]
 
+
+
+def test_ai_mode_personalises_each_message_and_records_the_call(runtime, api, sites):
+    tenant = new_tenant()
+    assert api.put("/v1/llm/step-defaults/personalize_message", headers=tenant.headers,
+                   json={"provider_id": "offline", "model_class": "standard"}).status_code == 200
+    template = api.post("/v1/templates", headers=tenant.headers,
+                        json={"title": "AI intro", "body": MESSAGE, "ai_mode": True}).json()
+    site = sites[0]
+    response = api.post("/v1/tasks", headers=tenant.headers, json={
+        "name": "ai", "mode": "review", "sender": SENDER, "template_id": template["id"], "urls": [site.url],
+        "recontact_days": 0})
+    task = response.json()
+    api.post(f"/v1/tasks/{task['id']}/start", headers=tenant.headers)
+    assert _wait_task(api, tenant, task["id"])["status"] == "review"
+    [target] = api.get(f"/v1/tasks/{task['id']}/targets", headers=tenant.headers).json()["items"]
+    assert target["message"].startswith("[offline model") and "ご担当者様" in target["message"]
+    with db.tenant_transaction(tenant.tenant_id) as conn:
+        run = conn.execute("SELECT step, model, prompt_tokens, response_json FROM ai_runs WHERE task_target_id = %s",
+                           (target["id"],)).fetchone()
+    assert run["step"] == "personalize_message" and run["model"] == "offline/offline-standard"
+    assert run["prompt_tokens"] > 0 and run["response_json"]["site_chars"] > 0
+
+
+def test_an_ai_provider_error_fails_the_task_visibly(runtime, api, sites):
+    tenant = new_tenant()  # personalize_message defaults to a real provider with no API key here
+    template = api.post("/v1/templates", headers=tenant.headers,
+                        json={"title": "AI intro", "body": MESSAGE, "ai_mode": True}).json()
+    task = api.post("/v1/tasks", headers=tenant.headers, json={
+        "name": "ai-broken", "sender": SENDER, "template_id": template["id"], "urls": [sites[1].url],
+        "recontact_days": 0}).json()
+    before = len(sites[1].posts)
+    api.post(f"/v1/tasks/{task['id']}/start", headers=tenant.headers)
+    failed = _wait_task(api, tenant, task["id"], statuses=("failed",))
+    run = api.get(f"/v1/runs/{failed['run_id']}", headers=tenant.headers).json()
+    assert run["status"] == "failed" and "no API key" in run["error_message"]
+    assert len(sites[1].posts) == before

@@ -122,3 +122,23 @@ def test_do_not_contact_matches_domain_phone_company_and_corporate_number(api, t
         "block-co.example.org", "corp.example.org", "blocked.example.com", "mailblock.example.net"}
     assert targets["fine.example.com"]["status"] == "pending"
     assert targets["fine.example.com"]["message"] == "hello fine.example.com"
+
+
+def test_a_10000_row_import_runs_in_the_background_with_progress(api, tenant):
+    import time
+
+    lines = ["会社名,ホームページ"] + [f"会社{i},https://bulk{i}.example.jp/" for i in range(10_000)]
+    lines.append("会社X,not a url at all")
+    started = _csv(api, tenant, "\n".join(lines).encode("cp932"))
+    assert started.status_code == 200 and started.json()["status"] == "pending", started.text
+    job_id = started.json()["import_job_id"]
+    deadline = time.monotonic() + 120
+    while True:
+        job = api.get(f"/v1/contacts/import-jobs/{job_id}", headers=tenant.headers).json()
+        if job["status"] == "completed" or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert job["status"] == "completed" and job["progress"] == 100
+    assert job["imported"] == 10_000 and job["rejected"] == 1 and job["report"][0]["row"] == 10_002
+    with db.tenant_transaction(tenant.tenant_id) as conn:
+        assert conn.execute("SELECT count(*) AS n FROM contacts WHERE domain LIKE 'bulk%%'").fetchone()["n"] == 10_000
