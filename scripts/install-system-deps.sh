@@ -26,17 +26,34 @@ done
 all=("${missing_packages[@]}" "${optional_missing[@]}")
 [ ${#all[@]} -eq 0 ] && exit 0
 
+installable() {  # some names (postgresql-contrib on Debian 12) are virtual or merged: keep what exists
+  for package in "$@"; do
+    if apt-cache show "$package" >/dev/null 2>&1; then printf '%s\n' "$package"; fi
+  done
+}
+
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   echo "installing system packages: ${all[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
+  # Funnel starts its own PostgreSQL and MariaDB: keep the packages' services from starting during install
+  # (they may not be able to on a machine without an init system).
+  created_policy=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && created_policy=1
+  fi
   apt-get update -qq >/dev/null
-  # Some packages (postgresql-contrib on Debian 12) are virtual or merged; install what exists.
-  installable=()
-  for package in "${all[@]}"; do
-    if apt-cache show "$package" >/dev/null 2>&1; then installable+=("$package"); fi
-  done
-  apt-get install -y -qq --no-install-recommends "${installable[@]}" >/dev/null
-  exit 0
+  status=0
+  if [ ${#missing_packages[@]} -gt 0 ]; then
+    mapfile -t required < <(installable "${missing_packages[@]}")
+    apt-get install -y -qq --no-install-recommends "${required[@]}" >/dev/null || status=$?
+  fi
+  if [ ${#optional_missing[@]} -gt 0 ]; then
+    mapfile -t optional < <(installable "${optional_missing[@]}")
+    apt-get install -y -qq --no-install-recommends "${optional[@]}" >/dev/null \
+      || echo "optional packages could not be installed (their tests will be skipped): ${optional[*]}" >&2
+  fi
+  [ -n "$created_policy" ] && rm -f /usr/sbin/policy-rc.d
+  exit $status
 fi
 
 if [ ${#missing_packages[@]} -gt 0 ]; then
