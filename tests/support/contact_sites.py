@@ -1,7 +1,12 @@
 """Local company sites for outreach tests, each on its own loopback address (127.0.0.N), so every
-site is its own company domain. They serve a contact page and record every POST."""
+site is its own company domain. They serve a contact page and record every submission in ``posts``.
+
+Kinds: ``form`` (posts straight to /contact/), ``confirm`` (確認 -> a confirm screen with hidden fields
+-> 送信 -> thanks; only the final POST is a submission, the confirm POSTs are in ``confirms``),
+``captcha`` (reCAPTCHA widget), ``refused`` (営業お断り notice), ``no_form``."""
 from __future__ import annotations
 
+import html
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs
@@ -27,11 +32,27 @@ KINDS = {
                                         '<script src="https://www.google.com/recaptcha/api.js" async></script>'},
     "refused": {"notice": "<p>※営業目的のお問い合わせはご遠慮ください。</p>", "captcha": ""},
 }
+CONFIRM_FORM = """<!doctype html><html lang="ja"><head><meta charset="utf-8"><title>お問い合わせ | {name}</title></head><body>
+<h1>お問い合わせ</h1><p>内容をご入力のうえ「確認画面へ」を押してください。</p>
+<form method="post" action="/contact/confirm/">
+<table>
+<tr><th><label for="company">会社名</label></th><td><input id="company" name="company" type="text" required></td></tr>
+<tr><th><label for="name">お名前</label></th><td><input id="name" name="name" type="text" required></td></tr>
+<tr><th><label for="email">メールアドレス</label></th><td><input id="email" name="email" type="email" required></td></tr>
+<tr><th><label for="body">お問い合わせ内容</label></th><td><textarea id="body" name="body" required></textarea></td></tr>
+</table>
+<p><input type="submit" value="確認画面へ"></p>
+</form></body></html>"""
+CONFIRM_SCREEN = """<!doctype html><html lang="ja"><head><meta charset="utf-8"><title>入力内容の確認</title></head><body>
+<h1>入力内容の確認</h1><p>以下の内容で送信します。よろしければ「送信する」を押してください。</p>
+<form method="post" action="/contact/send/"><table>{rows}</table>
+<p><input type="submit" name="back" value="戻る" formaction="/contact/"> <input type="submit" value="送信する"></p>
+</form></body></html>"""
 
 
 class ContactSite:
     def __init__(self, host: str, kind: str = "form", name: str = "テスト株式会社") -> None:
-        self.kind, self.name, self.posts = kind, name, []
+        self.kind, self.name, self.posts, self.confirms = kind, name, [], []
         site = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -51,11 +72,20 @@ class ContactSite:
                     return self._html(200, NO_FORM.format(name=site.name))
                 if self.path.startswith("/contact/thanks"):
                     return self._html(200, THANKS)
+                if site.kind == "confirm":
+                    return self._html(200, CONFIRM_FORM.format(name=site.name))
                 return self._html(200, FORM.format(name=site.name, **KINDS[site.kind]))
 
             def do_POST(self):  # noqa: N802
                 body = self.rfile.read(int(self.headers.get("content-length") or 0)).decode()
-                site.posts.append({k: v[0] for k, v in parse_qs(body).items()})
+                values = {k: v[0] for k, v in parse_qs(body).items()}
+                if site.kind == "confirm" and self.path.startswith("/contact/confirm"):
+                    site.confirms.append(values)
+                    rows = "".join(f'<tr><th>{html.escape(k)}</th><td>{html.escape(v)}'
+                                   f'<input type="hidden" name="{html.escape(k)}" value="{html.escape(v)}"></td></tr>'
+                                   for k, v in values.items())
+                    return self._html(200, CONFIRM_SCREEN.format(rows=rows))
+                site.posts.append(values)
                 self.send_response(303)
                 self.send_header("location", "/contact/thanks/")
                 self.end_headers()

@@ -105,14 +105,22 @@ def finalize(event: dict) -> dict:
         conn.execute("UPDATE task_targets SET status = %s WHERE task_id = %s AND status IN ('queued', 'running')",
                      ("approved" if phase == "submit" else "pending", task_id))
         counts = summary(conn, task_id)
+        # Targets the worker deferred (outside the send window, over the daily cap) are still to send:
+        # the task pauses instead of completing, and `start` resumes it.
+        deferred = counts.get("approved" if phase == "submit" else "pending", 0) if phase != "review" else 0
         if task["status"] == "running":
             waiting_review = counts.get("review", 0) > 0 and phase == "review"
-            new_status = "review" if waiting_review else "completed"
+            new_status = "review" if waiting_review else "paused" if deferred else "completed"
             conn.execute("UPDATE tasks SET status = %s, finished_at = CASE WHEN %s = 'completed' THEN now() END "
                          "WHERE id = %s", (new_status, new_status, task_id))
         else:
             new_status = task["status"]
         runs.update_run(conn, event["run_id"], status="completed" if new_status != "paused" else "paused")
+    if new_status == "paused" and deferred and task["user_id"]:
+        notify(tenant_id, recipient_user_ids=[str(task["user_id"])], category="outreach.task",
+               title=f"Send task \"{task['name']}\" paused: {deferred} targets deferred",
+               body="Outside the send window or over the daily cap; start the task again to send them.",
+               related_entity_type="task", related_entity_id=task_id)
     if new_status in ("completed", "review") and task["user_id"]:
         notify(tenant_id, recipient_user_ids=[str(task["user_id"])], category="outreach.task",
                template_id="task_finished", related_entity_type="task", related_entity_id=task_id,

@@ -135,7 +135,12 @@ def start(principal: Principal, task_id: str, phase: str | None = None) -> dict:
         task = get_task(conn, task_id, for_update=True)
         if task["status"] in ("running", "completed", "cancelled"):
             raise Conflict(f"a {task['status']} task cannot be started")
-        phase = phase or ("submit" if task["status"] == "review" else "review" if task["mode"] == "review" else "auto")
+        if phase is None and task["mode"] == "review":
+            # A review task paused (or deferred) after its review goes on sending its approved targets.
+            pending = conn.execute("SELECT 1 FROM task_targets WHERE task_id = %s AND status = 'pending' LIMIT 1",
+                                   (task_id,)).fetchone()
+            phase = "submit" if task["status"] == "review" or not pending else "review"
+        phase = phase or "auto"
         wanted = "approved" if phase == "submit" else "pending"
         if not conn.execute("SELECT 1 FROM task_targets WHERE task_id = %s AND status = %s LIMIT 1",
                             (task_id, wanted)).fetchone():

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 import psycopg
@@ -28,8 +29,21 @@ STUCK_AFTER_SECONDS = 600
 MAX_ATTEMPTS = 3
 
 
+SLOT_WAIT_SECONDS = 10.0
+
+
 class NoSlot(Exception):
-    """The user's concurrent browser jobs are all taken: the message comes back later."""
+    """The user's concurrent browser jobs stayed taken for ``SLOT_WAIT_SECONDS``: the send pipeline
+    tries the target again later (its Retry on ``Outreach.NoSlot``)."""
+
+
+class Deferred(Exception):
+    """Sending now would exceed the tenant's daily cap: the target waits for the task's next start."""
+
+
+class RetryLater(Exception):
+    """This attempt failed (counted in ``task_targets.retry_count``) and attempts are left: the send
+    pipeline retries the target with backoff (its Retry on ``Outreach.Retry``)."""
 
 
 _local = threading.local()
@@ -47,9 +61,30 @@ def _engine():
     return engine
 
 
-def _claim_slot(tenant_id: str, target: dict, user_id: str) -> str:
+def _claim_slot(tenant_id: str, target: dict, user_id: str, cap: dict | None = None) -> str:
+    """A free slot of the user's ``max_concurrency``, waiting up to ``SLOT_WAIT_SECONDS`` for one."""
+    deadline = time.monotonic() + SLOT_WAIT_SECONDS
+    while True:
+        try:
+            return _try_claim_slot(tenant_id, target, user_id, cap)
+        except NoSlot:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.25)
+
+
+def _try_claim_slot(tenant_id: str, target: dict, user_id: str, cap: dict | None = None) -> str:
+    """``cap`` ({"limit", "timezone"}) is checked under a tenant-wide lock counting today's submissions plus
+    the jobs in flight, so two concurrent workers cannot both take the last submission of the day."""
     with db.tenant_transaction(tenant_id) as conn:
         conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"browser-slots:{user_id}",))
+        if cap:
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"daily-cap:{tenant_id}",))
+            in_flight = conn.execute("SELECT count(*) AS n FROM browser_jobs WHERE state IN ('running', 'submitting') "
+                                     "AND heartbeat_at > now() - make_interval(secs => %s)",
+                                     (STUCK_AFTER_SECONDS,)).fetchone()["n"]
+            if safety.submitted_today(conn, cap["timezone"]) + in_flight >= cap["limit"]:
+                raise Deferred(f"the daily cap of {cap['limit']} submissions is reached")
         conn.execute("UPDATE browser_jobs SET state = 'timed_out', ended_at = now(), error = 'no heartbeat' "
                      "WHERE user_id = %s AND state = 'running' AND heartbeat_at < now() - make_interval(secs => %s)",
                      (user_id, STUCK_AFTER_SECONDS))
@@ -89,15 +124,21 @@ def process(tenant_id: str, task_id: str, target_id: str, phase: str) -> dict:
             conn.execute("UPDATE task_targets SET status = 'submitted', result_summary = 'submitted before a worker "
                          "crash; not sent again', last_attempt_at = now() WHERE id = %s", (target_id,))
             return {"target_id": target_id, "status": "submitted", "reason": "already submitted"}
-        if target["status"] in ("submitted", "captcha", "refused", "no_form", "skipped", "rejected", "review"):
+        # 'failed' is final too: the worker marks it only when no attempt is left, the pipeline when it gave up.
+        if target["status"] in ("submitted", "captcha", "refused", "no_form", "skipped", "rejected", "review",
+                                "failed"):
             return {"target_id": target_id, "status": target["status"]}
         settings = task["settings"]
         dry_run = phase == "review"
         if not dry_run:
-            reason = safety.is_suppressed(conn, domain=target["domain"], company_name=target["company_name"])
+            contact = conn.execute("SELECT email, phone, corporate_number FROM contacts WHERE id = %s",
+                                   (target["contact_id"],)).fetchone() if target["contact_id"] else None
+            reason = safety.is_suppressed(conn, domain=target["domain"], company_name=target["company_name"],
+                                          **(contact or {}))
             reason = reason or safety.outside_send_window(settings.get("send_window"))
             cap = settings.get("daily_cap")
-            if reason is None and cap is not None and safety.submitted_today(conn) >= int(cap):
+            zone = (settings.get("send_window") or {}).get("timezone", "Asia/Tokyo")
+            if reason is None and cap is not None and safety.submitted_today(conn, zone) >= int(cap):
                 reason = f"the daily cap of {cap} submissions is reached"
             if reason:
                 conn.execute("UPDATE task_targets SET result_summary = %s, last_attempt_at = now() WHERE id = %s",
@@ -105,7 +146,15 @@ def process(tenant_id: str, task_id: str, target_id: str, phase: str) -> dict:
                 return {"target_id": target_id, "status": target["status"], "reason": reason}
         conn.execute("UPDATE task_targets SET status = 'running', last_attempt_at = now() WHERE id = %s", (target_id,))
     user_id = str(task["user_id"])
-    job_id = _claim_slot(tenant_id, target, user_id)
+    cap = settings.get("daily_cap")
+    try:
+        job_id = _claim_slot(tenant_id, target, user_id, None if dry_run or cap is None else {
+            "limit": int(cap), "timezone": (settings.get("send_window") or {}).get("timezone", "Asia/Tokyo")})
+    except Deferred as exc:
+        with db.tenant_transaction(tenant_id) as conn:
+            conn.execute("UPDATE task_targets SET status = %s, result_summary = %s WHERE id = %s",
+                         (target["status"], f"deferred: {exc}", target_id))
+        return {"target_id": target_id, "status": target["status"], "reason": str(exc)}
     result = None
     try:
         with tempfile.TemporaryDirectory() as shots:
@@ -126,7 +175,7 @@ def process(tenant_id: str, task_id: str, target_id: str, phase: str) -> dict:
                                                                                     target_id)).fetchone()
         if attempts["status"] == "failed":
             return {"target_id": target_id, "status": "failed", "reason": str(exc)[:200]}
-        raise
+        raise RetryLater(f"attempt {attempts['retry_count']} of {MAX_ATTEMPTS} failed: {str(exc)[:300]}") from exc
     status = {Status.READY: "review", Status.ABORTED: "submitted"}.get(result.status, result.status)
     with db.tenant_transaction(tenant_id) as conn:
         conn.execute("UPDATE browser_jobs SET state = %s, ended_at = now() WHERE id = %s",
