@@ -31,7 +31,7 @@ def upgrade() -> None:
         reminder_strategy jsonb,
         attachment_urls jsonb NOT NULL DEFAULT '[]'::jsonb,
         smtp_profile_id uuid,
-        status text NOT NULL DEFAULT 'draft' CHECK (status IN ('draft', 'sending', 'sent', 'cancelled')),
+        status text NOT NULL DEFAULT 'draft' CHECK (status IN ('draft', 'scheduled', 'sending', 'sent', 'cancelled')),
         send_at timestamptz,
         created_at timestamptz NOT NULL DEFAULT now()
     )""")
@@ -45,7 +45,7 @@ def upgrade() -> None:
         name text,
         company text,
         status text NOT NULL DEFAULT 'queued'
-            CHECK (status IN ('queued', 'sent', 'suppressed', 'bounced', 'complained', 'failed')),
+            CHECK (status IN ('queued', 'sent', 'suppressed', 'bounced', 'complained', 'failed', 'cancelled')),
         reminder_sent integer NOT NULL DEFAULT 0,
         tracking_token text,
         provider_message_id text,

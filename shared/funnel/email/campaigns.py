@@ -3,6 +3,7 @@ never), record tracking events, stats."""
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 
 from psycopg import Connection
 from psycopg.types.json import Jsonb
@@ -65,29 +66,63 @@ def create_campaign(principal: Principal, *, name: str, subject: str, body: str,
     return campaign
 
 
-def get_campaign(conn: Connection, campaign_id: str) -> dict:
-    row = conn.execute(f"SELECT {CAMPAIGN_COLUMNS} FROM email_campaigns WHERE id = %s", (campaign_id,)).fetchone()
+def get_campaign(conn: Connection, campaign_id: str, for_update: bool = False) -> dict:
+    row = conn.execute(f"SELECT {CAMPAIGN_COLUMNS} FROM email_campaigns WHERE id = %s"
+                       f"{' FOR UPDATE' if for_update else ''}", (campaign_id,)).fetchone()
     if row is None:
         raise NotFound("campaign not found")
     return row
 
 
-def send(principal: Principal, campaign_id: str) -> dict:
-    """Queue one message per queued recipient; the email queue's consumer sends them."""
+def send(principal: Principal, campaign_id: str, send_at: datetime | None = None) -> dict:
+    """Send now (queue one message per queued recipient) or at ``send_at`` (the 5-minute schedule sends it)."""
     with db.tenant_transaction(principal.tenant_id) as conn:
-        campaign = get_campaign(conn, campaign_id)
+        campaign = get_campaign(conn, campaign_id, for_update=True)
         if campaign["status"] != "draft":
             raise Conflict(f"a {campaign['status']} campaign cannot be sent")
-        conn.execute("UPDATE email_campaigns SET status = 'sending' WHERE id = %s", (campaign_id,))
+        later = send_at is not None and send_at > datetime.now(timezone.utc)
+        conn.execute("UPDATE email_campaigns SET status = %s, send_at = %s WHERE id = %s",
+                     ("scheduled" if later else "sending", send_at, campaign_id))
+        audit.record(conn, principal, "email_campaign.send", "email_campaign", campaign_id,
+                     {"send_at": send_at.isoformat() if later else None})
+    if later:
+        return {"campaign_id": campaign_id, "status": "scheduled", "send_at": send_at.isoformat()}
+    return {"campaign_id": campaign_id, "status": "sending", "queued": _queue_messages(principal.tenant_id, campaign_id)}
+
+
+def _queue_messages(tenant_id: str, campaign_id: str) -> int:
+    with db.tenant_transaction(tenant_id) as conn:
         ids = [str(r["id"]) for r in conn.execute(
             "SELECT id FROM email_messages WHERE campaign_id = %s AND status = 'queued'", (campaign_id,))]
-        audit.record(conn, principal, "email_campaign.send", "email_campaign", campaign_id, {"messages": len(ids)})
     queue_url = get_settings().email_queue_url
     for start in range(0, len(ids), SEND_BATCH):
         _queue().send_message_batch(QueueUrl=queue_url, Entries=[
-            {"Id": str(i), "MessageBody": json.dumps({"tenant_id": principal.tenant_id, "message_id": m})}
+            {"Id": str(i), "MessageBody": json.dumps({"tenant_id": tenant_id, "message_id": m})}
             for i, m in enumerate(ids[start:start + SEND_BATCH])])
-    return {"campaign_id": campaign_id, "queued": len(ids)}
+    return len(ids)
+
+
+def send_scheduled(tenant_id: str) -> int:
+    """Queue the campaigns whose ``send_at`` has come (called by the 5-minute schedule)."""
+    with db.tenant_transaction(tenant_id) as conn:
+        due = [str(r["id"]) for r in conn.execute(
+            "UPDATE email_campaigns SET status = 'sending' WHERE status = 'scheduled' AND send_at <= now() "
+            "RETURNING id")]
+    return sum(_queue_messages(tenant_id, campaign_id) for campaign_id in due)
+
+
+def cancel(principal: Principal, campaign_id: str) -> dict:
+    """Stop a campaign: messages not yet sent are cancelled, no reminder goes out."""
+    with db.tenant_transaction(principal.tenant_id) as conn:
+        campaign = get_campaign(conn, campaign_id, for_update=True)
+        if campaign["status"] in ("sent", "cancelled"):
+            raise Conflict(f"a {campaign['status']} campaign cannot be cancelled")
+        conn.execute("UPDATE email_campaigns SET status = 'cancelled' WHERE id = %s", (campaign_id,))
+        cancelled = conn.execute("UPDATE email_messages SET status = 'cancelled' WHERE campaign_id = %s "
+                                 "AND status = 'queued'", (campaign_id,)).rowcount
+        conn.execute("UPDATE email_messages SET next_reminder_at = NULL WHERE campaign_id = %s", (campaign_id,))
+        audit.record(conn, principal, "email_campaign.cancel", "email_campaign", campaign_id, {"cancelled": cancelled})
+    return {"campaign_id": campaign_id, "status": "cancelled", "cancelled_messages": cancelled}
 
 
 def deliver(tenant_id: str, message_id: str) -> str:

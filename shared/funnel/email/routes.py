@@ -1,6 +1,7 @@
 """Document e-mail API: campaigns, sending, messages, stats."""
 from __future__ import annotations
 
+from datetime import datetime
 from uuid import UUID
 
 from fastapi import APIRouter, Request
@@ -46,9 +47,18 @@ def get_campaign(campaign_id: UUID, principal: CurrentPrincipal) -> dict:
         return campaigns.get_campaign(conn, str(campaign_id))
 
 
+class SendBody(StrictModel):
+    send_at: datetime | None = Field(default=None, description="send later (default: now)")
+
+
 @router.post("/email-campaigns/{campaign_id}/send", tags=["email"])
-def send_campaign(campaign_id: UUID, principal: Writer) -> dict:
-    return campaigns.send(principal, str(campaign_id))
+def send_campaign(campaign_id: UUID, principal: Writer, body: SendBody | None = None) -> dict:
+    return campaigns.send(principal, str(campaign_id), body.send_at if body else None)
+
+
+@router.post("/email-campaigns/{campaign_id}/cancel", tags=["email"])
+def cancel_campaign(campaign_id: UUID, principal: Writer) -> dict:
+    return campaigns.cancel(principal, str(campaign_id))
 
 
 @router.get("/email-campaigns/{campaign_id}/messages", tags=["email"])

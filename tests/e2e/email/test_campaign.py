@@ -157,3 +157,53 @@ def test_a_reminder_round_goes_only_to_recipients_who_still_qualify(runtime, api
     assert after[ignorer]["reminder_sent"] == 1 and after[ignorer]["next_reminder_at"] is None  # max 1 reminder
     assert after[reader]["reminder_sent"] == 0 and after[leaver]["reminder_sent"] == 0
     assert runtime.invoke("EmailRemindersFunction", {})["sent"] == 0
+
+
+def test_a_scheduled_campaign_goes_out_when_due_and_a_cancelled_one_never(runtime, api, tenant):
+    import datetime as dt
+
+    later = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=2)).isoformat()
+    scheduled_to, cancelled_to = (f"{w}-{uuid.uuid4().hex[:6]}@example.org" for w in ("later", "never"))
+    scheduled = _campaign(api, tenant, [{"email": scheduled_to}])
+    answer = api.post(f"/v1/email-campaigns/{scheduled['id']}/send", headers=tenant.headers, json={"send_at": later})
+    assert answer.json()["status"] == "scheduled"
+    doomed = _campaign(api, tenant, [{"email": cancelled_to}])
+    api.post(f"/v1/email-campaigns/{doomed['id']}/send", headers=tenant.headers, json={"send_at": later})
+    assert api.post(f"/v1/email-campaigns/{doomed['id']}/cancel", headers=tenant.headers).json()[
+        "cancelled_messages"] == 1
+    runtime.invoke("EmailRemindersFunction", {})
+    assert not _sent_raw(scheduled_to)  # not due yet
+    with db.tenant_transaction(tenant.tenant_id) as conn:
+        conn.execute("UPDATE email_campaigns SET send_at = now() - interval '1 minute' WHERE id = ANY(%s::uuid[])",
+                     ([scheduled["id"], doomed["id"]],))
+    assert runtime.invoke("EmailRemindersFunction", {})["scheduled_messages_queued"] == 1
+    _wait_sent(tenant, scheduled["id"], 1)
+    assert len(_sent_raw(scheduled_to)) == 1 and not _sent_raw(cancelled_to)
+    assert api.post(f"/v1/email-campaigns/{doomed['id']}/send", headers=tenant.headers).status_code == 409
+
+
+def test_when_the_database_is_down_the_pixel_is_served_and_the_event_written_later(runtime, api, tenant, monkeypatch):
+    import psycopg
+
+    campaign = _campaign(api, tenant, [{"email": f"offline-{uuid.uuid4().hex[:6]}@example.org"}])
+    api.post(f"/v1/email-campaigns/{campaign['id']}/send", headers=tenant.headers)
+    [row] = _wait_sent(tenant, campaign["id"], 1)
+    pixel = f"/t/o/{tokens.sign(tokens.tracking_key(), 'o', tenant.tenant_id, str(row['id']))}.gif"
+    real_record = campaigns.record_event
+
+    def database_down(*args, **kwargs):
+        raise psycopg.OperationalError("connection refused")
+
+    monkeypatch.setattr(campaigns, "record_event", database_down)
+    served = api.get(pixel, headers={"user-agent": BROWSER})
+    assert served.status_code == 200 and served.headers["content-type"] == "image/gif"
+    monkeypatch.setattr(campaigns, "record_event", real_record)  # the database is back
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        with db.tenant_transaction(tenant.tenant_id) as conn:
+            opens = conn.execute("SELECT count(*) AS n FROM email_events WHERE email_message_id = %s AND type = 'open'",
+                                 (row["id"],)).fetchone()["n"]
+        if opens:
+            break
+        time.sleep(0.1)
+    assert opens == 1
