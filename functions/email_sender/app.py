@@ -6,8 +6,10 @@ import json
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from funnel.email.campaigns import deliver
+from funnel.email.campaigns import EmailThrottled, deliver
 from funnel.observability import bind_tenant, logger
+from funnel.platform import aws
+from funnel.settings import get_settings
 
 processor = BatchProcessor(event_type=EventType.SQS)
 
@@ -15,7 +17,15 @@ processor = BatchProcessor(event_type=EventType.SQS)
 def record_handler(record: SQSRecord) -> None:
     message = json.loads(record.body)
     bind_tenant(message["tenant_id"])
-    status = deliver(message["tenant_id"], message["message_id"])
+    try:
+        status = deliver(message["tenant_id"], message["message_id"])
+    except EmailThrottled as exc:
+        # Not a failure: queue it again for later, so throttling can never push it into the DLQ.
+        settings = get_settings()
+        aws.client("sqs").send_message(QueueUrl=settings.email_queue_url, MessageBody=record.body,
+                                       DelaySeconds=min(900, settings.email_throttle_delay_seconds))
+        logger.info("campaign message throttled", extra={"message": message["message_id"], "reason": str(exc)})
+        return
     logger.info("campaign message processed", extra={"message": message["message_id"], "status": status})
 
 

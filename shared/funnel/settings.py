@@ -66,6 +66,13 @@ class Settings(BaseSettings):
     # Where the hosted frontend lives: checkout return URLs must stay on it (no open redirects).
     frontend_origin: str = "http://localhost:3000"
 
+    # --- document e-mails ------------------------------------------------------
+    # Per-tenant sending limits over rolling windows (SES sandbox-like defaults); a throttled message
+    # is queued again after email_throttle_delay_seconds, never dropped.
+    email_max_per_second: int = 14
+    email_max_per_day: int = 50_000
+    email_throttle_delay_seconds: int = 30
+
     # --- SES notifications through SNS ----------------------------------------
     # Where SNS signing certificates (and subscription confirmations) may come from.
     sns_trusted_url_pattern: str = r"^https://sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/"

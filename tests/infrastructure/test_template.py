@@ -34,7 +34,7 @@ SETTINGS_WITH_DEFAULTS = {
     "login_max_attempts_per_ip", "login_window_seconds", "llm_step_overrides",
     "stripe_api_base",  # unset in production: the SDK talks to Stripe itself
     "notification_retry_base_seconds", "sns_trusted_url_pattern", "soft_bounce_threshold",
-    "contact_import_sync_rows",
+    "contact_import_sync_rows", "email_max_per_second", "email_max_per_day", "email_throttle_delay_seconds",
 }
 
 

@@ -36,6 +36,21 @@ def _ses_client():
     return aws.client("sesv2")
 
 
+class EmailThrottled(Exception):
+    """The tenant's sending limit (or SES) says not now: the message waits and is sent later."""
+
+
+SES_THROTTLING = ("Throttling", "ThrottlingException", "TooManyRequestsException", "LimitExceededException")
+
+
+def _check_rate(conn: Connection) -> None:
+    settings = get_settings()
+    sent = conn.execute("SELECT count(*) FILTER (WHERE sent_at > now() - interval '1 second') AS second, "
+                        "count(*) AS day FROM email_messages WHERE sent_at > now() - interval '1 day'").fetchone()
+    if sent["second"] >= settings.email_max_per_second or sent["day"] >= settings.email_max_per_day:
+        raise EmailThrottled(f"sending limit reached ({sent['second']}/s, {sent['day']} in 24 h)")
+
+
 def create_campaign(principal: Principal, *, name: str, subject: str, body: str, from_name: str,
                     sender_identity: str, recipients: list[dict], reminder_strategy: dict | None) -> dict:
     unknown = (placeholders(subject) | placeholders(body)) - VARIABLES
@@ -141,6 +156,8 @@ def deliver(tenant_id: str, message_id: str) -> str:
                          (reason, message_id))
             return "suppressed"
         campaign = get_campaign(conn, str(message["campaign_id"]))
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext('email-rate:' || current_setting('app.tenant_id')))")
+        _check_rate(conn)
         mail = mime.build(campaign, message, tenant_id, tokens.tracking_key(), settings.public_base_url)
         request = {"FromEmailAddress": campaign["from_address"], "Destination": {"ToAddresses": [message["email"]]},
                    "Content": {"Raw": {"Data": mail.as_bytes()}},
@@ -148,7 +165,12 @@ def deliver(tenant_id: str, message_id: str) -> str:
                    "EmailTags": [{"Name": "tenant_id", "Value": tenant_id}, {"Name": "message_id", "Value": message_id}]}
         if settings.ses_configuration_set:
             request["ConfigurationSetName"] = settings.ses_configuration_set
-        provider_id = _ses_client().send_email(**request)["MessageId"]
+        try:
+            provider_id = _ses_client().send_email(**request)["MessageId"]
+        except Exception as exc:  # SES throttling waits like our own limit; other errors fail the record
+            if getattr(exc, "response", {}).get("Error", {}).get("Code") in SES_THROTTLING:
+                raise EmailThrottled(f"SES throttled: {exc}") from exc
+            raise
         conn.execute("UPDATE email_messages SET status = 'sent', sent_at = now(), provider_message_id = %s, "
                      "tracking_token = %s, next_reminder_at = now() + make_interval(secs => %s::float8 * 86400) "
                      "WHERE id = %s", (provider_id, mail["X-Funnel-Message"],

@@ -207,3 +207,26 @@ def test_when_the_database_is_down_the_pixel_is_served_and_the_event_written_lat
             break
         time.sleep(0.1)
     assert opens == 1
+
+
+def test_the_sending_limit_delays_messages_without_losing_any(runtime, api, monkeypatch):
+    from funnel.settings import reset_settings
+
+    tenant = new_tenant()
+    monkeypatch.setenv("FUNNEL_EMAIL_MAX_PER_DAY", "3")
+    monkeypatch.setenv("FUNNEL_EMAIL_THROTTLE_DELAY_SECONDS", "1")
+    reset_settings()
+    try:
+        recipients = [{"email": f"limited{i}-{uuid.uuid4().hex[:6]}@example.org"} for i in range(5)]
+        campaign = _campaign(api, tenant, recipients)
+        api.post(f"/v1/email-campaigns/{campaign['id']}/send", headers=tenant.headers)
+        rows = _wait_sent(tenant, campaign["id"], 5, timeout=4)
+        assert sorted(r["status"] for r in rows) == ["queued", "queued", "sent", "sent", "sent"]
+        monkeypatch.setenv("FUNNEL_EMAIL_MAX_PER_DAY", "50000")  # a new day, or a higher limit
+        reset_settings()
+        rows = _wait_sent(tenant, campaign["id"], 5, timeout=30)
+        assert [r["status"] for r in rows] == ["sent"] * 5
+        assert all(len(_sent_raw(r["email"])) == 1 for r in recipients)
+    finally:
+        monkeypatch.undo()
+        reset_settings()
