@@ -72,6 +72,8 @@ class Settings(BaseSettings):
     email_max_per_second: int = 14
     email_max_per_day: int = 50_000
     email_throttle_delay_seconds: int = 30
+    # Extra CA bundle trusted for SMTP STARTTLS (a private relay's CA; tests' self-signed server).
+    smtp_ca_file: str | None = None
 
     # --- SES notifications through SNS ----------------------------------------
     # Where SNS signing certificates (and subscription confirmations) may come from.

@@ -35,6 +35,7 @@ SETTINGS_WITH_DEFAULTS = {
     "stripe_api_base",  # unset in production: the SDK talks to Stripe itself
     "notification_retry_base_seconds", "sns_trusted_url_pattern", "soft_bounce_threshold",
     "contact_import_sync_rows", "email_max_per_second", "email_max_per_day", "email_throttle_delay_seconds",
+    "smtp_ca_file",
 }
 
 

@@ -12,10 +12,23 @@ down_revision = None
 branch_labels = ("email",)
 depends_on = ("t0001_platform", "t0001_outreach")
 
-TABLES = ("email_events", "email_messages", "email_campaigns")
+TABLES = ("email_events", "email_messages", "email_campaigns", "smtp_profiles")
 
 
 def upgrade() -> None:
+    op.execute(f"""
+    CREATE TABLE smtp_profiles (
+        id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+        {TENANT_ID},
+        name text NOT NULL,
+        host text NOT NULL,
+        port integer NOT NULL CHECK (port BETWEEN 1 AND 65535),
+        username text,
+        password_encrypted text,
+        starttls boolean NOT NULL DEFAULT true,
+        from_address text NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now()
+    )""")
     op.execute(f"""
     CREATE TABLE email_campaigns (
         id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
@@ -30,7 +43,7 @@ def upgrade() -> None:
         sender_identity text NOT NULL,
         reminder_strategy jsonb,
         attachment_urls jsonb NOT NULL DEFAULT '[]'::jsonb,
-        smtp_profile_id uuid,
+        smtp_profile_id uuid REFERENCES smtp_profiles(id) ON DELETE SET NULL,
         status text NOT NULL DEFAULT 'draft' CHECK (status IN ('draft', 'scheduled', 'sending', 'sent', 'cancelled')),
         send_at timestamptz,
         created_at timestamptz NOT NULL DEFAULT now()

@@ -10,7 +10,7 @@ from psycopg.types.json import Jsonb
 
 from funnel.platform import aws
 from funnel import db
-from funnel.email import mime, tokens
+from funnel.email import mime, smtp, tokens
 from funnel.outreach import safety
 from funnel.platform import audit
 from funnel.platform.errors import Conflict, NotFound, ValidationFailed
@@ -19,7 +19,7 @@ from funnel.platform.prompts import placeholders
 from funnel.settings import get_settings
 
 CAMPAIGN_COLUMNS = ("id, user_id, task_id, name, subject, body, from_name, from_address, sender_identity, "
-                    "reminder_strategy, status, send_at, created_at")
+                    "reminder_strategy, smtp_profile_id, status, send_at, created_at")
 VARIABLES = {"name", "company_name", "email"}
 SEND_BATCH = 10
 # A click this soon after sending is a link scanner, not a person.
@@ -52,18 +52,26 @@ def _check_rate(conn: Connection) -> None:
 
 
 def create_campaign(principal: Principal, *, name: str, subject: str, body: str, from_name: str,
-                    sender_identity: str, recipients: list[dict], reminder_strategy: dict | None) -> dict:
+                    sender_identity: str, recipients: list[dict], reminder_strategy: dict | None,
+                    smtp_profile_id: str | None = None) -> dict:
     unknown = (placeholders(subject) | placeholders(body)) - VARIABLES
     if unknown:
         raise ValidationFailed(f"unknown variables {sorted(unknown)}; available: {sorted(VARIABLES)}")
     if not recipients:
         raise ValidationFailed("a campaign needs at least one recipient")
     with db.tenant_transaction(principal.tenant_id) as conn:
+        from_address = get_settings().ses_from_address
+        if smtp_profile_id:
+            profile = conn.execute("SELECT from_address FROM smtp_profiles WHERE id = %s", (smtp_profile_id,)).fetchone()
+            if profile is None:
+                raise ValidationFailed("unknown smtp_profile_id")
+            from_address = profile["from_address"]
         campaign = conn.execute(
             f"INSERT INTO email_campaigns (user_id, name, subject, body, from_name, from_address, sender_identity, "
-            f"reminder_strategy) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING {CAMPAIGN_COLUMNS}",
-            (principal.user_id, name, subject, body, from_name, get_settings().ses_from_address, sender_identity,
-             Jsonb(reminder_strategy) if reminder_strategy else None)).fetchone()
+            f"reminder_strategy, smtp_profile_id) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
+            f"RETURNING {CAMPAIGN_COLUMNS}",
+            (principal.user_id, name, subject, body, from_name, from_address, sender_identity,
+             Jsonb(reminder_strategy) if reminder_strategy else None, smtp_profile_id)).fetchone()
         seen = set()
         with conn.cursor() as cursor:
             for recipient in recipients:
@@ -166,7 +174,10 @@ def deliver(tenant_id: str, message_id: str) -> str:
         if settings.ses_configuration_set:
             request["ConfigurationSetName"] = settings.ses_configuration_set
         try:
-            provider_id = _ses_client().send_email(**request)["MessageId"]
+            if campaign["smtp_profile_id"]:
+                provider_id = smtp.send(conn, tenant_id, str(campaign["smtp_profile_id"]), mail, message["email"])
+            else:
+                provider_id = _ses_client().send_email(**request)["MessageId"]
         except Exception as exc:  # SES throttling waits like our own limit; other errors fail the record
             if getattr(exc, "response", {}).get("Error", {}).get("Code") in SES_THROTTLING:
                 raise EmailThrottled(f"SES throttled: {exc}") from exc

@@ -8,8 +8,8 @@ from fastapi import APIRouter, Request
 from pydantic import Field
 
 from funnel import db
-from funnel.api.deps import CurrentPrincipal, Email, StrictModel, Writer
-from funnel.email import campaigns
+from funnel.api.deps import Admin, CurrentPrincipal, Email, StrictModel, Writer
+from funnel.email import campaigns, smtp
 
 router = APIRouter(prefix="/v1")
 
@@ -30,6 +30,7 @@ class CampaignBody(StrictModel):
                                  description="who sends: company, address, contact (特定電子メール法)")
     recipients: list[Recipient] = Field(min_length=1, max_length=100_000)
     reminder_strategy: dict | None = None
+    smtp_profile_id: UUID | None = Field(default=None, description="send through the tenant's SMTP server")
 
 
 @router.post("/email-campaigns", status_code=201, tags=["email"])
@@ -38,7 +39,8 @@ def create_campaign(body: CampaignBody, principal: Writer) -> dict:
                   for r in body.recipients]
     return campaigns.create_campaign(principal, name=body.name, subject=body.subject, body=body.body,
                                      from_name=body.from_name, sender_identity=body.sender_identity,
-                                     recipients=recipients, reminder_strategy=body.reminder_strategy)
+                                     recipients=recipients, reminder_strategy=body.reminder_strategy,
+                                     smtp_profile_id=str(body.smtp_profile_id) if body.smtp_profile_id else None)
 
 
 @router.get("/email-campaigns/{campaign_id}", tags=["email"])
@@ -82,3 +84,25 @@ async def ses_notifications(request: Request) -> dict:
     from funnel.email import sns
 
     return sns.handle(await request.body())
+
+
+class SmtpProfileBody(StrictModel):
+    name: str = Field(min_length=1, max_length=200)
+    host: str = Field(min_length=1, max_length=255)
+    port: int = Field(default=587, ge=1, le=65535)
+    username: str | None = Field(default=None, max_length=320)
+    password: str | None = Field(default=None, max_length=1000, description="write-only; stored encrypted")
+    starttls: bool = True
+    from_address: Email
+
+
+@router.post("/smtp-profiles", status_code=201, tags=["email"])
+def create_smtp_profile(body: SmtpProfileBody, principal: Admin) -> dict:
+    with db.tenant_transaction(principal.tenant_id) as conn:
+        return smtp.save_profile(conn, principal, **body.model_dump())
+
+
+@router.get("/smtp-profiles", tags=["email"])
+def list_smtp_profiles(principal: Admin) -> dict:
+    with db.tenant_transaction(principal.tenant_id) as conn:
+        return {"items": smtp.list_profiles(conn)}

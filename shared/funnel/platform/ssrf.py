@@ -75,6 +75,20 @@ def check_url(url: str, allow_hosts: Iterable[str] = ()) -> str:
     return url
 
 
+def check_host(host: str, port: int, allow_hosts: Iterable[str] = ()) -> None:
+    """The same guard for a non-HTTP connection (an SMTP server): public addresses or the allow-list only."""
+    if not host or _allowed(host, port, allow_hosts):
+        if not host:
+            raise UnsafeUrlError("no host")
+        return
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)}
+    except (socket.gaierror, UnicodeError) as exc:
+        raise UnsafeUrlError(f"the host {host!r} does not resolve") from exc
+    if not addresses or not all(_is_public(a) for a in addresses):
+        raise UnsafeUrlError(f"the host {host!r} resolves to a private or reserved address")
+
+
 @dataclass(frozen=True)
 class FetchedPage:
     url: str
