@@ -19,7 +19,8 @@ def normalize_url(raw: str) -> str:
     if "://" not in text:
         text = "https://" + text
     parts = urlsplit(text)
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname or "." not in parts.hostname:
+    if (parts.scheme.lower() not in ("http", "https") or not parts.hostname or "." not in parts.hostname
+            or parts.username is not None):  # "mailto:a@b.jp" or credentials are not a company's site
         raise ValidationFailed(f"not a web address: {raw!r}")
     host = parts.hostname.encode("idna").decode() if any(ord(c) > 127 for c in parts.hostname) else parts.hostname
     netloc = host.lower() + (f":{parts.port}" if parts.port else "")
