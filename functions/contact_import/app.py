@@ -8,6 +8,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from funnel.observability import bind_tenant, logger
 from funnel.outreach.contacts import run_import_job
+from funnel.platform.errors import NotFound
 
 processor = BatchProcessor(event_type=EventType.SQS)
 
@@ -15,7 +16,11 @@ processor = BatchProcessor(event_type=EventType.SQS)
 def record_handler(record: SQSRecord) -> None:
     message = json.loads(record.body)
     bind_tenant(message["tenant_id"])
-    result = run_import_job(message["tenant_id"], message["import_job_id"])
+    try:
+        result = run_import_job(message["tenant_id"], message["import_job_id"])
+    except NotFound:  # the tenant was deleted before its import ran: acknowledge
+        logger.warning("contact import of an unknown tenant dropped", extra={"import_job": message["import_job_id"]})
+        return
     logger.info("contact import finished", extra={"import_job": message["import_job_id"],
                                                   "imported": result.get("imported")})
 

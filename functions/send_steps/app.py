@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from funnel.observability import bind_tenant, logger
 from funnel.outreach import pipeline
+from funnel.platform.errors import NotFound
 
 ACTIONS = {"prepare": pipeline.prepare, "prepare_failed": pipeline.prepare_failed,
            "target_failed": pipeline.target_failed, "finalize": pipeline.finalize}
@@ -11,4 +12,8 @@ ACTIONS = {"prepare": pipeline.prepare, "prepare_failed": pipeline.prepare_faile
 @logger.inject_lambda_context
 def handler(event, context):
     bind_tenant(event["tenant_id"])
-    return ACTIONS[event["action"]](event)
+    try:
+        return ACTIONS[event["action"]](event)
+    except NotFound:  # the tenant was deleted while its task ran: nothing is left to record
+        logger.warning("send pipeline step for an unknown tenant ignored", extra={"action": event["action"]})
+        return {"task_id": event.get("task_id"), "target_id": event.get("target_id"), "status": "gone"}
