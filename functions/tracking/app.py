@@ -13,6 +13,7 @@ GIF = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7
 NO_CACHE = {"cache-control": "no-store, no-cache, must-revalidate, max-age=0", "pragma": "no-cache",
             "expires": "0"}
 NOT_FOUND = "<!doctype html><html><body><h1>Not found</h1><p>This link is not valid.</p></body></html>"
+EXPIRED = "<!doctype html><html><body><h1>Link expired</h1><p>Ask the sender for the material again.</p></body></html>"
 CONFIRM_PAGE = ("<!doctype html><html><head><meta charset=\"utf-8\"><title>配信停止 / Unsubscribe</title></head><body>"
                 "<h1>配信停止 / Unsubscribe</h1><p>今後のメール配信を停止しますか？ Stop receiving these e-mails?</p>"
                 "<form method=\"post\"><button type=\"submit\">配信停止する / Unsubscribe</button></form></body></html>")
@@ -70,6 +71,20 @@ def handler(event, context):
                 raise InvalidToken("no target")
             _record(tenant_id, message_id, "click", url, event)
             return {"statusCode": 302, "headers": {"location": url, **NO_CACHE}, "body": ""}
+        if path.startswith("/t/a/"):  # attachment download: signed, expiring, tracked
+            import time
+
+            from funnel.email.campaigns import attachment_download
+
+            tenant_id, message_id, reference = verify(_tracking_key(), path[len("/t/a/"):], "a")
+            attachment_id, _, expires = (reference or "").partition(":")
+            if not expires.isdigit() or int(expires) < time.time():
+                return _html(410, EXPIRED)
+            found = attachment_download(tenant_id, message_id, attachment_id)
+            if found is None:
+                raise InvalidToken("unknown attachment")
+            _record(tenant_id, message_id, "click", f"attachment:{found[0]}", event)
+            return {"statusCode": 302, "headers": {"location": found[1], **NO_CACHE}, "body": ""}
         if path.startswith("/u/"):
             tenant_id, message_id, _ = verify(_tracking_key(), path[len("/u/"):], "u")
             if method == "POST":  # RFC 8058 one-click, or the confirmation form

@@ -3,6 +3,7 @@ never), record tracking events, stats."""
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import datetime, timezone
 
 from psycopg import Connection
@@ -12,14 +13,14 @@ from funnel.platform import aws
 from funnel import db
 from funnel.email import mime, smtp, tokens
 from funnel.outreach import safety
-from funnel.platform import audit
+from funnel.platform import audit, storage
 from funnel.platform.errors import Conflict, NotFound, ValidationFailed
 from funnel.platform.principal import Principal
 from funnel.platform.prompts import placeholders
 from funnel.settings import get_settings
 
 CAMPAIGN_COLUMNS = ("id, user_id, task_id, name, subject, body, from_name, from_address, sender_identity, "
-                    "reminder_strategy, smtp_profile_id, status, send_at, created_at")
+                    "reminder_strategy, attachment_urls, smtp_profile_id, status, send_at, created_at")
 VARIABLES = {"name", "company_name", "email"}
 SEND_BATCH = 10
 # A click this soon after sending is a link scanner, not a person.
@@ -132,6 +133,36 @@ def send_scheduled(tenant_id: str) -> int:
             "UPDATE email_campaigns SET status = 'sending' WHERE status = 'scheduled' AND send_at <= now() "
             "RETURNING id")]
     return sum(_queue_messages(tenant_id, campaign_id) for campaign_id in due)
+
+
+def add_attachment(principal: Principal, campaign_id: str, filename: str, content_type: str) -> dict:
+    """Register an attachment and return a presigned URL to upload it to S3 (15 minutes). Recipients get a
+    tracked download link instead of the file."""
+    attachment_id = uuid.uuid4().hex
+    key = f"attachments/{principal.tenant_id}/{campaign_id}/{attachment_id}/{filename}"
+    with db.tenant_transaction(principal.tenant_id) as conn:
+        campaign = get_campaign(conn, campaign_id, for_update=True)
+        if campaign["status"] != "draft":
+            raise Conflict("attachments are added before sending")
+        entry = {"id": attachment_id, "key": key, "filename": filename, "content_type": content_type}
+        conn.execute("UPDATE email_campaigns SET attachment_urls = attachment_urls || %s WHERE id = %s",
+                     (Jsonb([entry]), campaign_id))
+        audit.record(conn, principal, "email_campaign.attach", "email_campaign", campaign_id, {"filename": filename})
+    upload_url = storage.s3().generate_presigned_url(
+        "put_object", Params={"Bucket": get_settings().artifacts_bucket, "Key": key, "ContentType": content_type},
+        ExpiresIn=900)
+    return {**entry, "upload_url": upload_url}
+
+
+def attachment_download(tenant_id: str, message_id: str, attachment_id: str) -> tuple[str, str] | None:
+    """(filename, presigned GET URL valid 5 minutes) of a campaign attachment, or None."""
+    with db.tenant_transaction(tenant_id) as conn:
+        row = conn.execute("SELECT c.attachment_urls FROM email_messages m JOIN email_campaigns c "
+                           "ON c.id = m.campaign_id WHERE m.id = %s", (message_id,)).fetchone()
+    for attachment in (row or {}).get("attachment_urls") or []:
+        if attachment["id"] == attachment_id:
+            return attachment["filename"], storage.presigned_url(attachment["key"], expires_in=300)
+    return None
 
 
 def cancel(principal: Principal, campaign_id: str) -> dict:

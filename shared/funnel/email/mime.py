@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import re
+import time
 from datetime import datetime, timezone
 from email.header import Header
 from email.mime.multipart import MIMEMultipart
@@ -14,6 +15,7 @@ from email.utils import format_datetime, formataddr, make_msgid
 from funnel.email import tokens
 from funnel.platform.prompts import PLACEHOLDER
 
+ATTACHMENT_LINK_DAYS = 30
 URL_PATTERN = re.compile(r"https?://[^\s<>\"')]+")
 
 
@@ -21,6 +23,16 @@ def personalise(text: str, recipient: dict) -> str:
     values = {"name": recipient.get("name") or "", "company_name": recipient.get("company") or "",
               "email": recipient["email"]}
     return PLACEHOLDER.sub(lambda m: str(values.get(m.group(1), "")), text)
+
+
+def _attachment_links(campaign: dict, tenant_id: str, message_id: str, key: bytes, base: str) -> list[tuple[str, str]]:
+    """Tracked download links that stop working after ATTACHMENT_LINK_DAYS (the expiry is signed)."""
+    expires = int(time.time()) + ATTACHMENT_LINK_DAYS * 86400
+    links = []
+    for attachment in campaign.get("attachment_urls") or []:
+        token = tokens.sign(key, "a", tenant_id, message_id, f"{attachment['id']}:{expires}")
+        links.append((attachment["filename"], f"{base}/t/a/{token}"))
+    return links
 
 
 def build(campaign: dict, recipient: dict, tenant_id: str, key: bytes, public_base_url: str) -> MIMEMultipart:
@@ -42,6 +54,11 @@ def build(campaign: dict, recipient: dict, tenant_id: str, key: bytes, public_ba
         last = match.end()
     parts.append(html.escape(text[last:]))
     body_html = "".join(parts).replace("\n", "<br>\n")
+    downloads = _attachment_links(campaign, tenant_id, message_id, key, base)
+    if downloads:
+        text += "\n\n添付資料 / Attachments:\n" + "\n".join(f"{name}: {url}" for name, url in downloads)
+        body_html += "<p>添付資料 / Attachments:<br>" + "<br>".join(
+            f'<a href="{html.escape(url)}">{html.escape(name)}</a>' for name, url in downloads) + "</p>"
     pixel = f"{base}/t/o/{tokens.sign(key, 'o', tenant_id, message_id)}.gif"
     html_document = (
         f"<!doctype html><html><body>{body_html}"

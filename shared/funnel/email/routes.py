@@ -58,6 +58,17 @@ def send_campaign(campaign_id: UUID, principal: Writer, body: SendBody | None = 
     return campaigns.send(principal, str(campaign_id), body.send_at if body else None)
 
 
+class AttachmentBody(StrictModel):
+    filename: str = Field(min_length=1, max_length=200, pattern=r"^[^/\\]+$")
+    content_type: str = Field(default="application/pdf", max_length=100)
+
+
+@router.post("/email-campaigns/{campaign_id}/attachments", status_code=201, tags=["email"])
+def add_attachment(campaign_id: UUID, body: AttachmentBody, principal: Writer) -> dict:
+    """Returns `upload_url` (S3 presigned PUT, 15 minutes); recipients get a tracked, expiring download link."""
+    return campaigns.add_attachment(principal, str(campaign_id), body.filename, body.content_type)
+
+
 @router.post("/email-campaigns/{campaign_id}/cancel", tags=["email"])
 def cancel_campaign(campaign_id: UUID, principal: Writer) -> dict:
     return campaigns.cancel(principal, str(campaign_id))

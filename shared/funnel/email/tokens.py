@@ -13,7 +13,7 @@ import hashlib
 import hmac
 import json
 
-KINDS = ("o", "c", "u")  # open pixel, click, unsubscribe
+KINDS = ("o", "c", "u", "a")  # open pixel, click, unsubscribe, attachment download
 
 
 class InvalidToken(ValueError):

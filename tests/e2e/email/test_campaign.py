@@ -230,3 +230,31 @@ def test_the_sending_limit_delays_messages_without_losing_any(runtime, api, monk
     finally:
         monkeypatch.undo()
         reset_settings()
+
+
+def test_attachments_become_tracked_expiring_download_links(runtime, api, tenant):
+    import httpx
+
+    reader = f"attach-{uuid.uuid4().hex[:6]}@example.org"
+    campaign = _campaign(api, tenant, [{"email": reader, "name": "鈴木"}])
+    attachment = api.post(f"/v1/email-campaigns/{campaign['id']}/attachments", headers=tenant.headers,
+                          json={"filename": "会社案内.pdf", "content_type": "application/pdf"}).json()
+    upload = httpx.put(attachment["upload_url"], content=b"%PDF-1.7 brochure", headers={"content-type": "application/pdf"})
+    assert upload.status_code == 200
+    api.post(f"/v1/email-campaigns/{campaign['id']}/send", headers=tenant.headers)
+    [row] = _wait_sent(tenant, campaign["id"], 1)
+    [mail] = _sent_raw(reader)
+    text = mail.get_body(("plain",)).get_content()
+    link = re.search(r"会社案内\.pdf: (\S+/t/a/\S+)", text).group(1)
+    with db.tenant_transaction(tenant.tenant_id) as conn:
+        conn.execute("UPDATE email_messages SET sent_at = now() - interval '1 hour' WHERE id = %s", (row["id"],))
+    download = api.get(link.split(runtime.api_url, 1)[-1], headers={"user-agent": BROWSER})
+    assert download.status_code == 302
+    assert httpx.get(download.headers["location"]).content == b"%PDF-1.7 brochure"
+    stats = api.get(f"/v1/email-campaigns/{campaign['id']}/stats", headers=tenant.headers).json()
+    assert stats["links"][0]["url"] == "attachment:会社案内.pdf"
+    expired = tokens.sign(tokens.tracking_key(), "a", tenant.tenant_id, str(row["id"]),
+                          f"{attachment['id']}:{int(time.time()) - 1}")
+    assert api.get(f"/t/a/{expired}").status_code == 410
+    forged = tokens.sign(b"not the key", "a", tenant.tenant_id, str(row["id"]), f"{attachment['id']}:9999999999")
+    assert api.get(f"/t/a/{forged}").status_code == 404
