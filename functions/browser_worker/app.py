@@ -5,8 +5,9 @@ Every message carries the task token of its Map iteration. The worker first send
 if the pipeline no longer waits for that token (the state timed out and was retried with a new
 message, or the task was stopped), the message is dropped without opening a browser. Busy
 browser slots and failed attempts are reported with SendTaskFailure (``Outreach.NoSlot``,
-``Outreach.Retry``) so the state machine's Retry owns the backoff; only a crash leaves the
-message to SQS (redelivered after the visibility timeout, then the DLQ).
+``Outreach.Retry``) so the state machine owns the backoff (its retry loop sends a new message with
+a new token); only a crash leaves the message to SQS (redelivered after the visibility timeout,
+then the DLQ) and the state's heartbeat timeout re-dispatches the target.
 """
 from __future__ import annotations
 

@@ -34,7 +34,7 @@ SLOT_WAIT_SECONDS = 10.0
 
 class NoSlot(Exception):
     """The user's concurrent browser jobs stayed taken for ``SLOT_WAIT_SECONDS``: the send pipeline
-    tries the target again later (its Retry on ``Outreach.NoSlot``)."""
+    tries the target again later (its retry loop on ``Outreach.NoSlot``)."""
 
 
 class Deferred(Exception):
@@ -43,7 +43,7 @@ class Deferred(Exception):
 
 class RetryLater(Exception):
     """This attempt failed (counted in ``task_targets.retry_count``) and attempts are left: the send
-    pipeline retries the target with backoff (its Retry on ``Outreach.Retry``)."""
+    pipeline retries the target with backoff (its retry loop on ``Outreach.Retry``)."""
 
 
 _local = threading.local()

@@ -118,21 +118,23 @@ def _blocker_job(tenant, url: str, api, heartbeat_age: str) -> str:
             (target["id"], tenant.owner_id, heartbeat_age, heartbeat_age)).fetchone()["id"])
 
 
-def test_a_busy_slot_holds_the_target_until_the_slot_is_free(api, more_sites):
-    """max_concurrency 1 and another job of the same user running: the worker waits for the slot
-    (SLOT_WAIT_SECONDS, then the pipeline's Retry on Outreach.NoSlot) instead of opening a second browser."""
+def test_a_busy_slot_makes_the_pipeline_retry_until_the_slot_is_free(runtime, api, more_sites, monkeypatch):
+    """max_concurrency 1 and another job of the same user running: no second browser opens; the worker
+    reports Outreach.NoSlot and the pipeline's retry loop dispatches the target again (new token)."""
     tenant = new_tenant()
     site = more_sites[2]
     before = len(site.posts)
+    monkeypatch.setattr(worker, "SLOT_WAIT_SECONDS", 0.5)
     blocker = _blocker_job(tenant, more_sites[3].url, api, "0 seconds")
     task = _create(api, tenant, [site.url])
     api.post(f"/v1/tasks/{task['id']}/start", headers=tenant.headers)
-    time.sleep(2.0)
+    time.sleep(1.2)
     assert len(site.posts) == before and _targets(api, tenant, task["id"])[0]["status"] != "submitted"
     with db.tenant_transaction(tenant.tenant_id) as conn:
         conn.execute("UPDATE browser_jobs SET state = 'done', ended_at = now() WHERE id = %s", (blocker,))
     done = _wait(api, tenant, task["id"], ("completed",))
     assert done["summary"] == {"total": 1, "submitted": 1} and len(site.posts) == before + 1
+    assert "Outreach.NoSlot" in _history_errors(runtime, tenant, done["run_id"])
 
 
 def test_a_stuck_browser_job_times_out_and_frees_its_slot(api, more_sites):
