@@ -1,12 +1,13 @@
-"""Lambda tasks of the send pipeline: prepare, target_failed, finalize."""
+"""Lambda tasks of the send pipeline: prepare (and prepare_more), prepare_failed, target_failed, finalize."""
 from __future__ import annotations
 
 from funnel.observability import bind_tenant, logger
 from funnel.outreach import pipeline
 from funnel.platform.errors import NotFound
 
-ACTIONS = {"prepare": pipeline.prepare, "prepare_failed": pipeline.prepare_failed,
-           "target_failed": pipeline.target_failed, "finalize": pipeline.finalize}
+ACTIONS = {"prepare": pipeline.prepare, "prepare_more": pipeline.prepare_more,
+           "prepare_failed": pipeline.prepare_failed, "target_failed": pipeline.target_failed,
+           "finalize": pipeline.finalize}
 
 
 @logger.inject_lambda_context

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+import time
 
 from psycopg.types.json import Jsonb
 
@@ -12,6 +13,7 @@ from funnel.platform.ssrf import UnsafeUrlError, fetch
 from funnel.settings import get_settings
 
 PERSONALIZE_STEP = "personalize_message"
+PREPARE_BUDGET_SECONDS = 200.0  # SendStepsFunction's Timeout is 300 s; one LLM call must fit in the rest
 
 
 def _site_text(url: str) -> str:
@@ -45,22 +47,41 @@ def _personalize(conn, tenant_id: str, target: dict, ai_settings: dict) -> None:
 
 
 def prepare(event: dict) -> dict:
+    """Personalise (AI mode) and queue the task's targets. The LLM calls are made one target per
+    transaction and stop after ``PREPARE_BUDGET_SECONDS`` with ``more: true``; the state machine then
+    calls ``prepare_more``, which carries on with the targets not personalised yet (an ``ai_runs`` row
+    marks a personalised target, so a resumed task is never personalised twice either)."""
     tenant_id, task_id, phase = event["tenant_id"], event["task_id"], event["phase"]
     wanted = "approved" if phase == "submit" else "pending"
     with db.tenant_transaction(tenant_id) as conn:
         task = conn.execute("SELECT settings FROM tasks WHERE id = %s", (task_id,)).fetchone()
         targets = conn.execute("SELECT id, target_url, company_name, message FROM task_targets WHERE task_id = %s "
                                "AND status = %s ORDER BY created_at, id", (task_id, wanted)).fetchall()
-        runs.start_step(conn, event["run_id"], "prepare")
+        if not event.get("continued"):
+            runs.start_step(conn, event["run_id"], "prepare")
     if task["settings"].get("ai_mode") and phase != "submit":
         with db.tenant_transaction(tenant_id) as conn:
             ai_settings = (conn.execute("SELECT ai_settings FROM system_settings").fetchone() or {}).get("ai_settings")
-            for target in targets:
+            done = {r["task_target_id"] for r in conn.execute(
+                "SELECT DISTINCT task_target_id FROM ai_runs WHERE step = %s AND task_target_id = ANY(%s::uuid[])",
+                (PERSONALIZE_STEP, [t["id"] for t in targets]))}
+        deadline = time.monotonic() + PREPARE_BUDGET_SECONDS
+        todo = [t for t in targets if t["id"] not in done]
+        for index, target in enumerate(todo):
+            with db.tenant_transaction(tenant_id) as conn:
                 _personalize(conn, tenant_id, target, ai_settings or {})
+            if time.monotonic() > deadline and index + 1 < len(todo):
+                return {**{k: v for k, v in event.items() if k != "continued"}, "more": True,
+                        "personalized": index + 1, "remaining": len(todo) - index - 1}
     with db.tenant_transaction(tenant_id) as conn:
         conn.execute("UPDATE task_targets SET status = 'queued' WHERE task_id = %s AND status = %s", (task_id, wanted))
         runs.complete_step(conn, event["run_id"], "prepare", counts_toward_progress=False)
-    return {**event, "target_ids": [str(t["id"]) for t in targets]}
+    return {**{k: v for k, v in event.items() if k != "continued"}, "more": False,
+            "target_ids": [str(t["id"]) for t in targets]}
+
+
+def prepare_more(event: dict) -> dict:
+    return prepare({**event, "continued": True})
 
 
 def prepare_failed(event: dict) -> dict:

@@ -218,3 +218,33 @@ def test_pausing_stops_dispatching_before_the_next_target(api, more_sites, monke
     api.post(f"/v1/tasks/{task['id']}/start", headers=tenant.headers)
     assert _wait(api, tenant, task["id"], ("completed",))["summary"] == {"total": 3, "submitted": 3}
     assert [len(s.posts) - b for s, b in zip(chosen, before)] == [1, 1, 1]
+
+
+def test_ai_personalisation_continues_across_calls_and_never_personalises_a_target_twice(
+        runtime, api, more_sites, monkeypatch):
+    from funnel.outreach import pipeline
+
+    tenant = new_tenant()
+    assert api.put("/v1/llm/step-defaults/personalize_message", headers=tenant.headers,
+                   json={"provider_id": "offline", "model_class": "standard"}).status_code == 200
+    template = api.post("/v1/templates", headers=tenant.headers,
+                        json={"title": "AI", "body": MESSAGE, "ai_mode": True}).json()
+    monkeypatch.setattr(pipeline, "PREPARE_BUDGET_SECONDS", 0.0)  # one LLM call per Lambda invocation
+    chosen = more_sites[4:7]
+    response = api.post("/v1/tasks", headers=tenant.headers, json={
+        "name": "ai-many", "mode": "review", "sender": SENDER, "template_id": template["id"],
+        "urls": [s.url for s in chosen], "recontact_days": 0})
+    task = response.json()
+    api.post(f"/v1/tasks/{task['id']}/start", headers=tenant.headers)
+    reviewed = _wait(api, tenant, task["id"], ("review", "failed", "completed"))
+    assert reviewed["status"] == "review" and reviewed["summary"] == {"total": 3, "review": 3}
+    for target in _targets(api, tenant, task["id"]):
+        assert target["message"].count("[offline model") == 1
+    with db.tenant_transaction(tenant.tenant_id) as conn:
+        counts = conn.execute("SELECT task_target_id, count(*) AS n FROM ai_runs GROUP BY 1").fetchall()
+        arn = conn.execute("SELECT execution_arn FROM runs WHERE id = %s",
+                           (reviewed["run_id"],)).fetchone()["execution_arn"]
+    assert sorted(r["n"] for r in counts) == [1, 1, 1]
+    events = runtime.client("stepfunctions").get_execution_history(executionArn=arn, maxResults=1000)["events"]
+    entered = [e["stateEnteredEventDetails"]["name"] for e in events if "stateEnteredEventDetails" in e]
+    assert entered.count("PrepareMore") == 2
