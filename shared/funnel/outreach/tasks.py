@@ -151,10 +151,18 @@ def start(principal: Principal, task_id: str, phase: str | None = None) -> dict:
         conn.execute("UPDATE tasks SET status = 'running', run_id = %s, started_at = coalesce(started_at, now()), "
                      "finished_at = NULL WHERE id = %s", (run["id"], task_id))
         audit.record(conn, principal, "task.start", "task", task_id, {"phase": phase, "run_id": str(run["id"])})
-    execution = _stepfunctions().start_execution(
-        stateMachineArn=get_settings().send_pipeline_arn, name=f"task-{str(task_id)[:8]}-{str(run['id'])}",
-        input=json.dumps({"tenant_id": principal.tenant_id, "task_id": str(task_id), "run_id": str(run["id"]),
-                          "phase": phase}))
+    try:
+        execution = _stepfunctions().start_execution(
+            stateMachineArn=get_settings().send_pipeline_arn, name=f"task-{str(task_id)[:8]}-{str(run['id'])}",
+            input=json.dumps({"tenant_id": principal.tenant_id, "task_id": str(task_id), "run_id": str(run["id"]),
+                              "phase": phase}))
+    except Exception as exc:  # nothing half-started: the task is as it was, the run says why
+        with db.tenant_transaction(principal.tenant_id) as conn:
+            conn.execute("UPDATE tasks SET status = %s, started_at = %s WHERE id = %s",
+                         (task["status"], task["started_at"], task_id))
+            runs.update_run(conn, str(run["id"]), status="failed",
+                            error_message=f"could not start the send pipeline: {exc}")
+        raise
     with db.tenant_transaction(principal.tenant_id) as conn:
         runs.update_run(conn, str(run["id"]), status="running", execution_arn=execution["executionArn"])
         return get_task(conn, task_id)
