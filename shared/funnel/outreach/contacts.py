@@ -224,3 +224,26 @@ def import_job(conn: Connection, job_id: str) -> dict:
     if row is None:
         raise NotFound("import job not found")
     return {**row, "progress": round(100 * row["processed_rows"] / row["total_rows"], 1) if row["total_rows"] else 100}
+
+
+def update_contact(conn: Connection, principal: Principal, contact_id: str, changes: dict) -> dict:
+    """Partial update; the merged contact is checked and normalised like a new one."""
+    current = get_contact(conn, contact_id)
+    merged = {"company_name": current["company_name"], "url": current["default_url"],
+              "contact_person": current["default_contact_person"], "email": current["email"],
+              "phone": current["phone"], "corporate_number": current["corporate_number"],
+              "industry": current["industry"], **changes}
+    values = _clean(merged)
+    metadata = changes.get("metadata") if changes.get("metadata") is not None else current["metadata"]
+    try:
+        with conn.transaction():
+            row = conn.execute(
+                f"UPDATE contacts SET company_name = %(company_name)s, default_url = %(default_url)s, "
+                f"domain = %(domain)s, default_contact_person = %(default_contact_person)s, email = %(email)s, "
+                f"phone = %(phone)s, corporate_number = %(corporate_number)s, industry = %(industry)s, "
+                f"metadata = %(metadata)s, updated_at = now() WHERE id = %(id)s RETURNING {CONTACT_COLUMNS}",
+                {**values, "metadata": Jsonb(metadata), "id": contact_id}).fetchone()
+    except psycopg.errors.UniqueViolation as exc:
+        raise Conflict(f"a contact for {values['domain']} exists") from exc
+    audit.record(conn, principal, "contact.update", "contact", contact_id, {"fields": sorted(changes)})
+    return row

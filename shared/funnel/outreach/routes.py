@@ -50,6 +50,24 @@ def delete_contact(contact_id: UUID, principal: Writer) -> None:
         contacts.delete_contact(conn, principal, str(contact_id))
 
 
+class ContactChanges(StrictModel):
+    company_name: str | None = Field(default=None, min_length=1, max_length=300)
+    url: str | None = Field(default=None, max_length=2000)
+    contact_person: str | None = Field(default=None, max_length=200)
+    email: str | None = Field(default=None, max_length=320)
+    phone: str | None = Field(default=None, max_length=50)
+    corporate_number: str | None = Field(default=None, max_length=20)
+    industry: str | None = Field(default=None, max_length=200)
+    metadata: dict | None = None
+
+
+@router.patch("/contacts/{contact_id}", tags=["outreach"])
+def update_contact(contact_id: UUID, body: ContactChanges, principal: Writer) -> dict:
+    """Change some fields; the URL is normalised again and must stay unique per domain (409)."""
+    with db.tenant_transaction(principal.tenant_id) as conn:
+        return contacts.update_contact(conn, principal, str(contact_id), body.model_dump(exclude_unset=True))
+
+
 @router.post("/contacts/import", tags=["outreach"])
 async def import_contacts(request: Request, principal: Writer) -> dict:
     """Send the CSV file as the body (text/csv, UTF-8 or Shift_JIS/CP932). A broken file is refused whole;
@@ -79,6 +97,34 @@ def create_template(body: TemplateBody, principal: Writer) -> dict:
                                        template_type=body.type, ai_mode=body.ai_mode)
 
 
+@router.get("/templates", tags=["outreach"])
+def list_templates(principal: CurrentPrincipal, limit: Limit = 50, cursor: Cursor = None,
+                   type: Literal["form", "email"] | None = None) -> dict:  # noqa: A002 (query name)
+    with db.tenant_transaction(principal.tenant_id) as conn:
+        return page_body(templates.list_templates(conn, cursor, limit, type))
+
+
+class TemplateChanges(StrictModel):
+    title: str | None = Field(default=None, min_length=1, max_length=200)
+    body: str | None = Field(default=None, min_length=1, max_length=20_000)
+    subject: str | None = Field(default=None, max_length=300)
+    ai_mode: bool | None = None
+    is_active: bool | None = None
+
+
+@router.patch("/templates/{template_id}", tags=["outreach"])
+def update_template(template_id: UUID, body: TemplateChanges, principal: Writer) -> dict:
+    """Change some fields; unknown variables are refused (422) as when saving."""
+    with db.tenant_transaction(principal.tenant_id) as conn:
+        return templates.update_template(conn, principal, str(template_id), body.model_dump(exclude_unset=True))
+
+
+@router.delete("/templates/{template_id}", status_code=204, tags=["outreach"])
+def delete_template(template_id: UUID, principal: Writer) -> None:
+    with db.tenant_transaction(principal.tenant_id) as conn:
+        templates.delete_template(conn, principal, str(template_id))
+
+
 @router.get("/templates/{template_id}", tags=["outreach"])
 def get_template(template_id: UUID, principal: CurrentPrincipal) -> dict:
     with db.tenant_transaction(principal.tenant_id) as conn:
@@ -97,6 +143,23 @@ def add_suppression(body: SuppressionBody, principal: Admin) -> dict:
         row = safety.suppress(conn, body.kind, body.value, body.reason, f"api:{principal.actor}")
         audit.record(conn, principal, "suppression.add", "suppression", row["id"], {"kind": body.kind})
         return row
+
+
+@router.get("/do-not-contact", tags=["outreach"])
+def list_suppressions(principal: CurrentPrincipal, limit: Limit = 50, cursor: Cursor = None,
+                      kind: Literal["domain", "email", "phone", "company_name", "corporate_number"] | None = None
+                      ) -> dict:
+    """The do-not-contact list, shared with document e-mails (unsubscribes, bounces, complaints)."""
+    with db.tenant_transaction(principal.tenant_id) as conn:
+        return page_body(safety.list_suppressions(conn, cursor, limit, kind))
+
+
+@router.delete("/do-not-contact/{suppression_id}", status_code=204, tags=["outreach"])
+def remove_suppression(suppression_id: UUID, principal: Admin) -> None:
+    """Only manual / do_not_contact entries can be removed; unsubscribes, bounces and complaints stay (409)."""
+    with db.tenant_transaction(principal.tenant_id) as conn:
+        row = safety.remove_suppression(conn, str(suppression_id))
+        audit.record(conn, principal, "suppression.remove", "suppression", row["id"], {"kind": row["kind"]})
 
 
 class SenderBody(StrictModel):
@@ -170,6 +233,12 @@ def list_targets(task_id: UUID, principal: CurrentPrincipal, status: str | None 
 def start_task(task_id: UUID, principal: Writer) -> dict:
     """Start, resume a paused task, or (review mode) send the approved targets."""
     return tasks.start(principal, str(task_id))
+
+
+@router.post("/tasks/{task_id}/resume", tags=["outreach"])
+def resume_task(task_id: UUID, principal: Writer) -> dict:
+    """Start a paused task again (409 unless paused)."""
+    return tasks.resume(principal, str(task_id))
 
 
 @router.post("/tasks/{task_id}/pause", tags=["outreach"])

@@ -87,3 +87,27 @@ def outside_send_window(window: dict | None, now: datetime | None = None) -> str
 def submitted_today(conn: Connection, timezone: str = "Asia/Tokyo") -> int:
     return conn.execute("SELECT count(*) AS n FROM sent_history WHERE sent_at >= date_trunc('day', now() AT TIME ZONE %s) "
                         "AT TIME ZONE %s", (timezone, timezone)).fetchone()["n"]
+
+
+# Entries an administrator may remove here; unsubscribes, bounces and complaints stay (e-mail compliance).
+REMOVABLE_REASONS = ("manual", "do_not_contact")
+
+
+def list_suppressions(conn: Connection, cursor: str | None, limit: int, kind: str | None = None):
+    from funnel.platform.pagination import keyset_page
+
+    return keyset_page(conn, table="suppressions", columns="id, kind, value, reason, source, created_at",
+                       cursor=cursor, limit=limit, filters={"kind": kind})
+
+
+def remove_suppression(conn: Connection, suppression_id: str) -> dict:
+    from funnel.platform.errors import Conflict, NotFound
+
+    row = conn.execute("SELECT id, kind, value, reason FROM suppressions WHERE id = %s", (suppression_id,)).fetchone()
+    if row is None:
+        raise NotFound("suppression not found")
+    if row["reason"] not in REMOVABLE_REASONS:
+        raise Conflict(f"a suppression for reason {row['reason']!r} cannot be removed (the recipient asked or "
+                       f"the address bounced)")
+    conn.execute("DELETE FROM suppressions WHERE id = %s", (suppression_id,))
+    return row

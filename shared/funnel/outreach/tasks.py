@@ -168,6 +168,15 @@ def start(principal: Principal, task_id: str, phase: str | None = None) -> dict:
         return get_task(conn, task_id)
 
 
+def resume(principal: Principal, task_id: str) -> dict:
+    """Start a paused task again (its pending, or after review its approved, targets)."""
+    with db.tenant_transaction(principal.tenant_id) as conn:
+        status = get_task(conn, task_id)["status"]
+    if status != "paused":
+        raise Conflict(f"a {status} task cannot be resumed")
+    return start(principal, task_id)
+
+
 def pause(principal: Principal, task_id: str) -> dict:
     with db.tenant_transaction(principal.tenant_id) as conn:
         task = get_task(conn, task_id, for_update=True)

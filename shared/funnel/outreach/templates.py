@@ -41,3 +41,33 @@ def get_template(conn: Connection, template_id: str) -> dict:
 def render(text: str, values: dict) -> str:
     """Substitute known variables; a value that is missing renders empty (a contact without a person)."""
     return PLACEHOLDER.sub(lambda m: str(values.get(m.group(1)) or ""), text or "")
+
+
+def list_templates(conn: Connection, cursor: str | None, limit: int, template_type: str | None = None):
+    from funnel.platform.pagination import keyset_page
+
+    return keyset_page(conn, table="templates", columns=TEMPLATE_COLUMNS, cursor=cursor, limit=limit,
+                       filters={"type": template_type})
+
+
+def update_template(conn: Connection, principal: Principal, template_id: str, changes: dict) -> dict:
+    """Partial update; unknown variables are refused as when saving."""
+    current = get_template(conn, template_id)
+    metadata = dict(current["metadata"] or {})
+    for key in ("subject", "ai_mode"):
+        if key in changes:
+            metadata[key] = changes[key]
+    title, body = changes.get("title") or current["title"], changes.get("body") or current["body"]
+    check_variables(body, metadata.get("subject") or "")
+    is_active = changes["is_active"] if changes.get("is_active") is not None else current["is_active"]
+    row = conn.execute(f"UPDATE templates SET title = %s, body = %s, metadata = %s, is_active = %s WHERE id = %s "
+                       f"RETURNING {TEMPLATE_COLUMNS}", (title, body, Jsonb(metadata), is_active,
+                                                         template_id)).fetchone()
+    audit.record(conn, principal, "template.update", "template", template_id, {"fields": sorted(changes)})
+    return row
+
+
+def delete_template(conn: Connection, principal: Principal, template_id: str) -> None:
+    if conn.execute("DELETE FROM templates WHERE id = %s", (template_id,)).rowcount == 0:
+        raise NotFound("template not found")
+    audit.record(conn, principal, "template.delete", "template", template_id)

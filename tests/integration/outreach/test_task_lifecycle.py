@@ -80,3 +80,59 @@ def test_one_target_per_company_domain_within_a_task(api, allowed):
     targets = api.get(f"/v1/tasks/{task['id']}/targets", headers=tenant.headers).json()["items"]
     assert sorted(t["domain"] for t in targets) == ["one.example.com", "two.example.com"]
     assert {t["target_url"] for t in targets} == {"https://one.example.com/contact", "https://two.example.com/"}
+
+
+def test_contacts_can_be_updated_and_stay_one_per_domain(api, allowed):
+    tenant = new_tenant()
+    one = api.post("/v1/contacts", headers=tenant.headers,
+                   json={"company_name": "One", "url": "https://one.example.com"}).json()
+    api.post("/v1/contacts", headers=tenant.headers, json={"company_name": "Two", "url": "two.example.com"})
+    changed = api.patch(f"/v1/contacts/{one['id']}", headers=tenant.headers,
+                        json={"phone": "０３-１１１１-２２２２", "url": "WWW.ONE.example.com/contact"})
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["phone"] == "0311112222" and changed.json()["default_url"] == "https://www.one.example.com/contact"
+    assert changed.json()["company_name"] == "One" and changed.json()["domain"] == "one.example.com"
+    clash = api.patch(f"/v1/contacts/{one['id']}", headers=tenant.headers, json={"url": "https://two.example.com/x"})
+    assert clash.status_code == 409
+    bad = api.patch(f"/v1/contacts/{one['id']}", headers=tenant.headers, json={"corporate_number": "12"})
+    assert bad.status_code == 422
+    assert api.get(f"/v1/contacts/{one['id']}", headers=tenant.headers).json()["default_url"].endswith("/contact")
+
+
+def test_templates_list_update_and_delete_with_variables_checked(api):
+    tenant = new_tenant()
+    made = api.post("/v1/templates", headers=tenant.headers,
+                    json={"title": "Intro", "body": "{{company_name}} 御中"}).json()
+    listed = api.get("/v1/templates", headers=tenant.headers).json()
+    assert [t["id"] for t in listed["items"]] == [made["id"]] and listed["next_cursor"] is None
+    refused = api.patch(f"/v1/templates/{made['id']}", headers=tenant.headers, json={"subject": "{{boss}}様へ"})
+    assert refused.status_code == 422 and "boss" in refused.json()["detail"]
+    changed = api.patch(f"/v1/templates/{made['id']}", headers=tenant.headers,
+                        json={"body": "{{contact_person}}様", "ai_mode": True})
+    assert changed.status_code == 200 and changed.json()["body"] == "{{contact_person}}様"
+    assert changed.json()["metadata"]["ai_mode"] is True and changed.json()["title"] == "Intro"
+    assert api.delete(f"/v1/templates/{made['id']}", headers=tenant.headers).status_code == 204
+    assert api.get(f"/v1/templates/{made['id']}", headers=tenant.headers).status_code == 404
+
+
+def test_do_not_contact_entries_are_listed_and_only_manual_ones_removed(api):
+    tenant = new_tenant()
+    added = api.post("/v1/do-not-contact", headers=tenant.headers,
+                     json={"kind": "domain", "value": "https://www.nope.example.com/"}).json()
+    with db.tenant_transaction(tenant.tenant_id) as conn:
+        from funnel.outreach import safety
+
+        unsubscribed = safety.suppress(conn, "email", "Reader@Example.com", "unsubscribed", "email:unsubscribe")
+    listed = api.get("/v1/do-not-contact", headers=tenant.headers).json()["items"]
+    assert {(s["kind"], s["value"]) for s in listed} == {("domain", "nope.example.com"), ("email", "reader@example.com")}
+    kept = api.delete(f"/v1/do-not-contact/{unsubscribed['id']}", headers=tenant.headers)
+    assert kept.status_code == 409 and "unsubscribed" in kept.json()["detail"]
+    assert api.delete(f"/v1/do-not-contact/{added['id']}", headers=tenant.headers).status_code == 204
+    assert [s["kind"] for s in api.get("/v1/do-not-contact", headers=tenant.headers).json()["items"]] == ["email"]
+
+
+def test_only_a_paused_task_can_be_resumed(api, allowed):
+    tenant = new_tenant()
+    task = _task(api, tenant)
+    refused = api.post(f"/v1/tasks/{task['id']}/resume", headers=tenant.headers)
+    assert refused.status_code == 409 and "draft" in refused.json()["detail"]
