@@ -51,7 +51,7 @@ CONFIRM_SCREEN = """<!doctype html><html lang="ja"><head><meta charset="utf-8"><
 
 
 class ContactSite:
-    def __init__(self, host: str, kind: str = "form", name: str = "テスト株式会社") -> None:
+    def __init__(self, host: str, kind: str = "form", name: str = "テスト株式会社", port: int = 0) -> None:
         self.kind, self.name, self.posts, self.confirms = kind, name, [], []
         site = self
 
@@ -90,7 +90,7 @@ class ContactSite:
                 self.send_header("location", "/contact/thanks/")
                 self.end_headers()
 
-        self._server = ThreadingHTTPServer((host, 0), Handler)
+        self._server = ThreadingHTTPServer((host, port), Handler)
         self.host = host
         self.url = f"http://{host}:{self._server.server_address[1]}/contact/"
 
@@ -101,3 +101,30 @@ class ContactSite:
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+def main() -> None:
+    """Serve one site for trying a send task by hand: python -m tests.support.contact_sites --port 8123"""
+    import argparse
+    import time
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8123)
+    parser.add_argument("--kind", default="form", choices=["form", "confirm", "captcha", "refused", "no_form"])
+    args = parser.parse_args()
+    site = ContactSite(args.host, args.kind, port=args.port).start()
+    print(f"{args.kind} site on {site.url} (Ctrl-C to stop); submissions are printed here", flush=True)
+    seen = 0
+    try:
+        while True:
+            time.sleep(0.5)
+            for post in site.posts[seen:]:
+                print("POST", post, flush=True)
+            seen = len(site.posts)
+    except KeyboardInterrupt:
+        site.stop()
+
+
+if __name__ == "__main__":
+    main()
