@@ -73,18 +73,25 @@ def create_campaign(principal: Principal, *, name: str, subject: str, body: str,
             f"RETURNING {CAMPAIGN_COLUMNS}",
             (principal.user_id, name, subject, body, from_name, from_address, sender_identity,
              Jsonb(reminder_strategy) if reminder_strategy else None, smtp_profile_id)).fetchone()
-        seen = set()
-        with conn.cursor() as cursor:
-            for recipient in recipients:
-                email = recipient["email"].strip().lower()
-                if email in seen:
-                    continue
-                seen.add(email)
-                reason = safety.is_suppressed(conn, email=email)
-                cursor.execute("INSERT INTO email_messages (campaign_id, contact_id, email, name, company, status, "
-                               "error) VALUES (%s, %s, %s, %s, %s, %s, %s)",
-                               (campaign["id"], recipient.get("contact_id"), email, recipient.get("name"),
-                                recipient.get("company"), "suppressed" if reason else "queued", reason))
+        unique = {}
+        for recipient in recipients:
+            address = safety.normalized("email", recipient["email"])
+            unique.setdefault(address, recipient)
+        # One statement for any number of recipients; the do-not-contact list is checked in the same query.
+        conn.execute(
+            "INSERT INTO email_messages (campaign_id, contact_id, email, name, company, status, error) "
+            "SELECT %s, r.contact_id, r.email, r.name, r.company, "
+            "CASE WHEN s.reason IS NULL THEN 'queued' ELSE 'suppressed' END, "
+            "CASE WHEN s.reason IS NOT NULL THEN s.kind || ' on the do-not-contact list (' || s.reason || ')' END "
+            "FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::text[], %s::text[]) "
+            "AS r(contact_id, email, domain, name, company) "
+            "LEFT JOIN LATERAL (SELECT kind, reason FROM suppressions WHERE (kind = 'email' AND value = r.email) "
+            "OR (kind = 'domain' AND value = r.domain) LIMIT 1) s ON true "
+            "ON CONFLICT (campaign_id, email) DO NOTHING",
+            (campaign["id"], [r.get("contact_id") for r in unique.values()], list(unique),
+             [safety.normalized("domain", a.split("@", 1)[1]) for a in unique],
+             [r.get("name") for r in unique.values()], [r.get("company") for r in unique.values()]))
+        seen = unique
         audit.record(conn, principal, "email_campaign.create", "email_campaign", campaign["id"],
                      {"recipients": len(seen)})
     return campaign
