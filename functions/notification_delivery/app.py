@@ -28,7 +28,8 @@ def record_handler(record: SQSRecord) -> None:
     message = json.loads(record.body)
     bind_tenant(message["tenant_id"])
     try:
-        status = deliver(message["tenant_id"], message["id"])
+        status = deliver(message["tenant_id"], message["id"],
+                         receive_count=int(record.attributes.approximate_receive_count or 1))
     except NotFound:  # the tenant was deleted: nothing can ever be delivered, so acknowledge
         logger.warning("notification of an unknown tenant dropped", extra={"notification": message["id"]})
         return

@@ -8,6 +8,12 @@ message comes back after a backoff; when ``max_retry_count`` retries have
 failed the row is FAILED and the message goes on failing until the queue's
 redrive policy moves it to the DLQ, where an operator can redrive it (or an
 admin resends the notification).
+
+A redriven message is a new SQS message (receive count 1) for a FAILED row:
+the original message never reaches the consumer again once its row is FAILED
+on the last receive, so a first receive of a FAILED row means "try again" and
+starts a fresh round of retries. A later receive of a FAILED row (the same
+message coming back, or a duplicate) only fails again on its way to the DLQ.
 """
 from __future__ import annotations
 
@@ -46,8 +52,10 @@ def backoff_seconds(retry_count: int) -> int:
     return int(min(900, base * 4 ** max(0, retry_count - 1)))
 
 
-def deliver(tenant_id: str, row_id: str) -> str:
-    """Send one notification; returns its final status or raises DeliveryError."""
+def deliver(tenant_id: str, row_id: str, receive_count: int = 1) -> str:
+    """Send one notification; returns its final status or raises DeliveryError.
+
+    ``receive_count`` is the SQS message's ApproximateReceiveCount (1 for a new or redriven message)."""
     with db.tenant_transaction(tenant_id) as conn:
         row = conn.execute(
             "SELECT n.*, u.email AS recipient_email FROM notifications n JOIN users u ON u.id = n.recipient_id "
@@ -57,7 +65,12 @@ def deliver(tenant_id: str, row_id: str) -> str:
         if row["delivery_status"] in ("DELIVERED", "CANCELLED") or row["is_deleted"]:
             return row["delivery_status"]
         if row["delivery_status"] == "FAILED":
-            raise NotDeliverable(f"notification {row_id} failed after {row['retry_count']} retries")
+            if receive_count > 1:
+                raise NotDeliverable(f"notification {row_id} failed after {row['retry_count']} retries")
+            # Redriven from the DLQ by an operator: a fresh round of retries.
+            row = conn.execute("UPDATE notifications SET delivery_status = 'RETRYING', retry_count = 0, "
+                               "updated_at = now(), updated_by = 'redrive' WHERE id = %s RETURNING *",
+                               (row_id,)).fetchone() | {"recipient_email": row["recipient_email"]}
         try:
             external_id = _send(conn, tenant_id, row)
         except Exception as exc:  # every failure of the channel counts as an attempt
@@ -87,10 +100,7 @@ def _send(conn, tenant_id: str, row: dict) -> str | None:
     if channel is None:
         raise DeliveryError(f"no {method} channel is configured for this recipient or workspace")
     if method == "SLACK":
-        text = f"*{row['title']}*" + (f"\n{row['message']}" if row["message"] else "")
-        if row["action_url"]:
-            text += f"\n<{row['action_url']}|{row['action_label'] or 'Open'}>"
-        _post(channel.url, json.dumps({"text": text}).encode(), {})
+        _post(channel.url, json.dumps(slack_payload(row)).encode(), {})
         return None
     body = json.dumps({
         "id": str(row["id"]), "notification_id": row["notification_id"], "batch_id": str(row["batch_id"] or "") or None,
@@ -104,6 +114,19 @@ def _send(conn, tenant_id: str, row: dict) -> str | None:
                               "Funnel-Signature": signing.sign(channel.signing_secret or "", timestamp, body),
                               "Funnel-Notification-Id": row["notification_id"]})
     return None
+
+
+def slack_escape(text: str) -> str:
+    """Slack's control characters: a title can never become a mention (<!channel>) or a link."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def slack_payload(row: dict) -> dict:
+    text = f"*{slack_escape(row['title'])}*" + (f"\n{slack_escape(row['message'])}" if row["message"] else "")
+    if row.get("action_url"):
+        url = row["action_url"].replace("|", "%7C").replace(">", "%3E").replace("<", "%3C")
+        text += f"\n<{url}|{slack_escape(row.get('action_label') or 'Open')}>"
+    return {"text": text}
 
 
 def _post(url: str, body: bytes, headers: dict) -> None:

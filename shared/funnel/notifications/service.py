@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 import psycopg
@@ -41,6 +41,10 @@ COLUMNS = ("id, batch_id, notification_id, title, message, action_label, action_
 INBOX = ("delivery_method = 'IN_APP' AND NOT is_deleted AND archived_at IS NULL "
          "AND (expiry_date IS NULL OR expiry_date >= current_date)")
 SEND_BATCH = 10  # SQS SendMessageBatch limit
+# The notifications queue's maxReceiveCount is 4: the first attempt and at most 3 retries per round.
+MAX_RETRY_COUNT = 3
+# A PENDING delivery queued this long ago and never attempted lost its message: the sweep queues it again.
+REQUEUE_AFTER_SECONDS = 900
 
 
 def _queue():
@@ -51,7 +55,8 @@ def notify(tenant_id: str, *, recipient_user_ids: list[str], category: str, titl
            body: str | None = None, priority: str = "NORMAL", channels: tuple[str, ...] = ("IN_APP",),
            related_entity_type: str | None = None, related_entity_id: str | None = None,
            template_id: str | None = None, template_variables: dict | None = None,
-           sender_user_id: str | None = None, expiry_date: date | None = None, notification_type: str = "INFO",
+           sender_user_id: str | None = None, expiry_date: date | datetime | None = None,
+           notification_type: str = "INFO",
            action_url: str | None = None, action_label: str | None = None, message_format: str = "PLAIN",
            personalization: dict | None = None, max_retry_count: int = 3,
            conn: Connection | None = None) -> list[dict]:
@@ -64,6 +69,10 @@ def notify(tenant_id: str, *, recipient_user_ids: list[str], category: str, titl
         raise ValidationFailed(f"channels must be among {CHANNELS}")
     if priority not in PRIORITIES:
         raise ValidationFailed(f"priority must be one of {PRIORITIES}")
+    if not 0 <= max_retry_count <= MAX_RETRY_COUNT:
+        raise ValidationFailed(f"max_retry_count must be between 0 and {MAX_RETRY_COUNT}")
+    if isinstance(expiry_date, datetime):  # the seed's expiry_date is a DATE: visible through that day
+        expiry_date = expiry_date.date()
     language = (personalization or {}).get("language")
     if template_id:
         title, body = templates.render(template_id, template_variables or {}, language, message_format)
@@ -81,19 +90,22 @@ def notify(tenant_id: str, *, recipient_user_ids: list[str], category: str, titl
         "sender": sender_user_id, "expiry": expiry_date, "bulk": len(recipients) > 1, "format": message_format,
         "personalization": Jsonb(personalization) if personalization else None, "max_retry": max_retry_count,
         "action_url": action_url, "action_label": action_label, "created_by": sender_user_id or "system",
+        # Outside a caller's transaction the rows are queued right after this commit; inside one, the sweep does it.
+        "queue_now": conn is None,
     }
     sql = f"""
         INSERT INTO notifications (recipient_id, delivery_method, notification_id, batch_id, title, message,
             notification_category, notification_type, priority_level, related_entity_type, related_entity_id,
             template_id, template_variables, sender_id, expiry_date, is_bulk_notification, message_format,
             personalization_data, max_retry_count, action_url, action_label, created_by,
-            delivery_status, sent_at, delivered_at)
+            delivery_status, sent_at, delivered_at, queued_at)
         SELECT r.recipient, r.method, r.business_id, %(batch_id)s, %(title)s, %(message)s, %(category)s, %(type)s,
             %(priority)s, %(entity_type)s, %(entity_id)s, %(template_id)s, %(variables)s, %(sender)s, %(expiry)s,
             %(bulk)s, %(format)s, %(personalization)s, %(max_retry)s, %(action_url)s, %(action_label)s,
             %(created_by)s,
             CASE WHEN r.method = 'IN_APP' THEN 'DELIVERED' ELSE 'PENDING' END,
-            CASE WHEN r.method = 'IN_APP' THEN now() END, CASE WHEN r.method = 'IN_APP' THEN now() END
+            CASE WHEN r.method = 'IN_APP' THEN now() END, CASE WHEN r.method = 'IN_APP' THEN now() END,
+            CASE WHEN r.method <> 'IN_APP' AND %(queue_now)s THEN now() END
         FROM unnest(%(recipients)s::uuid[], %(methods)s::text[], %(business_ids)s::text[])
             AS r(recipient, method, business_id)
         RETURNING {COLUMNS}"""
@@ -110,8 +122,19 @@ def notify(tenant_id: str, *, recipient_user_ids: list[str], category: str, titl
         raise ValidationFailed(f"invalid notification: {exc.diag.constraint_name}") from exc
     outgoing = [row for row in created if row["delivery_method"] != "IN_APP"]
     if outgoing:
-        enqueue(tenant_id, outgoing)
+        _enqueue_or_release(tenant_id, outgoing)
     return created
+
+
+def _enqueue_or_release(tenant_id: str, rows: list[dict]) -> None:
+    """Queue the rows; when the queue refuses, mark them unqueued so the next sweep tries again."""
+    try:
+        enqueue(tenant_id, rows)
+    except Exception:
+        with db.tenant_transaction(tenant_id) as conn:
+            conn.execute("UPDATE notifications SET queued_at = NULL WHERE id = ANY(%s) AND delivery_status = 'PENDING'",
+                         ([row["id"] for row in rows],))
+        raise
 
 
 def enqueue(tenant_id: str, rows: list[dict]) -> None:
@@ -137,15 +160,21 @@ def _message(tenant_id: str, row: dict) -> str:
 
 
 def dispatch_pending(tenant_id: str, older_than_seconds: int = 0, limit: int = 1000) -> int:
-    """Queue PENDING deliveries that were never attempted (written inside a caller's transaction,
-    or whose queueing failed). Safe to repeat: the consumer is idempotent on the notification id."""
+    """Queue the deliveries nobody queued: rows written inside a caller's transaction (``queued_at``
+    unset, at least ``older_than_seconds`` old), rows whose queueing failed, and PENDING rows queued
+    more than REQUEUE_AFTER_SECONDS ago that were never attempted (a lost message). Rows are claimed
+    (``queued_at = now()``, SKIP LOCKED), so concurrent sweeps do not queue the same row twice; a
+    duplicate would still be harmless, the consumer being idempotent on the notification."""
     with db.tenant_transaction(tenant_id) as conn:
         rows = conn.execute(
-            "SELECT id, priority_level FROM notifications WHERE delivery_status = 'PENDING' AND last_retry_at IS NULL "
-            "AND delivery_method <> 'IN_APP' AND NOT is_deleted AND created_at <= now() - make_interval(secs => %s) "
-            "ORDER BY created_at LIMIT %s", (older_than_seconds, limit)).fetchall()
+            "UPDATE notifications SET queued_at = now() WHERE id IN ("
+            " SELECT id FROM notifications WHERE delivery_status = 'PENDING' AND delivery_method <> 'IN_APP'"
+            " AND NOT is_deleted AND ((queued_at IS NULL AND created_at <= now() - make_interval(secs => %s))"
+            "  OR queued_at < now() - make_interval(secs => %s))"
+            " ORDER BY created_at LIMIT %s FOR UPDATE SKIP LOCKED) "
+            "RETURNING id, priority_level", (older_than_seconds, REQUEUE_AFTER_SECONDS, limit)).fetchall()
     if rows:
-        enqueue(tenant_id, rows)
+        _enqueue_or_release(tenant_id, rows)
     return len(rows)
 
 
@@ -251,10 +280,10 @@ def resend(tenant_id: str, principal: Principal, notification_id: str) -> dict:
         if row["delivery_status"] != "FAILED":
             raise Conflict(f"only failed deliveries are resent; this one is {row['delivery_status']}")
         row = conn.execute(f"UPDATE notifications SET delivery_status = 'PENDING', retry_count = 0, error_message = NULL, "
-                           f"updated_at = now(), updated_by = %s WHERE id = %s RETURNING {COLUMNS}",
+                           f"queued_at = now(), updated_at = now(), updated_by = %s WHERE id = %s RETURNING {COLUMNS}",
                            (principal.user_id, notification_id)).fetchone()
         audit.record(conn, principal, "notification.resend", "notification", notification_id)
-    enqueue(tenant_id, [row])
+    _enqueue_or_release(tenant_id, [row])
     return row
 
 
