@@ -91,6 +91,35 @@ def test_a_receiver_that_always_fails_ends_failed_in_the_dlq(runtime, api, tenan
         assert _wait_for(tenant.tenant_id, row["id"])["delivery_status"] == "DELIVERED"
 
 
+def _take_from_dlq(runtime, row_id, timeout: float = 20.0) -> dict:
+    """Receive the row's message from the DLQ and remove it (what a redrive moves)."""
+    sqs, dlq = runtime.client("sqs"), runtime.queue_urls["NotificationsDeadLetterQueue"]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for message in sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10, VisibilityTimeout=1,
+                                           WaitTimeSeconds=1).get("Messages", []):
+            if json.loads(message["Body"]).get("id") == str(row_id):
+                sqs.delete_message(QueueUrl=dlq, ReceiptHandle=message["ReceiptHandle"])
+                return message
+    raise AssertionError("the failed delivery is not in the DLQ")
+
+
+def test_an_operator_redrive_from_the_dlq_delivers_a_failed_notification(runtime, api, tenant):
+    with Receiver(always_fail=True) as endpoint:
+        _channel(api, tenant, "SLACK", endpoint.url)
+        [row] = service.notify(tenant.tenant_id, recipient_user_ids=[tenant.owner_id], category="system",
+                               title="Eventually", channels=("SLACK",))
+        assert _wait_for(tenant.tenant_id, row["id"], statuses=("FAILED",))["retry_count"] == 3
+        message = _take_from_dlq(runtime, row["id"])
+        # The receiver is fixed; the operator moves the message back (start-message-move-task in AWS).
+        endpoint.always_fail = False
+        runtime.client("sqs").send_message(QueueUrl=runtime.queue_urls["NotificationsQueue"],
+                                           MessageBody=message["Body"])
+        delivered = _wait_for(tenant.tenant_id, row["id"], statuses=("DELIVERED",))
+    assert delivered["retry_count"] == 0 and delivered["error_message"] is None
+    assert len(endpoint.requests) == 5  # 4 failed attempts, then the redriven one
+
+
 def test_email_goes_through_ses_and_a_redelivered_message_sends_nothing_twice(runtime, tenant):
     from moto.ses.models import ses_backends
 
@@ -125,5 +154,24 @@ def test_rows_written_in_a_callers_transaction_are_queued_by_the_sweep(runtime, 
         time.sleep(0.5)
         assert _wait_for(tenant.tenant_id, row["id"], statuses=("PENDING",))["delivery_status"] == "PENDING"
         assert service.dispatch_pending(tenant.tenant_id) == 1
+        assert service.dispatch_pending(tenant.tenant_id) == 0  # claimed: queued once, not on every sweep
+        assert _wait_for(tenant.tenant_id, row["id"])["delivery_status"] == "DELIVERED"
+        assert len(slack.requests) == 1
+
+
+def test_the_sweep_requeues_a_pending_delivery_whose_message_was_lost(runtime, tenant):
+    with Receiver() as slack:
+        with db.tenant_transaction(tenant.tenant_id) as conn:
+            from funnel.notifications import channels
+            from funnel.platform.principal import Principal
+
+            channels.save_channel(conn, Principal(tenant.tenant_id, tenant.owner_id, "owner"), "SLACK", slack.url, None)
+            [row] = service.notify(tenant.tenant_id, recipient_user_ids=[tenant.owner_id], category="system",
+                                   title="Lost message", channels=("SLACK",), conn=conn)
+            # As if it had been queued 20 minutes ago and the message never arrived.
+            conn.execute("UPDATE notifications SET queued_at = now() - interval '20 minutes' WHERE id = %s",
+                         (row["id"],))
+        result = runtime.invoke("NotificationCleanupFunction", {})
+        assert result["queued"] >= 1
         assert _wait_for(tenant.tenant_id, row["id"])["delivery_status"] == "DELIVERED"
         assert len(slack.requests) == 1

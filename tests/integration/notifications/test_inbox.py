@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta, timezone
 
 import psycopg
 import pytest
@@ -119,8 +119,10 @@ def test_expired_notifications_disappear_and_the_cleanup_archives_them(runtime, 
                    expiry_date=date.today() - timedelta(days=1))
     service.notify(tenant.tenant_id, recipient_user_ids=[member["id"]], category="system", title="Fresh",
                    expiry_date=date.today() + timedelta(days=1))
+    service.notify(tenant.tenant_id, recipient_user_ids=[member["id"]], category="system", title="Until today",
+                   expiry_date=datetime.now(timezone.utc).replace(hour=23, minute=0))  # a datetime counts by its day
     titles = [n["title"] for n in api.get("/v1/notifications", headers=member["headers"]).json()["items"]]
-    assert titles == ["Fresh"]
+    assert titles == ["Until today", "Fresh"]
     result = runtime.invoke("NotificationCleanupFunction", {})
     assert result["archived"] >= 1
     with db.tenant_transaction(tenant.tenant_id) as conn:
