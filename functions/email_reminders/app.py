@@ -1,4 +1,5 @@
-"""Scheduled every 5 minutes: send the campaigns scheduled for now and the reminders that are due, in every tenant."""
+"""Scheduled every 5 minutes: queue the campaigns scheduled for now and the reminders that are due, in every
+tenant (the email sender sends them, within the tenant's sending limits)."""
 from __future__ import annotations
 
 from funnel.email.campaigns import send_due_reminders, send_scheduled
@@ -8,14 +9,14 @@ from funnel.platform.tenants import active_tenant_ids
 
 @logger.inject_lambda_context
 def handler(event, context):
-    sent = queued = failed = 0
+    reminders = queued = failed = 0
     for tenant_id in active_tenant_ids():
         bind_tenant(tenant_id)
         try:
             queued += send_scheduled(tenant_id)
-            sent += send_due_reminders(tenant_id)
+            reminders += send_due_reminders(tenant_id)
         except Exception:  # one broken tenant database must not stop the others
             failed += 1
             logger.exception("reminders failed for a tenant")
     bind_tenant(None)
-    return {"sent": sent, "scheduled_messages_queued": queued, "failed_tenants": failed}
+    return {"reminders_queued": reminders, "scheduled_messages_queued": queued, "failed_tenants": failed}

@@ -18,15 +18,15 @@ def record_handler(record: SQSRecord) -> None:
     message = json.loads(record.body)
     bind_tenant(message["tenant_id"])
     try:
-        status = deliver(message["tenant_id"], message["message_id"])
+        status = deliver(message["tenant_id"], message["message_id"], int(message.get("reminder_round") or 0))
     except EmailThrottled as exc:
         # Not a failure: queue it again for later, so throttling can never push it into the DLQ.
         settings = get_settings()
         aws.client("sqs").send_message(QueueUrl=settings.email_queue_url, MessageBody=record.body,
                                        DelaySeconds=min(900, settings.email_throttle_delay_seconds))
-        logger.info("campaign message throttled", extra={"message": message["message_id"], "reason": str(exc)})
+        logger.info("campaign message throttled", extra={"email_message_id": message["message_id"], "reason": str(exc)})
         return
-    logger.info("campaign message processed", extra={"message": message["message_id"], "status": status})
+    logger.info("campaign message processed", extra={"email_message_id": message["message_id"], "status": status})
 
 
 @logger.inject_lambda_context

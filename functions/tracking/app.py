@@ -44,7 +44,7 @@ def _record(tenant_id: str, message_id: str, kind: str, url: str | None, event: 
                "user_agent": http.get("userAgent"), "ip": http.get("sourceIp"), "method": http.get("method", "GET"),
                "dedup_key": f"{kind}:{message_id}:{request_id}" if request_id else None}
     try:
-        from funnel.email.campaigns import record_event
+        from funnel.email.events import record_event
 
         record_event(**{k: v for k, v in payload.items() if k not in ("tenant_id", "message_id", "type")},
                      tenant_id=tenant_id, message_id=message_id, event_type=kind)

@@ -12,6 +12,7 @@ from psycopg.types.json import Jsonb
 from funnel.platform import aws
 from funnel import db
 from funnel.email import mime, smtp, tokens
+from funnel.email.events import is_machine, record_event  # noqa: F401 (the tracking events live there)
 from funnel.outreach import safety
 from funnel.platform import audit, storage
 from funnel.platform.errors import Conflict, NotFound, ValidationFailed
@@ -23,10 +24,6 @@ CAMPAIGN_COLUMNS = ("id, user_id, task_id, name, subject, body, from_name, from_
                     "reminder_strategy, attachment_urls, smtp_profile_id, status, send_at, created_at")
 VARIABLES = {"name", "company_name", "email"}
 SEND_BATCH = 10
-# A click this soon after sending is a link scanner, not a person.
-MACHINE_CLICK_SECONDS = 10
-MACHINE_AGENTS = ("googleimageproxy", "yahoomailproxy", "barracuda", "proofpoint", "mimecast", "bot", "crawler",
-                  "preview", "scanner", "python-requests", "curl")
 
 
 def _queue():
@@ -46,8 +43,8 @@ SES_THROTTLING = ("Throttling", "ThrottlingException", "TooManyRequestsException
 
 def _check_rate(conn: Connection) -> None:
     settings = get_settings()
-    sent = conn.execute("SELECT count(*) FILTER (WHERE sent_at > now() - interval '1 second') AS second, "
-                        "count(*) AS day FROM email_messages WHERE sent_at > now() - interval '1 day'").fetchone()
+    sent = conn.execute("SELECT count(*) FILTER (WHERE last_sent_at > now() - interval '1 second') AS second, "
+                        "count(*) AS day FROM email_messages WHERE last_sent_at > now() - interval '1 day'").fetchone()
     if sent["second"] >= settings.email_max_per_second or sent["day"] >= settings.email_max_per_day:
         raise EmailThrottled(f"sending limit reached ({sent['second']}/s, {sent['day']} in 24 h)")
 
@@ -186,14 +183,39 @@ def cancel(principal: Principal, campaign_id: str) -> dict:
     return {"campaign_id": campaign_id, "status": "cancelled", "cancelled_messages": cancelled}
 
 
-def deliver(tenant_id: str, message_id: str) -> str:
-    """Send one message (idempotent: a message already sent is not sent again)."""
+def _transmit(conn: Connection, tenant_id: str, campaign: dict, message: dict, mail) -> str:
+    """Send one rendered message through the campaign's channel (the tenant's SMTP profile, or SES v2 raw
+    MIME with the configuration set and routing tags). SES throttling becomes EmailThrottled (retried later)."""
+    settings = get_settings()
+    message_id = str(message["id"])
+    request = {"FromEmailAddress": campaign["from_address"], "Destination": {"ToAddresses": [message["email"]]},
+               "Content": {"Raw": {"Data": mail.as_bytes()}},
+               # SES echoes these tags in bounce/complaint notifications: they route back without a lookup.
+               "EmailTags": [{"Name": "tenant_id", "Value": tenant_id}, {"Name": "message_id", "Value": message_id}]}
+    if settings.ses_configuration_set:
+        request["ConfigurationSetName"] = settings.ses_configuration_set
+    try:
+        if campaign["smtp_profile_id"]:
+            return smtp.send(conn, tenant_id, str(campaign["smtp_profile_id"]), mail, message["email"])
+        return _ses_client().send_email(**request)["MessageId"]
+    except Exception as exc:  # SES throttling waits like our own limit; other errors fail the record
+        if getattr(exc, "response", {}).get("Error", {}).get("Code") in SES_THROTTLING:
+            raise EmailThrottled(f"SES throttled: {exc}") from exc
+        raise
+
+
+def deliver(tenant_id: str, message_id: str, reminder_round: int = 0) -> str:
+    """Send one message, or reminder round ``reminder_round`` of it. Idempotent: the row is locked and a
+    message already sent (or a round already sent) is never sent again, however often the record is retried."""
     settings = get_settings()
     with db.tenant_transaction(tenant_id) as conn:
         message = conn.execute("SELECT * FROM email_messages WHERE id = %s FOR UPDATE SKIP LOCKED",
                                (message_id,)).fetchone()
         if message is None:
             raise RuntimeError(f"message {message_id} is not visible or being sent")
+        campaign = get_campaign(conn, str(message["campaign_id"]))
+        if reminder_round:
+            return _deliver_reminder(conn, tenant_id, campaign, message, reminder_round)
         if message["status"] != "queued":
             return message["status"]
         reason = safety.is_suppressed(conn, email=message["email"])
@@ -201,26 +223,10 @@ def deliver(tenant_id: str, message_id: str) -> str:
             conn.execute("UPDATE email_messages SET status = 'suppressed', error = %s WHERE id = %s",
                          (reason, message_id))
             return "suppressed"
-        campaign = get_campaign(conn, str(message["campaign_id"]))
-        conn.execute("SELECT pg_advisory_xact_lock(hashtext('email-rate:' || current_setting('app.tenant_id')))")
-        _check_rate(conn)
+        _lock_and_check_rate(conn)
         mail = mime.build(campaign, message, tenant_id, tokens.tracking_key(), settings.public_base_url)
-        request = {"FromEmailAddress": campaign["from_address"], "Destination": {"ToAddresses": [message["email"]]},
-                   "Content": {"Raw": {"Data": mail.as_bytes()}},
-                   # SES echoes these tags in bounce/complaint notifications: they route back without a lookup.
-                   "EmailTags": [{"Name": "tenant_id", "Value": tenant_id}, {"Name": "message_id", "Value": message_id}]}
-        if settings.ses_configuration_set:
-            request["ConfigurationSetName"] = settings.ses_configuration_set
-        try:
-            if campaign["smtp_profile_id"]:
-                provider_id = smtp.send(conn, tenant_id, str(campaign["smtp_profile_id"]), mail, message["email"])
-            else:
-                provider_id = _ses_client().send_email(**request)["MessageId"]
-        except Exception as exc:  # SES throttling waits like our own limit; other errors fail the record
-            if getattr(exc, "response", {}).get("Error", {}).get("Code") in SES_THROTTLING:
-                raise EmailThrottled(f"SES throttled: {exc}") from exc
-            raise
-        conn.execute("UPDATE email_messages SET status = 'sent', sent_at = now(), provider_message_id = %s, "
+        provider_id = _transmit(conn, tenant_id, campaign, message, mail)
+        conn.execute("UPDATE email_messages SET status = 'sent', sent_at = now(), last_sent_at = now(), provider_message_id = %s, "
                      "tracking_token = %s, next_reminder_at = now() + make_interval(secs => %s::float8 * 86400) "
                      "WHERE id = %s", (provider_id, mail["X-Funnel-Message"],
                                        _first_reminder_days(campaign["reminder_strategy"]), message_id))
@@ -230,6 +236,11 @@ def deliver(tenant_id: str, message_id: str) -> str:
             conn.execute("UPDATE email_campaigns SET status = 'sent' WHERE id = %s AND status = 'sending'",
                          (campaign["id"],))
     return "sent"
+
+
+def _lock_and_check_rate(conn: Connection) -> None:
+    conn.execute("SELECT pg_advisory_xact_lock(hashtext('email-rate:' || current_setting('app.tenant_id')))")
+    _check_rate(conn)
 
 
 def _rules(strategy: dict | None) -> list[dict]:
@@ -243,84 +254,123 @@ def _first_reminder_days(strategy: dict | None) -> float | None:
     return min(float(r.get("after_days", 3)) for r in rules)
 
 
-def send_due_reminders(tenant_id: str, limit: int = 500) -> int:
-    """Send the reminders that are due: each message's strategy decides whether its recipient still
-    qualifies (not opened / opened but not clicked); suppressed recipients never get one."""
-    settings = get_settings()
-    sent = 0
+def recipient_state(conn: Connection, message_id) -> tuple[str, bool]:
+    """("not_opened" | "opened_not_clicked" | "clicked", unsubscribed) from the human (non-machine) events."""
+    events = {r["type"] for r in conn.execute(
+        "SELECT DISTINCT type FROM email_events WHERE email_message_id = %s AND NOT is_machine", (message_id,))}
+    state = "clicked" if "click" in events else "opened_not_clicked" if "open" in events else "not_opened"
+    return state, "unsubscribe" in events or bool(events & {"bounce", "complaint"})
+
+
+def reminder_rule(strategy: dict | None, state: str, reminders_sent: int) -> dict | None:
+    """The rule that makes a reminder due for a recipient in ``state`` who has had ``reminders_sent``, or None."""
+    if reminders_sent >= int((strategy or {}).get("max_reminders", 1)):
+        return None
+    return next((r for r in _rules(strategy) if r["when"] == state), None)
+
+
+def _deliver_reminder(conn: Connection, tenant_id: str, campaign: dict, message: dict, reminder_round: int) -> str:
+    if message["reminder_sent"] >= reminder_round:
+        return "reminder already sent"
+    if message["status"] != "sent" or campaign["status"] == "cancelled" or message["reminder_sent"] != reminder_round - 1:
+        conn.execute("UPDATE email_messages SET next_reminder_at = NULL WHERE id = %s", (message["id"],))
+        return "reminder not due"
+    strategy = campaign["reminder_strategy"] or {}
+    state, left = recipient_state(conn, message["id"])
+    rule = reminder_rule(strategy, state, message["reminder_sent"])
+    if rule is None or left or safety.is_suppressed(conn, email=message["email"]):
+        conn.execute("UPDATE email_messages SET next_reminder_at = NULL WHERE id = %s", (message["id"],))
+        return "reminder not due"
+    _lock_and_check_rate(conn)
+    reminder = {**campaign, "subject": f"{strategy.get('subject_prefix', '【再送】')}{campaign['subject']}"}
+    mail = mime.build(reminder, message, tenant_id, tokens.tracking_key(), get_settings().public_base_url)
+    _transmit(conn, tenant_id, campaign, message, mail)
+    more = reminder_round < int(strategy.get("max_reminders", 1))
+    next_days = min(float(r.get("after_days", 3)) for r in _rules(strategy)) if more else None
+    conn.execute("UPDATE email_messages SET reminder_sent = %s, last_sent_at = now(), next_reminder_at = "
+                 "now() + make_interval(secs => %s::float8 * 86400) WHERE id = %s",
+                 (reminder_round, next_days, message["id"]))
+    return "reminder sent"
+
+
+REMINDER_LEASE = "1 hour"
+
+
+def send_due_reminders(tenant_id: str, limit: int = 1000) -> int:
+    """Queue the reminders that are due. Each message's strategy decides whether its recipient still
+    qualifies (not opened / opened but not clicked); unsubscribed, bounced, complained or suppressed recipients
+    never get one. A queued reminder is leased (next_reminder_at moves an hour on) so a lost queue message is
+    picked up again, and the sender sends each round at most once (``deliver(..., reminder_round)``)."""
+    due_rounds: list[tuple[str, int]] = []
     with db.tenant_transaction(tenant_id) as conn:
         due = conn.execute(
-            "SELECT m.*, c.id AS c_id FROM email_messages m JOIN email_campaigns c ON c.id = m.campaign_id "
+            "SELECT m.id, m.email, m.reminder_sent, c.reminder_strategy FROM email_messages m "
+            "JOIN email_campaigns c ON c.id = m.campaign_id "
             "WHERE m.next_reminder_at <= now() AND m.status = 'sent' AND c.status <> 'cancelled' "
             "ORDER BY m.next_reminder_at LIMIT %s FOR UPDATE OF m SKIP LOCKED", (limit,)).fetchall()
         for message in due:
-            campaign = get_campaign(conn, str(message["campaign_id"]))
-            strategy = campaign["reminder_strategy"] or {}
-            events = {r["type"] for r in conn.execute(
-                "SELECT DISTINCT type FROM email_events WHERE email_message_id = %s AND NOT is_machine",
-                (message["id"],))}
-            state = "clicked" if "click" in events else "opened_not_clicked" if "open" in events else "not_opened"
-            rule = next((r for r in _rules(strategy) if r["when"] == state), None)
-            if (rule is None or message["reminder_sent"] >= int(strategy.get("max_reminders", 1))
-                    or "unsubscribe" in events or safety.is_suppressed(conn, email=message["email"])):
+            state, left = recipient_state(conn, message["id"])
+            rule = reminder_rule(message["reminder_strategy"], state, message["reminder_sent"])
+            if rule is None or left or safety.is_suppressed(conn, email=message["email"]):
                 conn.execute("UPDATE email_messages SET next_reminder_at = NULL WHERE id = %s", (message["id"],))
                 continue
-            reminder = {**campaign, "subject": f"{strategy.get('subject_prefix', '【再送】')}{campaign['subject']}"}
-            mail = mime.build(reminder, message, tenant_id, tokens.tracking_key(), settings.public_base_url)
-            request = {"FromEmailAddress": campaign["from_address"],
-                       "Destination": {"ToAddresses": [message["email"]]}, "Content": {"Raw": {"Data": mail.as_bytes()}}}
-            if settings.ses_configuration_set:
-                request["ConfigurationSetName"] = settings.ses_configuration_set
-            _ses_client().send_email(**request)
-            more = message["reminder_sent"] + 1 < int(strategy.get("max_reminders", 1))
-            conn.execute("UPDATE email_messages SET reminder_sent = reminder_sent + 1, next_reminder_at = "
-                         "now() + make_interval(secs => %s::float8 * 86400) WHERE id = %s",
-                         (float(rule.get("after_days", 3)) if more else None, message["id"]))
-            sent += 1
-    return sent
+            conn.execute(f"UPDATE email_messages SET next_reminder_at = now() + interval '{REMINDER_LEASE}' "
+                         "WHERE id = %s", (message["id"],))
+            due_rounds.append((str(message["id"]), message["reminder_sent"] + 1))
+        queue_url = get_settings().email_queue_url
+        # Queued before the commit: if the commit fails the sender still checks the round, so nothing doubles.
+        for start in range(0, len(due_rounds), SEND_BATCH):
+            _queue().send_message_batch(QueueUrl=queue_url, Entries=[
+                {"Id": str(i), "MessageBody": json.dumps({"tenant_id": tenant_id, "message_id": m,
+                                                          "reminder_round": n})}
+                for i, (m, n) in enumerate(due_rounds[start:start + SEND_BATCH])])
+    return len(due_rounds)
 
 
-def is_machine(event_type: str, user_agent: str | None, method: str, seconds_since_sent: float | None) -> bool:
-    agent = (user_agent or "").lower()
-    if method == "HEAD" or any(marker in agent for marker in MACHINE_AGENTS):
-        return True
-    return event_type == "click" and seconds_since_sent is not None and seconds_since_sent < MACHINE_CLICK_SECONDS
-
-
-def record_event(tenant_id: str, message_id: str, event_type: str, *, url: str | None, user_agent: str | None,
-                 ip: str | None, method: str, dedup_key: str | None) -> None:
-    with db.tenant_transaction(tenant_id) as conn:
-        message = conn.execute("SELECT id, email, extract(epoch FROM now() - sent_at) AS age FROM email_messages "
-                               "WHERE id = %s", (message_id,)).fetchone()
-        if message is None:
-            return
-        conn.execute(
-            "INSERT INTO email_events (email_message_id, type, url, user_agent, ip, is_machine, dedup_key) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (tenant_id, dedup_key) DO NOTHING",
-            (message_id, event_type, url, (user_agent or "")[:500], ip,
-             is_machine(event_type, user_agent, method, float(message["age"]) if message["age"] is not None else None),
-             dedup_key))
-        if event_type == "unsubscribe":
-            safety.suppress(conn, "email", message["email"], "unsubscribed", f"email_message:{message_id}")
-            conn.execute("UPDATE email_messages SET next_reminder_at = NULL WHERE id = %s", (message_id,))
+def _counts(rows: list[dict], event_type: str) -> dict:
+    row = next((r for r in rows if r["type"] == event_type), None)
+    return {"unique": row["unique_messages"], "total": row["total"]} if row else {"unique": 0, "total": 0}
 
 
 def stats(conn: Connection, campaign_id: str) -> dict:
+    """Sent, delivered, opened, clicked, bounced, complained, unsubscribed (unique recipients and total
+    events), per link and per reminder round. Machine opens and clicks are counted apart
+    (``machine_events_excluded``), never in the open/click figures."""
     get_campaign(conn, campaign_id)
     messages = {r["status"]: r["n"] for r in conn.execute(
         "SELECT status, count(*) AS n FROM email_messages WHERE campaign_id = %s GROUP BY status", (campaign_id,))}
+    human = "(NOT e.is_machine OR e.type NOT IN ('open', 'click'))"
     events = conn.execute(
-        "SELECT e.type, count(*) AS total, count(DISTINCT e.email_message_id) AS unique_messages, "
-        "count(*) FILTER (WHERE e.is_machine) AS machine FROM email_events e JOIN email_messages m "
-        "ON m.id = e.email_message_id WHERE m.campaign_id = %s AND (NOT e.is_machine OR e.type NOT IN ('open', 'click')) "
-        "GROUP BY e.type", (campaign_id,)).fetchall()
+        "SELECT e.type, count(*) AS total, count(DISTINCT e.email_message_id) AS unique_messages "
+        "FROM email_events e JOIN email_messages m ON m.id = e.email_message_id "
+        f"WHERE m.campaign_id = %s AND {human} GROUP BY e.type", (campaign_id,)).fetchall()
     machine = conn.execute(
         "SELECT count(*) AS n FROM email_events e JOIN email_messages m ON m.id = e.email_message_id "
         "WHERE m.campaign_id = %s AND e.is_machine", (campaign_id,)).fetchone()["n"]
     links = conn.execute(
         "SELECT e.url, count(*) AS total, count(DISTINCT e.email_message_id) AS unique_messages FROM email_events e "
         "JOIN email_messages m ON m.id = e.email_message_id WHERE m.campaign_id = %s AND e.type = 'click' "
-        "AND NOT e.is_machine GROUP BY e.url ORDER BY total DESC", (campaign_id,)).fetchall()
-    by_type = {e["type"]: {"total": e["total"], "unique": e["unique_messages"]} for e in events}
-    return {"messages": messages, "sent": sum(v for k, v in messages.items() if k not in ("queued", "suppressed")),
-            "events": by_type, "machine_events_excluded": machine, "links": links}
+        "AND NOT e.is_machine GROUP BY e.url ORDER BY total DESC, e.url", (campaign_id,)).fetchall()
+    round_events = conn.execute(
+        "SELECT e.reminder_round, e.type, count(*) AS total, count(DISTINCT e.email_message_id) AS unique_messages "
+        "FROM email_events e JOIN email_messages m ON m.id = e.email_message_id "
+        f"WHERE m.campaign_id = %s AND {human} AND e.type IN ('open', 'click', 'unsubscribe') "
+        "GROUP BY e.reminder_round, e.type", (campaign_id,)).fetchall()
+    round_sent = {r["round"]: r["n"] for r in conn.execute(
+        "SELECT g AS round, count(*) AS n FROM email_messages m, generate_series(0, m.reminder_sent) g "
+        "WHERE m.campaign_id = %s AND m.sent_at IS NOT NULL GROUP BY g", (campaign_id,))}
+    rounds = []
+    for number in sorted(set(round_sent) | {r["reminder_round"] for r in round_events}):
+        rows = [r for r in round_events if r["reminder_round"] == number]
+        rounds.append({"round": number, "sent": round_sent.get(number, 0), "opened": _counts(rows, "open"),
+                       "clicked": _counts(rows, "click"), "unsubscribed": _counts(rows, "unsubscribe")["unique"]})
+    sent = sum(v for k, v in messages.items() if k not in ("queued", "suppressed", "cancelled", "failed"))
+    return {"messages": messages, "sent": sent, "reminders_sent": sum(r["sent"] for r in rounds if r["round"]),
+            "delivered": _counts(events, "delivery")["unique"], "opened": _counts(events, "open"),
+            "clicked": _counts(events, "click"), "bounced": _counts(events, "bounce")["unique"],
+            "complained": _counts(events, "complaint")["unique"],
+            "unsubscribed": _counts(events, "unsubscribe")["unique"],
+            "events": {e["type"]: {"total": e["total"], "unique": e["unique_messages"]} for e in events},
+            "machine_events_excluded": machine,
+            "links": [{"url": r["url"], "unique": r["unique_messages"], "total": r["total"]} for r in links],
+            "rounds": rounds}

@@ -13,7 +13,7 @@ def enqueue(payload: dict) -> None:
 
 
 def write(payload: dict) -> None:
-    from funnel.email.campaigns import record_event
+    from funnel.email.events import record_event
 
     record_event(payload["tenant_id"], payload["message_id"], payload["type"], url=payload.get("url"),
                  user_agent=payload.get("user_agent"), ip=payload.get("ip"), method=payload.get("method", "GET"),

@@ -99,6 +99,8 @@ def _apply(event: dict, sns_message_id: str) -> dict:
     tenant_id, message_id = (tags.get("tenant_id") or [None])[0], (tags.get("message_id") or [None])[0]
     if not tenant_id or not message_id:
         return {"ignored": "not a Funnel campaign message"}
+    if kind not in ("Bounce", "Complaint", "Delivery"):
+        return {"ignored": kind}  # Send, Open, Click, Reject, DeliveryDelay...: our own tracking covers them
     with db.tenant_transaction(tenant_id) as conn:
         row = conn.execute("SELECT id, email FROM email_messages WHERE id = %s", (message_id,)).fetchone()
         if row is None:
@@ -106,7 +108,7 @@ def _apply(event: dict, sns_message_id: str) -> dict:
         inserted = conn.execute(
             "INSERT INTO email_events (email_message_id, type, detail, dedup_key) VALUES (%s, %s, %s, %s) "
             "ON CONFLICT (tenant_id, dedup_key) DO NOTHING RETURNING id",
-            (message_id, {"Bounce": "bounce", "Complaint": "complaint"}.get(kind, "delivery"),
+            (message_id, {"Bounce": "bounce", "Complaint": "complaint", "Delivery": "delivery"}[kind],
              Jsonb(event.get("bounce") or event.get("complaint") or event.get("delivery") or {}),
              f"sns:{sns_message_id}")).fetchone()
         if inserted is None:

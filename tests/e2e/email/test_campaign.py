@@ -11,7 +11,7 @@ import uuid
 import pytest
 
 from funnel import db
-from funnel.email import campaigns, tokens
+from funnel.email import campaigns, events, tokens
 from tests.support.tenants import new_tenant
 
 BROWSER = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_0) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0"
@@ -79,18 +79,22 @@ def test_a_campaign_to_50_contacts_is_real_mime_and_tracks_opens_clicks_and_unsu
     opened = api.get(path(pixel), headers={"user-agent": BROWSER})
     assert opened.status_code == 200 and opened.headers["content-type"] == "image/gif"
     assert "no-store" in opened.headers["cache-control"] and opened.content.startswith(b"GIF89a")
+    with db.tenant_transaction(tenant.tenant_id) as conn:  # as if it had just gone out
+        conn.execute("UPDATE email_messages SET sent_at = now(), last_sent_at = now() WHERE email = %s", (first,))
     scanner = api.get(path(click), headers={"user-agent": BROWSER})  # seconds after delivery: a link scanner
     assert scanner.status_code == 302
     with db.tenant_transaction(tenant.tenant_id) as conn:
-        conn.execute("UPDATE email_messages SET sent_at = now() - interval '1 hour' WHERE email = %s", (first,))
+        conn.execute("UPDATE email_messages SET sent_at = now() - interval '1 hour', "
+                     "last_sent_at = now() - interval '1 hour' WHERE email = %s", (first,))
     clicked = api.get(path(click), headers={"user-agent": BROWSER})
     assert clicked.status_code == 302 and clicked.headers["location"] == "https://docs.example.com/whitepaper.pdf"
 
     stats = api.get(f"/v1/email-campaigns/{campaign['id']}/stats", headers=tenant.headers).json()
     assert stats["sent"] == 49 and stats["messages"]["suppressed"] == 1
-    assert stats["events"]["open"] == {"total": 1, "unique": 1}
-    assert stats["events"]["click"] == {"total": 1, "unique": 1} and stats["machine_events_excluded"] == 1
-    assert stats["links"][0]["url"] == "https://docs.example.com/whitepaper.pdf"
+    assert stats["opened"] == {"total": 1, "unique": 1}
+    assert stats["clicked"] == {"total": 1, "unique": 1} and stats["machine_events_excluded"] == 1
+    assert stats["links"] == [{"url": "https://docs.example.com/whitepaper.pdf", "unique": 1, "total": 1}]
+    assert stats["rounds"][0]["sent"] == 49 and stats["rounds"][0]["opened"]["unique"] == 1
 
     page = api.get(path(unsubscribe_url))
     assert page.status_code == 200 and "<form method=\"post\">" in page.text
@@ -131,32 +135,71 @@ def test_duplicate_events_are_recorded_once(runtime, api, tenant):
     assert count == 1
 
 
+def _wait_mail(to: str, count: int, timeout: float = 30) -> list:
+    deadline = time.monotonic() + timeout
+    while len(_sent_raw(to)) < count and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return _sent_raw(to)
+
+
 def test_a_reminder_round_goes_only_to_recipients_who_still_qualify(runtime, api, tenant):
     suffix = uuid.uuid4().hex[:6]
-    reader, ignorer, leaver = (f"{who}-{suffix}@example.org" for who in ("reader", "ignorer", "leaver"))
-    campaign = _campaign(api, tenant, [{"email": reader}, {"email": ignorer}, {"email": leaver}],
-                         reminder_strategy={"rules": [{"when": "not_opened", "after_days": 3}], "max_reminders": 1})
+    reader, ignorer, leaver, clicker = (f"{who}-{suffix}@example.org" for who in ("reader", "ignorer", "leaver",
+                                                                                    "clicker"))
+    campaign = _campaign(api, tenant, [{"email": who} for who in (reader, ignorer, leaver, clicker)],
+                         reminder_strategy={"rules": [{"when": "not_opened", "after_days": 3},
+                                                      {"when": "opened_not_clicked", "after_days": 2}],
+                                            "max_reminders": 2})
     api.post(f"/v1/email-campaigns/{campaign['id']}/send", headers=tenant.headers)
-    rows = {r["email"]: r for r in _wait_sent(tenant, campaign["id"], 3)}
+    rows = {r["email"]: r for r in _wait_sent(tenant, campaign["id"], 4)}
     assert all(r["next_reminder_at"] is not None for r in rows.values())
     with db.tenant_transaction(tenant.tenant_id) as conn:
-        conn.execute("UPDATE email_messages SET sent_at = now() - interval '4 days', "
-                     "next_reminder_at = now() - interval '1 minute' WHERE campaign_id = %s", (campaign["id"],))
-    campaigns.record_event(tenant.tenant_id, str(rows[reader]["id"]), "open", url=None, user_agent=BROWSER,
-                           ip="198.51.100.7", method="GET", dedup_key=None)
-    campaigns.record_event(tenant.tenant_id, str(rows[leaver]["id"]), "unsubscribe", url=None, user_agent=BROWSER,
-                           ip="198.51.100.8", method="POST", dedup_key=None)
-    result = runtime.invoke("EmailRemindersFunction", {})
-    assert result["sent"] >= 1
-    assert [len(_sent_raw(who)) for who in (reader, ignorer, leaver)] == [1, 2, 1]
+        conn.execute("UPDATE email_messages SET sent_at = now() - interval '4 days', last_sent_at = now() - "
+                     "interval '4 days', next_reminder_at = now() - interval '1 minute' WHERE campaign_id = %s",
+                     (campaign["id"],))
+
+    def event(who: str, kind: str, agent: str = BROWSER) -> None:
+        events.record_event(tenant.tenant_id, str(rows[who]["id"]), kind, url="https://docs.example.com/x"
+                            if kind == "click" else None, user_agent=agent, ip="198.51.100.7", method="GET",
+                            dedup_key=None)
+
+    event(reader, "open")  # opened, not clicked: gets the "opened_not_clicked" reminder
+    event(ignorer, "open", agent="Mozilla/5.0")  # Apple Mail Privacy Protection: not a human open
+    event(leaver, "unsubscribe")
+    event(clicker, "open")
+    event(clicker, "click")
+    assert runtime.invoke("EmailRemindersFunction", {})["reminders_queued"] == 2
+    assert [len(_wait_mail(who, 2)) for who in (reader, ignorer)] == [2, 2]
+    assert len(_sent_raw(leaver)) == 1 and len(_sent_raw(clicker)) == 1
     assert str(_sent_raw(ignorer)[-1]["Subject"]).startswith("【再送】")
+    # A retried queue record for the same round never sends it twice.
+    assert campaigns.deliver(tenant.tenant_id, str(rows[ignorer]["id"]), reminder_round=1) == "reminder already sent"
+    assert runtime.invoke("EmailRemindersFunction", {})["reminders_queued"] == 0  # the next round is 2-3 days on
     with db.tenant_transaction(tenant.tenant_id) as conn:
         after = {r["email"]: r for r in conn.execute(
             "SELECT email, reminder_sent, next_reminder_at FROM email_messages WHERE campaign_id = %s",
             (campaign["id"],)).fetchall()}
-    assert after[ignorer]["reminder_sent"] == 1 and after[ignorer]["next_reminder_at"] is None  # max 1 reminder
-    assert after[reader]["reminder_sent"] == 0 and after[leaver]["reminder_sent"] == 0
-    assert runtime.invoke("EmailRemindersFunction", {})["sent"] == 0
+        assert after[ignorer]["reminder_sent"] == 1 and after[ignorer]["next_reminder_at"] is not None
+        assert after[reader]["reminder_sent"] == 1
+        assert after[leaver]["reminder_sent"] == 0 and after[leaver]["next_reminder_at"] is None
+        assert after[clicker]["reminder_sent"] == 0 and after[clicker]["next_reminder_at"] is None
+        conn.execute("UPDATE email_messages SET next_reminder_at = now() - interval '1 minute', last_sent_at = "
+                     "now() - interval '2 days' WHERE campaign_id = %s AND next_reminder_at IS NOT NULL",
+                     (campaign["id"],))
+    event(ignorer, "open")  # the reminder worked: opened in round 1
+    event(reader, "click")  # round 1 reminder clicked
+    assert runtime.invoke("EmailRemindersFunction", {})["reminders_queued"] == 1  # the ignorer, opened not clicked
+    assert len(_wait_mail(ignorer, 3)) == 3 and len(_sent_raw(reader)) == 2
+    with db.tenant_transaction(tenant.tenant_id) as conn:
+        last = conn.execute("SELECT reminder_sent, next_reminder_at FROM email_messages WHERE id = %s",
+                            (rows[ignorer]["id"],)).fetchone()
+    assert last["reminder_sent"] == 2 and last["next_reminder_at"] is None  # at most 2 reminders
+    stats = api.get(f"/v1/email-campaigns/{campaign['id']}/stats", headers=tenant.headers).json()
+    rounds = {r["round"]: r for r in stats["rounds"]}
+    assert rounds[0]["sent"] == 4 and rounds[1]["sent"] == 2 and rounds[2]["sent"] == 1
+    assert rounds[0]["opened"]["unique"] == 2 and rounds[1]["opened"]["unique"] == 1
+    assert rounds[1]["clicked"]["unique"] == 1 and stats["reminders_sent"] == 3
+    assert stats["unsubscribed"] == 1 and stats["machine_events_excluded"] == 1
 
 
 def test_a_scheduled_campaign_goes_out_when_due_and_a_cancelled_one_never(runtime, api, tenant):
@@ -189,15 +232,15 @@ def test_when_the_database_is_down_the_pixel_is_served_and_the_event_written_lat
     api.post(f"/v1/email-campaigns/{campaign['id']}/send", headers=tenant.headers)
     [row] = _wait_sent(tenant, campaign["id"], 1)
     pixel = f"/t/o/{tokens.sign(tokens.tracking_key(), 'o', tenant.tenant_id, str(row['id']))}.gif"
-    real_record = campaigns.record_event
+    real_record = events.record_event
 
     def database_down(*args, **kwargs):
         raise psycopg.OperationalError("connection refused")
 
-    monkeypatch.setattr(campaigns, "record_event", database_down)
+    monkeypatch.setattr(events, "record_event", database_down)
     served = api.get(pixel, headers={"user-agent": BROWSER})
     assert served.status_code == 200 and served.headers["content-type"] == "image/gif"
-    monkeypatch.setattr(campaigns, "record_event", real_record)  # the database is back
+    monkeypatch.setattr(events, "record_event", real_record)  # the database is back
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         with db.tenant_transaction(tenant.tenant_id) as conn:
@@ -247,7 +290,8 @@ def test_attachments_become_tracked_expiring_download_links(runtime, api, tenant
     text = mail.get_body(("plain",)).get_content()
     link = re.search(r"会社案内\.pdf: (\S+/t/a/\S+)", text).group(1)
     with db.tenant_transaction(tenant.tenant_id) as conn:
-        conn.execute("UPDATE email_messages SET sent_at = now() - interval '1 hour' WHERE id = %s", (row["id"],))
+        conn.execute("UPDATE email_messages SET sent_at = now() - interval '1 hour', "
+                     "last_sent_at = now() - interval '1 hour' WHERE id = %s", (row["id"],))
     download = api.get(link.split(runtime.api_url, 1)[-1], headers={"user-agent": BROWSER})
     assert download.status_code == 302
     assert httpx.get(download.headers["location"]).content == b"%PDF-1.7 brochure"

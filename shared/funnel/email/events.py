@@ -1,0 +1,74 @@
+"""Tracking events (open, click, unsubscribe) as the tracking function records them.
+
+Kept apart from ``campaigns`` so the tracking function's first request imports only the database layer:
+its cold start counts. Machine traffic is recorded but flagged (``is_machine``, with the reason in
+``detail``) and kept out of unique/total open and click stats.
+"""
+from __future__ import annotations
+
+import ipaddress
+import json
+
+# A click this soon after the mail went out is a link scanner, not a person.
+MACHINE_CLICK_SECONDS = 10
+MACHINE_AGENTS = ("googleimageproxy", "yahoomailproxy", "barracuda", "proofpoint", "mimecast", "bot", "crawler",
+                  "preview", "scanner", "python-requests", "curl", "wget", "go-http-client", "headless")
+# Apple Mail Privacy Protection prefetches every image through Apple's proxies, with a bare "Mozilla/5.0"
+# user agent, from Apple's address space.
+APPLE_NETWORK = ipaddress.ip_network("17.0.0.0/8")
+
+
+def machine_reason(event_type: str, user_agent: str | None, method: str, ip: str | None,
+                   seconds_since_sent: float | None) -> str | None:
+    """Why this request is a machine's, not a person's (None: a person, as far as we can tell)."""
+    agent = (user_agent or "").strip().lower()
+    if method == "HEAD":
+        return "head_request"
+    if not agent:
+        return "no_user_agent"
+    if any(marker in agent for marker in MACHINE_AGENTS):
+        return "scanner_user_agent"
+    if event_type == "open":
+        try:
+            apple = ip is not None and ipaddress.ip_address(ip) in APPLE_NETWORK
+        except ValueError:
+            apple = False
+        if agent == "mozilla/5.0" or apple:
+            return "apple_mail_privacy_protection"
+    if event_type == "click" and seconds_since_sent is not None and seconds_since_sent < MACHINE_CLICK_SECONDS:
+        return "click_within_seconds_of_delivery"
+    return None
+
+
+def is_machine(event_type: str, user_agent: str | None, method: str, seconds_since_sent: float | None,
+               ip: str | None = None) -> bool:
+    return machine_reason(event_type, user_agent, method, ip, seconds_since_sent) is not None
+
+
+def record_event(tenant_id: str, message_id: str, event_type: str, *, url: str | None, user_agent: str | None,
+                 ip: str | None, method: str, dedup_key: str | None) -> bool:
+    """Write one event (once per ``dedup_key``); an unsubscribe also puts the address on the shared
+    do-not-contact list and stops reminders. Returns False for an unknown message or a duplicate."""
+    from funnel import db
+
+    with db.tenant_transaction(tenant_id) as conn:
+        message = conn.execute("SELECT id, email, reminder_sent, extract(epoch FROM now() - coalesce(last_sent_at, "
+                               "sent_at)) AS age FROM email_messages WHERE id = %s", (message_id,)).fetchone()
+        if message is None:
+            return False
+        reason = machine_reason(event_type, user_agent, method, ip,
+                                float(message["age"]) if message["age"] is not None else None)
+        inserted = conn.execute(
+            "INSERT INTO email_events (email_message_id, type, url, user_agent, ip, is_machine, detail, dedup_key, "
+            "reminder_round) VALUES (%s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s) "
+            "ON CONFLICT (tenant_id, dedup_key) DO NOTHING RETURNING id",
+            (message_id, event_type, url, (user_agent or "")[:500], ip, reason is not None,
+             json.dumps({"machine": reason}) if reason else None, dedup_key, message["reminder_sent"])).fetchone()
+        if inserted is None:
+            return False
+        if event_type == "unsubscribe":
+            from funnel.outreach import safety
+
+            safety.suppress(conn, "email", message["email"], "unsubscribed", f"email_message:{message_id}")
+            conn.execute("UPDATE email_messages SET next_reminder_at = NULL WHERE id = %s", (message_id,))
+    return True
