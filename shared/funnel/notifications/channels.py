@@ -8,6 +8,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 
+import psycopg
 from psycopg import Connection
 
 from funnel.platform import audit, crypto
@@ -34,25 +35,33 @@ def save_channel(conn: Connection, principal: Principal, kind: str, url: str, us
         raise ValidationFailed(f"url: {exc}") from exc
     signing_secret = f"whsec_{secrets.token_urlsafe(32)}" if kind == "WEBHOOK" else None
     tenant_id = principal.tenant_id
-    conn.execute("DELETE FROM notification_channels WHERE kind = %s AND user_id IS NOT DISTINCT FROM %s",
-                 (kind, user_id))
-    row = conn.execute(
-        f"INSERT INTO notification_channels (kind, user_id, url_encrypted, signing_secret_encrypted) "
-        f"VALUES (%s, %s, %s, %s) RETURNING {CHANNEL_COLUMNS}",
-        (kind, user_id, crypto.encrypt(url, tenant_id),
-         crypto.encrypt(signing_secret, tenant_id) if signing_secret else None)).fetchone()
+    try:
+        with conn.transaction():  # one statement: two concurrent saves of one scope cannot collide
+            row = conn.execute(
+                f"INSERT INTO notification_channels (kind, user_id, url_encrypted, signing_secret_encrypted) "
+                f"VALUES (%s, %s, %s, %s) ON CONFLICT (tenant_id, kind, "
+                f"coalesce(user_id, '00000000-0000-0000-0000-000000000000'::uuid)) DO UPDATE SET "
+                f"url_encrypted = excluded.url_encrypted, signing_secret_encrypted = excluded.signing_secret_encrypted, "
+                f"is_active = true, updated_at = now() RETURNING {CHANNEL_COLUMNS}",
+                (kind, user_id, crypto.encrypt(url, tenant_id),
+                 crypto.encrypt(signing_secret, tenant_id) if signing_secret else None)).fetchone()
+    except psycopg.errors.ForeignKeyViolation as exc:
+        raise ValidationFailed("user_id: not a user of this workspace") from exc
     audit.record(conn, principal, "notification_channel.save", "notification_channel", row["id"],
                  {"kind": kind, "user_id": str(user_id) if user_id else None})
     return {**row, "signing_secret": signing_secret} if signing_secret else row
 
 
-def list_channels(conn: Connection) -> list[dict]:
-    return conn.execute(f"SELECT {CHANNEL_COLUMNS} FROM notification_channels ORDER BY kind, user_id NULLS FIRST"
-                        ).fetchall()
+def list_channels(conn: Connection, user_id: str | None = None) -> list[dict]:
+    """Every channel, or only ``user_id``'s own."""
+    return conn.execute(f"SELECT {CHANNEL_COLUMNS} FROM notification_channels WHERE %(user)s::uuid IS NULL "
+                        f"OR user_id = %(user)s::uuid ORDER BY kind, user_id NULLS FIRST", {"user": user_id}).fetchall()
 
 
-def delete_channel(conn: Connection, principal: Principal, channel_id: str) -> None:
-    if conn.execute("DELETE FROM notification_channels WHERE id = %s", (channel_id,)).rowcount == 0:
+def delete_channel(conn: Connection, principal: Principal, channel_id: str, user_id: str | None = None) -> None:
+    """Delete a channel (restricted to ``user_id``'s own when given: another's is a 404)."""
+    if conn.execute("DELETE FROM notification_channels WHERE id = %(id)s AND (%(user)s::uuid IS NULL "
+                    "OR user_id = %(user)s::uuid)", {"id": channel_id, "user": user_id}).rowcount == 0:
         raise NotFound("channel not found")
     audit.record(conn, principal, "notification_channel.delete", "notification_channel", channel_id)
 

@@ -9,9 +9,10 @@ from fastapi import APIRouter, Query
 from pydantic import Field
 
 from funnel import db
-from funnel.api.deps import Admin, CurrentPrincipal, Cursor, Limit, StrictModel, page_body
+from funnel.api.deps import Admin, CurrentPrincipal, Cursor, Limit, StrictModel, Writer, page_body
 from funnel.notifications import channels, service
 from funnel.platform import audit
+from funnel.platform.errors import Forbidden
 
 router = APIRouter(prefix="/v1")
 Channel = Literal["IN_APP", "EMAIL", "SLACK", "WEBHOOK"]
@@ -131,20 +132,31 @@ class ChannelBody(StrictModel):
     user_id: UUID | None = Field(default=None, description="only this user's deliveries (default: the workspace's)")
 
 
+def _own_scope(principal, user_id: UUID | None) -> None:
+    """Admins set any user's channel or the workspace's; members only their own."""
+    if not principal.has_role("admin") and (user_id is None or str(user_id) != principal.user_id):
+        raise Forbidden("members may set only their own channels (user_id = your id)")
+
+
 @router.put("/notification-channels/{kind}", tags=["notifications"])
-def save_channel(kind: Literal["SLACK", "WEBHOOK"], body: ChannelBody, principal: Admin) -> dict:
-    """Set the Slack incoming webhook or the signed webhook endpoint; a webhook's signing secret is shown once."""
+def save_channel(kind: Literal["SLACK", "WEBHOOK"], body: ChannelBody, principal: Writer) -> dict:
+    """Set the Slack incoming webhook or the signed webhook endpoint; a webhook's signing secret is shown once.
+
+    Without `user_id` (admins): the workspace's channel; with it: that user's, which wins for their deliveries."""
+    _own_scope(principal, body.user_id)
     with db.tenant_transaction(principal.tenant_id) as conn:
         return channels.save_channel(conn, principal, kind, body.url, str(body.user_id) if body.user_id else None)
 
 
 @router.get("/notification-channels", tags=["notifications"])
-def list_channels(principal: Admin) -> dict:
+def list_channels(principal: Writer) -> dict:
+    """Admins see every channel, members their own (URLs and secrets are never returned)."""
     with db.tenant_transaction(principal.tenant_id) as conn:
-        return {"items": channels.list_channels(conn)}
+        return {"items": channels.list_channels(conn, None if principal.has_role("admin") else principal.user_id)}
 
 
 @router.delete("/notification-channels/{channel_id}", status_code=204, tags=["notifications"])
-def delete_channel(channel_id: UUID, principal: Admin) -> None:
+def delete_channel(channel_id: UUID, principal: Writer) -> None:
     with db.tenant_transaction(principal.tenant_id) as conn:
-        channels.delete_channel(conn, principal, str(channel_id))
+        channels.delete_channel(conn, principal, str(channel_id),
+                                None if principal.has_role("admin") else principal.user_id)

@@ -169,3 +169,35 @@ def test_notify_inside_a_callers_transaction_commits_with_it(tenant):
         raise RuntimeError("the caller's work failed")
     with db.tenant_transaction(tenant.tenant_id) as conn:
         assert conn.execute("SELECT count(*) AS n FROM notifications WHERE title = 'Rolled back'").fetchone()["n"] == 0
+
+
+def test_channels_are_set_per_workspace_or_user_and_never_shown(api, tenant):
+    member, other = _member(api, tenant), _member(api, tenant)
+    first = api.put("/v1/notification-channels/WEBHOOK", headers=tenant.headers,
+                    json={"url": "http://127.0.0.1:9/hook"})
+    second = api.put("/v1/notification-channels/WEBHOOK", headers=tenant.headers,
+                     json={"url": "http://127.0.0.1:9/other"})
+    assert first.status_code == second.status_code == 200, second.text
+    assert first.json()["signing_secret"] != second.json()["signing_secret"]  # replaced, new secret shown once
+    own = api.put("/v1/notification-channels/SLACK", headers=member["headers"],
+                  json={"url": "http://127.0.0.1:9/slack", "user_id": member["id"]})
+    assert own.status_code == 200 and "signing_secret" not in own.json()
+    listed = api.get("/v1/notification-channels", headers=tenant.headers).json()["items"]
+    assert len([c for c in listed if c["kind"] == "WEBHOOK" and c["user_id"] is None]) == 1
+    assert all("url" not in c and "url_encrypted" not in c and "signing_secret_encrypted" not in c for c in listed)
+    assert [c["id"] for c in api.get("/v1/notification-channels", headers=member["headers"]).json()["items"]] == [
+        own.json()["id"]]
+    refusals = [
+        (member["headers"], "SLACK", {"url": "http://127.0.0.1:9/x"}, 403),  # a member cannot set the workspace's
+        (member["headers"], "SLACK", {"url": "http://127.0.0.1:9/x", "user_id": other["id"]}, 403),
+        (tenant.headers, "SLACK", {"url": "http://169.254.169.254/latest/meta-data"}, 422),  # SSRF guard
+        (tenant.headers, "SLACK", {"url": "http://127.0.0.1:9/x", "user_id": str(uuid.uuid4())}, 422),
+        (tenant.headers, "PIGEON", {"url": "http://127.0.0.1:9/x"}, 422),
+    ]
+    for headers, kind, body, status in refusals:
+        response = api.put(f"/v1/notification-channels/{kind}", headers=headers, json=body)
+        assert response.status_code == status, (body, response.text)
+        assert response.headers["content-type"] == PROBLEM
+    assert api.delete(f"/v1/notification-channels/{first.json()['id']}", headers=other["headers"]).status_code == 404
+    assert api.delete(f"/v1/notification-channels/{own.json()['id']}", headers=member["headers"]).status_code == 204
+    assert api.delete(f"/v1/notification-channels/{own.json()['id']}", headers=tenant.headers).status_code == 404
