@@ -142,7 +142,13 @@ def finalize(event: dict) -> dict:
                title=f"Send task \"{task['name']}\" paused: {deferred} targets deferred",
                body="Outside the send window or over the daily cap; start the task again to send them.",
                related_entity_type="task", related_entity_id=task_id)
-    if new_status in ("completed", "review") and task["user_id"]:
+    if new_status == "review" and task["user_id"]:
+        notify(tenant_id, recipient_user_ids=[str(task["user_id"])], category="outreach.task",
+               title=f"Send task \"{task['name']}\" is ready for review: {counts.get('review', 0)} forms filled",
+               body="Approve or reject each target (screenshots of the filled forms are attached to it), then "
+                    "start the task to send the approved ones.",
+               related_entity_type="task", related_entity_id=task_id)
+    elif new_status == "completed" and task["user_id"]:
         notify(tenant_id, recipient_user_ids=[str(task["user_id"])], category="outreach.task",
                template_id="task_finished", related_entity_type="task", related_entity_id=task_id,
                template_variables={"task_name": task["name"], "submitted": counts.get("submitted", 0),

@@ -74,6 +74,10 @@ def test_review_mode_stops_on_the_confirm_screen_and_the_approved_target_is_fill
     assert (len(site.confirms), len(site.posts)) == (1, 0)  # filled and confirmed, never sent
     [target] = _targets(api, tenant, task["id"])
     assert target["screenshots"] and "confirm screen" in target["result_summary"]
+    with db.tenant_transaction(tenant.tenant_id) as conn:
+        titles = [r["title"] for r in conn.execute("SELECT title FROM notifications WHERE related_entity_id = %s",
+                                                    (task["id"],))]
+    assert titles == ['Send task "safety" is ready for review: 1 forms filled']
     assert api.post(f"/v1/tasks/{task['id']}/targets/{target['id']}/approve",
                     headers=tenant.headers).status_code == 200
     api.post(f"/v1/tasks/{task['id']}/start", headers=tenant.headers)
