@@ -129,12 +129,23 @@ def slack_payload(row: dict) -> dict:
     return {"text": text}
 
 
-def _post(url: str, body: bytes, headers: dict) -> None:
-    import httpx
+_http_client = None
 
-    check_url(url, get_settings().ssrf_allow_hosts)
-    response = httpx.post(url, content=body, headers={"content-type": "application/json", **headers},
-                          timeout=HTTP_TIMEOUT_SECONDS, follow_redirects=False)
+
+def _http():
+    """One HTTP client per process: building a TLS context costs ~0.1 s, and connections are kept alive."""
+    global _http_client
+    if _http_client is None:
+        import httpx  # lazy: e-mail-only deliveries never need it
+
+        _http_client = httpx.Client(timeout=HTTP_TIMEOUT_SECONDS, follow_redirects=False,
+                                    headers={"User-Agent": "Funnel-Notifications/1.0"})
+    return _http_client
+
+
+def _post(url: str, body: bytes, headers: dict) -> None:
+    check_url(url, get_settings().ssrf_allow_hosts)  # every time: a channel's host may resolve elsewhere now
+    response = _http().post(url, content=body, headers={"content-type": "application/json", **headers})
     if not 200 <= response.status_code < 300:
         raise DeliveryError(f"{url.split('?')[0]} answered {response.status_code}")
 
