@@ -254,6 +254,7 @@ def delete(conn: Connection, principal: Principal, notification_id: str) -> None
     """Logical delete: the row stays for history and stats, the user no longer sees it."""
     _own(conn, principal, notification_id)
     _update(conn, principal, notification_id, "is_deleted = true")
+    audit.record(conn, principal, "notification.delete", "notification", notification_id)
 
 
 def set_read_at(conn: Connection, principal: Principal, notification_id: str, read_at: Any) -> dict:

@@ -111,6 +111,11 @@ def test_logical_delete_hides_but_keeps_history(api, tenant):
     assert api.get("/v1/notifications", headers=member["headers"]).json()["items"] == []
     history = api.get("/v1/admin/notifications", headers=tenant.headers, params={"recipient_id": member["id"]}).json()
     assert [n["id"] for n in history["items"]] == [str(row["id"])]
+    assert api.delete(f"/v1/notifications/{row['id']}", headers=member["headers"]).status_code == 404
+    with db.tenant_transaction(tenant.tenant_id) as conn:
+        audited = conn.execute("SELECT user_id FROM audit_logs WHERE action = 'notification.delete' "
+                               "AND resource_id = %s", (str(row["id"]),)).fetchall()
+    assert [str(a["user_id"]) for a in audited] == [member["id"]]
 
 
 def test_expired_notifications_disappear_and_the_cleanup_archives_them(runtime, api, tenant):
