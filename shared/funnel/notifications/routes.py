@@ -5,7 +5,7 @@ from datetime import date, datetime
 from typing import Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from pydantic import Field
 
 from funnel import db
@@ -38,9 +38,9 @@ def unread_count(principal: CurrentPrincipal) -> dict:
 
 
 @router.post("/notifications/read-all", tags=["notifications"])
-def mark_all_read(principal: CurrentPrincipal) -> dict:
+def mark_all_read(principal: CurrentPrincipal, request: Request) -> dict:
     with db.tenant_transaction(principal.tenant_id) as conn:
-        return {"marked_read": service.mark_all_read(conn, principal)}
+        return {"marked_read": service.mark_all_read(conn, principal, request.headers.get("user-agent"))}
 
 
 class ReadBody(StrictModel):
@@ -48,11 +48,14 @@ class ReadBody(StrictModel):
 
 
 @router.post("/notifications/{notification_id}/read", tags=["notifications"])
-def mark_read(notification_id: UUID, principal: CurrentPrincipal, body: ReadBody | None = None) -> dict:
+def mark_read(notification_id: UUID, principal: CurrentPrincipal, request: Request,
+              body: ReadBody | None = None) -> dict:
+    """Records where it was read too (IP, user agent, device type)."""
+    user_agent = request.headers.get("user-agent")
     with db.tenant_transaction(principal.tenant_id) as conn:
         if body is not None and body.read_at is not None:
-            return service.set_read_at(conn, principal, str(notification_id), body.read_at)
-        return service.mark_read(conn, principal, str(notification_id), True)
+            return service.set_read_at(conn, principal, str(notification_id), body.read_at, user_agent)
+        return service.mark_read(conn, principal, str(notification_id), True, user_agent)
 
 
 @router.post("/notifications/{notification_id}/unread", tags=["notifications"])

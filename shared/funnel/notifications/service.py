@@ -12,6 +12,7 @@ commit) queues them: a notification is never lost between the two.
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from datetime import date, datetime
 from typing import Any
@@ -35,6 +36,7 @@ COLUMNS = ("id, batch_id, notification_id, title, message, action_label, action_
            "delivery_method, delivery_status, error_message, expiry_date, external_message_id, is_bulk_notification, "
            "last_retry_at, max_retry_count, message_format, notification_category, notification_type, "
            "personalization_data, priority_level, read_at, read_status, recipient_id, related_entity_id, "
+           "ip_address, user_agent, device_type, "
            "related_entity_type, retry_count, sender_id, sent_at, template_id, template_variables, created_at, "
            "updated_at")
 # What a user's inbox shows: their own in-app notifications that are neither deleted, archived nor expired.
@@ -228,21 +230,42 @@ def _update(conn: Connection, principal: Principal, notification_id: str, assign
         raise Conflict(f"that change breaks a notification rule ({exc.diag.constraint_name})") from exc
 
 
-def mark_read(conn: Connection, principal: Principal, notification_id: str, read: bool) -> dict:
+MOBILE_AGENT = re.compile(r"Mobile|Android|iPhone|iPad", re.IGNORECASE)
+READER = "ip_address = %s, user_agent = %s, device_type = %s"
+
+
+def reader(principal: Principal, user_agent: str | None) -> tuple:
+    """Where it was read (the seed's ip_address, user_agent, device_type), for READER."""
+    if principal.api_key_id:
+        device = "API"
+    elif user_agent and MOBILE_AGENT.search(user_agent):
+        device = "MOBILE"
+    elif user_agent and user_agent.startswith("Mozilla/"):
+        device = "WEB"
+    else:
+        device = "OTHER"
+    return (principal.ip[:45] if principal.ip else None), (user_agent[:500] if user_agent else None), device
+
+
+def mark_read(conn: Connection, principal: Principal, notification_id: str, read: bool,
+              user_agent: str | None = None) -> dict:
     row = _own(conn, principal, notification_id)
     if read and row["read_status"] == "READ":
         return row
     if read:
-        return _update(conn, principal, notification_id, "read_status = 'READ', read_at = greatest(now(), sent_at)")
+        return _update(conn, principal, notification_id,
+                       f"read_status = 'READ', read_at = greatest(now(), sent_at), {READER}",
+                       reader(principal, user_agent))
     if row["archived_at"] is not None:
         raise Conflict("an archived notification cannot be marked unread")
     return _update(conn, principal, notification_id, "read_status = 'UNREAD', read_at = NULL")
 
 
-def mark_all_read(conn: Connection, principal: Principal) -> int:
+def mark_all_read(conn: Connection, principal: Principal, user_agent: str | None = None) -> int:
     return conn.execute(f"UPDATE notifications SET read_status = 'READ', read_at = greatest(now(), sent_at), "
-                        f"updated_at = now(), updated_by = %s WHERE recipient_id = %s AND read_status = 'UNREAD' "
-                        f"AND {INBOX}", (principal.user_id, principal.user_id)).rowcount
+                        f"{READER}, updated_at = now(), updated_by = %s WHERE recipient_id = %s "
+                        f"AND read_status = 'UNREAD' AND {INBOX}",
+                        (*reader(principal, user_agent), principal.user_id, principal.user_id)).rowcount
 
 
 def archive(conn: Connection, principal: Principal, notification_id: str) -> dict:
@@ -257,10 +280,12 @@ def delete(conn: Connection, principal: Principal, notification_id: str) -> None
     audit.record(conn, principal, "notification.delete", "notification", notification_id)
 
 
-def set_read_at(conn: Connection, principal: Principal, notification_id: str, read_at: Any) -> dict:
+def set_read_at(conn: Connection, principal: Principal, notification_id: str, read_at: Any,
+                user_agent: str | None = None) -> dict:
     """Record when a client says it was read (offline clients sync later); must not precede sending."""
     _own(conn, principal, notification_id)
-    return _update(conn, principal, notification_id, "read_status = 'READ', read_at = %s", (read_at,))
+    return _update(conn, principal, notification_id, f"read_status = 'READ', read_at = %s, {READER}",
+                   (read_at, *reader(principal, user_agent)))
 
 
 # ---------------------------------------------------------------- admins

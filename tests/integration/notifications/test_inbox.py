@@ -37,8 +37,10 @@ def test_a_notification_appears_in_the_inbox_and_read_state_follows(api, tenant)
     assert [n["id"] for n in inbox] == [str(row["id"])]
     assert inbox[0]["delivery_status"] == "DELIVERED" and inbox[0]["read_status"] == "UNREAD"
     assert api.get("/v1/notifications/unread-count", headers=member["headers"]).json() == {"unread": 1, "capped": False}
-    read = api.post(f"/v1/notifications/{row['id']}/read", headers=member["headers"]).json()
+    iphone = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) Mobile/15E148"
+    read = api.post(f"/v1/notifications/{row['id']}/read", headers={**member["headers"], "User-Agent": iphone}).json()
     assert read["read_status"] == "READ" and read["read_at"] >= read["sent_at"]
+    assert read["device_type"] == "MOBILE" and read["user_agent"] == iphone and read["ip_address"]
     assert api.get("/v1/notifications", headers=member["headers"], params={"read_status": "UNREAD"}).json()[
         "items"] == []
     api.post(f"/v1/notifications/{row['id']}/unread", headers=member["headers"])

@@ -160,3 +160,15 @@ def test_consumer_reports_only_failed_records_and_delays_their_retry(monkeypatch
     assert result == {"batchItemFailures": [{"itemIdentifier": "fails"}]}
     assert seen == [("ok", 1), ("fails", 3), ("gone-tenant", 1)]
     assert delays == [("fails", 21)]
+
+
+def test_where_a_notification_was_read():
+    from funnel.platform.principal import Principal
+
+    user = Principal(TENANT, USER, "member", ip="203.0.113.7")
+    assert service.reader(user, "Mozilla/5.0 (Linux; Android 14) Mobile Safari") == (
+        "203.0.113.7", "Mozilla/5.0 (Linux; Android 14) Mobile Safari", "MOBILE")
+    assert service.reader(user, "Mozilla/5.0 (Windows NT 10.0; Win64; x64)")[2] == "WEB"
+    assert service.reader(user, None) == ("203.0.113.7", None, "OTHER")
+    assert service.reader(Principal(TENANT, USER, "member", api_key_id="k1"), "python-httpx/0.27")[2] == "API"
+    assert len(service.reader(user, "x" * 900)[1]) == 500
