@@ -17,6 +17,7 @@ message coming back, or a duplicate) only fails again on its way to the DLQ.
 """
 from __future__ import annotations
 
+import html
 import json
 import time
 
@@ -152,10 +153,17 @@ def _post(url: str, body: bytes, headers: dict) -> None:
 
 def _send_email(row: dict) -> str:
     settings = get_settings()
+    text = row["message"] or row["title"]
+    if row["action_url"]:
+        text += f"\n\n{row['action_label'] or 'Open'}: {row['action_url']}"
     content: dict = {"Subject": {"Data": row["title"], "Charset": "UTF-8"},
-                     "Body": {"Text": {"Data": row["message"] or row["title"], "Charset": "UTF-8"}}}
+                     "Body": {"Text": {"Data": text, "Charset": "UTF-8"}}}
     if row["message_format"] == "HTML":
-        content["Body"]["Html"] = {"Data": row["message"] or "", "Charset": "UTF-8"}
+        html_body = row["message"] or ""
+        if row["action_url"]:
+            html_body += (f'<p><a href="{html.escape(row["action_url"], quote=True)}">'
+                          f'{html.escape(row["action_label"] or "Open")}</a></p>')
+        content["Body"]["Html"] = {"Data": html_body, "Charset": "UTF-8"}
     request = {"FromEmailAddress": settings.ses_from_address,
                "Destination": {"ToAddresses": [row["recipient_email"]]}, "Content": {"Simple": content}}
     if settings.ses_configuration_set:

@@ -172,3 +172,43 @@ def test_where_a_notification_was_read():
     assert service.reader(user, None) == ("203.0.113.7", None, "OTHER")
     assert service.reader(Principal(TENANT, USER, "member", api_key_id="k1"), "python-httpx/0.27")[2] == "API"
     assert len(service.reader(user, "x" * 900)[1]) == 500
+
+
+# ---------------------------------------------------------------- the template agrees with the code
+
+def test_queue_budget_and_permissions_match_the_retry_design():
+    from funnel.local.template import load_yaml
+
+    resources = load_yaml(ROOT / "template.yaml")["Resources"]
+    queue = resources["NotificationsQueue"]["Properties"]
+    # One receive per attempt: the first and MAX_RETRY_COUNT retries, then the DLQ.
+    assert queue["RedrivePolicy"]["maxReceiveCount"] == service.MAX_RETRY_COUNT + 1
+    function = resources["NotificationDeliveryFunction"]["Properties"]
+    statements = [s for p in function["Policies"] if isinstance(p, dict) for s in p.get("Statement", [])]
+    assert any(s["Action"] == "sqs:ChangeMessageVisibility" for s in statements), "backoff needs it"
+    timeout = function["Timeout"]
+    assert queue["VisibilityTimeout"] >= 6 * timeout
+    assert delivery.HTTP_TIMEOUT_SECONDS < timeout
+    assert function["Events"]["Notifications"]["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+
+
+def test_email_carries_the_action_link(monkeypatch):
+    sent = []
+
+    class Ses:
+        def send_email(self, **request):
+            sent.append(request)
+            return {"MessageId": "m-1"}
+
+    monkeypatch.setattr(delivery, "_ses_client", Ses)
+    monkeypatch.setattr(delivery, "get_settings", lambda: SimpleNamespace(ses_from_address="no-reply@funnel.test",
+                                                                         ses_configuration_set=None))
+    row = {"title": "Run failed", "message": "<p>Step <b>publish</b></p>", "message_format": "HTML",
+           "action_url": "https://app.example/runs/1?a=1&b=2", "action_label": "Resume <now>",
+           "recipient_email": "ann@example.com"}
+    assert delivery._send_email(row) == "m-1"
+    [request] = sent
+    body = request["Content"]["Simple"]["Body"]
+    assert request["Destination"] == {"ToAddresses": ["ann@example.com"]} and "ConfigurationSetName" not in request
+    assert body["Text"]["Data"].endswith("Resume <now>: https://app.example/runs/1?a=1&b=2")
+    assert body["Html"]["Data"].endswith('<a href="https://app.example/runs/1?a=1&amp;b=2">Resume &lt;now&gt;</a></p>')
