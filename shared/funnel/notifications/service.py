@@ -182,8 +182,9 @@ def dispatch_pending(tenant_id: str, older_than_seconds: int = 0, limit: int = 1
 
 def archive_expired(tenant_id: str) -> int:
     with db.tenant_transaction(tenant_id) as conn:
-        result = conn.execute("UPDATE notifications SET archived_at = now(), updated_at = now(), updated_by = 'system' "
-                              "WHERE expiry_date < current_date AND archived_at IS NULL AND NOT is_deleted")
+        result = conn.execute("UPDATE notifications SET archived_at = greatest(now(), read_at), updated_at = now(), "
+                              "updated_by = 'system' WHERE expiry_date < current_date AND archived_at IS NULL "
+                              "AND NOT is_deleted")
         return result.rowcount
 
 
@@ -282,9 +283,10 @@ def delete(conn: Connection, principal: Principal, notification_id: str) -> None
 
 def set_read_at(conn: Connection, principal: Principal, notification_id: str, read_at: Any,
                 user_agent: str | None = None) -> dict:
-    """Record when a client says it was read (offline clients sync later); must not precede sending."""
+    """Record when a client says it was read (offline clients sync later); must not precede sending.
+    A time in the future (a client's clock ahead) counts as now."""
     _own(conn, principal, notification_id)
-    return _update(conn, principal, notification_id, f"read_status = 'READ', read_at = %s, {READER}",
+    return _update(conn, principal, notification_id, f"read_status = 'READ', read_at = least(%s, now()), {READER}",
                    (read_at, *reader(principal, user_agent)))
 
 

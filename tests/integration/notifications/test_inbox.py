@@ -76,6 +76,9 @@ def test_read_at_before_sent_at_is_rejected_and_changes_nothing(api, tenant):
     with db.tenant_transaction(tenant.tenant_id) as conn:
         assert conn.execute("SELECT read_status, read_at FROM notifications WHERE id = %s",
                             (row["id"],)).fetchone() == {"read_status": "UNREAD", "read_at": None}
+    ahead = (datetime.now(timezone.utc) + timedelta(hours=2)).isoformat()  # a client's clock ahead: counts as now
+    read = api.post(f"/v1/notifications/{row['id']}/read", headers=member["headers"], json={"read_at": ahead}).json()
+    assert read["read_status"] == "READ" and read["read_at"] < ahead
 
 
 def test_seed_rules_hold_in_the_database(tenant):
@@ -122,8 +125,9 @@ def test_logical_delete_hides_but_keeps_history(api, tenant):
 
 def test_expired_notifications_disappear_and_the_cleanup_archives_them(runtime, api, tenant):
     member = _member(api, tenant)
-    service.notify(tenant.tenant_id, recipient_user_ids=[member["id"]], category="system", title="Old news",
-                   expiry_date=date.today() - timedelta(days=1))
+    [old_news] = service.notify(tenant.tenant_id, recipient_user_ids=[member["id"]], category="system",
+                                title="Old news", expiry_date=date.today() - timedelta(days=1))
+    assert api.post(f"/v1/notifications/{old_news['id']}/read", headers=member["headers"]).status_code == 200
     service.notify(tenant.tenant_id, recipient_user_ids=[member["id"]], category="system", title="Fresh",
                    expiry_date=date.today() + timedelta(days=1))
     service.notify(tenant.tenant_id, recipient_user_ids=[member["id"]], category="system", title="Until today",
@@ -133,8 +137,8 @@ def test_expired_notifications_disappear_and_the_cleanup_archives_them(runtime, 
     result = runtime.invoke("NotificationCleanupFunction", {})
     assert result["archived"] >= 1
     with db.tenant_transaction(tenant.tenant_id) as conn:
-        old = conn.execute("SELECT archived_at FROM notifications WHERE title = 'Old news'").fetchone()
-    assert old["archived_at"] is not None
+        old = conn.execute("SELECT archived_at, read_at FROM notifications WHERE title = 'Old news'").fetchone()
+    assert old["archived_at"] is not None and old["archived_at"] >= old["read_at"]
 
 
 def test_bulk_send_to_1000_recipients_shares_one_batch_id(tenant):
