@@ -59,12 +59,17 @@ def deliver(tenant_id: str, row_id: str, receive_count: int = 1) -> str:
     ``receive_count`` is the SQS message's ApproximateReceiveCount (1 for a new or redriven message)."""
     with db.tenant_transaction(tenant_id) as conn:
         row = conn.execute(
-            "SELECT n.*, u.email AS recipient_email FROM notifications n JOIN users u ON u.id = n.recipient_id "
+            "SELECT n.*, u.email AS recipient_email, coalesce(n.expiry_date < current_date, false) AS expired "
+            "FROM notifications n JOIN users u ON u.id = n.recipient_id "
             "WHERE n.id = %s FOR UPDATE OF n SKIP LOCKED", (row_id,)).fetchone()
         if row is None:
             raise RowNotVisible(f"notification {row_id} is not visible yet or is being delivered")
         if row["delivery_status"] in ("DELIVERED", "CANCELLED") or row["is_deleted"]:
             return row["delivery_status"]
+        if row["expired"]:  # news past its expiry date is not worth sending any more
+            conn.execute("UPDATE notifications SET delivery_status = 'CANCELLED', error_message = %s, "
+                         "updated_at = now() WHERE id = %s", ("expired before it could be delivered", row_id))
+            return "CANCELLED"
         if row["delivery_status"] == "FAILED":
             if receive_count > 1:
                 raise NotDeliverable(f"notification {row_id} failed after {row['retry_count']} retries")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import date, timedelta
 
 import pytest
 
@@ -175,3 +176,14 @@ def test_the_sweep_requeues_a_pending_delivery_whose_message_was_lost(runtime, t
         assert result["queued"] >= 1
         assert _wait_for(tenant.tenant_id, row["id"])["delivery_status"] == "DELIVERED"
         assert len(slack.requests) == 1
+
+
+def test_a_delivery_past_its_expiry_date_is_cancelled_not_sent(runtime, api, tenant):
+    with Receiver() as slack:
+        _channel(api, tenant, "SLACK", slack.url)
+        [row] = service.notify(tenant.tenant_id, recipient_user_ids=[tenant.owner_id], category="system",
+                               title="Yesterday's news", channels=("SLACK",),
+                               expiry_date=date.today() - timedelta(days=1))
+        cancelled = _wait_for(tenant.tenant_id, row["id"], statuses=("CANCELLED", "DELIVERED"))
+    assert cancelled["delivery_status"] == "CANCELLED" and "expired" in cancelled["error_message"]
+    assert slack.requests == []
