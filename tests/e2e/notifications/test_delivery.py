@@ -136,9 +136,17 @@ def test_email_goes_through_ses_and_a_redelivered_message_sends_nothing_twice(ru
 
     assert sent_to_owner() == 1
     sqs = runtime.client("sqs")  # SQS delivers at least once: the same message again
-    sqs.send_message(QueueUrl=runtime.queue_urls["NotificationsQueue"],
-                     MessageBody=json.dumps({"tenant_id": tenant.tenant_id, "id": str(row["id"])}))
-    time.sleep(1.0)
+    queue = runtime.queue_urls["NotificationsQueue"]
+    sqs.send_message(QueueUrl=queue, MessageBody=json.dumps({"tenant_id": tenant.tenant_id, "id": str(row["id"])}))
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:  # until the poller has consumed it
+        attributes = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=[
+            "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+        if not any(int(value) for value in attributes.values()):
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError(f"the redelivered message was not consumed: {attributes}")
     assert sent_to_owner() == 1
     assert _wait_for(tenant.tenant_id, row["id"])["delivered_at"] == delivered["delivered_at"]
 
