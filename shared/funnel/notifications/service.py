@@ -24,6 +24,7 @@ from psycopg.types.json import Jsonb
 from funnel.platform import aws
 from funnel import db
 from funnel.notifications import templates
+from funnel.observability import logger
 from funnel.platform import audit
 from funnel.platform.errors import Conflict, NotFound, ValidationFailed
 from funnel.platform.pagination import Page, keyset_page
@@ -122,21 +123,31 @@ def notify(tenant_id: str, *, recipient_user_ids: list[str], category: str, titl
         raise ValidationFailed("a recipient or sender is not a user of this workspace") from exc
     except psycopg.errors.CheckViolation as exc:
         raise ValidationFailed(f"invalid notification: {exc.diag.constraint_name}") from exc
+    except psycopg.errors.DataError as exc:  # a value too long for its column, an id that is not a UUID
+        raise ValidationFailed(f"invalid notification: {exc.diag.message_primary}") from exc
     outgoing = [row for row in created if row["delivery_method"] != "IN_APP"]
     if outgoing:
         _enqueue_or_release(tenant_id, outgoing)
     return created
 
 
-def _enqueue_or_release(tenant_id: str, rows: list[dict]) -> None:
-    """Queue the rows; when the queue refuses, mark them unqueued so the next sweep tries again."""
+def _enqueue_or_release(tenant_id: str, rows: list[dict]) -> bool:
+    """Queue the rows; when the queue refuses, mark them unqueued so the next sweep (at most 5 minutes
+    later) tries again. The rows are committed either way, so the caller's notify has succeeded: raising
+    would only tempt it to notify twice."""
     try:
         enqueue(tenant_id, rows)
+        return True
     except Exception:
+        logger.exception("notification deliveries could not be queued; the sweep will queue them",
+                         extra={"count": len(rows)})
+    try:
         with db.tenant_transaction(tenant_id) as conn:
             conn.execute("UPDATE notifications SET queued_at = NULL WHERE id = ANY(%s) AND delivery_status = 'PENDING'",
                          ([row["id"] for row in rows],))
-        raise
+    except Exception:  # then they count as lost messages: re-queued after REQUEUE_AFTER_SECONDS
+        logger.exception("could not release the unqueued notification deliveries")
+    return False
 
 
 def enqueue(tenant_id: str, rows: list[dict]) -> None:

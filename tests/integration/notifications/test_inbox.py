@@ -10,6 +10,7 @@ import pytest
 from funnel import db
 from funnel.notifications import service
 from funnel.platform import users
+from funnel.platform.errors import ValidationFailed
 from tests.support.tenants import PASSWORD, new_tenant
 
 PROBLEM = "application/problem+json"
@@ -176,6 +177,14 @@ def test_bad_sends_are_refused_and_write_nothing(api, tenant):
         assert response.headers["content-type"] == PROBLEM
     after = len(api.get("/v1/admin/notifications", headers=tenant.headers, params={"limit": 200}).json()["items"])
     assert after == before
+
+
+def test_values_that_do_not_fit_are_refused_by_notify(tenant):
+    for bad in ({"related_entity_id": "x" * 51}, {"action_label": "x" * 51}, {"template_id": None, "title": "t",
+                                                                             "recipient_user_ids": ["not-a-uuid"]}):
+        arguments = {"recipient_user_ids": [tenant.owner_id], "category": "system", "title": "Too long", **bad}
+        with pytest.raises(ValidationFailed):
+            service.notify(tenant.tenant_id, **arguments)
 
 
 def test_notify_inside_a_callers_transaction_commits_with_it(tenant):

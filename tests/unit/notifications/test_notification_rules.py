@@ -212,3 +212,26 @@ def test_email_carries_the_action_link(monkeypatch):
     assert request["Destination"] == {"ToAddresses": ["ann@example.com"]} and "ConfigurationSetName" not in request
     assert body["Text"]["Data"].endswith("Resume <now>: https://app.example/runs/1?a=1&b=2")
     assert body["Html"]["Data"].endswith('<a href="https://app.example/runs/1?a=1&amp;b=2">Resume &lt;now&gt;</a></p>')
+
+
+def test_a_queue_outage_leaves_the_rows_for_the_sweep_without_failing_the_caller(monkeypatch):
+    from contextlib import contextmanager
+
+    executed = []
+
+    class Conn:
+        def execute(self, sql, params=()):
+            executed.append((sql, params))
+
+    @contextmanager
+    def transaction(tenant_id):
+        yield Conn()
+
+    def queue_down(tenant_id, rows):
+        raise RuntimeError("SQS unavailable")
+
+    monkeypatch.setattr(service, "enqueue", queue_down)
+    monkeypatch.setattr(service.db, "tenant_transaction", transaction)
+    assert service._enqueue_or_release(TENANT, [{"id": "n1"}, {"id": "n2"}]) is False
+    [(sql, params)] = executed
+    assert "queued_at = NULL" in sql and params == (["n1", "n2"],)
