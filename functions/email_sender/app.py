@@ -8,6 +8,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from funnel.email.campaigns import EmailThrottled, deliver
 from funnel.observability import bind_tenant, logger
+from funnel.platform.errors import NotFound
 from funnel.platform import aws
 from funnel.settings import get_settings
 
@@ -19,11 +20,15 @@ def record_handler(record: SQSRecord) -> None:
     bind_tenant(message["tenant_id"])
     try:
         status = deliver(message["tenant_id"], message["message_id"], int(message.get("reminder_round") or 0))
+    except NotFound:  # the tenant (or its campaign) was deleted: nothing can ever be sent, so acknowledge
+        logger.warning("campaign message for a deleted tenant or campaign dropped",
+                       extra={"email_message_id": message["message_id"]})
+        return
     except EmailThrottled as exc:
         # Not a failure: queue it again for later, so throttling can never push it into the DLQ.
         settings = get_settings()
         aws.client("sqs").send_message(QueueUrl=settings.email_queue_url, MessageBody=record.body,
-                                       DelaySeconds=min(900, settings.email_throttle_delay_seconds))
+                                       DelaySeconds=min(900, exc.retry_after or settings.email_throttle_delay_seconds))
         logger.info("campaign message throttled", extra={"email_message_id": message["message_id"], "reason": str(exc)})
         return
     logger.info("campaign message processed", extra={"email_message_id": message["message_id"], "status": status})

@@ -8,12 +8,16 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from funnel.email.events_queue import write
 from funnel.observability import logger
+from funnel.platform.errors import NotFound
 
 processor = BatchProcessor(event_type=EventType.SQS)
 
 
 def record_handler(record: SQSRecord) -> None:
-    write(json.loads(record.body))
+    try:
+        write(json.loads(record.body))
+    except NotFound:  # the tenant was deleted since the event was queued: nothing to record it in
+        logger.warning("tracking event for a deleted tenant dropped")
 
 
 @logger.inject_lambda_context

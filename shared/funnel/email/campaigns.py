@@ -35,29 +35,67 @@ def _ses_client():
 
 
 class EmailThrottled(Exception):
-    """The tenant's sending limit (or SES) says not now: the message waits and is sent later."""
+    """The tenant's sending limit (or SES) says not now: the message waits ``retry_after`` seconds (None: the
+    configured ``email_throttle_delay_seconds``) and is sent later."""
+
+    def __init__(self, reason: str, retry_after: int | None = None) -> None:
+        super().__init__(reason)
+        self.retry_after = retry_after
 
 
 SES_THROTTLING = ("Throttling", "ThrottlingException", "TooManyRequestsException", "LimitExceededException")
 
 
-def _check_rate(conn: Connection) -> None:
+def take_send_slot(conn: Connection) -> None:
+    """Take one slot of the tenant's sending limits (per second and per rolling 24 hours), or raise
+    EmailThrottled. Called in a short transaction before the one that sends: senders queue on the tenant's
+    advisory lock only for this count-and-insert, never while SES or the SMTP server answers."""
     settings = get_settings()
-    sent = conn.execute("SELECT count(*) FILTER (WHERE last_sent_at > now() - interval '1 second') AS second, "
-                        "count(*) AS day FROM email_messages WHERE last_sent_at > now() - interval '1 day'").fetchone()
-    if sent["second"] >= settings.email_max_per_second or sent["day"] >= settings.email_max_per_day:
-        raise EmailThrottled(f"sending limit reached ({sent['second']}/s, {sent['day']} in 24 h)")
+    conn.execute("SELECT pg_advisory_xact_lock(hashtext('email-rate:' || current_setting('app.tenant_id')))")
+    sent = conn.execute("SELECT count(*) FILTER (WHERE taken_at > now() - interval '1 second') AS second, "
+                        "count(*) AS day FROM email_send_slots WHERE taken_at > now() - interval '1 day'").fetchone()
+    if sent["day"] >= settings.email_max_per_day:
+        raise EmailThrottled(f"daily sending limit reached ({sent['day']} in 24 h)")
+    if sent["second"] >= settings.email_max_per_second:  # the next second will do
+        raise EmailThrottled(f"sending limit reached ({sent['second']}/s)", retry_after=1)
+    conn.execute("INSERT INTO email_send_slots DEFAULT VALUES")
+    if sent["day"] % 1000 == 0:  # now and then, forget slots that left the window
+        conn.execute("DELETE FROM email_send_slots WHERE taken_at < now() - interval '1 day'")
+
+
+def contact_recipients(conn: Connection, *, contact_ids: list[str] | None = None,
+                       task_id: str | None = None) -> list[dict]:
+    """Recipients from outreach contacts (by id) or from a send task's targets: every contact with an
+    e-mail address; ``name`` is the contact person, ``company`` the company name."""
+    rows: list[dict] = []
+    columns = ("SELECT c.id::text AS contact_id, c.email::text AS email, c.default_contact_person AS name, "
+               "c.company_name AS company FROM contacts c ")
+    if contact_ids:
+        found = conn.execute(columns + "WHERE c.id = ANY(%s::uuid[])", (contact_ids,)).fetchall()
+        if len(found) != len(set(contact_ids)):
+            raise ValidationFailed("some contact_ids are not contacts of this tenant")
+        rows += [r for r in found if r["email"]]
+    if task_id:
+        if conn.execute("SELECT 1 FROM tasks WHERE id = %s", (task_id,)).fetchone() is None:
+            raise ValidationFailed("unknown task_id")
+        rows += conn.execute(columns + "JOIN task_targets t ON t.contact_id = c.id WHERE t.task_id = %s "
+                             "AND c.email IS NOT NULL ORDER BY t.id", (task_id,)).fetchall()
+    return rows
 
 
 def create_campaign(principal: Principal, *, name: str, subject: str, body: str, from_name: str,
                     sender_identity: str, recipients: list[dict], reminder_strategy: dict | None,
-                    smtp_profile_id: str | None = None) -> dict:
+                    smtp_profile_id: str | None = None, contact_ids: list[str] | None = None,
+                    task_id: str | None = None) -> dict:
     unknown = (placeholders(subject) | placeholders(body)) - VARIABLES
     if unknown:
         raise ValidationFailed(f"unknown variables {sorted(unknown)}; available: {sorted(VARIABLES)}")
-    if not recipients:
-        raise ValidationFailed("a campaign needs at least one recipient")
+    if not recipients and not contact_ids and not task_id:
+        raise ValidationFailed("a campaign needs recipients, contact_ids or a task_id")
     with db.tenant_transaction(principal.tenant_id) as conn:
+        recipients = list(recipients) + contact_recipients(conn, contact_ids=contact_ids, task_id=task_id)
+        if not recipients:
+            raise ValidationFailed("none of the given contacts has an e-mail address")
         from_address = get_settings().ses_from_address
         if smtp_profile_id:
             profile = conn.execute("SELECT from_address FROM smtp_profiles WHERE id = %s", (smtp_profile_id,)).fetchone()
@@ -65,10 +103,10 @@ def create_campaign(principal: Principal, *, name: str, subject: str, body: str,
                 raise ValidationFailed("unknown smtp_profile_id")
             from_address = profile["from_address"]
         campaign = conn.execute(
-            f"INSERT INTO email_campaigns (user_id, name, subject, body, from_name, from_address, sender_identity, "
-            f"reminder_strategy, smtp_profile_id) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
+            f"INSERT INTO email_campaigns (user_id, task_id, name, subject, body, from_name, from_address, "
+            f"sender_identity, reminder_strategy, smtp_profile_id) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
             f"RETURNING {CAMPAIGN_COLUMNS}",
-            (principal.user_id, name, subject, body, from_name, from_address, sender_identity,
+            (principal.user_id, task_id, name, subject, body, from_name, from_address, sender_identity,
              Jsonb(reminder_strategy) if reminder_strategy else None, smtp_profile_id)).fetchone()
         unique = {}
         for recipient in recipients:
@@ -209,10 +247,24 @@ def deliver(tenant_id: str, message_id: str, reminder_round: int = 0) -> str:
     message already sent (or a round already sent) is never sent again, however often the record is retried."""
     settings = get_settings()
     with db.tenant_transaction(tenant_id) as conn:
+        message = conn.execute("SELECT * FROM email_messages WHERE id = %s", (message_id,)).fetchone()
+        if message is None:
+            return "unknown message"
+        if reminder_round and message["reminder_sent"] >= reminder_round:
+            return "reminder already sent"
+        if message["status"] != ("sent" if reminder_round else "queued"):  # nothing to send: no slot taken
+            return message["status"] if not reminder_round else "reminder not due"
+        reason = safety.is_suppressed(conn, email=message["email"])
+        if reason and not reminder_round:
+            conn.execute("UPDATE email_messages SET status = 'suppressed', error = %s WHERE id = %s AND "
+                         "status = 'queued'", (reason, message_id))
+            return "suppressed"
+        take_send_slot(conn)
+    with db.tenant_transaction(tenant_id) as conn:
         message = conn.execute("SELECT * FROM email_messages WHERE id = %s FOR UPDATE SKIP LOCKED",
                                (message_id,)).fetchone()
         if message is None:
-            raise RuntimeError(f"message {message_id} is not visible or being sent")
+            raise RuntimeError(f"message {message_id} is being sent by another worker")
         campaign = get_campaign(conn, str(message["campaign_id"]))
         if reminder_round:
             return _deliver_reminder(conn, tenant_id, campaign, message, reminder_round)
@@ -223,24 +275,18 @@ def deliver(tenant_id: str, message_id: str, reminder_round: int = 0) -> str:
             conn.execute("UPDATE email_messages SET status = 'suppressed', error = %s WHERE id = %s",
                          (reason, message_id))
             return "suppressed"
-        _lock_and_check_rate(conn)
         mail = mime.build(campaign, message, tenant_id, tokens.tracking_key(), settings.public_base_url)
         provider_id = _transmit(conn, tenant_id, campaign, message, mail)
         conn.execute("UPDATE email_messages SET status = 'sent', sent_at = now(), last_sent_at = now(), provider_message_id = %s, "
                      "tracking_token = %s, next_reminder_at = now() + make_interval(secs => %s::float8 * 86400) "
                      "WHERE id = %s", (provider_id, mail["X-Funnel-Message"],
                                        _first_reminder_days(campaign["reminder_strategy"]), message_id))
-        remaining = conn.execute("SELECT count(*) AS n FROM email_messages WHERE campaign_id = %s AND status = 'queued'",
-                                 (campaign["id"],)).fetchone()["n"]
-        if remaining == 0:
+        remaining = conn.execute("SELECT 1 FROM email_messages WHERE campaign_id = %s AND status = 'queued' LIMIT 1",
+                                 (campaign["id"],)).fetchone()
+        if remaining is None:
             conn.execute("UPDATE email_campaigns SET status = 'sent' WHERE id = %s AND status = 'sending'",
                          (campaign["id"],))
     return "sent"
-
-
-def _lock_and_check_rate(conn: Connection) -> None:
-    conn.execute("SELECT pg_advisory_xact_lock(hashtext('email-rate:' || current_setting('app.tenant_id')))")
-    _check_rate(conn)
 
 
 def _rules(strategy: dict | None) -> list[dict]:
@@ -281,7 +327,6 @@ def _deliver_reminder(conn: Connection, tenant_id: str, campaign: dict, message:
     if rule is None or left or safety.is_suppressed(conn, email=message["email"]):
         conn.execute("UPDATE email_messages SET next_reminder_at = NULL WHERE id = %s", (message["id"],))
         return "reminder not due"
-    _lock_and_check_rate(conn)
     reminder = {**campaign, "subject": f"{strategy.get('subject_prefix', '【再送】')}{campaign['subject']}"}
     mail = mime.build(reminder, message, tenant_id, tokens.tracking_key(), get_settings().public_base_url)
     _transmit(conn, tenant_id, campaign, message, mail)

@@ -28,7 +28,10 @@ class CampaignBody(StrictModel):
     from_name: str = Field(min_length=1, max_length=200)
     sender_identity: str = Field(min_length=5, max_length=500,
                                  description="who sends: company, address, contact (特定電子メール法)")
-    recipients: list[Recipient] = Field(min_length=1, max_length=100_000)
+    recipients: list[Recipient] = Field(default_factory=list, max_length=100_000)
+    contact_ids: list[UUID] = Field(default_factory=list, max_length=100_000,
+                                    description="outreach contacts to send to (those with an e-mail address)")
+    task_id: UUID | None = Field(default=None, description="send to the contacts of an outreach send task")
     reminder_strategy: dict | None = None
     smtp_profile_id: UUID | None = Field(default=None, description="send through the tenant's SMTP server")
 
@@ -40,7 +43,9 @@ def create_campaign(body: CampaignBody, principal: Writer) -> dict:
     return campaigns.create_campaign(principal, name=body.name, subject=body.subject, body=body.body,
                                      from_name=body.from_name, sender_identity=body.sender_identity,
                                      recipients=recipients, reminder_strategy=body.reminder_strategy,
-                                     smtp_profile_id=str(body.smtp_profile_id) if body.smtp_profile_id else None)
+                                     smtp_profile_id=str(body.smtp_profile_id) if body.smtp_profile_id else None,
+                                     contact_ids=[str(c) for c in body.contact_ids],
+                                     task_id=str(body.task_id) if body.task_id else None)
 
 
 @router.get("/email-campaigns/{campaign_id}", tags=["email"])
