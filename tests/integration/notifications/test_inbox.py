@@ -226,3 +226,38 @@ def test_channels_are_set_per_workspace_or_user_and_never_shown(api, tenant):
     assert api.delete(f"/v1/notification-channels/{first.json()['id']}", headers=other["headers"]).status_code == 404
     assert api.delete(f"/v1/notification-channels/{own.json()['id']}", headers=member["headers"]).status_code == 204
     assert api.delete(f"/v1/notification-channels/{own.json()['id']}", headers=tenant.headers).status_code == 404
+
+
+def test_the_inbox_pages_with_a_cursor_newest_first(api, tenant):
+    member = _member(api, tenant)
+    for n in range(5):
+        service.notify(tenant.tenant_id, recipient_user_ids=[member["id"]], category="system", title=f"n{n}")
+    titles, cursor = [], None
+    while True:
+        page = api.get("/v1/notifications", headers=member["headers"],
+                       params={"limit": 2, **({"cursor": cursor} if cursor else {})}).json()
+        titles += [n["title"] for n in page["items"]]
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    assert titles == ["n4", "n3", "n2", "n1", "n0"]
+    assert api.get("/v1/notifications", headers=member["headers"], params={"cursor": "garbage"}).status_code == 422
+
+
+def test_an_admin_announcement_to_1000_users_through_the_api_is_one_batch(api, tenant):
+    with db.tenant_transaction(tenant.tenant_id) as conn:
+        ids = [str(r["id"]) for r in conn.execute(
+            "INSERT INTO users (email, role) SELECT 'api-bulk-' || g || '-' || %s || '@example.com', 'viewer' "
+            "FROM generate_series(1, 1000) AS g RETURNING id", (uuid.uuid4().hex[:6],)).fetchall()]
+    response = api.post("/v1/notifications", headers=tenant.headers, json={
+        "recipient_ids": ids, "category": "announcement", "title": "Maintenance tonight", "priority": "HIGH"})
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert body["count"] == 1000 and body["batch_id"] and len(body["items"]) == 100
+    with db.tenant_transaction(tenant.tenant_id) as conn:
+        batches = conn.execute("SELECT batch_id, count(*) AS n, bool_and(is_bulk_notification) AS bulk "
+                               "FROM notifications WHERE title = 'Maintenance tonight' GROUP BY batch_id").fetchall()
+    assert batches == [{"batch_id": uuid.UUID(body["batch_id"]), "n": 1000, "bulk": True}]
+    member = _member(api, tenant)
+    assert api.post("/v1/notifications", headers=member["headers"],
+                    json={"recipient_ids": ids[:1], "title": "not an admin"}).status_code == 403
