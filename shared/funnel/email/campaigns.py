@@ -156,15 +156,39 @@ def send(principal: Principal, campaign_id: str, send_at: datetime | None = None
     return {"campaign_id": campaign_id, "status": "sending", "queued": _queue_messages(principal.tenant_id, campaign_id)}
 
 
+FAN_OUT_CHUNK = 1000
+
+
 def _queue_messages(tenant_id: str, campaign_id: str) -> int:
+    """Hand the campaign to the email queue as one fan-out record (the sender expands it into one record per
+    message, FAN_OUT_CHUNK at a time), so sending 10,000 messages never holds up the API request. Returns how
+    many messages are waiting to be sent."""
     with db.tenant_transaction(tenant_id) as conn:
+        waiting = conn.execute("SELECT count(*) AS n FROM email_messages WHERE campaign_id = %s AND status = 'queued'",
+                               (campaign_id,)).fetchone()["n"]
+    if waiting:
+        _queue().send_message(QueueUrl=get_settings().email_queue_url, MessageBody=json.dumps(
+            {"tenant_id": tenant_id, "campaign_id": campaign_id, "after": None}))
+    return waiting
+
+
+def fan_out(tenant_id: str, campaign_id: str, after: str | None) -> int:
+    """Queue one record per still-queued message of the campaign (ids after ``after``, one chunk), and a
+    record for the next chunk. A retried chunk queues some messages twice; the sender sends each once."""
+    with db.tenant_transaction(tenant_id) as conn:
+        if conn.execute("SELECT status FROM email_campaigns WHERE id = %s", (campaign_id,)).fetchone() is None:
+            return 0
         ids = [str(r["id"]) for r in conn.execute(
-            "SELECT id FROM email_messages WHERE campaign_id = %s AND status = 'queued'", (campaign_id,))]
+            "SELECT id FROM email_messages WHERE campaign_id = %s AND status = 'queued' AND id > %s::uuid "
+            "ORDER BY id LIMIT %s", (campaign_id, after or "00000000-0000-0000-0000-000000000000", FAN_OUT_CHUNK))]
     queue_url = get_settings().email_queue_url
     for start in range(0, len(ids), SEND_BATCH):
         _queue().send_message_batch(QueueUrl=queue_url, Entries=[
             {"Id": str(i), "MessageBody": json.dumps({"tenant_id": tenant_id, "message_id": m})}
             for i, m in enumerate(ids[start:start + SEND_BATCH])])
+    if len(ids) == FAN_OUT_CHUNK:
+        _queue().send_message(QueueUrl=queue_url, MessageBody=json.dumps(
+            {"tenant_id": tenant_id, "campaign_id": campaign_id, "after": ids[-1]}))
     return len(ids)
 
 

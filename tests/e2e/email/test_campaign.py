@@ -76,6 +76,8 @@ def test_a_campaign_to_50_contacts_is_real_mime_and_tracks_opens_clicks_and_unsu
     click = re.search(r'href="([^"]+/t/c/[^"]+)"', html).group(1)
     path = lambda url: url.split(runtime.api_url, 1)[-1]  # noqa: E731 (local gateway = public base URL)
 
+    probed = api.head(path(pixel), headers={"user-agent": BROWSER})  # a link checker's HEAD: a machine event
+    assert probed.status_code == 200 and probed.headers["content-type"] == "image/gif"
     opened = api.get(path(pixel), headers={"user-agent": BROWSER})
     assert opened.status_code == 200 and opened.headers["content-type"] == "image/gif"
     assert "no-store" in opened.headers["cache-control"] and opened.content.startswith(b"GIF89a")
@@ -92,7 +94,7 @@ def test_a_campaign_to_50_contacts_is_real_mime_and_tracks_opens_clicks_and_unsu
     stats = api.get(f"/v1/email-campaigns/{campaign['id']}/stats", headers=tenant.headers).json()
     assert stats["sent"] == 49 and stats["messages"]["suppressed"] == 1
     assert stats["opened"] == {"total": 1, "unique": 1}
-    assert stats["clicked"] == {"total": 1, "unique": 1} and stats["machine_events_excluded"] == 1
+    assert stats["clicked"] == {"total": 1, "unique": 1} and stats["machine_events_excluded"] == 2
     assert stats["links"] == [{"url": "https://docs.example.com/whitepaper.pdf", "unique": 1, "total": 1}]
     assert stats["rounds"][0]["sent"] == 49 and stats["rounds"][0]["opened"]["unique"] == 1
 
