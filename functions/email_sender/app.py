@@ -26,20 +26,36 @@ def record_handler(record: SQSRecord) -> None:
             return
         logger.info("campaign fanned out", extra={"campaign_id": message["campaign_id"], "queued": queued})
         return
-    try:
-        status = deliver(message["tenant_id"], message["message_id"], int(message.get("reminder_round") or 0))
-    except NotFound:  # the tenant (or its campaign) was deleted: nothing can ever be sent, so acknowledge
-        logger.warning("campaign message for a deleted tenant or campaign dropped",
-                       extra={"email_message_id": message["message_id"]})
-        return
-    except EmailThrottled as exc:
-        # Not a failure: queue it again for later, so throttling can never push it into the DLQ.
-        settings = get_settings()
-        aws.client("sqs").send_message(QueueUrl=settings.email_queue_url, MessageBody=record.body,
-                                       DelaySeconds=min(900, exc.retry_after or settings.email_throttle_delay_seconds))
-        logger.info("campaign message throttled", extra={"email_message_id": message["message_id"], "reason": str(exc)})
-        return
-    logger.info("campaign message processed", extra={"email_message_id": message["message_id"], "status": status})
+    ids = message.get("message_ids") or [message["message_id"]]
+    failed = []
+    for index, message_id in enumerate(ids):
+        try:
+            status = deliver(message["tenant_id"], message_id, int(message.get("reminder_round") or 0))
+        except NotFound:  # the tenant (or its campaign) was deleted: nothing can ever be sent, so acknowledge
+            logger.warning("campaign message for a deleted tenant or campaign dropped",
+                           extra={"email_message_id": message_id})
+            return
+        except EmailThrottled as exc:
+            # Not a failure: the rest waits and is queued again, so throttling never pushes it into the DLQ.
+            _requeue(message, ids[index:], exc.retry_after or get_settings().email_throttle_delay_seconds)
+            logger.info("campaign messages throttled", extra={"email_message_id": message_id, "reason": str(exc),
+                                                              "waiting": len(ids) - index})
+            break
+        except Exception:
+            if len(ids) == 1:
+                raise  # the queue retries it, then the DLQ keeps it
+            logger.exception("campaign message failed; retried on its own", extra={"email_message_id": message_id})
+            failed.append(message_id)
+            continue
+        logger.info("campaign message processed", extra={"email_message_id": message_id, "status": status})
+    for message_id in failed:  # one bad message must not hold back (or dead-letter) the others of its record
+        _requeue(message, [message_id], 0)
+
+
+def _requeue(message: dict, ids: list[str], delay: int) -> None:
+    body = {k: v for k, v in message.items() if k not in ("message_id", "message_ids")}
+    aws.client("sqs").send_message(QueueUrl=get_settings().email_queue_url, DelaySeconds=min(900, delay),
+                                   MessageBody=json.dumps({**body, "message_ids": ids}))
 
 
 @logger.inject_lambda_context

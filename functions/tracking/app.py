@@ -54,7 +54,28 @@ def _record(tenant_id: str, message_id: str, kind: str, url: str | None, event: 
         enqueue(payload)
 
 
+UNAVAILABLE = ("<!doctype html><html><head><meta charset=\"utf-8\"></head><body><h1>しばらくしてからもう一度お試しください"
+               "</h1><p>Please try again in a moment.</p></body></html>")
+
+
 def handler(event, context):
+    try:
+        return _route(event)
+    except Exception:  # e.g. the signing key cannot be read: the recipient still gets a page, never a 500
+        import logging
+
+        logging.getLogger("funnel.tracking").exception("tracking request failed")
+        if event.get("rawPath", "").startswith("/t/o/"):
+            return _gif()
+        return _html(503, UNAVAILABLE, {"retry-after": "30"})
+
+
+def _gif() -> dict:
+    return {"statusCode": 200, "headers": {"content-type": "image/gif", **NO_CACHE},
+            "body": base64.b64encode(GIF).decode(), "isBase64Encoded": True}
+
+
+def _route(event):
     from funnel.email.tokens import InvalidToken, verify
 
     path = event.get("rawPath", "")
@@ -63,8 +84,7 @@ def handler(event, context):
         if path.startswith("/t/o/") and path.endswith(".gif"):
             tenant_id, message_id, _ = verify(_tracking_key(), path[len("/t/o/"):-len(".gif")], "o")
             _record(tenant_id, message_id, "open", None, event)
-            return {"statusCode": 200, "headers": {"content-type": "image/gif", **NO_CACHE},
-                    "body": base64.b64encode(GIF).decode(), "isBase64Encoded": True}
+            return _gif()
         if path.startswith("/t/c/"):
             tenant_id, message_id, url = verify(_tracking_key(), path[len("/t/c/"):], "c")
             if not url or not url.startswith(("https://", "http://")):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Request
@@ -21,6 +22,17 @@ class Recipient(StrictModel):
     contact_id: UUID | None = None
 
 
+class ReminderRule(StrictModel):
+    when: Literal["not_opened", "opened_not_clicked"]
+    after_days: float = Field(gt=0, le=365, description="days after the previous mail")
+
+
+class ReminderStrategy(StrictModel):
+    rules: list[ReminderRule] = Field(min_length=1, max_length=4)
+    max_reminders: int = Field(default=1, ge=0, le=10)
+    subject_prefix: str = Field(default="【再送】", max_length=50)
+
+
 class CampaignBody(StrictModel):
     name: str = Field(min_length=1, max_length=200)
     subject: str = Field(min_length=1, max_length=300)
@@ -32,7 +44,7 @@ class CampaignBody(StrictModel):
     contact_ids: list[UUID] = Field(default_factory=list, max_length=100_000,
                                     description="outreach contacts to send to (those with an e-mail address)")
     task_id: UUID | None = Field(default=None, description="send to the contacts of an outreach send task")
-    reminder_strategy: dict | None = None
+    reminder_strategy: ReminderStrategy | None = None
     smtp_profile_id: UUID | None = Field(default=None, description="send through the tenant's SMTP server")
 
 
@@ -42,7 +54,8 @@ def create_campaign(body: CampaignBody, principal: Writer) -> dict:
                   for r in body.recipients]
     return campaigns.create_campaign(principal, name=body.name, subject=body.subject, body=body.body,
                                      from_name=body.from_name, sender_identity=body.sender_identity,
-                                     recipients=recipients, reminder_strategy=body.reminder_strategy,
+                                     recipients=recipients,
+                                     reminder_strategy=body.reminder_strategy.model_dump() if body.reminder_strategy else None,
                                      smtp_profile_id=str(body.smtp_profile_id) if body.smtp_profile_id else None,
                                      contact_ids=[str(c) for c in body.contact_ids],
                                      task_id=str(body.task_id) if body.task_id else None)

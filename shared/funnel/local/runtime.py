@@ -30,7 +30,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from funnel.local import lambdas
+from funnel.local import lambdas, moto_sqs
 from funnel.local.lambdas import ACCOUNT_ID, REGION, LambdaContext
 from funnel.local.template import (BUCKET, FUNCTION, HTTP_API, QUEUE, SCHEDULE_GROUP, SECRET, STATE_MACHINE,
                                    FunctionSpec, SamTemplate)
@@ -327,6 +327,7 @@ class LocalRuntime:
         logging.getLogger("moto.stepfunctions.parser").setLevel(logging.CRITICAL)  # Fail states log huge reprs
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         lambdas.install(self.time_scale)
+        moto_sqs.install()  # several pollers per queue, as MaximumConcurrency asks
         self._moto_server = ThreadedMotoServer(ip_address=self.host, port=self.moto_port, verbose=False)
         self._moto_server.start()
         # moto's backends are process globals: forget what a previous runtime left behind.

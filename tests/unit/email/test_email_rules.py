@@ -255,6 +255,18 @@ def test_when_the_database_is_down_the_event_is_queued_and_the_answer_unchanged(
                                 "dedup_key": f"open:{MESSAGE}:r-1"}]
 
 
+def test_when_the_signing_key_is_unreadable_the_recipient_still_gets_a_pixel_or_a_page(tracking):
+    def unreadable():
+        raise RuntimeError("Secrets Manager unreachable")
+
+    tracking._key = None
+    tracking._tracking_key = unreadable
+    pixel = tracking.handler(_event(f"/t/o/{tokens.sign(KEY, 'o', TENANT, MESSAGE)}.gif"), None)
+    assert pixel["statusCode"] == 200 and pixel["headers"]["content-type"] == "image/gif"
+    click = tracking.handler(_event(f"/t/c/{tokens.sign(KEY, 'c', TENANT, MESSAGE, 'https://a.example/')}"), None)
+    assert click["statusCode"] == 503 and "location" not in click["headers"]
+
+
 def test_the_tracking_function_imports_no_framework_or_sdk():
     import subprocess
     import sys
