@@ -20,7 +20,7 @@ dev: install
 	$(BIN)/funnel dev
 
 test: install
-	bash scripts/install-system-deps.sh postgresql chromium wordpress
+	bash scripts/install-system-deps.sh postgresql chromium wordpress walkthrough
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile -q
 
 bench: install

@@ -37,10 +37,12 @@ def _html(status: int, body: str, headers: dict | None = None) -> dict:
             "body": body}
 
 
-def _record(tenant_id: str, message_id: str, kind: str, url: str | None, event: dict) -> None:
+def _record(token, kind: str, url: str | None, event: dict) -> None:
     http = event.get("requestContext", {}).get("http", {})
     request_id = event.get("requestContext", {}).get("requestId")
+    tenant_id, message_id = token.tenant_id, token.message_id
     payload = {"tenant_id": tenant_id, "message_id": message_id, "type": kind, "url": url,
+               "reminder_round": token.reminder_round,
                "user_agent": http.get("userAgent"), "ip": http.get("sourceIp"), "method": http.get("method", "GET"),
                "dedup_key": f"{kind}:{message_id}:{request_id}" if request_id else None}
     try:
@@ -82,33 +84,34 @@ def _route(event):
     method = event.get("requestContext", {}).get("http", {}).get("method", "GET")
     try:
         if path.startswith("/t/o/") and path.endswith(".gif"):
-            tenant_id, message_id, _ = verify(_tracking_key(), path[len("/t/o/"):-len(".gif")], "o")
-            _record(tenant_id, message_id, "open", None, event)
+            token = verify(_tracking_key(), path[len("/t/o/"):-len(".gif")], "o")
+            _record(token, "open", None, event)
             return _gif()
         if path.startswith("/t/c/"):
-            tenant_id, message_id, url = verify(_tracking_key(), path[len("/t/c/"):], "c")
+            token = verify(_tracking_key(), path[len("/t/c/"):], "c")
+            url = token.url
             if not url or not url.startswith(("https://", "http://")):
                 raise InvalidToken("no target")
-            _record(tenant_id, message_id, "click", url, event)
+            _record(token, "click", url, event)
             return {"statusCode": 302, "headers": {"location": url, **NO_CACHE}, "body": ""}
         if path.startswith("/t/a/"):  # attachment download: signed, expiring, tracked
             import time
 
             from funnel.email.campaigns import attachment_download
 
-            tenant_id, message_id, reference = verify(_tracking_key(), path[len("/t/a/"):], "a")
-            attachment_id, _, expires = (reference or "").partition(":")
+            token = verify(_tracking_key(), path[len("/t/a/"):], "a")
+            attachment_id, _, expires = (token.url or "").partition(":")
             if not expires.isdigit() or int(expires) < time.time():
                 return _html(410, EXPIRED)
-            found = attachment_download(tenant_id, message_id, attachment_id)
+            found = attachment_download(token.tenant_id, token.message_id, attachment_id)
             if found is None:
                 raise InvalidToken("unknown attachment")
-            _record(tenant_id, message_id, "click", f"attachment:{found[0]}", event)
+            _record(token, "click", f"attachment:{found[0]}", event)
             return {"statusCode": 302, "headers": {"location": found[1], **NO_CACHE}, "body": ""}
         if path.startswith("/u/"):
-            tenant_id, message_id, _ = verify(_tracking_key(), path[len("/u/"):], "u")
+            token = verify(_tracking_key(), path[len("/u/"):], "u")
             if method == "POST":  # RFC 8058 one-click, or the confirmation form
-                _record(tenant_id, message_id, "unsubscribe", None, event)
+                _record(token, "unsubscribe", None, event)
                 return _html(200, DONE_PAGE)
             return _html(200, CONFIRM_PAGE)
     except InvalidToken:

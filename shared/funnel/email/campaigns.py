@@ -354,7 +354,8 @@ def _deliver_reminder(conn: Connection, tenant_id: str, campaign: dict, message:
         conn.execute("UPDATE email_messages SET next_reminder_at = NULL WHERE id = %s", (message["id"],))
         return "reminder not due"
     reminder = {**campaign, "subject": f"{strategy.get('subject_prefix', '【再送】')}{campaign['subject']}"}
-    mail = mime.build(reminder, message, tenant_id, tokens.tracking_key(), get_settings().public_base_url)
+    mail = mime.build(reminder, message, tenant_id, tokens.tracking_key(), get_settings().public_base_url,
+                      reminder_round)
     _transmit(conn, tenant_id, campaign, message, mail)
     more = reminder_round < int(strategy.get("max_reminders", 1))
     next_days = min(float(r.get("after_days", 3)) for r in _rules(strategy)) if more else None

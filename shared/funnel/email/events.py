@@ -46,9 +46,10 @@ def is_machine(event_type: str, user_agent: str | None, method: str, seconds_sin
 
 
 def record_event(tenant_id: str, message_id: str, event_type: str, *, url: str | None, user_agent: str | None,
-                 ip: str | None, method: str, dedup_key: str | None) -> bool:
-    """Write one event (once per ``dedup_key``); an unsubscribe also puts the address on the shared
-    do-not-contact list and stops reminders. Returns False for an unknown message or a duplicate."""
+                 ip: str | None, method: str, dedup_key: str | None, reminder_round: int | None = None) -> bool:
+    """Write one event (once per ``dedup_key``) for the mail of ``reminder_round`` (from the token; None: the
+    round the recipient was last sent); an unsubscribe also puts the address on the shared do-not-contact
+    list and stops reminders. Returns False for an unknown message or a duplicate."""
     from funnel import db
 
     with db.tenant_transaction(tenant_id) as conn:
@@ -63,7 +64,8 @@ def record_event(tenant_id: str, message_id: str, event_type: str, *, url: str |
             "reminder_round) VALUES (%s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s) "
             "ON CONFLICT (tenant_id, dedup_key) DO NOTHING RETURNING id",
             (message_id, event_type, url, (user_agent or "")[:500], ip, reason is not None,
-             json.dumps({"machine": reason}) if reason else None, dedup_key, message["reminder_sent"])).fetchone()
+             json.dumps({"machine": reason}) if reason else None, dedup_key,
+             message["reminder_sent"] if reminder_round is None else reminder_round)).fetchone()
         if inserted is None:
             return False
         if event_type == "unsubscribe":

@@ -17,4 +17,4 @@ def write(payload: dict) -> None:
 
     record_event(payload["tenant_id"], payload["message_id"], payload["type"], url=payload.get("url"),
                  user_agent=payload.get("user_agent"), ip=payload.get("ip"), method=payload.get("method", "GET"),
-                 dedup_key=payload.get("dedup_key"))
+                 dedup_key=payload.get("dedup_key"), reminder_round=payload.get("reminder_round"))

@@ -25,24 +25,28 @@ def personalise(text: str, recipient: dict) -> str:
     return PLACEHOLDER.sub(lambda m: str(values.get(m.group(1), "")), text)
 
 
-def _attachment_links(campaign: dict, tenant_id: str, message_id: str, key: bytes, base: str) -> list[tuple[str, str]]:
+def _attachment_links(campaign: dict, tenant_id: str, message_id: str, key: bytes, base: str,
+                      reminder_round: int) -> list[tuple[str, str]]:
     """Tracked download links that stop working after ATTACHMENT_LINK_DAYS (the expiry is signed)."""
     expires = int(time.time()) + ATTACHMENT_LINK_DAYS * 86400
     links = []
     for attachment in campaign.get("attachment_urls") or []:
-        token = tokens.sign(key, "a", tenant_id, message_id, f"{attachment['id']}:{expires}")
+        token = tokens.sign(key, "a", tenant_id, message_id, f"{attachment['id']}:{expires}", reminder_round)
         links.append((attachment["filename"], f"{base}/t/a/{token}"))
     return links
 
 
-def build(campaign: dict, recipient: dict, tenant_id: str, key: bytes, public_base_url: str) -> MIMEMultipart:
+def build(campaign: dict, recipient: dict, tenant_id: str, key: bytes, public_base_url: str,
+          reminder_round: int = 0) -> MIMEMultipart:
+    """The message of ``recipient`` (its ``id`` is the email_messages row); ``reminder_round`` > 0 for a
+    reminder, so its opens and clicks count for that round."""
     message_id = str(recipient["id"])
     base = public_base_url.rstrip("/")
-    unsubscribe = f"{base}/u/{tokens.sign(key, 'u', tenant_id, message_id)}"
+    unsubscribe = f"{base}/u/{tokens.sign(key, 'u', tenant_id, message_id, None, reminder_round)}"
     text = personalise(campaign["body"], recipient)
 
     def tracked(url: str) -> str:
-        return f"{base}/t/c/{tokens.sign(key, 'c', tenant_id, message_id, url)}"
+        return f"{base}/t/c/{tokens.sign(key, 'c', tenant_id, message_id, url, reminder_round)}"
 
     footer_text = (f"\n\n--\n{campaign['from_name']} <{campaign['from_address']}>\n{campaign['sender_identity']}\n"
                    f"配信停止 / Unsubscribe: {unsubscribe}\n")
@@ -54,12 +58,12 @@ def build(campaign: dict, recipient: dict, tenant_id: str, key: bytes, public_ba
         last = match.end()
     parts.append(html.escape(text[last:]))
     body_html = "".join(parts).replace("\n", "<br>\n")
-    downloads = _attachment_links(campaign, tenant_id, message_id, key, base)
+    downloads = _attachment_links(campaign, tenant_id, message_id, key, base, reminder_round)
     if downloads:
         text += "\n\n添付資料 / Attachments:\n" + "\n".join(f"{name}: {url}" for name, url in downloads)
         body_html += "<p>添付資料 / Attachments:<br>" + "<br>".join(
             f'<a href="{html.escape(url)}">{html.escape(name)}</a>' for name, url in downloads) + "</p>"
-    pixel = f"{base}/t/o/{tokens.sign(key, 'o', tenant_id, message_id)}.gif"
+    pixel = f"{base}/t/o/{tokens.sign(key, 'o', tenant_id, message_id, None, reminder_round)}.gif"
     html_document = (
         f"<!doctype html><html><body>{body_html}"
         f"<hr><p style=\"font-size:12px;color:#666\">{html.escape(campaign['from_name'])} "

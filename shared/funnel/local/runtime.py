@@ -210,13 +210,18 @@ class LocalRuntime:
         self._set_template_environment()
         self._verify_sender()
         reset_funnel_caches()
-        if self.pg is not None:
-            from funnel.platform.migrations import prepare_control
-
-            prepare_control()
+        if self.pg is not None:  # data kept from an earlier start is brought up to the code's migrations
+            self._migrate()
         self._start_workers(self._store.fired())
         if first_start:  # generated keys must survive even a killed process
             self.snapshot()
+
+    def _migrate(self) -> None:
+        from funnel.platform.migrations import migrate_all
+
+        for result in migrate_all(workers=1):  # threads are running here, so no worker processes
+            if not result.ok:
+                log.error("tenant database of %s not migrated: %s", ",".join(result.tenant_slugs), result.error)
 
     def stop(self) -> None:
         if not self._running:

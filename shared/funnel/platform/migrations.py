@@ -2,7 +2,7 @@
 
 ``migrate_all`` upgrades the control DB, then every tenant database in parallel
 worker processes (alembic keeps per-process global state, so threads would
-collide); a failing tenant is reported with its error and does not stop the
+collide), or one after another in this process with ``workers=1``; a failing tenant is reported with its error and does not stop the
 others.
 """
 from __future__ import annotations
@@ -115,6 +115,13 @@ def migrate_all(workers: int = 4, progress: Callable[[int, int, TenantMigrationR
     results: list[TenantMigrationResult] = []
     if not databases:
         return results
+    if workers <= 1:  # in this process, one at a time (what a process with running threads needs: no fork)
+        for url, slugs in databases.items():
+            result = TenantMigrationResult(url, slugs, *_upgrade_one(url))
+            results.append(result)
+            if progress:
+                progress(len(results), len(databases), result)
+        return sorted(results, key=lambda r: r.tenant_slugs[0])
     context = multiprocessing.get_context("fork" if sys.platform != "win32" else "spawn")
     with ProcessPoolExecutor(max_workers=max(1, min(workers, len(databases))), mp_context=context) as pool:
         futures = {pool.submit(_upgrade_one, url): url for url in databases}

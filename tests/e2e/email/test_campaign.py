@@ -204,6 +204,35 @@ def test_a_reminder_round_goes_only_to_recipients_who_still_qualify(runtime, api
     assert stats["unsubscribed"] == 1 and stats["machine_events_excluded"] == 1
 
 
+def test_an_open_of_the_first_mail_after_a_reminder_counts_for_the_first_round(runtime, api, tenant):
+    reader = f"late-{uuid.uuid4().hex[:6]}@example.org"
+    campaign = _campaign(api, tenant, [{"email": reader}],
+                         reminder_strategy={"rules": [{"when": "not_opened", "after_days": 3}], "max_reminders": 1})
+    api.post(f"/v1/email-campaigns/{campaign['id']}/send", headers=tenant.headers)
+    _wait_sent(tenant, campaign["id"], 1)
+    with db.tenant_transaction(tenant.tenant_id) as conn:
+        conn.execute("UPDATE email_messages SET sent_at = now() - interval '4 days', last_sent_at = now() - "
+                     "interval '4 days', next_reminder_at = now() - interval '1 minute' WHERE campaign_id = %s",
+                     (campaign["id"],))
+    assert runtime.invoke("EmailRemindersFunction", {})["reminders_queued"] == 1
+    first, reminder = _wait_mail(reader, 2)
+    with db.tenant_transaction(tenant.tenant_id) as conn:  # an hour later (a click within seconds is a scanner's)
+        conn.execute("UPDATE email_messages SET last_sent_at = now() - interval '1 hour' WHERE campaign_id = %s",
+                     (campaign["id"],))
+    path = lambda url: url.split(runtime.api_url, 1)[-1]  # noqa: E731 (local gateway = public base URL)
+
+    def link(mail, pattern: str) -> str:
+        return path(re.search(pattern, mail.get_body(("html",)).get_content()).group(1))
+
+    # The reader finally opens the first mail, then clicks in the reminder: each counts for its own mail.
+    assert api.get(link(first, r'src="([^"]+/t/o/[^"]+\.gif)"'), headers={"user-agent": BROWSER}).status_code == 200
+    assert api.get(link(reminder, r'href="([^"]+/t/c/[^"]+)"'), headers={"user-agent": BROWSER}).status_code == 302
+    rounds = {r["round"]: r for r in api.get(f"/v1/email-campaigns/{campaign['id']}/stats",
+                                             headers=tenant.headers).json()["rounds"]}
+    assert rounds[0]["opened"]["unique"] == 1 and rounds[0]["clicked"]["unique"] == 0
+    assert rounds[1]["opened"]["unique"] == 0 and rounds[1]["clicked"]["unique"] == 1
+
+
 def test_a_scheduled_campaign_goes_out_when_due_and_a_cancelled_one_never(runtime, api, tenant):
     import datetime as dt
 

@@ -30,8 +30,17 @@ TRACKING_APP = Path(__file__).resolve().parents[3] / "functions" / "tracking" / 
 
 def test_a_token_round_trips_and_carries_tenant_message_and_target():
     token = tokens.sign(KEY, "c", TENANT, MESSAGE, "https://docs.example.com/a.pdf?x=1&y=日本")
-    assert tokens.verify(KEY, token, "c") == (TENANT, MESSAGE, "https://docs.example.com/a.pdf?x=1&y=日本")
+    assert tokens.verify(KEY, token, "c") == (TENANT, MESSAGE, "https://docs.example.com/a.pdf?x=1&y=日本", 0)
     assert "/" not in token and "+" not in token and "=" not in token  # URL-safe in a path segment
+
+
+def test_a_reminders_tokens_carry_its_round():
+    assert tokens.verify(KEY, tokens.sign(KEY, "o", TENANT, MESSAGE, None, 2), "o") == (TENANT, MESSAGE, None, 2)
+    assert tokens.verify(KEY, tokens.sign(KEY, "c", TENANT, MESSAGE, "https://a.example/", 1), "c").reminder_round == 1
+    reminder = mime.build(CAMPAIGN, RECIPIENT, TENANT, KEY, "https://t.example.com", reminder_round=1).as_bytes()
+    html = email.message_from_bytes(reminder, policy=email.policy.default).get_body(("html",)).get_content()
+    pixel = html.split('<img src="', 1)[1].split('"', 1)[0]
+    assert tokens.verify(KEY, pixel.rsplit("/t/o/", 1)[1][:-4], "o").reminder_round == 1
 
 
 @pytest.mark.parametrize("mutate", [
@@ -40,6 +49,8 @@ def test_a_token_round_trips_and_carries_tenant_message_and_target():
     lambda t: tokens.sign(b"another key", "c", TENANT, MESSAGE, "https://docs.example.com/"),
     lambda t: tokens.sign(KEY, "o", TENANT, MESSAGE),                        # another kind
     lambda t: "garbage", lambda t: "", lambda t: "a.b.c", lambda t: "%%%.###",
+    lambda t: tokens._b64(b'["c","t","m",null,-1]') + "." + tokens._b64(  # a signed but negative round
+        __import__("hmac").new(KEY, tokens._b64(b'["c","t","m",null,-1]').encode(), "sha256").digest()[:16]),
 ])
 def test_a_tampered_foreign_or_malformed_token_is_refused(mutate):
     good = tokens.sign(KEY, "c", TENANT, MESSAGE, "https://docs.example.com/")
@@ -84,7 +95,7 @@ def test_a_message_is_multipart_alternative_with_utf8_headers_one_click_and_opt_
     assert mail["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     unsubscribe = str(mail["List-Unsubscribe"]).strip().strip("<>")  # may be folded onto a second line
     assert unsubscribe.startswith("https://t.example.com/u/")
-    assert tokens.verify(KEY, unsubscribe.rsplit("/", 1)[1], "u") == (TENANT, MESSAGE, None)
+    assert tokens.verify(KEY, unsubscribe.rsplit("/", 1)[1], "u") == (TENANT, MESSAGE, None, 0)
     text, html = mail.get_body(("plain",)).get_content(), mail.get_body(("html",)).get_content()
     for part in (text, html):
         assert "株式会社サンプル" in part and "配信停止" in part and unsubscribe in part and "sales@example.co.jp" in part
@@ -251,6 +262,7 @@ def test_when_the_database_is_down_the_event_is_queued_and_the_answer_unchanged(
     answer = tracking.handler(_event(f"/t/o/{tokens.sign(KEY, 'o', TENANT, MESSAGE)}.gif"), None)
     assert answer["statusCode"] == 200 and answer["headers"]["content-type"] == "image/gif"
     assert tracking.queued == [{"tenant_id": TENANT, "message_id": MESSAGE, "type": "open", "url": None,
+                                "reminder_round": 0,
                                 "user_agent": BROWSER, "ip": "198.51.100.7", "method": "GET",
                                 "dedup_key": f"open:{MESSAGE}:r-1"}]
 
