@@ -25,11 +25,15 @@ def tracer():
 
 
 def bind_tenant(tenant_id: str | None, user_id: str | None = None) -> None:
-    """Attach the tenant (and user) to every following log line, trace and metric."""
+    """Attach the tenant (and user) to every following log line, trace and metric of this request.
+
+    The keys live in the logger's context-local keys, not its global ones: an API request's tenant ends with
+    the request (Mangum runs each in its own task), and where several requests share a process (the local
+    runtime's threads) each line carries its own request's tenant, never a neighbour's."""
     if tenant_id is None:
-        logger.remove_keys(["tenant_id", "user_id"])
+        logger.thread_safe_remove_keys(["tenant_id", "user_id"])
         return
-    logger.append_keys(tenant_id=tenant_id, user_id=user_id)
+    logger.thread_safe_append_keys(tenant_id=tenant_id, user_id=user_id)
     if tracer.cache_info().currsize:
         try:
             tracer().put_annotation(key="tenant_id", value=tenant_id)

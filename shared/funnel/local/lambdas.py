@@ -89,6 +89,7 @@ def call_handler(handler: Handler, event: Any, context: Any) -> Any:
     pollers and moto call from worker threads that have none. A loop made here
     is closed afterwards, or every request would leak its sockets.
     """
+    _label_log_lines(context)
     try:
         asyncio.get_event_loop_policy().get_event_loop()
         has_loop = True
@@ -103,6 +104,19 @@ def call_handler(handler: Handler, event: Any, context: Any) -> Any:
     finally:
         asyncio.set_event_loop(None)
         loop.close()
+
+
+def _label_log_lines(context: Any) -> None:
+    """Lambda runs one function per process; here all share one, and Powertools keeps the Lambda context in
+    its logger's global keys, so a thread's lines would show whichever function started last. This thread's
+    context-local keys win over the global ones."""
+    from funnel.observability import logger
+
+    if getattr(context, "function_name", None):
+        logger.thread_safe_append_keys(function_name=context.function_name,
+                                       function_arn=context.invoked_function_arn,
+                                       function_request_id=context.aws_request_id,
+                                       function_memory_size=context.memory_limit_in_mb)
 
 
 def invoke(reference: str, event: Any) -> Any:
