@@ -1,22 +1,25 @@
 """Scheduled every 5 minutes: queue the campaigns scheduled for now and the reminders that are due, in every
-tenant (the email sender sends them, within the tenant's sending limits)."""
+tenant (the email sender sends them, within the tenant's sending limits), and mark the campaigns with nothing left
+to send as sent."""
 from __future__ import annotations
 
-from funnel.email.campaigns import send_due_reminders, send_scheduled
+from funnel.email.campaigns import complete_sent_campaigns, send_due_reminders, send_scheduled
 from funnel.observability import bind_tenant, logger
 from funnel.platform.tenants import active_tenant_ids
 
 
 @logger.inject_lambda_context
 def handler(event, context):
-    reminders = queued = failed = 0
+    reminders = queued = completed = failed = 0
     for tenant_id in active_tenant_ids():
         bind_tenant(tenant_id)
         try:
             queued += send_scheduled(tenant_id)
             reminders += send_due_reminders(tenant_id)
+            completed += complete_sent_campaigns(tenant_id)
         except Exception:  # one broken tenant database must not stop the others
             failed += 1
             logger.exception("reminders failed for a tenant")
     bind_tenant(None)
-    return {"reminders_queued": reminders, "scheduled_messages_queued": queued, "failed_tenants": failed}
+    return {"reminders_queued": reminders, "scheduled_messages_queued": queued,
+            "campaigns_completed": completed, "failed_tenants": failed}

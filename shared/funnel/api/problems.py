@@ -30,7 +30,8 @@ def problem(status: int, detail: str, *, instance: str | None = None, type_suffi
 
 
 def from_error(error: FunnelError, instance: str | None = None) -> JSONResponse:
-    headers = {"Retry-After": "60"} if error.status == 429 else None
+    retry_after = {429: "60", 503: "5"}.get(error.status)
+    headers = {"Retry-After": retry_after} if retry_after else None
     if error.status == 401:
         headers = {"WWW-Authenticate": "Bearer"}
     return problem(error.status, error.detail, instance=instance, type_suffix=error.type_suffix,

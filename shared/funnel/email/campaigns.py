@@ -3,19 +3,21 @@ never), record tracking events, stats."""
 from __future__ import annotations
 
 import json
+import smtplib
 import uuid
 from datetime import datetime, timezone
 
+from botocore.exceptions import BotoCoreError, ClientError
 from psycopg import Connection
 from psycopg.types.json import Jsonb
 
-from funnel.platform import aws
 from funnel import db
 from funnel.email import mime, smtp, tokens
 from funnel.email.events import is_machine, record_event  # noqa: F401 (the tracking events live there)
 from funnel.outreach import safety
-from funnel.platform import audit, storage
-from funnel.platform.errors import Conflict, NotFound, ValidationFailed
+from funnel.platform import audit, aws, storage
+from funnel.platform.errors import Conflict, NotFound, ServiceUnavailable, ValidationFailed
+from funnel.platform.pagination import Page, decode_cursor, encode_cursor, keyset_page
 from funnel.platform.principal import Principal
 from funnel.platform.prompts import placeholders
 from funnel.settings import get_settings
@@ -126,9 +128,8 @@ def create_campaign(principal: Principal, *, name: str, subject: str, body: str,
             (campaign["id"], [r.get("contact_id") for r in unique.values()], list(unique),
              [safety.normalized("domain", a.split("@", 1)[1]) for a in unique],
              [r.get("name") for r in unique.values()], [r.get("company") for r in unique.values()]))
-        seen = unique
         audit.record(conn, principal, "email_campaign.create", "email_campaign", campaign["id"],
-                     {"recipients": len(seen)})
+                     {"recipients": len(unique)})
     return campaign
 
 
@@ -138,6 +139,30 @@ def get_campaign(conn: Connection, campaign_id: str, for_update: bool = False) -
     if row is None:
         raise NotFound("campaign not found")
     return row
+
+
+def list_campaigns(conn: Connection, cursor: str | None, limit: int, status: str | None = None) -> Page:
+    return keyset_page(conn, table="email_campaigns", columns=CAMPAIGN_COLUMNS, cursor=cursor, limit=limit,
+                       filters={"status": status})
+
+
+MESSAGE_COLUMNS = "id, email, name, company, status, reminder_sent, sent_at, error"
+
+
+def list_messages(conn: Connection, campaign_id: str, cursor: str | None, limit: int,
+                  status: str | None = None) -> Page:
+    """A campaign's messages by address (the campaign's unique (campaign_id, email) index is the keyset)."""
+    get_campaign(conn, campaign_id)
+    clauses, params = ["campaign_id = %s"], [campaign_id]
+    if status:
+        clauses.append("status = %s")
+        params.append(status)
+    if cursor:
+        clauses.append("email > %s")
+        params.append(str(decode_cursor(cursor, 1)[0]))
+    rows = conn.execute(f"SELECT {MESSAGE_COLUMNS} FROM email_messages WHERE {' AND '.join(clauses)} "
+                        f"ORDER BY email LIMIT %s", (*params, limit + 1)).fetchall()
+    return Page.from_rows(rows, limit, lambda r: encode_cursor([r["email"]]))
 
 
 def send(principal: Principal, campaign_id: str, send_at: datetime | None = None) -> dict:
@@ -151,56 +176,81 @@ def send(principal: Principal, campaign_id: str, send_at: datetime | None = None
                      ("scheduled" if later else "sending", send_at, campaign_id))
         audit.record(conn, principal, "email_campaign.send", "email_campaign", campaign_id,
                      {"send_at": send_at.isoformat() if later else None})
-    if later:
-        return {"campaign_id": campaign_id, "status": "scheduled", "send_at": send_at.isoformat()}
-    return {"campaign_id": campaign_id, "status": "sending", "queued": _queue_messages(principal.tenant_id, campaign_id)}
+        if later:
+            return {"campaign_id": campaign_id, "status": "scheduled", "send_at": send_at.isoformat()}
+        queued = _queue_campaign(conn, principal.tenant_id, campaign_id)
+    return {"campaign_id": campaign_id, "status": "sending", "queued": queued}
 
 
 FAN_OUT_CHUNK = 1000
 IDS_PER_RECORD = 10  # messages per sender record: 10x fewer queue operations, each still sent once
 
 
-def _queue_messages(tenant_id: str, campaign_id: str) -> int:
-    """Hand the campaign to the email queue as one fan-out record (the sender expands it into one record per
-    message, FAN_OUT_CHUNK at a time), so sending 10,000 messages never holds up the API request. Returns how
-    many messages are waiting to be sent."""
-    with db.tenant_transaction(tenant_id) as conn:
-        waiting = conn.execute("SELECT count(*) AS n FROM email_messages WHERE campaign_id = %s AND status = 'queued'",
-                               (campaign_id,)).fetchone()["n"]
-    if waiting:
+def _queue_campaign(conn: Connection, tenant_id: str, campaign_id: str) -> int:
+    """Hand a campaign that is becoming 'sending' (in ``conn``'s open transaction) to the email queue as one
+    fan-out record (the sender expands it into one record per message, FAN_OUT_CHUNK at a time), so sending
+    10,000 messages never holds up the API request. Returns how many messages are waiting to be sent.
+
+    The record is queued before the transaction commits: if the queue is unreachable nothing changes (the
+    campaign stays a draft, or scheduled) and the send can simply be tried again. The fan-out waits for this
+    commit before it reads the campaign, and drops the record if the transaction rolled back."""
+    waiting = conn.execute("SELECT count(*) AS n FROM email_messages WHERE campaign_id = %s AND status = 'queued'",
+                           (campaign_id,)).fetchone()["n"]
+    if not waiting:  # every recipient is suppressed: nothing to send
+        conn.execute("UPDATE email_campaigns SET status = 'sent' WHERE id = %s", (campaign_id,))
+        return 0
+    try:
         _queue().send_message(QueueUrl=get_settings().email_queue_url, MessageBody=json.dumps(
             {"tenant_id": tenant_id, "campaign_id": campaign_id, "after": None}))
+    except (BotoCoreError, ClientError) as exc:
+        raise ServiceUnavailable("the sending queue cannot be reached; nothing was sent, try again") from exc
     return waiting
+
+
+def _queue_records(bodies: list[dict]) -> None:
+    """Queue records on the email queue, SEND_BATCH per call. Raises if any entry was refused, so the caller's
+    record (or transaction) is retried rather than a message silently never queued."""
+    queue_url = get_settings().email_queue_url
+    for start in range(0, len(bodies), SEND_BATCH):
+        answer = _queue().send_message_batch(QueueUrl=queue_url, Entries=[
+            {"Id": str(i), "MessageBody": json.dumps(body)} for i, body in enumerate(bodies[start:start + SEND_BATCH])])
+        if answer.get("Failed"):
+            raise RuntimeError(f"the email queue refused {len(answer['Failed'])} records: {answer['Failed'][0]}")
 
 
 def fan_out(tenant_id: str, campaign_id: str, after: str | None) -> int:
     """Queue one record per still-queued message of the campaign (ids after ``after``, one chunk), and a
     record for the next chunk. A retried chunk queues some messages twice; the sender sends each once."""
     with db.tenant_transaction(tenant_id) as conn:
-        if conn.execute("SELECT status FROM email_campaigns WHERE id = %s", (campaign_id,)).fetchone() is None:
+        # FOR SHARE waits for the transaction that queued this record (see _queue_campaign) to end.
+        campaign = conn.execute("SELECT status FROM email_campaigns WHERE id = %s FOR SHARE", (campaign_id,)).fetchone()
+        if campaign is None or campaign["status"] != "sending":
             return 0
         ids = [str(r["id"]) for r in conn.execute(
             "SELECT id FROM email_messages WHERE campaign_id = %s AND status = 'queued' AND id > %s::uuid "
             "ORDER BY id LIMIT %s", (campaign_id, after or "00000000-0000-0000-0000-000000000000", FAN_OUT_CHUNK))]
-    queue_url = get_settings().email_queue_url
-    records = [ids[i:i + IDS_PER_RECORD] for i in range(0, len(ids), IDS_PER_RECORD)]
-    for start in range(0, len(records), SEND_BATCH):
-        _queue().send_message_batch(QueueUrl=queue_url, Entries=[
-            {"Id": str(i), "MessageBody": json.dumps({"tenant_id": tenant_id, "message_ids": group})}
-            for i, group in enumerate(records[start:start + SEND_BATCH])])
+    _queue_records([{"tenant_id": tenant_id, "message_ids": ids[i:i + IDS_PER_RECORD]}
+                    for i in range(0, len(ids), IDS_PER_RECORD)])
     if len(ids) == FAN_OUT_CHUNK:
-        _queue().send_message(QueueUrl=queue_url, MessageBody=json.dumps(
+        _queue().send_message(QueueUrl=get_settings().email_queue_url, MessageBody=json.dumps(
             {"tenant_id": tenant_id, "campaign_id": campaign_id, "after": ids[-1]}))
     return len(ids)
 
 
 def send_scheduled(tenant_id: str) -> int:
-    """Queue the campaigns whose ``send_at`` has come (called by the 5-minute schedule)."""
+    """Queue the campaigns whose ``send_at`` has come (called by the 5-minute schedule). Each is moved to
+    'sending' in its own transaction with its queue record, so a queue outage leaves it scheduled for the next run
+    and two overlapping runs queue it once."""
     with db.tenant_transaction(tenant_id) as conn:
         due = [str(r["id"]) for r in conn.execute(
-            "UPDATE email_campaigns SET status = 'sending' WHERE status = 'scheduled' AND send_at <= now() "
-            "RETURNING id")]
-    return sum(_queue_messages(tenant_id, campaign_id) for campaign_id in due)
+            "SELECT id FROM email_campaigns WHERE status = 'scheduled' AND send_at <= now() ORDER BY send_at")]
+    queued = 0
+    for campaign_id in due:
+        with db.tenant_transaction(tenant_id) as conn:
+            if conn.execute("UPDATE email_campaigns SET status = 'sending' WHERE id = %s AND status = 'scheduled' "
+                            "RETURNING id", (campaign_id,)).fetchone():
+                queued += _queue_campaign(conn, tenant_id, campaign_id)
+    return queued
 
 
 def add_attachment(principal: Principal, campaign_id: str, filename: str, content_type: str) -> dict:
@@ -247,9 +297,24 @@ def cancel(principal: Principal, campaign_id: str) -> dict:
     return {"campaign_id": campaign_id, "status": "cancelled", "cancelled_messages": cancelled}
 
 
+class SendRefused(Exception):
+    """The provider refused this message for good, so retrying cannot help. ``bounce``: the recipient address
+    itself was refused (a synchronous hard bounce, treated like one reported by SES)."""
+
+    def __init__(self, reason: str, bounce: bool = False) -> None:
+        super().__init__(reason)
+        self.reason, self.bounce = reason, bounce
+
+
+# SES v2 errors about this message itself (sender not verified, invalid address, content refused). Account-wide
+# states (suspended, sending paused) are not among them: they are retried and end in the DLQ, kept for later.
+SES_REFUSALS = ("MessageRejected", "BadRequestException", "MailFromDomainNotVerifiedException")
+
+
 def _transmit(conn: Connection, tenant_id: str, campaign: dict, message: dict, mail) -> str:
     """Send one rendered message through the campaign's channel (the tenant's SMTP profile, or SES v2 raw
-    MIME with the configuration set and routing tags). SES throttling becomes EmailThrottled (retried later)."""
+    MIME with the configuration set and routing tags). SES throttling becomes EmailThrottled (retried later); a
+    permanent refusal (SES, or an SMTP 5xx) becomes SendRefused; anything else is raised to be retried."""
     settings = get_settings()
     message_id = str(message["id"])
     request = {"FromEmailAddress": campaign["from_address"], "Destination": {"ToAddresses": [message["email"]]},
@@ -262,10 +327,61 @@ def _transmit(conn: Connection, tenant_id: str, campaign: dict, message: dict, m
         if campaign["smtp_profile_id"]:
             return smtp.send(conn, tenant_id, str(campaign["smtp_profile_id"]), mail, message["email"])
         return _ses_client().send_email(**request)["MessageId"]
-    except Exception as exc:  # SES throttling waits like our own limit; other errors fail the record
-        if getattr(exc, "response", {}).get("Error", {}).get("Code") in SES_THROTTLING:
-            raise EmailThrottled(f"SES throttled: {exc}") from exc
+    except smtplib.SMTPRecipientsRefused as exc:
+        code, reply = next(iter(exc.recipients.values()))
+        if code >= 500:
+            raise SendRefused(f"SMTP {code} {_text(reply)}", bounce=True) from exc
         raise
+    except (smtplib.SMTPSenderRefused, smtplib.SMTPDataError) as exc:
+        if exc.smtp_code >= 500:
+            raise SendRefused(f"SMTP {exc.smtp_code} {_text(exc.smtp_error)}") from exc
+        raise
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        if error.get("Code") in SES_THROTTLING:  # waits like our own limit
+            raise EmailThrottled(f"SES throttled: {exc}") from exc
+        if error.get("Code") in SES_REFUSALS:
+            raise SendRefused(f"SES {error['Code']}: {error.get('Message', '')}") from exc
+        raise
+
+
+def _text(reply: bytes | str) -> str:
+    return reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
+
+
+def _record_refusal(conn: Connection, message: dict, refusal: SendRefused, reminder_round: int) -> str:
+    """A refused address is a hard bounce (event, suppression, status 'bounced'); a refused first message is
+    'failed' with the reason; a refused reminder leaves the message as it was, with no further reminders."""
+    if refusal.bounce:
+        conn.execute("INSERT INTO email_events (email_message_id, type, detail, dedup_key) VALUES (%s, 'bounce', %s, %s) "
+                     "ON CONFLICT (tenant_id, dedup_key) DO NOTHING",
+                     (message["id"], Jsonb({"bounceType": "Permanent", "diagnostic": refusal.reason,
+                                            "reported_by": "smtp"}), f"refused:{message['id']}:{reminder_round}"))
+        safety.suppress(conn, "email", message["email"], "hard_bounce", "smtp")
+        status = "bounced"
+    else:
+        status = "sent" if reminder_round else "failed"
+    conn.execute("UPDATE email_messages SET status = %s, error = %s, next_reminder_at = NULL WHERE id = %s",
+                 (status, refusal.reason, message["id"]))
+    return status
+
+
+def _complete_when_nothing_queued(conn: Connection, campaign_id=None) -> int:
+    """Mark sending campaigns (one, or all) 'sent' once none of their messages waits. A campaign row that another
+    transaction holds is skipped, never waited on: a cancel holds it while it locks the messages a sender holds.
+    Two senders finishing the last two messages at once may each still see the other's as queued; the 5-minute
+    schedule (complete_sent_campaigns) catches those."""
+    return conn.execute(
+        "UPDATE email_campaigns c SET status = 'sent' WHERE c.id IN (SELECT id FROM email_campaigns "
+        "WHERE status = 'sending' AND (%s::uuid IS NULL OR id = %s::uuid) FOR NO KEY UPDATE SKIP LOCKED) "
+        "AND NOT EXISTS (SELECT 1 FROM email_messages m WHERE m.campaign_id = c.id AND m.status = 'queued')",
+        (campaign_id, campaign_id)).rowcount
+
+
+def complete_sent_campaigns(tenant_id: str) -> int:
+    """The schedule's sweep: every sending campaign with no message left to send becomes 'sent'."""
+    with db.tenant_transaction(tenant_id) as conn:
+        return _complete_when_nothing_queued(conn)
 
 
 def deliver(tenant_id: str, message_id: str, reminder_round: int = 0) -> str:
@@ -284,6 +400,7 @@ def deliver(tenant_id: str, message_id: str, reminder_round: int = 0) -> str:
         if reason and not reminder_round:
             conn.execute("UPDATE email_messages SET status = 'suppressed', error = %s WHERE id = %s AND "
                          "status = 'queued'", (reason, message_id))
+            _complete_when_nothing_queued(conn, message["campaign_id"])
             return "suppressed"
         take_send_slot(conn)
     with db.tenant_transaction(tenant_id) as conn:
@@ -300,18 +417,20 @@ def deliver(tenant_id: str, message_id: str, reminder_round: int = 0) -> str:
         if reason:
             conn.execute("UPDATE email_messages SET status = 'suppressed', error = %s WHERE id = %s",
                          (reason, message_id))
+            _complete_when_nothing_queued(conn, campaign["id"])
             return "suppressed"
         mail = mime.build(campaign, message, tenant_id, tokens.tracking_key(), settings.public_base_url)
-        provider_id = _transmit(conn, tenant_id, campaign, message, mail)
+        try:
+            provider_id = _transmit(conn, tenant_id, campaign, message, mail)
+        except SendRefused as refusal:
+            status = _record_refusal(conn, message, refusal, 0)
+            _complete_when_nothing_queued(conn, campaign["id"])
+            return status
         conn.execute("UPDATE email_messages SET status = 'sent', sent_at = now(), last_sent_at = now(), provider_message_id = %s, "
                      "tracking_token = %s, next_reminder_at = now() + make_interval(secs => %s::float8 * 86400) "
                      "WHERE id = %s", (provider_id, mail["X-Funnel-Message"],
                                        _first_reminder_days(campaign["reminder_strategy"]), message_id))
-        remaining = conn.execute("SELECT 1 FROM email_messages WHERE campaign_id = %s AND status = 'queued' LIMIT 1",
-                                 (campaign["id"],)).fetchone()
-        if remaining is None:
-            conn.execute("UPDATE email_campaigns SET status = 'sent' WHERE id = %s AND status = 'sending'",
-                         (campaign["id"],))
+        _complete_when_nothing_queued(conn, campaign["id"])
     return "sent"
 
 
@@ -356,7 +475,11 @@ def _deliver_reminder(conn: Connection, tenant_id: str, campaign: dict, message:
     reminder = {**campaign, "subject": f"{strategy.get('subject_prefix', '【再送】')}{campaign['subject']}"}
     mail = mime.build(reminder, message, tenant_id, tokens.tracking_key(), get_settings().public_base_url,
                       reminder_round)
-    _transmit(conn, tenant_id, campaign, message, mail)
+    try:
+        _transmit(conn, tenant_id, campaign, message, mail)
+    except SendRefused as refusal:
+        _record_refusal(conn, message, refusal, reminder_round)
+        return "reminder refused"
     more = reminder_round < int(strategy.get("max_reminders", 1))
     next_days = min(float(r.get("after_days", 3)) for r in _rules(strategy)) if more else None
     conn.execute("UPDATE email_messages SET reminder_sent = %s, last_sent_at = now(), next_reminder_at = "
@@ -389,13 +512,8 @@ def send_due_reminders(tenant_id: str, limit: int = 1000) -> int:
             conn.execute(f"UPDATE email_messages SET next_reminder_at = now() + interval '{REMINDER_LEASE}' "
                          "WHERE id = %s", (message["id"],))
             due_rounds.append((str(message["id"]), message["reminder_sent"] + 1))
-        queue_url = get_settings().email_queue_url
         # Queued before the commit: if the commit fails the sender still checks the round, so nothing doubles.
-        for start in range(0, len(due_rounds), SEND_BATCH):
-            _queue().send_message_batch(QueueUrl=queue_url, Entries=[
-                {"Id": str(i), "MessageBody": json.dumps({"tenant_id": tenant_id, "message_id": m,
-                                                          "reminder_round": n})}
-                for i, (m, n) in enumerate(due_rounds[start:start + SEND_BATCH])])
+        _queue_records([{"tenant_id": tenant_id, "message_id": m, "reminder_round": n} for m, n in due_rounds])
     return len(due_rounds)
 
 

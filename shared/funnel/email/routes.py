@@ -1,15 +1,14 @@
 """Document e-mail API: campaigns, sending, messages, stats."""
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Request
-from pydantic import Field
+from pydantic import AwareDatetime, Field
 
 from funnel import db
-from funnel.api.deps import Admin, CurrentPrincipal, Email, StrictModel, Writer
+from funnel.api.deps import Admin, CurrentPrincipal, Cursor, Email, Limit, StrictModel, Writer, page_body
 from funnel.email import campaigns, smtp
 
 router = APIRouter(prefix="/v1")
@@ -48,6 +47,14 @@ class CampaignBody(StrictModel):
     smtp_profile_id: UUID | None = Field(default=None, description="send through the tenant's SMTP server")
 
 
+@router.get("/email-campaigns", tags=["email"])
+def list_campaigns(principal: CurrentPrincipal, limit: Limit = 50, cursor: Cursor = None,
+                   status: Literal["draft", "scheduled", "sending", "sent", "cancelled"] | None = None) -> dict:
+    """The tenant's campaigns, newest first."""
+    with db.tenant_transaction(principal.tenant_id) as conn:
+        return page_body(campaigns.list_campaigns(conn, cursor, limit, status))
+
+
 @router.post("/email-campaigns", status_code=201, tags=["email"])
 def create_campaign(body: CampaignBody, principal: Writer) -> dict:
     recipients = [{**r.model_dump(), "contact_id": str(r.contact_id) if r.contact_id else None}
@@ -68,7 +75,7 @@ def get_campaign(campaign_id: UUID, principal: CurrentPrincipal) -> dict:
 
 
 class SendBody(StrictModel):
-    send_at: datetime | None = Field(default=None, description="send later (default: now)")
+    send_at: AwareDatetime | None = Field(default=None, description="send later (default: now); with its UTC offset")
 
 
 @router.post("/email-campaigns/{campaign_id}/send", tags=["email"])
@@ -92,13 +99,15 @@ def cancel_campaign(campaign_id: UUID, principal: Writer) -> dict:
     return campaigns.cancel(principal, str(campaign_id))
 
 
+MessageStatus = Literal["queued", "sent", "suppressed", "bounced", "complained", "failed", "cancelled"]
+
+
 @router.get("/email-campaigns/{campaign_id}/messages", tags=["email"])
-def list_messages(campaign_id: UUID, principal: CurrentPrincipal) -> dict:
+def list_messages(campaign_id: UUID, principal: CurrentPrincipal, limit: Limit = 50, cursor: Cursor = None,
+                  status: MessageStatus | None = None) -> dict:
+    """The campaign's messages by address, a page at a time; ``status=failed`` lists the ones to look at."""
     with db.tenant_transaction(principal.tenant_id) as conn:
-        campaigns.get_campaign(conn, str(campaign_id))
-        return {"items": conn.execute(
-            "SELECT id, email, name, company, status, reminder_sent, sent_at, error FROM email_messages "
-            "WHERE campaign_id = %s ORDER BY email", (str(campaign_id),)).fetchall()}
+        return page_body(campaigns.list_messages(conn, str(campaign_id), cursor, limit, status))
 
 
 @router.get("/email-campaigns/{campaign_id}/stats", tags=["email"])

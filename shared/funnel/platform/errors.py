@@ -40,3 +40,7 @@ class RateLimited(FunnelError):
 
 class PaymentRequired(FunnelError):
     status, title, type_suffix = 402, "Payment required", "payment-required"
+
+
+class ServiceUnavailable(FunnelError):
+    status, title, type_suffix = 503, "Service unavailable", "unavailable"

@@ -333,3 +333,116 @@ def test_attachments_become_tracked_expiring_download_links(runtime, api, tenant
     assert api.get(f"/t/a/{expired}").status_code == 410
     forged = tokens.sign(b"not the key", "a", tenant.tenant_id, str(row["id"]), f"{attachment['id']}:9999999999")
     assert api.get(f"/t/a/{forged}").status_code == 404
+
+
+def test_bad_campaign_input_is_a_422_problem_and_creates_nothing(runtime, api):
+    tenant = new_tenant()
+    valid = {"name": "資料送付", "subject": "{{company_name}} 様", "from_name": "山田 太郎",
+             "sender_identity": "株式会社サンプル商事 東京都千代田区", "body": "{{name}} 様",
+             "recipients": [{"email": "reader@example.org"}]}
+    for change in ({"subject": "{{title}} のご案内"},  # not a template variable
+                   {"recipients": [{"email": "not an address"}]},
+                   {"recipients": []},
+                   {"sender_identity": ""},  # the Act on Specified Electronic Mail wants a sender
+                   {"reminder_strategy": {"rules": []}},
+                   {"reminder_strategy": {"rules": [{"when": "bounced", "after_days": 3}]}},
+                   {"reminder_strategy": {"rules": [{"when": "not_opened", "after_days": 0}]}},
+                   {"smtp_profile_id": str(uuid.uuid4())},
+                   {"surprise": True}):
+        refused = api.post("/v1/email-campaigns", headers=tenant.headers, json={**valid, **change})
+        assert refused.status_code == 422, (change, refused.text)
+        assert refused.headers["content-type"] == "application/problem+json"
+    with db.tenant_transaction(tenant.tenant_id) as conn:
+        assert conn.execute("SELECT (SELECT count(*) FROM email_campaigns) + (SELECT count(*) FROM email_messages) "
+                            "AS n").fetchone()["n"] == 0
+
+    campaign = _campaign(api, tenant, [{"email": f"later-{uuid.uuid4().hex[:6]}@example.org"}])
+    for send_at in ("2030-01-01T09:00:00", "next tuesday"):  # a time without its offset is ambiguous
+        refused = api.post(f"/v1/email-campaigns/{campaign['id']}/send", headers=tenant.headers,
+                           json={"send_at": send_at})
+        assert refused.status_code == 422, refused.text
+    assert api.get(f"/v1/email-campaigns/{campaign['id']}", headers=tenant.headers).json()["status"] == "draft"
+
+
+def test_when_the_queue_is_unreachable_a_send_changes_nothing_and_can_be_tried_again(runtime, api, tenant, monkeypatch):
+    from botocore.exceptions import EndpointConnectionError
+
+    class UnreachableQueue:
+        def send_message(self, **kwargs):
+            raise EndpointConnectionError(endpoint_url="https://sqs.us-east-1.amazonaws.com/")
+
+    readers = [f"retry{i}-{uuid.uuid4().hex[:6]}@example.org" for i in range(2)]
+    campaign = _campaign(api, tenant, [{"email": r} for r in readers])
+    monkeypatch.setattr(campaigns, "_queue", UnreachableQueue)
+    refused = api.post(f"/v1/email-campaigns/{campaign['id']}/send", headers=tenant.headers)
+    assert refused.status_code == 503 and refused.headers["retry-after"], refused.text
+    assert api.get(f"/v1/email-campaigns/{campaign['id']}", headers=tenant.headers).json()["status"] == "draft"
+    monkeypatch.undo()  # the queue is back: the same request now goes through
+
+    sent = api.post(f"/v1/email-campaigns/{campaign['id']}/send", headers=tenant.headers)
+    assert sent.status_code == 200 and sent.json()["queued"] == 2, sent.text
+    assert [r["status"] for r in _wait_sent(tenant, campaign["id"], 2)] == ["sent", "sent"]
+    assert all(len(_sent_raw(r)) == 1 for r in readers)
+    assert api.get(f"/v1/email-campaigns/{campaign['id']}", headers=tenant.headers).json()["status"] == "sent"
+
+
+def test_a_message_ses_refuses_is_failed_with_its_reason_and_the_campaign_still_completes(runtime, api, monkeypatch):
+    from funnel.settings import reset_settings
+
+    tenant = new_tenant()
+    reader = f"refused-{uuid.uuid4().hex[:6]}@example.org"
+    monkeypatch.setenv("FUNNEL_SES_FROM_ADDRESS", "sales@unverified.example.net")  # SES refuses this sender
+    reset_settings()
+    try:
+        campaign = _campaign(api, tenant, [{"email": reader}])
+    finally:
+        monkeypatch.undo()
+        reset_settings()
+    api.post(f"/v1/email-campaigns/{campaign['id']}/send", headers=tenant.headers)
+    deadline = time.monotonic() + 30
+    while api.get(f"/v1/email-campaigns/{campaign['id']}", headers=tenant.headers).json()["status"] != "sent":
+        assert time.monotonic() < deadline, "the campaign never completed"
+        time.sleep(0.1)
+    [message] = api.get(f"/v1/email-campaigns/{campaign['id']}/messages", headers=tenant.headers,
+                        params={"status": "failed"}).json()["items"]
+    assert message["email"] == reader and "MessageRejected" in message["error"], message
+    assert not _sent_raw(reader)
+    stats = api.get(f"/v1/email-campaigns/{campaign['id']}/stats", headers=tenant.headers).json()
+    assert stats["sent"] == 0 and stats["messages"] == {"failed": 1}
+
+    assert api.post("/v1/do-not-contact", headers=tenant.headers,
+                    json={"kind": "email", "value": reader, "reason": "manual"}).status_code == 201
+    everyone_suppressed = _campaign(api, tenant, [{"email": reader}])
+    answer = api.post(f"/v1/email-campaigns/{everyone_suppressed['id']}/send", headers=tenant.headers).json()
+    assert answer["queued"] == 0  # nothing to send: the campaign is complete at once
+    assert api.get(f"/v1/email-campaigns/{everyone_suppressed['id']}", headers=tenant.headers).json()["status"] == "sent"
+
+
+def test_campaigns_and_their_messages_are_listed_a_page_at_a_time_and_only_to_their_tenant(runtime, api):
+    tenant, other = new_tenant(), new_tenant()
+    readers = sorted(f"page{i}-{uuid.uuid4().hex[:6]}@example.org" for i in range(5))
+    first = _campaign(api, tenant, [{"email": r} for r in readers])
+    second = _campaign(api, tenant, [{"email": readers[0]}])
+    api.post(f"/v1/email-campaigns/{second['id']}/cancel", headers=tenant.headers)
+
+    listed = api.get("/v1/email-campaigns", headers=tenant.headers).json()
+    assert [c["id"] for c in listed["items"]] == [second["id"], first["id"]] and listed["next_cursor"] is None
+    drafts = api.get("/v1/email-campaigns", headers=tenant.headers, params={"status": "draft"}).json()["items"]
+    assert [c["id"] for c in drafts] == [first["id"]]
+    assert api.get("/v1/email-campaigns", headers=other.headers).json()["items"] == []
+
+    seen, cursor = [], None
+    while True:
+        page = api.get(f"/v1/email-campaigns/{first['id']}/messages", headers=tenant.headers,
+                       params={"limit": 2, **({"cursor": cursor} if cursor else {})}).json()
+        seen += [m["email"] for m in page["items"]]
+        if not (cursor := page["next_cursor"]):
+            break
+    assert seen == readers
+    cancelled = api.get(f"/v1/email-campaigns/{second['id']}/messages", headers=tenant.headers,
+                        params={"status": "cancelled"}).json()["items"]
+    assert [m["email"] for m in cancelled] == [readers[0]]
+    for params in ({"cursor": "not-a-cursor"}, {"status": "lost"}, {"limit": 0}):
+        assert api.get(f"/v1/email-campaigns/{first['id']}/messages", headers=tenant.headers,
+                       params=params).status_code == 422
+    assert api.get(f"/v1/email-campaigns/{first['id']}/messages", headers=other.headers).status_code == 404

@@ -27,6 +27,12 @@ class Inbox:
     def __init__(self) -> None:
         self.messages: list[tuple[list[str], bytes]] = []
 
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802 (aiosmtpd hook)
+        if address.startswith("nobody-"):
+            return "550 5.1.1 No such user here"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
     async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd hook name)
         self.messages.append((envelope.rcpt_tos, envelope.content))
         return "250 OK"
@@ -95,6 +101,33 @@ def test_a_campaign_goes_through_the_tenants_smtp_server_with_starttls(api, smtp
     mail = email.message_from_bytes(raw, policy=email.policy.default)
     assert recipients == [reader] and mail["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert "sales@sample.example.com" in str(mail["From"]) and str(mail["Subject"]) == "ご案内"
+
+
+def test_an_address_the_smtp_server_refuses_is_a_hard_bounce_and_suppressed(api, smtp_server):
+    controller, inbox = smtp_server
+    tenant = new_tenant()
+    profile = api.post("/v1/smtp-profiles", headers=tenant.headers, json={
+        "name": "office relay", "host": "127.0.0.1", "port": controller.port, "username": "mailer",
+        "password": "s3cret!", "from_address": "sales@sample.example.com"}).json()
+    reader, nobody = (f"{who}-{uuid.uuid4().hex[:6]}@example.org" for who in ("reader", "nobody"))
+    campaign = api.post("/v1/email-campaigns", headers=tenant.headers, json={
+        "name": "via smtp", "subject": "ご案内", "from_name": "営業部", "sender_identity": "株式会社サンプル 東京都",
+        "body": "{{name}} 様", "recipients": [{"email": reader}, {"email": nobody}],
+        "smtp_profile_id": profile["id"]}).json()
+    api.post(f"/v1/email-campaigns/{campaign['id']}/send", headers=tenant.headers)
+    deadline = time.monotonic() + 30
+    while api.get(f"/v1/email-campaigns/{campaign['id']}", headers=tenant.headers).json()["status"] != "sent":
+        assert time.monotonic() < deadline, "the campaign never completed"
+        time.sleep(0.1)
+    assert [recipients for recipients, _ in inbox.messages] == [[reader]]
+    messages = {m["email"]: m for m in api.get(f"/v1/email-campaigns/{campaign['id']}/messages",
+                                               headers=tenant.headers).json()["items"]}
+    assert messages[reader]["status"] == "sent"
+    assert messages[nobody]["status"] == "bounced" and "550" in messages[nobody]["error"]
+    stats = api.get(f"/v1/email-campaigns/{campaign['id']}/stats", headers=tenant.headers).json()
+    assert stats["bounced"] == 1 and stats["sent"] == 2
+    suppressed = api.get("/v1/do-not-contact", headers=tenant.headers, params={"kind": "email"}).json()["items"]
+    assert [(s["value"], s["reason"]) for s in suppressed] == [(nobody, "hard_bounce")]
 
 
 def test_smtp_hosts_on_private_networks_are_refused(api):
