@@ -69,12 +69,20 @@ def _stored_reference(ctx: Ctx) -> dict | None:
 def _begin(ctx: Ctx) -> None:
     with db.tenant_transaction(ctx.tenant_id) as conn:
         run = runs.get_run(conn, ctx.run_id, for_update=True)
-        if run["status"] in ("paused", "cancelled"):
-            raise RunHalted(f"the run is {run['status']}")
-        if run["status"] in ("pending", "failed"):
-            runs.update_run(conn, ctx.run_id, status="running")
-        ctx.config = run["config"] or {}
-        runs.start_step(conn, ctx.run_id, ctx.step, ctx.item_key)
+        halted = run["status"] in ("paused", "cancelled")
+        if halted and run["status"] == "paused":
+            # Recorded under the run's lock, so a resume either came first (the run is running again and this
+            # step goes on) or sees that this execution is stopping and starts a new one: the execution may
+            # still look RUNNING to Step Functions for a moment after this.
+            runs.update_run(conn, ctx.run_id, config={**(run["config"] or {}),
+                                                      "halted_execution": run["execution_arn"]})
+        elif not halted:
+            if run["status"] in ("pending", "failed"):
+                runs.update_run(conn, ctx.run_id, status="running")
+            ctx.config = run["config"] or {}
+            runs.start_step(conn, ctx.run_id, ctx.step, ctx.item_key)
+    if halted:
+        raise RunHalted(f"the run is {run['status']}")
 
 
 def _finish(ctx: Ctx, result: StepResult) -> dict:
@@ -293,6 +301,9 @@ STEPS: dict[str, Callable[[Ctx], StepResult]] = {
 def _complete_run(ctx: Ctx, reference: dict) -> None:
     with db.tenant_transaction(ctx.tenant_id) as conn:
         run = runs.get_run(conn, ctx.run_id, for_update=True)
+        if run["status"] == "paused":  # as in _begin: a resume now starts a new execution, which completes it
+            runs.update_run(conn, ctx.run_id, config={**(run["config"] or {}),
+                                                      "halted_execution": run["execution_arn"]})
         if run["status"] in ("paused", "cancelled"):
             return
         runs.update_run(conn, ctx.run_id, status="completed", current_step="finalize", error_message=None)

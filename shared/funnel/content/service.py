@@ -386,7 +386,8 @@ def resume_run(principal: Principal, run_id: str) -> dict:
         run = _owned_run(conn, run_id)
         if run["status"] not in ("failed", "paused"):
             raise Conflict(f"a {run['status']} run cannot be resumed")
-        still_running = run["status"] == "paused" and _execution_running(run)
+        halted = (run["config"] or {}).get("halted_execution")
+        still_running = (run["status"] == "paused" and halted != run["execution_arn"] and _execution_running(run))
         row = runs.update_run(conn, run_id, status="running" if still_running else "pending", error_message=None)
         job = (run["config"] or {}).get("schedule_job_id")
         if job:

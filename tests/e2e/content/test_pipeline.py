@@ -175,7 +175,9 @@ def test_pause_stops_at_the_next_step_and_a_paused_run_can_be_cancelled(runtime,
 
 
 def test_resume_after_pause_finishes_without_redoing_the_analysis(runtime, api, tenant, wordpress, product_site,
-                                                                  scripted_provider):
+                                                                  scripted_provider, monkeypatch):
+    from funnel.content import service
+
     provider, server = scripted_provider
     use_models(api, tenant, provider)
     site = make_site(api, tenant, wordpress)
@@ -184,9 +186,15 @@ def test_resume_after_pause_finishes_without_redoing_the_analysis(runtime, api, 
     run_id = api.post(f"/v1/products/{product['id']}/generate", headers=tenant.headers,
                       json={"articles_count": 1}).json()["id"]
     assert api.post(f"/v1/runs/{run_id}/pause", headers=tenant.headers).json()["status"] == "paused"
-    time.sleep(2)  # let the slow analysis finish and the execution halt at the next step
+    deadline = time.monotonic() + 30  # the slow analysis finishes and the next step sees the pause
+    while not api.get(f"/v1/runs/{run_id}", headers=tenant.headers).json()["config"].get("halted_execution"):
+        assert time.monotonic() < deadline, "the execution never halted"
+        time.sleep(0.05)
+    # Resumed in the moment the halting execution still looks RUNNING to Step Functions: a new one must start.
+    monkeypatch.setattr(service, "_execution_running", lambda run: True)
     resumed = api.post(f"/v1/runs/{run_id}/resume", headers=tenant.headers)
     assert resumed.status_code == 200, resumed.text
+    monkeypatch.undo()
     run = wait_run(api, tenant, run_id)
     assert run["status"] == "completed", run
     analyses = sum("analyze_product" in r["messages"][0]["content"] for r in server.requests)
