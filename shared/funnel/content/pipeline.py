@@ -66,22 +66,25 @@ def _stored_reference(ctx: Ctx) -> dict | None:
             "metrics": {**output.get("_metrics", {}), "reused": True}}
 
 
+def _record_halt_if_paused(conn, run: dict) -> None:
+    """Under the run's row lock: this execution stops because the run is paused. A resume then either came first
+    (the run is running again and the execution goes on) or sees this and starts a new execution, however long
+    Step Functions still reports the stopping one as RUNNING."""
+    if run["status"] == "paused":
+        runs.update_run(conn, str(run["id"]), config={**(run["config"] or {}),
+                                                      "halted_execution": run["execution_arn"]})
+
+
 def _begin(ctx: Ctx) -> None:
     with db.tenant_transaction(ctx.tenant_id) as conn:
         run = runs.get_run(conn, ctx.run_id, for_update=True)
-        halted = run["status"] in ("paused", "cancelled")
-        if halted and run["status"] == "paused":
-            # Recorded under the run's lock, so a resume either came first (the run is running again and this
-            # step goes on) or sees that this execution is stopping and starts a new one: the execution may
-            # still look RUNNING to Step Functions for a moment after this.
-            runs.update_run(conn, ctx.run_id, config={**(run["config"] or {}),
-                                                      "halted_execution": run["execution_arn"]})
-        elif not halted:
+        _record_halt_if_paused(conn, run)
+        if run["status"] not in ("paused", "cancelled"):
             if run["status"] in ("pending", "failed"):
                 runs.update_run(conn, ctx.run_id, status="running")
             ctx.config = run["config"] or {}
             runs.start_step(conn, ctx.run_id, ctx.step, ctx.item_key)
-    if halted:
+    if run["status"] in ("paused", "cancelled"):  # raised after the commit, which keeps the recorded halt
         raise RunHalted(f"the run is {run['status']}")
 
 
@@ -301,9 +304,7 @@ STEPS: dict[str, Callable[[Ctx], StepResult]] = {
 def _complete_run(ctx: Ctx, reference: dict) -> None:
     with db.tenant_transaction(ctx.tenant_id) as conn:
         run = runs.get_run(conn, ctx.run_id, for_update=True)
-        if run["status"] == "paused":  # as in _begin: a resume now starts a new execution, which completes it
-            runs.update_run(conn, ctx.run_id, config={**(run["config"] or {}),
-                                                      "halted_execution": run["execution_arn"]})
+        _record_halt_if_paused(conn, run)  # a resume starts a new execution, which completes the run
         if run["status"] in ("paused", "cancelled"):
             return
         runs.update_run(conn, ctx.run_id, status="completed", current_step="finalize", error_message=None)

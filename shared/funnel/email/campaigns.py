@@ -367,15 +367,16 @@ def _record_refusal(conn: Connection, message: dict, refusal: SendRefused, remin
 
 
 def _complete_when_nothing_queued(conn: Connection, campaign_id=None) -> int:
-    """Mark sending campaigns (one, or all) 'sent' once none of their messages waits. A campaign row that another
-    transaction holds is skipped, never waited on: a cancel holds it while it locks the messages a sender holds.
-    Two senders finishing the last two messages at once may each still see the other's as queued; the 5-minute
-    schedule (complete_sent_campaigns) catches those."""
+    """Mark sending campaigns (one, or all) 'sent' once none of their messages waits. Only a campaign with nothing
+    queued is locked, so the senders of a running campaign never contend on its row; a row another transaction holds
+    is skipped, never waited on (a cancel holds it while it locks the messages a sender holds). Two senders finishing
+    the last two messages at once may each still see the other's as queued; the 5-minute schedule
+    (complete_sent_campaigns) catches those."""
     return conn.execute(
-        "UPDATE email_campaigns c SET status = 'sent' WHERE c.id IN (SELECT id FROM email_campaigns "
-        "WHERE status = 'sending' AND (%s::uuid IS NULL OR id = %s::uuid) FOR NO KEY UPDATE SKIP LOCKED) "
-        "AND NOT EXISTS (SELECT 1 FROM email_messages m WHERE m.campaign_id = c.id AND m.status = 'queued')",
-        (campaign_id, campaign_id)).rowcount
+        "UPDATE email_campaigns SET status = 'sent' WHERE id IN (SELECT c.id FROM email_campaigns c "
+        "WHERE c.status = 'sending' AND (%s::uuid IS NULL OR c.id = %s::uuid) AND NOT EXISTS "
+        "(SELECT 1 FROM email_messages m WHERE m.campaign_id = c.id AND m.status = 'queued') "
+        "FOR NO KEY UPDATE OF c SKIP LOCKED)", (campaign_id, campaign_id)).rowcount
 
 
 def complete_sent_campaigns(tenant_id: str) -> int:
