@@ -37,9 +37,20 @@ def runtime(request, tmp_path_factory):
     local.stop()
 
 
-@pytest.fixture
-def api(runtime):
+@pytest.fixture(scope="session")
+def contract_check(runtime):
+    """Checks each API answer against the OpenAPI document the API serves (tests/support/contract.py)."""
     import httpx
 
-    with httpx.Client(base_url=runtime.api_url, timeout=30) as client:
+    from tests.support.contract import ContractCheck
+
+    return ContractCheck(httpx.get(runtime.api_url + "/openapi.json", timeout=30).json())
+
+
+@pytest.fixture
+def api(runtime, contract_check):
+    """An HTTP client of the local API; an answer the OpenAPI document does not promise fails the test."""
+    import httpx
+
+    with httpx.Client(base_url=runtime.api_url, timeout=30, event_hooks={"response": [contract_check]}) as client:
         yield client

@@ -7,7 +7,7 @@ from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from funnel.api import problems
+from funnel.api import openapi, problems
 from funnel.api.context import RequestContextMiddleware
 from funnel.platform.errors import FunnelError
 
@@ -36,6 +36,8 @@ def create_app() -> FastAPI:
     def healthz() -> dict:
         return {"status": "ok"}
 
-    for module_name in AREA_ROUTERS:
-        app.include_router(importlib.import_module(module_name).router)
+    routers = [importlib.import_module(module_name).router for module_name in AREA_ROUTERS]
+    for router in routers:
+        app.include_router(router)
+    openapi.install(app, routers)
     return app

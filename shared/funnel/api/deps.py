@@ -35,6 +35,7 @@ def require(role: str):
             raise Forbidden(f"this needs the {role} role or higher")
         return caller
 
+    check.required_role = role  # type: ignore[attr-defined]  # read by funnel.api.openapi (documents 403)
     return Depends(check)
 
 

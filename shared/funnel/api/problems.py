@@ -8,11 +8,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from funnel.api.contract import PROBLEM_MEDIA_TYPE
 from funnel.observability import logger
 from funnel.platform.errors import FunnelError
 
 PROBLEM_BASE = "https://docs.funnel.dev/problems/"
-PROBLEM_MEDIA_TYPE = "application/problem+json"
 HTTP_TITLES = {400: "Bad request", 401: "Unauthorized", 403: "Forbidden", 404: "Not found",
                405: "Method not allowed", 409: "Conflict", 413: "Payload too large",
                415: "Unsupported media type", 422: "Validation failed", 429: "Too many requests",
