@@ -6,11 +6,11 @@ PYTEST_WORKERS ?= 2
 
 .PHONY: dev test install bench clean
 
-$(BIN)/funnel: pyproject.toml
+$(BIN)/funnel: pyproject.toml devtools/pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit("Funnel needs Python 3.11+") if sys.version_info < (3, 11) else None'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev]' -e ./devtools
 	@touch $@
 
 install: $(BIN)/funnel

@@ -15,7 +15,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from funnel.local.ports import free_port
+from funnel_dev.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -50,7 +50,7 @@ def main() -> int:
     import httpx
 
     from funnel.content.wordpress import WordPressSite
-    from funnel.local.runtime import LocalRuntime
+    from funnel_dev.runtime import LocalRuntime
     from tests.support import wordpress as wp_support
     from tests.support.tenants import new_tenant
 

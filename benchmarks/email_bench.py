@@ -16,7 +16,7 @@ import time
 import uuid
 from pathlib import Path
 
-from funnel.local.ports import free_port
+from funnel_dev.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -83,7 +83,7 @@ def main() -> None:
 
     from funnel import db
     from funnel.email import mime, tokens
-    from funnel.local.runtime import LocalRuntime
+    from funnel_dev.runtime import LocalRuntime
     from funnel.settings import get_settings
     from tests.support.tenants import new_tenant
 

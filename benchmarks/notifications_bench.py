@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from funnel.local.ports import free_port
+from funnel_dev.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -96,7 +96,7 @@ def main() -> None:
         return
 
     from funnel import db
-    from funnel.local.runtime import LocalRuntime
+    from funnel_dev.runtime import LocalRuntime
     from funnel.notifications import service
     from funnel.platform import tenants
     from tests.support.receivers import Receiver

@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from funnel.local.ports import free_port
+from funnel_dev.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -26,7 +26,7 @@ def main() -> None:
 
     import httpx
 
-    from funnel.local.runtime import LocalRuntime
+    from funnel_dev.runtime import LocalRuntime
     from tests.e2e.outreach.conftest import MESSAGE, SENDER
     from tests.support.contact_sites import ContactSite
     from tests.support.tenants import new_tenant

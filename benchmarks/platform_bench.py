@@ -16,7 +16,7 @@ import time
 import uuid
 from pathlib import Path
 
-from funnel.local.ports import free_port
+from funnel_dev.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -78,7 +78,7 @@ def main() -> None:
         target = "< 600 ms" if name == "api" else ""
         rows.append((f"cold import: functions/{name}", f"{ms:.0f} ms", target))
 
-    from funnel.local.runtime import LocalRuntime
+    from funnel_dev.runtime import LocalRuntime
 
     with tempfile.TemporaryDirectory() as state, LocalRuntime(
             Path(state), api_port=free_port(), moto_port=free_port(), pg_port=free_port(), time_scale=0,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from funnel.local.ports import free_port
+from funnel_dev.ports import free_port
 
 
 def distinct_free_ports(count: int) -> list[int]:
@@ -24,7 +24,7 @@ def distinct_free_ports(count: int) -> list[int]:
 
 @pytest.fixture(scope="session")
 def runtime(request, tmp_path_factory):
-    from funnel.local.runtime import LocalRuntime
+    from funnel_dev.runtime import LocalRuntime
 
     workerinput = getattr(request.config, "workerinput", None)  # set by pytest-xdist in its workers
     worker_id = workerinput["workerid"] if workerinput else "main"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from funnel.local.template import FUNCTION, QUEUE, STATE_MACHINE, SamTemplate, definition_placeholders, load_yaml
+from funnel_dev.template import FUNCTION, QUEUE, STATE_MACHINE, SamTemplate, definition_placeholders, load_yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
@@ -206,7 +206,7 @@ def test_moto_accepts_the_state_machine(path, logical_id):
 
 @pytest.mark.parametrize(("path", "logical_id"), functions())
 def test_function_handler_imports(path, logical_id):
-    from funnel.local.runtime import _import_handler
+    from funnel_dev.runtime import _import_handler
 
     spec = next(s for s in SamTemplate(path).functions() if s.logical_id == logical_id)
     assert callable(_import_handler(spec))

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import httpx
 
-from funnel.local.ports import free_port
+from funnel_dev.ports import free_port
 
 WP_SRC = Path("/usr/share/wordpress")
 ADMIN_USER, ADMIN_PASS, ADMIN_EMAIL = "admin", "S3cret-pass-123", "admin@example.com"

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
 from funnel import db
-from funnel.local.ports import free_port
+from funnel_dev.ports import free_port
 from funnel.settings import reset_settings
 from tests.support.tenants import new_tenant
 

@@ -177,7 +177,7 @@ def test_where_a_notification_was_read():
 # ---------------------------------------------------------------- the template agrees with the code
 
 def test_queue_budget_and_permissions_match_the_retry_design():
-    from funnel.local.template import load_yaml
+    from funnel_dev.template import load_yaml
 
     resources = load_yaml(ROOT / "template.yaml")["Resources"]
     queue = resources["NotificationsQueue"]["Properties"]

@@ -30,14 +30,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from funnel.local import lambdas, moto_sqs
-from funnel.local.lambdas import ACCOUNT_ID, REGION, LambdaContext
-from funnel.local.template import (BUCKET, FUNCTION, HTTP_API, QUEUE, SCHEDULE_GROUP, SECRET, STATE_MACHINE,
+from funnel_dev import lambdas, moto_sqs
+from funnel_dev.lambdas import ACCOUNT_ID, REGION, LambdaContext
+from funnel_dev.template import (BUCKET, FUNCTION, HTTP_API, QUEUE, SCHEDULE_GROUP, SECRET, STATE_MACHINE,
                                    FunctionSpec, SamTemplate)
 
-log = logging.getLogger("funnel.local")
+log = logging.getLogger("funnel_dev")
 
-PROJECT_ROOT = Path(__file__).resolve().parents[3]
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 LOCAL_PARAMETERS = {"Environment": "local", "FrontendOrigin": "http://localhost:3000"}
 # Variables whose template value points at cloud-only infrastructure (RDS Proxy,
 # the DB secrets); the runtime sets them to the local cluster instead.
@@ -186,12 +186,12 @@ class LocalRuntime:
         return self
 
     def _start(self) -> None:
-        from funnel.local.persistence import AwsStateStore
+        from funnel_dev.persistence import AwsStateStore
 
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self._saved_environment = dict(os.environ)
         if self.with_postgres:
-            from funnel.local.postgres import LocalPostgres
+            from funnel_dev.postgres import LocalPostgres
 
             self.pg = LocalPostgres(self.state_dir / "pg", self.pg_port, tuned_for_tests=self.tuned_for_tests).start()
         self._set_base_environment()
@@ -476,8 +476,8 @@ class LocalRuntime:
 
     # ------------------------------------------------------------ workers
     def _start_workers(self, fired: dict[str, str]) -> None:
-        from funnel.local.gateway import LocalGateway
-        from funnel.local.scheduler import LocalScheduler
+        from funnel_dev.gateway import LocalGateway
+        from funnel_dev.scheduler import LocalScheduler
 
         cors = None
         for template in self.templates:
@@ -498,7 +498,7 @@ class LocalRuntime:
         self._scheduler.start()
 
     def _start_pollers(self, template: SamTemplate) -> None:
-        from funnel.local.pollers import SqsPoller
+        from funnel_dev.pollers import SqsPoller
 
         for source in template.sqs_event_sources():
             if not source.enabled:
@@ -516,7 +516,7 @@ class LocalRuntime:
                 self._pollers.append(poller)
 
     def _template_schedule_entries(self):
-        from funnel.local.scheduler import ScheduleEntry
+        from funnel_dev.scheduler import ScheduleEntry
 
         entries = []
         for template in self.templates:

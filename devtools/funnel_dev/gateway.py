@@ -20,9 +20,9 @@ from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl
 
-from funnel.local.template import HttpRoute
+from funnel_dev.template import HttpRoute
 
-log = logging.getLogger("funnel.local.gateway")
+log = logging.getLogger("funnel_dev.gateway")
 
 TEXT_CONTENT_TYPES = ("text/", "application/json", "application/problem+json", "application/xml",
                       "application/x-www-form-urlencoded", "application/javascript", "+json", "+xml")

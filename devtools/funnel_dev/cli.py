@@ -7,6 +7,8 @@ stops everything and snapshots the AWS state so the next start resumes.
 """
 from __future__ import annotations
 
+HELP = "run the whole product locally (PostgreSQL, moto, API gateway, workers)"
+
 import argparse
 import json
 import logging
@@ -82,8 +84,8 @@ def _owner(tenant_id: str) -> dict:
 
 
 def run(args: argparse.Namespace, command: str) -> int:  # noqa: ARG001 (dispatcher signature)
-    from funnel.local.postgres import PostgresNotInstalled
-    from funnel.local.runtime import LocalRuntime
+    from funnel_dev.postgres import PostgresNotInstalled
+    from funnel_dev.runtime import LocalRuntime
 
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     state_dir = args.state_dir.resolve()

@@ -19,7 +19,7 @@ import shutil
 from datetime import datetime, timezone
 from pathlib import Path
 
-log = logging.getLogger("funnel.local.persistence")
+log = logging.getLogger("funnel_dev.persistence")
 
 SCHEDULE_FIELDS = ("Description", "ScheduleExpression", "ScheduleExpressionTimezone", "FlexibleTimeWindow",
                    "Target", "State", "KmsKeyArn", "StartDate", "EndDate", "ActionAfterCompletion")
@@ -111,7 +111,7 @@ class AwsStateStore:
         """Messages waiting in each queue, read from moto's backend so receive counts stay untouched."""
         from moto.sqs.models import sqs_backends
 
-        from funnel.local.lambdas import ACCOUNT_ID, REGION
+        from funnel_dev.lambdas import ACCOUNT_ID, REGION
 
         saved = []
         for queue in list(sqs_backends[ACCOUNT_ID][REGION].queues.values()):

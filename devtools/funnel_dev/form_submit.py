@@ -10,6 +10,8 @@ private address stays refused, including redirects and links to other local host
 """
 from __future__ import annotations
 
+HELP = "find a company's contact form and submit a message into it"
+
 import argparse
 import json
 import sys

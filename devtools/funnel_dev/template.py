@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from funnel.local.lambdas import ACCOUNT_ID, REGION, function_arn
+from funnel_dev.lambdas import ACCOUNT_ID, REGION, function_arn
 
 FUNCTION = "AWS::Serverless::Function"
 STATE_MACHINE = "AWS::Serverless::StateMachine"

@@ -16,7 +16,7 @@ import logging
 import threading
 from collections.abc import Callable
 
-log = logging.getLogger("funnel.local.pollers")
+log = logging.getLogger("funnel_dev.pollers")
 
 Invoke = Callable[[str, dict], object]
 
