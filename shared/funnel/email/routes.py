@@ -8,8 +8,12 @@ from fastapi import APIRouter, Request
 from pydantic import AwareDatetime, Field
 
 from funnel import db
+from funnel.api.contract import Page, problem_response, problems
 from funnel.api.deps import Admin, CurrentPrincipal, Cursor, Email, Limit, StrictModel, Writer, page_body
 from funnel.email import campaigns, smtp
+from funnel.email.models import (CampaignStatus, EmailAttachmentUpload, EmailCampaign, EmailCampaignCancelResult,
+                                  EmailCampaignSendResult, EmailCampaignStats, EmailMessage, MessageStatus,
+                                  SesNotificationOutcome, SmtpProfile)
 
 router = APIRouter(prefix="/v1")
 
@@ -49,14 +53,14 @@ class CampaignBody(StrictModel):
 
 @router.get("/email-campaigns", tags=["email"])
 def list_campaigns(principal: CurrentPrincipal, limit: Limit = 50, cursor: Cursor = None,
-                   status: Literal["draft", "scheduled", "sending", "sent", "cancelled"] | None = None) -> dict:
+                   status: CampaignStatus | None = None) -> Page[EmailCampaign]:
     """The tenant's campaigns, newest first."""
     with db.tenant_transaction(principal.tenant_id) as conn:
         return page_body(campaigns.list_campaigns(conn, cursor, limit, status))
 
 
 @router.post("/email-campaigns", status_code=201, tags=["email"])
-def create_campaign(body: CampaignBody, principal: Writer) -> dict:
+def create_campaign(body: CampaignBody, principal: Writer) -> EmailCampaign:
     recipients = [{**r.model_dump(), "contact_id": str(r.contact_id) if r.contact_id else None}
                   for r in body.recipients]
     return campaigns.create_campaign(principal, name=body.name, subject=body.subject, body=body.body,
@@ -68,8 +72,8 @@ def create_campaign(body: CampaignBody, principal: Writer) -> dict:
                                      task_id=str(body.task_id) if body.task_id else None)
 
 
-@router.get("/email-campaigns/{campaign_id}", tags=["email"])
-def get_campaign(campaign_id: UUID, principal: CurrentPrincipal) -> dict:
+@router.get("/email-campaigns/{campaign_id}", tags=["email"], responses=problems(404))
+def get_campaign(campaign_id: UUID, principal: CurrentPrincipal) -> EmailCampaign:
     with db.tenant_transaction(principal.tenant_id) as conn:
         return campaigns.get_campaign(conn, str(campaign_id))
 
@@ -78,9 +82,19 @@ class SendBody(StrictModel):
     send_at: AwareDatetime | None = Field(default=None, description="send later (default: now); with its UTC offset")
 
 
-@router.post("/email-campaigns/{campaign_id}/send", tags=["email"])
-def send_campaign(campaign_id: UUID, principal: Writer, body: SendBody | None = None) -> dict:
-    return campaigns.send(principal, str(campaign_id), body.send_at if body else None)
+SEND_PROBLEMS = problems(404, 409, 503, conflict="the campaign is not a draft",
+                         unavailable="The sending queue cannot be reached; nothing changed: send again after "
+                                     "`Retry-After` seconds")
+SEND_PROBLEMS[503]["headers"] = {"Retry-After": {"description": "seconds to wait before sending again",
+                                                 "schema": {"type": "integer"}}}
+
+
+@router.post("/email-campaigns/{campaign_id}/send", tags=["email"], responses=SEND_PROBLEMS)
+def send_campaign(campaign_id: UUID, principal: Writer, body: SendBody | None = None) -> EmailCampaignSendResult:
+    """Send now, or at `send_at`; a 503 (the sending queue is unreachable) changed nothing: send again after
+    `Retry-After` seconds."""
+    return {"send_at": None, "queued": None,
+            **campaigns.send(principal, str(campaign_id), body.send_at if body else None)}
 
 
 class AttachmentBody(StrictModel):
@@ -88,36 +102,36 @@ class AttachmentBody(StrictModel):
     content_type: str = Field(default="application/pdf", max_length=100)
 
 
-@router.post("/email-campaigns/{campaign_id}/attachments", status_code=201, tags=["email"])
-def add_attachment(campaign_id: UUID, body: AttachmentBody, principal: Writer) -> dict:
+@router.post("/email-campaigns/{campaign_id}/attachments", status_code=201, tags=["email"],
+             responses=problems(404, 409, conflict="the campaign is no longer a draft"))
+def add_attachment(campaign_id: UUID, body: AttachmentBody, principal: Writer) -> EmailAttachmentUpload:
     """Returns `upload_url` (S3 presigned PUT, 15 minutes); recipients get a tracked, expiring download link."""
     return campaigns.add_attachment(principal, str(campaign_id), body.filename, body.content_type)
 
 
-@router.post("/email-campaigns/{campaign_id}/cancel", tags=["email"])
-def cancel_campaign(campaign_id: UUID, principal: Writer) -> dict:
+@router.post("/email-campaigns/{campaign_id}/cancel", tags=["email"],
+             responses=problems(404, 409, conflict="the campaign is already sent or cancelled"))
+def cancel_campaign(campaign_id: UUID, principal: Writer) -> EmailCampaignCancelResult:
     return campaigns.cancel(principal, str(campaign_id))
 
 
-MessageStatus = Literal["queued", "sent", "suppressed", "bounced", "complained", "failed", "cancelled"]
-
-
-@router.get("/email-campaigns/{campaign_id}/messages", tags=["email"])
+@router.get("/email-campaigns/{campaign_id}/messages", tags=["email"], responses=problems(404))
 def list_messages(campaign_id: UUID, principal: CurrentPrincipal, limit: Limit = 50, cursor: Cursor = None,
-                  status: MessageStatus | None = None) -> dict:
+                  status: MessageStatus | None = None) -> Page[EmailMessage]:
     """The campaign's messages by address, a page at a time; ``status=failed`` lists the ones to look at."""
     with db.tenant_transaction(principal.tenant_id) as conn:
         return page_body(campaigns.list_messages(conn, str(campaign_id), cursor, limit, status))
 
 
-@router.get("/email-campaigns/{campaign_id}/stats", tags=["email"])
-def campaign_stats(campaign_id: UUID, principal: CurrentPrincipal) -> dict:
+@router.get("/email-campaigns/{campaign_id}/stats", tags=["email"], responses=problems(404))
+def campaign_stats(campaign_id: UUID, principal: CurrentPrincipal) -> EmailCampaignStats:
     with db.tenant_transaction(principal.tenant_id) as conn:
         return campaigns.stats(conn, str(campaign_id))
 
 
-@router.post("/webhooks/ses", tags=["email"])
-async def ses_notifications(request: Request) -> dict:
+@router.post("/webhooks/ses", tags=["email"], response_model_exclude_none=True,
+             responses={400: problem_response(400, "Not an SNS message, or its signature does not verify")})
+async def ses_notifications(request: Request) -> SesNotificationOutcome:
     """SNS (HTTPS subscription) delivers SES bounce, complaint and delivery events here; signed, not authenticated."""
     from funnel.email import sns
 
@@ -135,12 +149,13 @@ class SmtpProfileBody(StrictModel):
 
 
 @router.post("/smtp-profiles", status_code=201, tags=["email"])
-def create_smtp_profile(body: SmtpProfileBody, principal: Admin) -> dict:
+def create_smtp_profile(body: SmtpProfileBody, principal: Admin) -> SmtpProfile:
     with db.tenant_transaction(principal.tenant_id) as conn:
         return smtp.save_profile(conn, principal, **body.model_dump())
 
 
 @router.get("/smtp-profiles", tags=["email"])
-def list_smtp_profiles(principal: Admin) -> dict:
+def list_smtp_profiles(principal: Admin) -> Page[SmtpProfile]:
+    """Every profile, oldest first, in one page."""
     with db.tenant_transaction(principal.tenant_id) as conn:
-        return {"items": smtp.list_profiles(conn)}
+        return {"items": smtp.list_profiles(conn), "next_cursor": None}
