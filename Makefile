@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_WORKERS ?= 2
 
-.PHONY: dev test install bench clean
+.PHONY: dev test install bench clean build-SharedLayer
 
 $(BIN)/funnel: pyproject.toml devtools/pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit("Funnel needs Python 3.11+") if sys.version_info < (3, 11) else None'
@@ -26,6 +26,13 @@ test: install
 bench: install
 	bash scripts/install-system-deps.sh postgresql chromium wordpress
 	@for b in benchmarks/*_bench.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+# `sam build` runs this for SharedLayer (template.yaml: ContentUri ./, BuildMethod: makefile): the
+# product package alone (shared/funnel with its data, migrations/ as funnel.migrations) into the
+# layer's python/; its dependencies are the Deps layers', funnel-dev is not part of it.
+build-SharedLayer:
+	$(PYTHON) -m pip install --quiet --no-deps --no-compile --target "$(ARTIFACTS_DIR)/python" .
+	rm -rf "$(ARTIFACTS_DIR)/python/bin"
 
 clean:
 	rm -rf $(VENV) .funnel .pytest-tmp

@@ -212,10 +212,51 @@ def test_function_handler_imports(path, logical_id):
     assert callable(_import_handler(spec))
 
 
+def _requirement_lines(path: Path) -> list[str]:
+    lines = [line.strip() for line in path.read_text().splitlines()]
+    return [line for line in lines if line and not line.startswith("#")]
+
+
 def test_layer_requirements_match_pyproject():
-    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
-    lines = [line.strip() for line in (ROOT / "layers" / "deps" / "requirements.txt").read_text().splitlines()]
-    assert [line for line in lines if line and not line.startswith("#")] == declared
+    """Every pyproject dependency is in exactly one layers/*/requirements.txt, and nothing else is."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    layered = [line for path in sorted((ROOT / "layers").glob("*/requirements.txt")) for line in _requirement_lines(path)]
+    assert sorted(layered) == sorted(project["dependencies"])
+    browser = _requirement_lines(ROOT / "functions" / "browser_worker" / "requirements.txt")
+    assert browser == ["-r ../../layers/deps/requirements.txt", *project["optional-dependencies"]["browser"]]
+
+
+def test_layers_reference_only_what_exists(document):
+    resources = document["Resources"]
+    layers = {lid: r for lid, r in resources.items() if r["Type"] == "AWS::Serverless::LayerVersion"}
+    makefile = (ROOT / "Makefile").read_text()
+    for lid, layer in layers.items():
+        content = ROOT / layer["Properties"]["ContentUri"]
+        method = layer["Metadata"]["BuildMethod"]
+        assert content.is_dir(), lid
+        assert layer["Metadata"].get("BuildArchitecture") == "arm64" and layer["Properties"]["CompatibleArchitectures"] == ["arm64"]
+        if method == "makefile":
+            assert content.resolve() == ROOT and f"\nbuild-{lid}:" in makefile, lid
+        else:
+            assert method == "python3.12" and (content / "requirements.txt").is_file(), lid
+            assert sorted(p.name for p in content.iterdir()) == ["requirements.txt"], f"{lid} ships only its dependencies"
+    used = set()
+    for lid, resource in resources.items():
+        if resource["Type"] != FUNCTION or resource["Properties"].get("PackageType") == "Image":
+            continue
+        refs = [ref["Ref"] for ref in resource["Properties"]["Layers"]]
+        assert set(refs) <= set(layers) and len(refs) <= 5, lid
+        assert refs[0] == "DepsLayer" and refs[-1] == "SharedLayer", lid
+        used |= set(refs)
+    assert used == set(layers), "a layer no function uses"
+
+
+def test_shared_layer_build_is_the_product_package_only():
+    """build-SharedLayer installs the package without dependencies; it maps migrations/ in and not devtools/."""
+    rule = (ROOT / "Makefile").read_text().split("\nbuild-SharedLayer:", 1)[1].split("\n\n", 1)[0]
+    assert "--no-deps" in rule and '--target "$(ARTIFACTS_DIR)/python" .' in rule and "devtools" not in rule
+    setup = (ROOT / "setup.py").read_text()
+    assert '"funnel.migrations": "migrations"' in setup and "funnel_dev" not in setup
 
 
 def test_samconfig_has_the_three_environments():

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
+from importlib.resources import files
 from pathlib import Path
 
 from psycopg import sql
@@ -20,7 +21,10 @@ from psycopg import sql
 from funnel import db
 from funnel.settings import get_settings
 
-MIGRATIONS_DIR = Path(__file__).resolve().parents[3] / "migrations"
+# The alembic environments ship inside the package as ``funnel.migrations`` (the top-level
+# migrations/ folder, mapped by setup.py): found through the package wherever it is installed
+# (a checkout's editable install, the Lambda layer's /opt/python, the browser image).
+MIGRATIONS_DIR = Path(str(files("funnel.migrations")))
 
 
 def _sqlalchemy_url(url: str) -> str:
