@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from fastapi import APIRouter, FastAPI
 from fastapi.dependencies.models import Dependant
@@ -93,12 +93,13 @@ def _is_fastapi_validation(response: dict[str, Any]) -> bool:
     return "application/json" in content and "HTTPValidationError" in str(content)
 
 
-def install(app: FastAPI, routers: Sequence[APIRouter]) -> None:
-    """Serve the completed document at ``app.openapi_url`` (built once, on first request)."""
+def install(app: FastAPI, routers: Callable[[], Sequence[APIRouter]]) -> None:
+    """Serve the completed document at ``app.openapi_url`` (built once, on first request, after
+    ``routers()`` has loaded every area's router)."""
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = build_document(app, routers)
+            app.openapi_schema = build_document(app, routers())
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
