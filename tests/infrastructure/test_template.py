@@ -285,3 +285,25 @@ def test_event_sample_is_accepted_by_its_handler(sample, runtime):
         assert result["statusCode"] < 400 or sample.stem.startswith("rejected-"), result
     if isinstance(result, dict) and "batchItemFailures" in result:
         assert result["batchItemFailures"] == [], result
+
+
+def test_api_function_runs_under_snapstart_behind_its_alias(document, transformed):
+    props = document["Resources"]["ApiFunction"]["Properties"]
+    assert props["SnapStart"] == {"ApplyOn": "PublishedVersions"} and props.get("AutoPublishAlias")
+    assert float(props["Runtime"].removeprefix("python")) >= 3.12  # the first Python runtime with SnapStart
+    # What SnapStart cannot be combined with.
+    assert "ProvisionedConcurrencyConfig" not in props and "FileSystemConfigs" not in props
+    assert props.get("EphemeralStorage", {}).get("Size", 512) <= 512
+    resources = transformed["Resources"]
+    alias = f"ApiFunctionAlias{props['AutoPublishAlias']}"
+    assert resources[alias]["Type"] == "AWS::Lambda::Alias"
+    assert resources["ApiFunction"]["Properties"]["SnapStart"] == {"ApplyOn": "PublishedVersions"}
+    # Every HTTP API route reaches the alias (the published, snapshotted version), never $LATEST.
+    permissions = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::Lambda::Permission"
+                   and r["Properties"]["Principal"] == "apigateway.amazonaws.com"
+                   and r["Properties"]["FunctionName"] in ({"Ref": "ApiFunction"}, {"Ref": alias})]
+    assert permissions and all(p["FunctionName"] == {"Ref": alias} for p in permissions)
+    body = next(r for r in resources.values() if r["Type"] == "AWS::ApiGatewayV2::Api")["Properties"]["Body"]
+    uris = [json.dumps(operation["x-amazon-apigateway-integration"]["uri"]) for path in body["paths"].values()
+            for operation in path.values() if "ApiFunction" in json.dumps(operation)]
+    assert uris and all(f"${{{alias}}}" in uri for uri in uris)
