@@ -295,6 +295,8 @@ class LocalRuntime:
         overrides = {
             "FUNNEL_SSRF_ALLOW_HOSTS": ",".join(self.ssrf_allow_hosts),
             "FUNNEL_PUBLIC_BASE_URL": self.api_url,
+            # The offline LLM provider runs the product with no API key; deployed stages never allow it.
+            "FUNNEL_ALLOW_OFFLINE_LLM": "true",
         }
         if self.pg is not None:
             overrides["FUNNEL_ADMIN_DATABASE_URL"] = self.pg.url()

@@ -18,7 +18,6 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="FUNNEL_", extra="ignore")
 
-    environment: str = "dev"
     region: str = Field(default="us-east-1", validation_alias="AWS_REGION")
 
     # --- databases -------------------------------------------------------
@@ -44,16 +43,13 @@ class Settings(BaseSettings):
     # --- AWS resources (names/ARNs/URLs injected by template.yaml) -------
     artifacts_bucket: str = "funnel-artifacts"
     notifications_queue_url: str | None = None
-    browser_queue_url: str | None = None
     email_queue_url: str | None = None
     tracking_events_queue_url: str | None = None
     contact_import_queue_url: str | None = None
     article_pipeline_arn: str | None = None
     send_pipeline_arn: str | None = None
-    email_pipeline_arn: str | None = None
     scheduler_group: str = "funnel"
     scheduler_role_arn: str = "arn:aws:iam::123456789012:role/funnel-scheduler"
-    schedule_target_arn: str | None = None
     content_schedule_target_arn: str | None = None
     ses_configuration_set: str | None = None
     ses_from_address: str = "no-reply@funnel.example.com"
@@ -102,6 +98,10 @@ class Settings(BaseSettings):
     # "step=provider:model_class,..." overrides step_llm_defaults (for example in tests).
     llm_step_overrides: str = ""
     llm_api_keys_secret_id: str = "funnel/llm-api-keys"
+    # The "offline" provider (deterministic placeholder text, no LLM called) may be chosen only where this
+    # is true: the local runtime and tests set it, template.yaml never does, so no deployed stage can
+    # resolve a step to it or publish its placeholder text.
+    allow_offline_llm: bool = False
 
     @field_validator("ssrf_allow_hosts", mode="before")
     @classmethod

@@ -36,6 +36,7 @@ SETTINGS_WITH_DEFAULTS = {
     "notification_retry_base_seconds", "sns_trusted_url_pattern", "soft_bounce_threshold",
     "contact_import_sync_rows", "email_max_per_second", "email_max_per_day", "email_throttle_delay_seconds",
     "smtp_ca_file",
+    "allow_offline_llm",  # only the local runtime and tests set it; a deployed stage never allows it
 }
 
 
@@ -307,3 +308,15 @@ def test_api_function_runs_under_snapstart_behind_its_alias(document, transforme
     uris = [json.dumps(operation["x-amazon-apigateway-integration"]["uri"]) for path in body["paths"].values()
             for operation in path.values() if "ApiFunction" in json.dumps(operation)]
     assert uris and all(f"${{{alias}}}" in uri for uri in uris)
+
+
+def test_no_deployed_stage_allows_the_offline_llm():
+    assert "FUNNEL_ALLOW_OFFLINE_LLM" not in TEMPLATE.read_text()
+
+
+def test_every_setting_is_read_by_the_product():
+    from funnel.settings import Settings
+
+    sources = "\n".join(path.read_text() for folder in ("shared", "functions", "devtools")
+                        for path in (ROOT / folder).rglob("*.py") if path.name != "settings.py")
+    assert [name for name in Settings.model_fields if not re.search(rf"\.{name}\b", sources)] == []

@@ -8,7 +8,9 @@ Model choice per step, first match wins:
 No model name lives in Python, and there is no silent fallback: a provider
 error fails the call with a message naming the model, so the user can re-run
 with another one. The ``offline`` provider is deterministic and labels every
-output it produces, so the product runs end to end with no API key.
+output it produces, so the product runs end to end with no API key; it resolves
+only where settings ``allow_offline_llm`` (the local runtime, tests), never in a
+deployed stage: there choosing it is a 422 and a step resolving to it fails.
 """
 from __future__ import annotations
 
@@ -37,6 +39,13 @@ class LlmTransientError(LlmError):
     """Timeouts, 429 and 5xx: Step Functions retries these with backoff."""
 
     retryable = True
+
+
+class OfflineLlmNotAllowed(LlmError):
+    """The offline provider was chosen where settings do not allow it (every deployed stage): its
+    placeholder text must never be published. Not retried; the API answers 422."""
+
+    status, title, type_suffix = 422, "Offline model not allowed", "offline-llm-not-allowed"
 
 
 @dataclass(frozen=True)
@@ -123,9 +132,14 @@ def resolve_model(step: str, tenant_ai_settings: dict | None = None) -> ModelCho
     for model in registry["models"]:
         if model["provider_id"] == provider_id and (
                 model["model_name"] == model_name if model_name else model["model_class"] == model_class):
-            return ModelChoice(model["provider_id"], model["model_name"], model["model_class"], model["api_base_url"],
-                               model["api_key_name"], model["is_offline"], float(model["input_cost_per_mtok"]),
-                               float(model["output_cost_per_mtok"]))
+            choice = ModelChoice(model["provider_id"], model["model_name"], model["model_class"],
+                                 model["api_base_url"], model["api_key_name"], model["is_offline"],
+                                 float(model["input_cost_per_mtok"]), float(model["output_cost_per_mtok"]))
+            if choice.is_offline and not get_settings().allow_offline_llm:
+                raise OfflineLlmNotAllowed(
+                    f"step {step!r} resolves to the offline model {choice.label}, which only writes placeholder "
+                    f"text and is not allowed here; choose a real model", model=choice.label)
+            return choice
     raise ValidationFailed(f"no active {model_name or model_class} model of provider {provider_id!r} "
                            f"for step {step!r}")
 
