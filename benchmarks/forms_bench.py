@@ -2,7 +2,7 @@
 
 Run: .venv/bin/python benchmarks/forms_bench.py [--runs 3] [--screenshots] [--skip-scorer]
 
-Every example case of ../shared/forms-examples is served by the scorer's own server
+Every example case of tests/fixtures/forms-examples is served by the scorer's own server
 and submitted --runs times through one warm FormEngine (browser start not included).
 Then the scorer runs the `funnel form-submit` CLI on every case (one process and one
 browser launch per case, as the acceptance benchmark does). Prints tables; asserts nothing.
@@ -22,7 +22,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "shared"))
-EXAMPLES = ROOT.parent / "shared" / "forms-examples"
+EXAMPLES = ROOT / "tests" / "fixtures" / "forms-examples"
 
 
 def percentile(values: list[float], p: float) -> float:

@@ -1,8 +1,9 @@
 """The form engine against real Chromium: the shared example cases, variants written here,
 review mode, the before_submit hook, the SSRF guard, screenshots, and the scorer via the CLI.
 
-Pages are served by the forms scorer's own per-case server (``<repo>/../shared/forms-examples``)
-and judged with its own judge, so "passes here" means the same as "passes the benchmark".
+Pages are served by the forms scorer's own per-case server (``tests/fixtures/forms-examples``, a copy of
+the shared example cases and scorer kept in the repository) and judged with its own judge, so "passes here"
+means the same as "passes the benchmark".
 """
 from __future__ import annotations
 
@@ -18,10 +19,7 @@ import pytest
 pytestmark = pytest.mark.browser
 
 REPO = Path(__file__).resolve().parents[3]
-EXAMPLES = REPO.parent / "shared" / "forms-examples"
-if not (EXAMPLES / "scorer.py").is_file():
-    pytest.skip(f"form examples not found at {EXAMPLES} (CI checks ../shared out beside the clone)",
-                allow_module_level=True)
+EXAMPLES = REPO / "tests" / "fixtures" / "forms-examples"
 pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install funnel[browser])")
 
 from funnel.outreach.forms.engine import FormEngine  # noqa: E402 - after the skips above
