@@ -7,10 +7,59 @@ do not request it (unit tests, template checks) never pay for it.
 """
 from __future__ import annotations
 
+import os
+import threading
+import time
+from pathlib import Path
 
 import pytest
 
 from funnel_dev.ports import free_port
+
+
+def _child_processes() -> set[int]:
+    """Live (not zombie) child processes of this test process."""
+    me, children = str(os.getpid()), set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            state, parent = stat.read_text().rsplit(")", 1)[1].split()[:2]
+        except (OSError, IndexError, ValueError):
+            continue
+        if parent == me and state != "Z":
+            children.add(int(stat.parent.name))
+    return children
+
+
+def _left_running(threads_before: set, children_before: set[int], *, daemons: bool, grace: float):
+    """Threads and child processes started since the snapshot that are still alive after ``grace`` s."""
+    deadline = time.monotonic() + grace
+    while True:
+        threads = sorted(t.name for t in threading.enumerate()
+                         if t not in threads_before and t.is_alive() and (daemons or not t.daemon))
+        children = sorted(_child_processes() - children_before)
+        if (not threads and not children) or time.monotonic() > deadline:
+            return threads, children
+        time.sleep(0.05)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def nothing_left_running_at_session_end():
+    """Set up first, so torn down last (after ``runtime.stop()``): every thread, daemon or not, and every
+    child process that the session started must have ended."""
+    threads, children = set(threading.enumerate()), _child_processes()
+    yield
+    threads, children = _left_running(threads, children, daemons=True, grace=10.0)
+    assert not threads and not children, f"still running after the session: threads {threads}, processes {children}"
+
+
+@pytest.fixture(autouse=True)
+def nothing_left_running_after_the_test():
+    """Non-daemon threads and child processes a test (or its function-scoped fixtures) started must have
+    ended with it; longer-lived fixtures are set up before this snapshot and checked at session end."""
+    threads, children = set(threading.enumerate()), _child_processes()
+    yield
+    threads, children = _left_running(threads, children, daemons=False, grace=5.0)
+    assert not threads and not children, f"still running after the test: threads {threads}, processes {children}"
 
 
 def distinct_free_ports(count: int) -> list[int]:

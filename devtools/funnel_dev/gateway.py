@@ -12,6 +12,7 @@ import base64
 import json
 import logging
 import re
+import socket
 import threading
 import time
 import uuid
@@ -182,8 +183,13 @@ class LocalGateway:
         self.invoke = invoke
         self.cors = CorsPolicy(cors)
         self.max_body_bytes = max_body_bytes  # API Gateway's payload limit
+        # Request threads are joined by stop() (server_close with block_on_close), after the connections
+        # kept alive by clients are shut for reading so that their threads see EOF and end.
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
         self._server = ThreadingHTTPServer((host, port), self._handler_class())
-        self._server.daemon_threads = True
+        self._server.daemon_threads = False
+        self._server.block_on_close = True
         self._thread: threading.Thread | None = None
 
     @property
@@ -198,9 +204,16 @@ class LocalGateway:
 
     def stop(self) -> None:
         self._server.shutdown()
-        self._server.server_close()
         if self._thread:
             self._thread.join(timeout=5)
+        with self._connections_lock:
+            connections = list(self._connections)
+        for connection in connections:  # a request being answered still writes its response
+            try:
+                connection.shutdown(socket.SHUT_RD)
+            except OSError:
+                pass
+        self._server.server_close()
 
     def _handler_class(self):
         gateway = self
@@ -211,6 +224,18 @@ class LocalGateway:
 
             def log_message(self, format, *args):  # noqa: A002 (BaseHTTPRequestHandler's signature)
                 log.debug("%s " + format, self.client_address[0], *args)
+
+            def setup(self) -> None:
+                super().setup()
+                with gateway._connections_lock:
+                    gateway._connections.add(self.connection)
+
+            def finish(self) -> None:
+                try:
+                    super().finish()
+                finally:
+                    with gateway._connections_lock:
+                        gateway._connections.discard(self.connection)
 
             def _handle(self) -> None:
                 started = time.perf_counter()

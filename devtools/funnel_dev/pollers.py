@@ -89,8 +89,11 @@ class SqsPoller:
     def stop(self) -> None:
         self._stop.set()
 
-    def join(self, timeout: float = 5.0) -> None:
+    def join(self, timeout: float = 60.0) -> None:
+        """Wait for the poll loop to end (a batch being handled finishes first, up to ``timeout``)."""
         self._thread.join(timeout)
+        if self._thread.is_alive():
+            log.error("SQS poller for %s did not stop within %.0f s", self.function_id, timeout)
 
     def _queue_visibility_timeout(self) -> int:
         if self._visibility_timeout is None:

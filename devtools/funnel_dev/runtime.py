@@ -235,6 +235,8 @@ class LocalRuntime:
         return self.start()
 
     def _teardown(self, snapshot: bool) -> None:
+        # Every thread this runtime started ends here, before stop() returns: pollers, the scheduler, the
+        # gateway and its request threads, state machine executions, moto's server (tests check it).
         for poller in self._pollers:
             poller.stop()
         if self._scheduler is not None:
@@ -243,6 +245,8 @@ class LocalRuntime:
             poller.join()
         if self._gateway is not None:
             self._gateway.stop()
+        if self._moto_server is not None:
+            self._stop_executions()
         if snapshot and self._moto_server is not None:
             try:
                 self.snapshot()
@@ -273,6 +277,27 @@ class LocalRuntime:
         with _active_lock:
             if _active_runtime["runtime"] is self:
                 _active_runtime["runtime"] = None
+
+    def _stop_executions(self) -> None:
+        """Stop the state machine executions still running (moto runs each in threads of its own) and wait
+        for their threads: an execution left running would invoke this runtime's functions after stop()."""
+        from moto.stepfunctions.parser.utils import TMP_THREADS
+
+        sfn = self.client("stepfunctions")
+        for arn in self.state_machine_arns.values():
+            try:
+                running = sfn.list_executions(stateMachineArn=arn, statusFilter="RUNNING")["executions"]
+                for execution in running:
+                    sfn.stop_execution(executionArn=execution["executionArn"], cause="local runtime stopped")
+            except Exception:
+                log.exception("could not stop the executions of %s", arn)
+        deadline = time.monotonic() + 30
+        for thread in list(TMP_THREADS):
+            thread.join(max(0.0, deadline - time.monotonic()))
+            if thread.is_alive():
+                log.error("a state machine execution thread (%s) did not end within 30 s", thread.name)
+            else:
+                TMP_THREADS.remove(thread)
 
     def snapshot(self) -> None:
         """Write secrets, S3 objects, schedules and queued messages to ``<state_dir>/aws-state``."""

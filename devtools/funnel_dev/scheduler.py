@@ -148,7 +148,10 @@ class LocalScheduler:
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=5)
+        if self._thread.is_alive():
+            self._thread.join(timeout=60)  # a tick being handled finishes first
+        if self._thread.is_alive():
+            log.error("the local scheduler did not stop within 60 s")
 
     def _run(self) -> None:
         while not self._stop.wait(self.tick_seconds):
