@@ -20,7 +20,10 @@ dev: install
 	$(BIN)/funnel dev
 
 test: install
-	bash scripts/install-system-deps.sh postgresql chromium wordpress walkthrough
+	bash scripts/install-system-deps.sh postgresql chromium wordpress walkthrough node
+	@# the TypeScript client check's packages (tests/contract/typescript), when missing or older than the lockfile
+	@[ tests/contract/typescript/node_modules/.package-lock.json -nt tests/contract/typescript/package-lock.json ] \
+	  || npm ci --prefix tests/contract/typescript --no-audit --no-fund
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile -q
 
 bench: install

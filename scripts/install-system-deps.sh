@@ -4,6 +4,7 @@
 #   chromium    Debian's Chromium, driven by Playwright (its own browser download is not needed)
 #   wordpress   WordPress + MariaDB + PHP for the publishing tests (optional: those tests skip without it)
 #   walkthrough curl and jq, which the README's walkthroughs use (and the test that runs them as written)
+#   node        Node.js and npm, for the TypeScript client check of the OpenAPI document (tests/contract)
 # As root with apt-get (Debian/Ubuntu) it installs; elsewhere it says what to install.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +15,7 @@ optional_missing=()
 have_postgres() { ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ls /usr/share/postgresql/*/extension/citext.control >/dev/null 2>&1; }
 have_chromium() { command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; }
 have_walkthrough_tools() { command -v curl >/dev/null 2>&1 && command -v jq >/dev/null 2>&1; }
+have_node() { command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; }
 have_wordpress() { [ -f /usr/share/wordpress/wp-settings.php ] && command -v php >/dev/null 2>&1 && command -v mariadbd >/dev/null 2>&1; }
 
 for component in "${@:-postgresql}"; do
@@ -22,6 +24,7 @@ for component in "${@:-postgresql}"; do
     chromium) have_chromium || optional_missing+=(chromium fonts-noto-cjk) ;;
     wordpress) have_wordpress || optional_missing+=(wordpress mariadb-server php-cli php-mysql php-gd) ;;
     walkthrough) have_walkthrough_tools || missing_packages+=(curl jq) ;;
+    node) have_node || missing_packages+=(nodejs npm) ;;
     *) echo "unknown component: $component" >&2; exit 2 ;;
   esac
 done
