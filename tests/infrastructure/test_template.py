@@ -27,6 +27,10 @@ MANAGED_POLICIES = {
     "AWSXrayWriteOnlyAccess": "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess",
     "AWSLambdaSQSQueueExecutionRole": "arn:aws:iam::aws:policy/service-role/AWSLambdaSQSQueueExecutionRole",
 }
+# Functions whose samples today only show rejections or deleted-tenant cases (their success path needs data
+# the sample seed does not build yet: a sent campaign, an import job, a send task, a browser target).
+FUNCTIONS_WITHOUT_A_SUCCESS_SAMPLE_YET = {"BrowserWorkerFunction", "ContactImportFunction", "EmailSenderFunction",
+                                          "SendStepsFunction", "TrackingEventsFunction"}
 # Settings that have safe defaults and are tuned per deployment only when needed (not wired in Globals).
 SETTINGS_WITH_DEFAULTS = {
     "region", "db_pool_max_size", "tenant_directory_ttl_seconds", "access_token_ttl_seconds",
@@ -269,7 +273,8 @@ def test_samconfig_has_the_three_environments():
 
 
 def event_samples():
-    return [pytest.param(path, id=str(path.relative_to(EVENTS))) for path in sorted(EVENTS.glob("*/*.json"))]
+    return [pytest.param(path, id=str(path.relative_to(EVENTS))) for path in sorted(EVENTS.glob("*/*.json"))
+            if not path.name.endswith(".expect.json")]
 
 
 def test_event_samples_are_named_after_a_function():
@@ -278,14 +283,33 @@ def test_event_samples_are_named_after_a_function():
     assert strays == [], "events/<FunctionLogicalId>/<name>.json (docs/template.md)"
 
 
+def test_every_sample_has_its_expected_outcome_and_every_function_a_success_sample():
+    from tests.support.event_samples import expectation_path
+
+    samples = [param.values[0] for param in event_samples()]
+    assert [str(p.relative_to(EVENTS)) for p in samples if not expectation_path(p).is_file()] == []
+    orphans = [str(p.relative_to(EVENTS)) for p in EVENTS.glob("*/*.expect.json")
+               if not p.with_name(p.name.removesuffix(".expect.json") + ".json").is_file()]
+    assert orphans == []
+    names = {spec.logical_id for spec in SamTemplate(TEMPLATE).functions()}
+    with_success = {p.parent.name for p in samples if not re.search(r"rejected|deleted|gone|no-longer", p.stem)}
+    assert sorted(names - with_success - FUNCTIONS_WITHOUT_A_SUCCESS_SAMPLE_YET) == []
+
+
+@pytest.fixture(scope="module")
+def sample_values(runtime):
+    from tests.support.event_samples import seed
+
+    return seed(runtime)
+
+
 @pytest.mark.parametrize("sample", event_samples())
-def test_event_sample_is_accepted_by_its_handler(sample, runtime):
-    result = runtime.invoke(sample.parent.name, json.loads(sample.read_text()))
-    if isinstance(result, dict) and "statusCode" in result:
-        assert result["statusCode"] < 500, result
-        assert result["statusCode"] < 400 or sample.stem.startswith("rejected-"), result
-    if isinstance(result, dict) and "batchItemFailures" in result:
-        assert result["batchItemFailures"] == [], result
+def test_event_sample_gives_its_expected_outcome(sample, runtime, sample_values):
+    from tests.support.event_samples import check, expectation_path, load
+
+    result = runtime.invoke(sample.parent.name, load(sample, sample_values))
+    problems = check(load(expectation_path(sample), sample_values), result)
+    assert problems == [], f"{sample.relative_to(EVENTS)}: {problems}"
 
 
 def test_api_function_runs_under_snapstart_behind_its_alias(document, transformed):
