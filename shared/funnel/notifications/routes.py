@@ -9,8 +9,12 @@ from fastapi import APIRouter, Query, Request
 from pydantic import Field
 
 from funnel import db
+from funnel.api.contract import Page, problems
 from funnel.api.deps import Admin, CurrentPrincipal, Cursor, Limit, StrictModel, Writer, page_body
 from funnel.notifications import channels, service
+from funnel.notifications.models import (Notification, NotificationChannelList, NotificationChannelSaved,
+                                         NotificationDeliveryStats, NotificationsMarkedRead, NotificationsSent,
+                                         UnreadCount)
 from funnel.platform import audit
 from funnel.platform.errors import Forbidden
 
@@ -19,18 +23,18 @@ Channel = Literal["IN_APP", "EMAIL", "SLACK", "WEBHOOK"]
 Priority = Literal["LOW", "NORMAL", "HIGH", "URGENT"]
 
 
-@router.get("/notifications", tags=["notifications"])
+@router.get("/notifications", tags=["notifications"], response_model_exclude_unset=True)
 def list_notifications(principal: CurrentPrincipal, limit: Limit = 50, cursor: Cursor = None,
                        read_status: Literal["READ", "UNREAD"] | None = None,
                        category: str | None = Query(default=None, max_length=50),
-                       priority: Priority | None = None) -> dict:
+                       priority: Priority | None = None) -> Page[Notification]:
     with db.tenant_transaction(principal.tenant_id) as conn:
         return page_body(service.inbox(conn, principal, read_status=read_status, category=category,
                                        priority=priority, cursor=cursor, limit=limit))
 
 
 @router.get("/notifications/unread-count", tags=["notifications"])
-def unread_count(principal: CurrentPrincipal) -> dict:
+def unread_count(principal: CurrentPrincipal) -> UnreadCount:
     """Counted up to 1,000 (`capped` true beyond): enough for a badge."""
     with db.tenant_transaction(principal.tenant_id) as conn:
         count = service.unread_count(conn, principal)
@@ -38,18 +42,20 @@ def unread_count(principal: CurrentPrincipal) -> dict:
 
 
 @router.post("/notifications/read-all", tags=["notifications"])
-def mark_all_read(principal: CurrentPrincipal, request: Request) -> dict:
+def mark_all_read(principal: CurrentPrincipal, request: Request) -> NotificationsMarkedRead:
     with db.tenant_transaction(principal.tenant_id) as conn:
         return {"marked_read": service.mark_all_read(conn, principal, request.headers.get("user-agent"))}
 
 
-class ReadBody(StrictModel):
+class NotificationReadBody(StrictModel):
     read_at: datetime | None = Field(default=None, description="when the client showed it (default: now)")
 
 
-@router.post("/notifications/{notification_id}/read", tags=["notifications"])
+@router.post("/notifications/{notification_id}/read", tags=["notifications"],
+             response_model_exclude_unset=True,
+             responses=problems(404, 409, conflict="`read_at` is before the notification was sent"))
 def mark_read(notification_id: UUID, principal: CurrentPrincipal, request: Request,
-              body: ReadBody | None = None) -> dict:
+              body: NotificationReadBody | None = None) -> Notification:
     """Records where it was read too (IP, user agent, device type)."""
     user_agent = request.headers.get("user-agent")
     with db.tenant_transaction(principal.tenant_id) as conn:
@@ -58,25 +64,29 @@ def mark_read(notification_id: UUID, principal: CurrentPrincipal, request: Reque
         return service.mark_read(conn, principal, str(notification_id), True, user_agent)
 
 
-@router.post("/notifications/{notification_id}/unread", tags=["notifications"])
-def mark_unread(notification_id: UUID, principal: CurrentPrincipal) -> dict:
+@router.post("/notifications/{notification_id}/unread", tags=["notifications"],
+             response_model_exclude_unset=True,
+             responses=problems(404, 409, conflict="An archived notification cannot be marked unread"))
+def mark_unread(notification_id: UUID, principal: CurrentPrincipal) -> Notification:
     with db.tenant_transaction(principal.tenant_id) as conn:
         return service.mark_read(conn, principal, str(notification_id), False)
 
 
-@router.post("/notifications/{notification_id}/archive", tags=["notifications"])
-def archive(notification_id: UUID, principal: CurrentPrincipal) -> dict:
+@router.post("/notifications/{notification_id}/archive", tags=["notifications"],
+             response_model_exclude_unset=True, responses=problems(404))
+def archive(notification_id: UUID, principal: CurrentPrincipal) -> Notification:
     with db.tenant_transaction(principal.tenant_id) as conn:
         return service.archive(conn, principal, str(notification_id))
 
 
-@router.delete("/notifications/{notification_id}", status_code=204, tags=["notifications"])
+@router.delete("/notifications/{notification_id}", status_code=204, tags=["notifications"],
+               responses=problems(404))
 def delete(notification_id: UUID, principal: CurrentPrincipal) -> None:
     with db.tenant_transaction(principal.tenant_id) as conn:
         service.delete(conn, principal, str(notification_id))
 
 
-class SendBody(StrictModel):
+class NotificationSendBody(StrictModel):
     recipient_ids: list[UUID] = Field(min_length=1, max_length=10_000)
     category: str = Field(default="announcement", pattern=r"^[a-z][a-z0-9_.]{0,49}$")
     title: str | None = Field(default=None, min_length=1, max_length=200)
@@ -93,8 +103,12 @@ class SendBody(StrictModel):
     time_zone: str | None = Field(default=None, max_length=50)
 
 
-@router.post("/notifications", status_code=201, tags=["notifications"])
-def send(body: SendBody, principal: Admin) -> dict:
+@router.post("/notifications", status_code=201, tags=["notifications"],
+             response_model_exclude_unset=True, responses=problems(
+                 422, validation="The request is not valid: a recipient is not a user of this workspace, the "
+                                 "template is unknown or misses variables, or there is neither a title nor a "
+                                 "template"))
+def send(body: NotificationSendBody, principal: Admin) -> NotificationsSent:
     """An admin's announcement to users (bulk sends share one batch_id)."""
     personalization = {k: v for k, v in (("language", body.language), ("time_zone", body.time_zone)) if v}
     rows = service.notify(
@@ -109,28 +123,30 @@ def send(body: SendBody, principal: Admin) -> dict:
     return {"count": len(rows), "batch_id": rows[0]["batch_id"], "items": rows[:100]}
 
 
-@router.get("/admin/notifications", tags=["notifications"])
+@router.get("/admin/notifications", tags=["notifications"], response_model_exclude_unset=True)
 def list_for_admin(principal: Admin, limit: Limit = 50, cursor: Cursor = None, recipient_id: UUID | None = None,
                    delivery_status: Literal["PENDING", "RETRYING", "DELIVERED", "FAILED", "CANCELLED"] | None = None,
-                   delivery_method: Channel | None = None) -> dict:
+                   delivery_method: Channel | None = None) -> Page[Notification]:
     with db.tenant_transaction(principal.tenant_id) as conn:
         return page_body(service.list_for_admin(conn, recipient_id=str(recipient_id) if recipient_id else None,
                                                 delivery_status=delivery_status, delivery_method=delivery_method,
                                                 cursor=cursor, limit=limit))
 
 
-@router.post("/admin/notifications/{notification_id}/resend", tags=["notifications"])
-def resend(notification_id: UUID, principal: Admin) -> dict:
+@router.post("/admin/notifications/{notification_id}/resend", tags=["notifications"],
+             response_model_exclude_unset=True,
+             responses=problems(404, 409, conflict="Only FAILED deliveries are resent"))
+def resend(notification_id: UUID, principal: Admin) -> Notification:
     return service.resend(principal.tenant_id, principal, str(notification_id))
 
 
 @router.get("/admin/notifications/stats", tags=["notifications"])
-def stats(principal: Admin) -> dict:
+def stats(principal: Admin) -> NotificationDeliveryStats:
     with db.tenant_transaction(principal.tenant_id) as conn:
         return {"channels": service.delivery_stats(conn)}
 
 
-class ChannelBody(StrictModel):
+class NotificationChannelBody(StrictModel):
     url: str = Field(min_length=8, max_length=2000)
     user_id: UUID | None = Field(default=None, description="only this user's deliveries (default: the workspace's)")
 
@@ -141,8 +157,9 @@ def _own_scope(principal, user_id: UUID | None) -> None:
         raise Forbidden("members may set only their own channels (user_id = your id)")
 
 
-@router.put("/notification-channels/{kind}", tags=["notifications"])
-def save_channel(kind: Literal["SLACK", "WEBHOOK"], body: ChannelBody, principal: Writer) -> dict:
+@router.put("/notification-channels/{kind}", tags=["notifications"], response_model_exclude_unset=True)
+def save_channel(kind: Literal["SLACK", "WEBHOOK"], body: NotificationChannelBody,
+                 principal: Writer) -> NotificationChannelSaved:
     """Set the Slack incoming webhook or the signed webhook endpoint; a webhook's signing secret is shown once.
 
     Without `user_id` (admins): the workspace's channel; with it: that user's, which wins for their deliveries."""
@@ -152,13 +169,14 @@ def save_channel(kind: Literal["SLACK", "WEBHOOK"], body: ChannelBody, principal
 
 
 @router.get("/notification-channels", tags=["notifications"])
-def list_channels(principal: Writer) -> dict:
+def list_channels(principal: Writer) -> NotificationChannelList:
     """Admins see every channel, members their own (URLs and secrets are never returned)."""
     with db.tenant_transaction(principal.tenant_id) as conn:
         return {"items": channels.list_channels(conn, None if principal.has_role("admin") else principal.user_id)}
 
 
-@router.delete("/notification-channels/{channel_id}", status_code=204, tags=["notifications"])
+@router.delete("/notification-channels/{channel_id}", status_code=204, tags=["notifications"],
+               responses=problems(404))
 def delete_channel(channel_id: UUID, principal: Writer) -> None:
     with db.tenant_transaction(principal.tenant_id) as conn:
         channels.delete_channel(conn, principal, str(channel_id),

@@ -10,13 +10,16 @@ from pydantic import Field
 
 from funnel import db
 from funnel.api.context import client_ip
+from funnel.api.contract import Page, problems
 from funnel.api.deps import Admin, CurrentPrincipal, Cursor, Email, Limit, StrictModel, Writer, page_body
 from funnel.platform import audit, auth, llm, prompts, runs, users
 from funnel.platform.errors import NotFound, ValidationFailed
+from funnel.platform.models import (ApiKey, ApiKeyCreated, AuditLogEntry, CurrentUser, LlmModelList, LlmProviderList,
+                                    Prompt, PromptList, Role, Run, RunArtifactList, RunStepList, StepLlmDefaultList,
+                                    TenantStepModel, TokenPair, User, UserInvited)
 from psycopg.types.json import Jsonb
 
 router = APIRouter(prefix="/v1")
-Role = Literal["owner", "admin", "member", "viewer"]
 
 
 class LoginBody(StrictModel):
@@ -35,30 +38,33 @@ class AcceptInviteBody(StrictModel):
     password: str = Field(min_length=10, max_length=1024)
 
 
-@router.post("/auth/login", tags=["auth"])
-def login(body: LoginBody, request: Request) -> dict:
+@router.post("/auth/login", tags=["auth"], responses=problems(
+    401, 422, 429, validation="The request is not valid, or the e-mail belongs to several workspaces and `tenant` "
+                              "does not name one (`tenants` lists their slugs)"))
+def login(body: LoginBody, request: Request) -> TokenPair:
     return auth.login(body.email, body.password, body.tenant, client_ip(request))
 
 
-@router.post("/auth/refresh", tags=["auth"])
-def refresh(body: RefreshBody) -> dict:
+@router.post("/auth/refresh", tags=["auth"], responses=problems(401))
+def refresh(body: RefreshBody) -> TokenPair:
     return auth.refresh(body.refresh_token)
 
 
-@router.post("/auth/accept-invite", tags=["auth"])
-def accept_invite(body: AcceptInviteBody) -> dict:
+@router.post("/auth/accept-invite", tags=["auth"], responses=problems(
+    401, 404, not_found="The invitation was already used, or the user is disabled"))
+def accept_invite(body: AcceptInviteBody) -> User:
     return users.accept_invite(body.token, body.password)
 
 
 @router.get("/me", tags=["auth"])
-def me(principal: CurrentPrincipal) -> dict:
+def me(principal: CurrentPrincipal) -> CurrentUser:
     with db.tenant_transaction(principal.tenant_id) as conn:
         user = users.get_user(conn, principal.user_id)
     return {**user, "tenant_id": principal.tenant_id, "effective_role": principal.role,
             "api_key_id": principal.api_key_id}
 
 
-class InviteBody(StrictModel):
+class UserInviteBody(StrictModel):
     email: Email
     role: Role = "member"
     display_name: str | None = Field(default=None, max_length=200)
@@ -71,25 +77,27 @@ class UserPatch(StrictModel):
     max_concurrency: int | None = Field(default=None, ge=1, le=50)
 
 
-@router.post("/users", status_code=201, tags=["users"])
-def invite_user(body: InviteBody, principal: Admin) -> dict:
+@router.post("/users", status_code=201, tags=["users"], responses=problems(
+    409, conflict="A user with this e-mail exists"))
+def invite_user(body: UserInviteBody, principal: Admin) -> UserInvited:
     user, token = users.invite_user(principal, email=body.email, role=body.role, display_name=body.display_name)
     return {**user, "invite_token": token}
 
 
 @router.get("/users", tags=["users"])
-def list_users(principal: CurrentPrincipal, limit: Limit = 50, cursor: Cursor = None) -> dict:
+def list_users(principal: CurrentPrincipal, limit: Limit = 50, cursor: Cursor = None) -> Page[User]:
     return page_body(users.list_users(principal, cursor, limit))
 
 
-@router.get("/users/{user_id}", tags=["users"])
-def get_user(user_id: UUID, principal: CurrentPrincipal) -> dict:
+@router.get("/users/{user_id}", tags=["users"], responses=problems(404))
+def get_user(user_id: UUID, principal: CurrentPrincipal) -> User:
     with db.tenant_transaction(principal.tenant_id) as conn:
         return users.get_user(conn, str(user_id))
 
 
-@router.patch("/users/{user_id}", tags=["users"])
-def update_user(user_id: UUID, body: UserPatch, principal: Admin) -> dict:
+@router.patch("/users/{user_id}", tags=["users"], responses=problems(
+    404, 409, conflict="The workspace would lose its last active owner"))
+def update_user(user_id: UUID, body: UserPatch, principal: Admin) -> User:
     return users.update_user(principal, str(user_id), **body.model_dump(exclude_none=True))
 
 
@@ -100,17 +108,17 @@ class ApiKeyBody(StrictModel):
 
 
 @router.post("/api-keys", status_code=201, tags=["api-keys"])
-def create_api_key(body: ApiKeyBody, principal: Writer) -> dict:
+def create_api_key(body: ApiKeyBody, principal: Writer) -> ApiKeyCreated:
     return auth.create_api_key(principal, body.name, body.scope, body.expires_at)
 
 
 @router.get("/api-keys", tags=["api-keys"])
-def list_api_keys(principal: CurrentPrincipal, limit: Limit = 50, cursor: Cursor = None) -> dict:
+def list_api_keys(principal: CurrentPrincipal, limit: Limit = 50, cursor: Cursor = None) -> Page[ApiKey]:
     return page_body(auth.list_api_keys(principal, cursor, limit))
 
 
-@router.delete("/api-keys/{api_key_id}", tags=["api-keys"])
-def revoke_api_key(api_key_id: UUID, principal: Writer) -> dict:
+@router.delete("/api-keys/{api_key_id}", tags=["api-keys"], responses=problems(404))
+def revoke_api_key(api_key_id: UUID, principal: Writer) -> ApiKey:
     return auth.revoke_api_key(principal, str(api_key_id))
 
 
@@ -120,7 +128,7 @@ def list_audit_logs(principal: Admin, limit: Limit = 50, cursor: Cursor = None,
                     action: str | None = Query(default=None, max_length=100),
                     resource_type: str | None = Query(default=None, max_length=100),
                     resource_id: str | None = Query(default=None, max_length=100),
-                    since: datetime | None = None, until: datetime | None = None) -> dict:
+                    since: datetime | None = None, until: datetime | None = None) -> Page[AuditLogEntry]:
     with db.tenant_transaction(principal.tenant_id) as conn:
         page = audit.list_entries(conn, user_id=user_id, action=action, resource_type=resource_type,
                                   resource_id=resource_id, since=since, until=until, cursor=cursor, limit=limit)
@@ -136,26 +144,26 @@ def _with_progress(run: dict) -> dict:
 @router.get("/runs", tags=["runs"])
 def list_runs(principal: CurrentPrincipal, limit: Limit = 50, cursor: Cursor = None,
               kind: str | None = Query(default=None, max_length=50),
-              status: str | None = Query(default=None, max_length=20)) -> dict:
+              status: str | None = Query(default=None, max_length=20)) -> Page[Run]:
     with db.tenant_transaction(principal.tenant_id) as conn:
         page = runs.list_runs(conn, cursor, limit, kind, status)
     return {"items": [_with_progress(r) for r in page.items], "next_cursor": page.next_cursor}
 
 
-@router.get("/runs/{run_id}", tags=["runs"])
-def get_run(run_id: UUID, principal: CurrentPrincipal) -> dict:
+@router.get("/runs/{run_id}", tags=["runs"], responses=problems(404))
+def get_run(run_id: UUID, principal: CurrentPrincipal) -> Run:
     with db.tenant_transaction(principal.tenant_id) as conn:
         return _with_progress(runs.get_run(conn, str(run_id)))
 
 
-@router.get("/runs/{run_id}/steps", tags=["runs"])
-def list_steps(run_id: UUID, principal: CurrentPrincipal) -> dict:
+@router.get("/runs/{run_id}/steps", tags=["runs"], responses=problems(404))
+def list_steps(run_id: UUID, principal: CurrentPrincipal) -> RunStepList:
     with db.tenant_transaction(principal.tenant_id) as conn:
         return {"items": runs.list_steps(conn, str(run_id))}
 
 
-@router.get("/runs/{run_id}/artifacts", tags=["runs"])
-def list_artifacts(run_id: UUID, principal: CurrentPrincipal) -> dict:
+@router.get("/runs/{run_id}/artifacts", tags=["runs"], response_model_exclude_unset=True, responses=problems(404))
+def list_artifacts(run_id: UUID, principal: CurrentPrincipal) -> RunArtifactList:
     from funnel.platform.storage import presigned_url
 
     with db.tenant_transaction(principal.tenant_id) as conn:
@@ -170,26 +178,27 @@ class PromptBody(StrictModel):
     activate: bool = True
 
 
-@router.post("/prompts", status_code=201, tags=["prompts"])
-def create_prompt(body: PromptBody, principal: Admin) -> dict:
+@router.post("/prompts", status_code=201, tags=["prompts"], responses=problems(
+    422, validation="The request is not valid, or `variables` does not match the `{{placeholders}}` of `content`"))
+def create_prompt(body: PromptBody, principal: Admin) -> Prompt:
     with db.tenant_transaction(principal.tenant_id) as conn:
         return prompts.create_prompt(conn, principal, body.step, body.content, body.variables, body.activate)
 
 
 @router.get("/prompts", tags=["prompts"])
-def list_prompts(principal: CurrentPrincipal, step: str | None = Query(default=None, max_length=100)) -> dict:
+def list_prompts(principal: CurrentPrincipal, step: str | None = Query(default=None, max_length=100)) -> PromptList:
     with db.tenant_transaction(principal.tenant_id) as conn:
         return {"items": prompts.list_prompts(conn, step)}
 
 
-@router.post("/prompts/{prompt_id}/activate", tags=["prompts"])
-def activate_prompt(prompt_id: int, principal: Admin) -> dict:
+@router.post("/prompts/{prompt_id}/activate", tags=["prompts"], responses=problems(404))
+def activate_prompt(prompt_id: int, principal: Admin) -> Prompt:
     with db.tenant_transaction(principal.tenant_id) as conn:
         return prompts.activate_prompt(conn, principal, prompt_id)
 
 
 @router.get("/llm/providers", tags=["llm"])
-def list_llm_providers(principal: CurrentPrincipal) -> dict:
+def list_llm_providers(principal: CurrentPrincipal) -> LlmProviderList:
     with db.control_transaction() as conn:
         rows = conn.execute("SELECT id, display_name, api_base_url, is_offline, is_active FROM llm_providers "
                             "ORDER BY id").fetchall()
@@ -197,15 +206,15 @@ def list_llm_providers(principal: CurrentPrincipal) -> dict:
 
 
 @router.get("/llm/models", tags=["llm"])
-def list_llm_models(principal: CurrentPrincipal) -> dict:
+def list_llm_models(principal: CurrentPrincipal) -> LlmModelList:
     with db.control_transaction() as conn:
         rows = conn.execute("SELECT id, provider_id, model_name, model_class, input_cost_per_mtok, "
                             "output_cost_per_mtok, is_active FROM llm_models ORDER BY provider_id, id").fetchall()
     return {"items": rows}
 
 
-@router.get("/llm/step-defaults", tags=["llm"])
-def list_step_defaults(principal: CurrentPrincipal) -> dict:
+@router.get("/llm/step-defaults", tags=["llm"], response_model_exclude_unset=True)
+def list_step_defaults(principal: CurrentPrincipal) -> StepLlmDefaultList:
     with db.control_transaction() as conn:
         defaults = conn.execute("SELECT step, provider_id, model_class FROM step_llm_defaults ORDER BY step").fetchall()
     with db.tenant_transaction(principal.tenant_id) as conn:
@@ -220,8 +229,9 @@ class StepModelBody(StrictModel):
     model_name: str | None = Field(default=None, max_length=200)
 
 
-@router.put("/llm/step-defaults/{step}", tags=["llm"])
-def set_tenant_step_model(step: str, body: StepModelBody, principal: Admin) -> dict:
+@router.put("/llm/step-defaults/{step}", tags=["llm"], response_model_exclude_unset=True, responses=problems(
+    404, not_found="No active model of that provider (and class or name) exists"))
+def set_tenant_step_model(step: str, body: StepModelBody, principal: Admin) -> TenantStepModel:
     """A tenant's own model choice for a step; the global registry is changed with `funnel llm`."""
     choice = body.model_dump(exclude_none=True)
     with db.tenant_transaction(principal.tenant_id) as conn:
