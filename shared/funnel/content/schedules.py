@@ -17,9 +17,10 @@ import json
 import logging
 import re
 from datetime import datetime, timedelta, timezone
+from functools import lru_cache
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter
 from psycopg import Connection
 
 from funnel.platform import aws
@@ -30,6 +31,18 @@ from funnel.platform.errors import NotFound, ValidationFailed
 from funnel.platform.pagination import keyset_page
 from funnel.platform.principal import Principal
 from funnel.settings import get_settings
+
+if TYPE_CHECKING:
+    from croniter import croniter
+
+
+@lru_cache(maxsize=1)
+def _croniter() -> type[croniter]:
+    """croniter, imported on first use: only schedule writes and firings compute cron times."""
+    from croniter import croniter
+
+    return croniter
+
 
 log = logging.getLogger("funnel.content.schedules")
 SCHEDULE_COLUMNS = ("id, user_id, site_id, product_id, cron_expression, timezone, articles_per_run, publish_mode, "
@@ -43,7 +56,7 @@ def validate(cron_expression: str, zone: str) -> None:
     if len(fields) != 5 or not all(_FIELD.match(f) for f in fields):
         raise ValidationFailed(f"cron_expression must have 5 fields (minute hour day month weekday): "
                                f"{cron_expression!r}")
-    if not croniter.is_valid(cron_expression):
+    if not _croniter().is_valid(cron_expression):
         raise ValidationFailed(f"invalid cron expression {cron_expression!r}")
     try:
         ZoneInfo(zone)
@@ -56,13 +69,13 @@ def next_run_at(cron_expression: str, zone: str, after: datetime | None = None) 
     """The first occurrence strictly after ``after`` (UTC-aware result)."""
     after = after or datetime.now(timezone.utc)
     local = after.astimezone(ZoneInfo(zone))
-    return croniter(cron_expression, local).get_next(datetime).astimezone(timezone.utc)
+    return _croniter()(cron_expression, local).get_next(datetime).astimezone(timezone.utc)
 
 
 def latest_occurrence(cron_expression: str, zone: str, at: datetime | None = None) -> datetime:
     """The most recent occurrence at or before ``at``: what a firing without a scheduled time stands for."""
     at = (at or datetime.now(timezone.utc)).replace(microsecond=0) + timedelta(seconds=1)
-    return croniter(cron_expression, at.astimezone(ZoneInfo(zone))).get_prev(datetime).astimezone(timezone.utc)
+    return _croniter()(cron_expression, at.astimezone(ZoneInfo(zone))).get_prev(datetime).astimezone(timezone.utc)
 
 
 def _aws_dow(field: str) -> str:
