@@ -26,7 +26,7 @@ def seed(runtime) -> dict[str, str]:
     from funnel import db
     from funnel.email import tokens
     from funnel.notifications.service import notify
-    from funnel.platform import runs
+    from funnel.platform import runs, storage
     from tests.support.tenants import new_tenant
 
     tenant = new_tenant()
@@ -49,8 +49,23 @@ def seed(runtime) -> dict[str, str]:
     schedule = api("POST", "/v1/schedules", {"site_id": site["id"], "product_id": product["id"],
                                              "cron_expression": "0 9 * * 1", "articles_per_run": 1,
                                              "publish_mode": "draft"})
+    task = api("POST", "/v1/tasks", {"name": "Sample send task", "sender": {
+        "company": "Acme", "last_name": "Sample", "first_name": "Sam", "email": "sam@example.com"},
+        "message": "Hello", "urls": ["http://127.0.0.1:9/contact"]})
+    with db.tenant_transaction(tenant.tenant_id) as conn:  # as the send pipeline leaves it before finalize
+        send_run = runs.create_run(conn, "send_pipeline", {"task_id": task["id"], "phase": "auto"}, tenant.owner_id)
+        conn.execute("UPDATE tasks SET status = 'running' WHERE id = %s", (task["id"],))
+        conn.execute("UPDATE task_targets SET status = 'submitted' WHERE task_id = %s", (task["id"],))
+    import_key = f"imports/{tenant.tenant_id}/event-sample.csv"  # a pending job, as the API leaves one
+    storage.put_bytes(import_key, b"company_name,url\nAlpha,https://alpha.example.co.jp\n", "text/csv")
+    with db.tenant_transaction(tenant.tenant_id) as conn:
+        job = conn.execute("INSERT INTO import_jobs (user_id, status, total_rows, source_path) "
+                           "VALUES (%s, 'pending', 1, %s) RETURNING id", (tenant.owner_id, import_key)).fetchone()
     key, message_id = tokens.tracking_key(), str(uuid.uuid4())
     return {
+        "import_job_id": str(job["id"]),
+        "task_id": task["id"],
+        "send_run_id": str(send_run["id"]),
         "notification_id": str(notification["id"]),
         "schedule_id": schedule["id"],
         "tenant_id": tenant.tenant_id,
