@@ -34,6 +34,7 @@ bench: install
 # product package alone (shared/funnel with its data, migrations/ as funnel.migrations) into the
 # layer's python/; its dependencies are the Deps layers', funnel-dev is not part of it.
 build-SharedLayer:
+	rm -rf build  # setuptools packs whatever its build/ holds: never a stale module
 	$(PYTHON) -m pip install --quiet --no-deps --no-compile --target "$(ARTIFACTS_DIR)/python" .
 	rm -rf "$(ARTIFACTS_DIR)/python/bin"
 

@@ -5,9 +5,12 @@ folder (the project's documented layout) and are mapped into the package as
 ``funnel.migrations``, so the built artifact (Lambda layer, browser image, any wheel) carries
 them and ``funnel migrate`` / tenant provisioning find them through the package, not the checkout.
 """
-from setuptools import find_packages, setup
+from setuptools import find_namespace_packages, find_packages, setup
+
+MIGRATIONS = ["funnel.migrations", *(f"funnel.migrations.{name}" for name in find_namespace_packages(
+    "migrations", exclude=["*__pycache__*"]))]  # control, control.versions, tenant, tenant.versions
 
 setup(
-    packages=[*find_packages("shared", include=["funnel", "funnel.*"]), "funnel.migrations"],
+    packages=[*find_packages("shared", include=["funnel", "funnel.*"]), *MIGRATIONS],
     package_dir={"": "shared", "funnel.migrations": "migrations"},
 )
