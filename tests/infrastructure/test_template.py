@@ -28,8 +28,8 @@ MANAGED_POLICIES = {
     "AWSLambdaSQSQueueExecutionRole": "arn:aws:iam::aws:policy/service-role/AWSLambdaSQSQueueExecutionRole",
 }
 # Functions whose samples today only show rejections or deleted-tenant cases (their success path needs data
-# the sample seed does not build yet: a campaign with its messages, a browser target and its form page).
-FUNCTIONS_WITHOUT_A_SUCCESS_SAMPLE_YET = {"BrowserWorkerFunction", "EmailSenderFunction", "TrackingEventsFunction"}
+# the sample seed does not build yet: a message still queued for sending, a browser target and its form page).
+FUNCTIONS_WITHOUT_A_SUCCESS_SAMPLE_YET = {"BrowserWorkerFunction", "EmailSenderFunction"}
 # Settings that have safe defaults and are tuned per deployment only when needed (not wired in Globals).
 SETTINGS_WITH_DEFAULTS = {
     "region", "db_pool_max_size", "tenant_directory_ttl_seconds", "access_token_ttl_seconds",

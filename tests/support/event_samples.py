@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -61,8 +62,23 @@ def seed(runtime) -> dict[str, str]:
     with db.tenant_transaction(tenant.tenant_id) as conn:
         job = conn.execute("INSERT INTO import_jobs (user_id, status, total_rows, source_path) "
                            "VALUES (%s, 'pending', 1, %s) RETURNING id", (tenant.owner_id, import_key)).fetchone()
+    campaign = api("POST", "/v1/email-campaigns", {
+        "name": "Samples", "subject": "Our whitepaper", "from_name": "Sam Sample",
+        "sender_identity": "Acme Inc., 1-1 Chiyoda, Tokyo", "body": "Hello {{name}}, here it is.",
+        "recipients": [{"email": f"reader-{uuid.uuid4().hex[:8]}@example.org", "name": "Reader"}]})
+    api("POST", f"/v1/email-campaigns/{campaign['id']}/send", {})
+    deadline = time.monotonic() + 60
+    while True:  # the runtime's e-mail pollers send it
+        with db.tenant_transaction(tenant.tenant_id) as conn:
+            sent = conn.execute("SELECT id FROM email_messages WHERE campaign_id = %s AND status = 'sent'",
+                                (campaign["id"],)).fetchone()
+        if sent or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert sent, "the sample campaign was not sent"
     key, message_id = tokens.tracking_key(), str(uuid.uuid4())
     return {
+        "sent_message_id": str(sent["id"]),
         "import_job_id": str(job["id"]),
         "task_id": task["id"],
         "send_run_id": str(send_run["id"]),
