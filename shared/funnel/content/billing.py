@@ -148,7 +148,7 @@ def handle_webhook(payload: bytes, signature: str | None) -> dict:
             return {"received": True, "duplicate": True}
         if tenant_id is None:
             logger.warning("Stripe event for no known tenant", extra={"event_id": event_id, "type": event_type})
-            return {"received": True, "ignored": "unknown customer"}
+            return {"received": True, "duplicate": False, "ignored": "unknown customer"}
         _apply(conn, event_type, data, tenant_id)
     directory.forget(tenant_id)
     return {"received": True, "duplicate": False}

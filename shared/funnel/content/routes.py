@@ -8,12 +8,19 @@ from fastapi import APIRouter, Query, Request
 from pydantic import Field
 
 from funnel import db
+from funnel.api.contract import Page, problem_response, problems
 from funnel.api.deps import Admin, CurrentPrincipal, Cursor, Limit, StrictModel, Writer, page_body
 from funnel.content import billing, schedules, service
+from funnel.content.models import (Article, ArticleImage, ArticleImageDetail, ArticlePipelineRun, BillingOverview,
+                                   CheckoutSession, Cluster, ClusterDetail, ColorTheme, ContentSchedule, ImageStyle,
+                                   Product, ScheduleJobList, Site, StripeWebhookReceipt)
 from funnel.platform import audit
 
 router = APIRouter(prefix="/v1")
 Slug = Field(min_length=1, max_length=100, pattern=r"^[a-z0-9][a-z0-9-]*$")
+# WordPress calls (publish, unpublish, archive): timeouts, 429 and 5xx are TransientError (502).
+PIPELINE_UNAVAILABLE = "the pipeline (Step Functions) cannot be reached; the run is marked failed: resume it later"
+WORDPRESS_UNAVAILABLE = {502: problem_response(502, "WordPress did not answer, or answered 429/5xx; try again")}
 
 
 class SiteBody(StrictModel):
@@ -31,38 +38,35 @@ class SitePatch(StrictModel):
     status: Literal["provisioning", "active", "suspended"] | None = None
 
 
-@router.post("/sites", status_code=201, tags=["content"])
-def create_site(body: SiteBody, principal: Writer) -> dict:
+@router.post("/sites", status_code=201, tags=["content"],
+             responses=problems(409, conflict="a site with this slug exists"))
+def create_site(body: SiteBody, principal: Writer) -> Site:
     with db.tenant_transaction(principal.tenant_id) as conn:
         return service.create_site(conn, principal, **body.model_dump())
 
 
 @router.get("/sites", tags=["content"])
-def list_sites(principal: CurrentPrincipal, limit: Limit = 50, cursor: Cursor = None) -> dict:
+def list_sites(principal: CurrentPrincipal, limit: Limit = 50, cursor: Cursor = None) -> Page[Site]:
     with db.tenant_transaction(principal.tenant_id) as conn:
         return page_body(service.list_sites(conn, cursor, limit))
 
 
-@router.get("/sites/{site_id}", tags=["content"])
-def get_site(site_id: UUID, principal: CurrentPrincipal) -> dict:
+@router.get("/sites/{site_id}", tags=["content"], responses=problems(404))
+def get_site(site_id: UUID, principal: CurrentPrincipal) -> Site:
     with db.tenant_transaction(principal.tenant_id) as conn:
         return service.get_site(conn, str(site_id))
 
 
-@router.patch("/sites/{site_id}", tags=["content"])
-def update_site(site_id: UUID, body: SitePatch, principal: Writer) -> dict:
+@router.patch("/sites/{site_id}", tags=["content"], responses=problems(404))
+def update_site(site_id: UUID, body: SitePatch, principal: Writer) -> Site:
     with db.tenant_transaction(principal.tenant_id) as conn:
         return service.update_site(conn, principal, str(site_id), body.model_dump(exclude_unset=True))
 
 
-@router.delete("/sites/{site_id}", status_code=204, tags=["content"])
+@router.delete("/sites/{site_id}", status_code=204, tags=["content"], responses=problems(404))
 def delete_site(site_id: UUID, principal: Writer) -> None:
     with db.tenant_transaction(principal.tenant_id) as conn:
         service.delete_site(conn, principal, str(site_id))
-
-
-ImageStyle = Literal["none", "illustration", "photo", "flat", "3d", "watercolor"]
-ColorTheme = Literal["auto", "blue", "green", "warm", "mono"]
 
 
 class ProductBody(StrictModel):
@@ -85,32 +89,34 @@ class ProductPatch(StrictModel):
     image_size: str | None = Field(default=None, pattern=r"^[1-9][0-9]{1,3}x[1-9][0-9]{1,3}$")
 
 
-@router.post("/products", status_code=201, tags=["content"])
-def create_product(body: ProductBody, principal: Writer) -> dict:
+@router.post("/products", status_code=201, tags=["content"],
+             responses=problems(404, not_found="`site_id` names no site"))
+def create_product(body: ProductBody, principal: Writer) -> Product:
     with db.tenant_transaction(principal.tenant_id) as conn:
         return service.create_product(conn, principal, body.model_dump())
 
 
 @router.get("/products", tags=["content"])
 def list_products(principal: CurrentPrincipal, limit: Limit = 50, cursor: Cursor = None,
-                  site_id: UUID | None = None) -> dict:
+                  site_id: UUID | None = None) -> Page[Product]:
     with db.tenant_transaction(principal.tenant_id) as conn:
         return page_body(service.list_products(conn, cursor, limit, str(site_id) if site_id else None))
 
 
-@router.get("/products/{product_id}", tags=["content"])
-def get_product(product_id: UUID, principal: CurrentPrincipal) -> dict:
+@router.get("/products/{product_id}", tags=["content"], responses=problems(404))
+def get_product(product_id: UUID, principal: CurrentPrincipal) -> Product:
     with db.tenant_transaction(principal.tenant_id) as conn:
         return service.get_product(conn, str(product_id))
 
 
-@router.patch("/products/{product_id}", tags=["content"])
-def update_product(product_id: UUID, body: ProductPatch, principal: Writer) -> dict:
+@router.patch("/products/{product_id}", tags=["content"],
+              responses=problems(404, not_found="the product, or the `site_id` given, is not found"))
+def update_product(product_id: UUID, body: ProductPatch, principal: Writer) -> Product:
     with db.tenant_transaction(principal.tenant_id) as conn:
         return service.update_product(conn, principal, str(product_id), body.model_dump(exclude_unset=True))
 
 
-@router.delete("/products/{product_id}", status_code=204, tags=["content"])
+@router.delete("/products/{product_id}", status_code=204, tags=["content"], responses=problems(404))
 def delete_product(product_id: UUID, principal: Writer) -> None:
     with db.tenant_transaction(principal.tenant_id) as conn:
         service.delete_product(conn, principal, str(product_id))
@@ -121,41 +127,52 @@ class GenerateBody(StrictModel):
     publish_mode: Literal["draft", "publish"] = "draft"
 
 
-@router.post("/products/{product_id}/generate", status_code=202, tags=["content"])
-def generate(product_id: UUID, body: GenerateBody, principal: Writer) -> dict:
-    """Start the article pipeline for a product; follow it with GET /v1/runs/{id} (progress)."""
+@router.post("/products/{product_id}/generate", status_code=202, tags=["content"],
+             responses=problems(402, 404, 503, payment_required="the subscription is canceled or unpaid",
+                                unavailable=PIPELINE_UNAVAILABLE))
+def generate(product_id: UUID, body: GenerateBody, principal: Writer) -> ArticlePipelineRun:
+    """Start the article pipeline for a product; follow it with GET /v1/runs/{id} (progress).
+    422 when the product has no WordPress site, or its site has no application password or is suspended."""
     return service.start_generation(principal, str(product_id), body.articles_count, body.publish_mode)
 
 
-@router.post("/runs/{run_id}/resume", tags=["runs"])
-def resume_run(run_id: UUID, principal: Writer) -> dict:
+@router.post("/runs/{run_id}/resume", tags=["runs"],
+             responses=problems(402, 404, 409, 503, payment_required="the subscription is canceled or unpaid",
+                                conflict="the run is not an article pipeline run, or is neither failed nor paused",
+                                unavailable=PIPELINE_UNAVAILABLE))
+def resume_run(run_id: UUID, principal: Writer) -> ArticlePipelineRun:
+    """Continue a failed or paused article pipeline run; finished steps are not run again."""
     return service.resume_run(principal, str(run_id))
 
 
-@router.post("/runs/{run_id}/pause", tags=["runs"])
-def pause_run(run_id: UUID, principal: Writer) -> dict:
+@router.post("/runs/{run_id}/pause", tags=["runs"],
+             responses=problems(404, 409, conflict="the run is not an article pipeline run, or is neither "
+                                                   "pending nor running"))
+def pause_run(run_id: UUID, principal: Writer) -> ArticlePipelineRun:
     return service.pause_run(principal, str(run_id))
 
 
-@router.post("/runs/{run_id}/cancel", tags=["runs"])
-def cancel_run(run_id: UUID, principal: Writer) -> dict:
+@router.post("/runs/{run_id}/cancel", tags=["runs"],
+             responses=problems(404, 409, conflict="the run is not an article pipeline run, or is already "
+                                                   "completed or cancelled"))
+def cancel_run(run_id: UUID, principal: Writer) -> ArticlePipelineRun:
     return service.cancel_run(principal, str(run_id))
 
 
 @router.get("/clusters", tags=["content"])
 def list_clusters(principal: CurrentPrincipal, limit: Limit = 50, cursor: Cursor = None,
-                  product_id: UUID | None = None) -> dict:
+                  product_id: UUID | None = None) -> Page[Cluster]:
     with db.tenant_transaction(principal.tenant_id) as conn:
         return page_body(service.list_clusters(conn, cursor, limit, str(product_id) if product_id else None))
 
 
-@router.get("/clusters/{cluster_id}", tags=["content"])
-def get_cluster(cluster_id: UUID, principal: CurrentPrincipal) -> dict:
+@router.get("/clusters/{cluster_id}", tags=["content"], responses=problems(404))
+def get_cluster(cluster_id: UUID, principal: CurrentPrincipal) -> ClusterDetail:
     with db.tenant_transaction(principal.tenant_id) as conn:
         return service.get_cluster(conn, str(cluster_id))
 
 
-@router.delete("/clusters/{cluster_id}", status_code=204, tags=["content"])
+@router.delete("/clusters/{cluster_id}", status_code=204, tags=["content"], responses=problems(404))
 def delete_cluster(cluster_id: UUID, principal: Writer) -> None:
     with db.tenant_transaction(principal.tenant_id) as conn:
         service.delete_cluster(conn, principal, str(cluster_id))
@@ -175,48 +192,55 @@ class PublishBody(StrictModel):
 @router.get("/articles", tags=["content"])
 def list_articles(principal: CurrentPrincipal, limit: Limit = 50, cursor: Cursor = None,
                   cluster_id: UUID | None = None,
-                  status: Literal["draft", "published", "archived"] | None = Query(default=None)) -> dict:
+                  status: Literal["draft", "published", "archived"] | None = Query(default=None)
+                  ) -> Page[Article]:
     with db.tenant_transaction(principal.tenant_id) as conn:
         return page_body(service.list_articles(conn, cursor, limit, str(cluster_id) if cluster_id else None,
                                                status))
 
 
-@router.get("/articles/{article_id}", tags=["content"])
-def get_article(article_id: UUID, principal: CurrentPrincipal) -> dict:
+@router.get("/articles/{article_id}", tags=["content"], responses=problems(404))
+def get_article(article_id: UUID, principal: CurrentPrincipal) -> Article:
     with db.tenant_transaction(principal.tenant_id) as conn:
         return service.get_article(conn, str(article_id))
 
 
-@router.patch("/articles/{article_id}", tags=["content"])
-def update_article(article_id: UUID, body: ArticlePatch, principal: Writer) -> dict:
+@router.patch("/articles/{article_id}", tags=["content"],
+              responses=problems(404, 409, conflict="the article is archived"))
+def update_article(article_id: UUID, body: ArticlePatch, principal: Writer) -> Article:
     with db.tenant_transaction(principal.tenant_id) as conn:
         return service.update_article(conn, principal, str(article_id), body.model_dump(exclude_unset=True))
 
 
-@router.post("/articles/{article_id}/publish", tags=["content"])
-def publish_article(article_id: UUID, body: PublishBody, principal: Writer) -> dict:
+@router.post("/articles/{article_id}/publish", tags=["content"],
+             responses={**problems(404, 409, conflict="the article is archived"), **WORDPRESS_UNAVAILABLE})
+def publish_article(article_id: UUID, body: PublishBody, principal: Writer) -> Article:
+    """Create or update the article's WordPress post (`mode`: publish, or push as a draft).
+    422 when the article has no content, its product no site, or WordPress refuses the post."""
     return service.publish_article(principal.tenant_id, str(article_id), body.mode, principal)
 
 
-@router.post("/articles/{article_id}/unpublish", tags=["content"])
-def unpublish_article(article_id: UUID, principal: Writer) -> dict:
+@router.post("/articles/{article_id}/unpublish", tags=["content"], responses={**problems(404), **WORDPRESS_UNAVAILABLE})
+def unpublish_article(article_id: UUID, principal: Writer) -> Article:
+    """Back to draft, here and (when posted) in WordPress."""
     return service.unpublish_article(principal.tenant_id, str(article_id), principal)
 
 
-@router.post("/articles/{article_id}/archive", tags=["content"])
-def archive_article(article_id: UUID, principal: Writer) -> dict:
+@router.post("/articles/{article_id}/archive", tags=["content"], responses={**problems(404), **WORDPRESS_UNAVAILABLE})
+def archive_article(article_id: UUID, principal: Writer) -> Article:
+    """Archive (no more edits or publishing); a WordPress post goes back to draft."""
     return service.unpublish_article(principal.tenant_id, str(article_id), principal, archive=True)
 
 
 @router.get("/images", tags=["content"])
 def list_images(principal: CurrentPrincipal, limit: Limit = 50, cursor: Cursor = None,
-                article_id: UUID | None = None) -> dict:
+                article_id: UUID | None = None) -> Page[ArticleImage]:
     with db.tenant_transaction(principal.tenant_id) as conn:
         return page_body(service.list_images(conn, cursor, limit, str(article_id) if article_id else None))
 
 
-@router.get("/images/{image_id}", tags=["content"])
-def get_image(image_id: UUID, principal: CurrentPrincipal) -> dict:
+@router.get("/images/{image_id}", tags=["content"], responses=problems(404))
+def get_image(image_id: UUID, principal: CurrentPrincipal) -> ArticleImageDetail:
     from funnel.platform.storage import presigned_url
 
     with db.tenant_transaction(principal.tenant_id) as conn:
@@ -224,7 +248,7 @@ def get_image(image_id: UUID, principal: CurrentPrincipal) -> dict:
     return {**image, "download_url": presigned_url(image["storage_path"]) if image["storage_path"] else None}
 
 
-@router.delete("/images/{image_id}", status_code=204, tags=["content"])
+@router.delete("/images/{image_id}", status_code=204, tags=["content"], responses=problems(404))
 def delete_image(image_id: UUID, principal: Writer) -> None:
     with db.tenant_transaction(principal.tenant_id) as conn:
         service.delete_image(conn, principal, str(image_id))
@@ -250,36 +274,38 @@ class SchedulePatch(StrictModel):
     is_active: bool | None = None
 
 
-@router.post("/schedules", status_code=201, tags=["content"])
-def create_schedule(body: ScheduleBody, principal: Writer) -> dict:
+@router.post("/schedules", status_code=201, tags=["content"],
+             responses=problems(404, not_found="`site_id` or `product_id` is not found"))
+def create_schedule(body: ScheduleBody, principal: Writer) -> ContentSchedule:
     return schedules.create_schedule(principal, body.model_dump())
 
 
 @router.get("/schedules", tags=["content"])
-def list_schedules(principal: CurrentPrincipal, limit: Limit = 50, cursor: Cursor = None) -> dict:
+def list_schedules(principal: CurrentPrincipal, limit: Limit = 50, cursor: Cursor = None) -> Page[ContentSchedule]:
     with db.tenant_transaction(principal.tenant_id) as conn:
         return page_body(schedules.list_schedules(conn, cursor, limit))
 
 
-@router.get("/schedules/{schedule_id}", tags=["content"])
-def get_schedule(schedule_id: UUID, principal: CurrentPrincipal) -> dict:
+@router.get("/schedules/{schedule_id}", tags=["content"], responses=problems(404))
+def get_schedule(schedule_id: UUID, principal: CurrentPrincipal) -> ContentSchedule:
     with db.tenant_transaction(principal.tenant_id) as conn:
         return schedules.get_schedule(conn, str(schedule_id))
 
 
-@router.get("/schedules/{schedule_id}/jobs", tags=["content"])
-def list_schedule_jobs(schedule_id: UUID, principal: CurrentPrincipal) -> dict:
+@router.get("/schedules/{schedule_id}/jobs", tags=["content"], responses=problems(404))
+def list_schedule_jobs(schedule_id: UUID, principal: CurrentPrincipal) -> ScheduleJobList:
     with db.tenant_transaction(principal.tenant_id) as conn:
         return {"items": schedules.list_jobs(conn, str(schedule_id))}
 
 
-@router.patch("/schedules/{schedule_id}", tags=["content"])
-def update_schedule(schedule_id: UUID, body: SchedulePatch, principal: Writer) -> dict:
+@router.patch("/schedules/{schedule_id}", tags=["content"],
+               responses=problems(404, not_found="the schedule, or the `site_id` / `product_id` given, is not found"))
+def update_schedule(schedule_id: UUID, body: SchedulePatch, principal: Writer) -> ContentSchedule:
     changes = {k: v for k, v in body.model_dump(exclude_unset=True).items() if v is not None}
     return schedules.update_schedule(principal, str(schedule_id), changes)
 
 
-@router.delete("/schedules/{schedule_id}", status_code=204, tags=["content"])
+@router.delete("/schedules/{schedule_id}", status_code=204, tags=["content"], responses=problems(404))
 def delete_schedule(schedule_id: UUID, principal: Writer) -> None:
     schedules.delete_schedule(principal, str(schedule_id))
 
@@ -290,8 +316,10 @@ class CheckoutBody(StrictModel):
     cancel_url: str = Field(min_length=1, max_length=2000)
 
 
-@router.post("/billing/checkout", status_code=201, tags=["billing"])
-def start_checkout(body: CheckoutBody, principal: Admin) -> dict:
+@router.post("/billing/checkout", status_code=201, tags=["billing"], responses=problems(404))
+def start_checkout(body: CheckoutBody, principal: Admin) -> CheckoutSession:
+    """A subscription checkout; the return URLs must be on the frontend's origin (422 otherwise, and when
+    billing is not configured)."""
     session = billing.start_checkout(principal, body.price_id, body.success_url, body.cancel_url)
     with db.tenant_transaction(principal.tenant_id) as conn:
         audit.record(conn, principal, "billing.checkout", "tenant", principal.tenant_id,
@@ -299,12 +327,14 @@ def start_checkout(body: CheckoutBody, principal: Admin) -> dict:
     return session
 
 
-@router.get("/billing", tags=["billing"])
-def get_billing(principal: Admin) -> dict:
+@router.get("/billing", tags=["billing"], responses=problems(404))
+def get_billing(principal: Admin) -> BillingOverview:
     return billing.billing_overview(principal.tenant_id)
 
 
-@router.post("/webhooks/stripe", tags=["billing"])
-async def stripe_webhook(request: Request) -> dict:
+@router.post("/webhooks/stripe", tags=["billing"], response_model_exclude_unset=True,
+             responses={400: problem_response(400, "a missing or invalid Stripe-Signature, a stale or tampered "
+                                                   "payload, or no webhook secret configured")})
+async def stripe_webhook(request: Request) -> StripeWebhookReceipt:
     """Stripe calls this; the signature (not a token) authenticates it."""
     return billing.handle_webhook(await request.body(), request.headers.get("stripe-signature"))

@@ -17,7 +17,7 @@ from funnel.platform import aws
 from funnel import db
 from funnel.content.errors import PermanentError
 from funnel.platform import audit, crypto, runs
-from funnel.platform.errors import Conflict, NotFound, PaymentRequired, ValidationFailed
+from funnel.platform.errors import Conflict, NotFound, PaymentRequired, ServiceUnavailable, ValidationFailed
 from funnel.platform.pagination import Page, keyset_page
 from funnel.platform.principal import Principal
 from funnel.platform.ssrf import UnsafeUrlError, check_url
@@ -342,7 +342,8 @@ def start_execution(tenant_id: str, run_id: str) -> dict:
     except Exception as exc:
         with db.tenant_transaction(tenant_id) as conn:
             runs.update_run(conn, run_id, status="failed", error_message=f"could not start the pipeline: {exc}")
-        raise
+        raise ServiceUnavailable("the article pipeline cannot be started; the run is failed, resume it later") \
+            from exc
     with db.tenant_transaction(tenant_id) as conn:
         return runs.update_run(conn, run_id, status="running", execution_arn=execution["executionArn"],
                                error_message=None)

@@ -8,11 +8,16 @@ from fastapi import APIRouter, Request
 from pydantic import Field
 
 from funnel import db
+from funnel.api.contract import Page, problems
 from funnel.api.deps import Admin, CurrentPrincipal, Cursor, Limit, StrictModel, Writer, page_body
 from funnel.outreach import contacts, safety, tasks, templates
+from funnel.outreach.models import (Contact, ContactImport, ContactImportOutcome, OutreachTemplate, SendTarget,
+                                    SendTargetList, SendTask, SendTaskDetail, Suppression, SuppressionKind,
+                                    TargetStatus)
 from funnel.platform import audit
 
 router = APIRouter(prefix="/v1")
+PIPELINE_UNAVAILABLE = "the send pipeline (Step Functions) cannot be reached; the task is as it was: try again"
 
 
 class ContactBody(StrictModel):
@@ -26,25 +31,26 @@ class ContactBody(StrictModel):
     metadata: dict | None = None
 
 
-@router.post("/contacts", status_code=201, tags=["outreach"])
-def create_contact(body: ContactBody, principal: Writer) -> dict:
+@router.post("/contacts", status_code=201, tags=["outreach"],
+             responses=problems(409, conflict="a contact for the URL's domain exists"))
+def create_contact(body: ContactBody, principal: Writer) -> Contact:
     with db.tenant_transaction(principal.tenant_id) as conn:
         return contacts.create_contact(conn, principal, body.model_dump())
 
 
 @router.get("/contacts", tags=["outreach"])
-def list_contacts(principal: CurrentPrincipal, limit: Limit = 50, cursor: Cursor = None) -> dict:
+def list_contacts(principal: CurrentPrincipal, limit: Limit = 50, cursor: Cursor = None) -> Page[Contact]:
     with db.tenant_transaction(principal.tenant_id) as conn:
         return page_body(contacts.list_contacts(conn, cursor, limit))
 
 
-@router.get("/contacts/{contact_id}", tags=["outreach"])
-def get_contact(contact_id: UUID, principal: CurrentPrincipal) -> dict:
+@router.get("/contacts/{contact_id}", tags=["outreach"], responses=problems(404))
+def get_contact(contact_id: UUID, principal: CurrentPrincipal) -> Contact:
     with db.tenant_transaction(principal.tenant_id) as conn:
         return contacts.get_contact(conn, str(contact_id))
 
 
-@router.delete("/contacts/{contact_id}", status_code=204, tags=["outreach"])
+@router.delete("/contacts/{contact_id}", status_code=204, tags=["outreach"], responses=problems(404))
 def delete_contact(contact_id: UUID, principal: Writer) -> None:
     with db.tenant_transaction(principal.tenant_id) as conn:
         contacts.delete_contact(conn, principal, str(contact_id))
@@ -61,22 +67,29 @@ class ContactChanges(StrictModel):
     metadata: dict | None = None
 
 
-@router.patch("/contacts/{contact_id}", tags=["outreach"])
-def update_contact(contact_id: UUID, body: ContactChanges, principal: Writer) -> dict:
+@router.patch("/contacts/{contact_id}", tags=["outreach"],
+              responses=problems(404, 409, conflict="another contact has the URL's domain"))
+def update_contact(contact_id: UUID, body: ContactChanges, principal: Writer) -> Contact:
     """Change some fields; the URL is normalised again and must stay unique per domain (409)."""
     with db.tenant_transaction(principal.tenant_id) as conn:
         return contacts.update_contact(conn, principal, str(contact_id), body.model_dump(exclude_unset=True))
 
 
-@router.post("/contacts/import", tags=["outreach"])
-async def import_contacts(request: Request, principal: Writer) -> dict:
+CSV_BODY = {"requestBody": {"required": True, "description": "a CSV file with a header row: a URL column (url, "
+                              "website, ホームページ, ...) and a company name column (company_name, 会社名, ...); "
+                              "optional contact_person, email, phone, industry, corporate_number",
+                              "content": {"text/csv": {"schema": {"type": "string"}}}}}
+
+
+@router.post("/contacts/import", tags=["outreach"], openapi_extra=CSV_BODY, response_model_exclude_unset=True)
+async def import_contacts(request: Request, principal: Writer) -> ContactImportOutcome:
     """Send the CSV file as the body (text/csv, UTF-8 or Shift_JIS/CP932). A broken file is refused whole;
     the report lists every rejected or duplicate row and why. Large files answer with a pending job."""
     return contacts.import_csv(principal, await request.body())
 
 
-@router.get("/contacts/import-jobs/{job_id}", tags=["outreach"])
-def import_job(job_id: UUID, principal: CurrentPrincipal) -> dict:
+@router.get("/contacts/import-jobs/{job_id}", tags=["outreach"], responses=problems(404))
+def import_job(job_id: UUID, principal: CurrentPrincipal) -> ContactImport:
     """Progress and report of an import (large files import in the background)."""
     with db.tenant_transaction(principal.tenant_id) as conn:
         return contacts.import_job(conn, str(job_id))
@@ -91,7 +104,8 @@ class TemplateBody(StrictModel):
 
 
 @router.post("/templates", status_code=201, tags=["outreach"])
-def create_template(body: TemplateBody, principal: Writer) -> dict:
+def create_template(body: TemplateBody, principal: Writer) -> OutreachTemplate:
+    """Save a template; an unknown {{variable}} is refused (422)."""
     with db.tenant_transaction(principal.tenant_id) as conn:
         return templates.save_template(conn, principal, title=body.title, body=body.body, subject=body.subject,
                                        template_type=body.type, ai_mode=body.ai_mode)
@@ -99,7 +113,8 @@ def create_template(body: TemplateBody, principal: Writer) -> dict:
 
 @router.get("/templates", tags=["outreach"])
 def list_templates(principal: CurrentPrincipal, limit: Limit = 50, cursor: Cursor = None,
-                   type: Literal["form", "email"] | None = None) -> dict:  # noqa: A002 (query name)
+                   type: Literal["form", "email"] | None = None  # noqa: A002 (query name)
+                   ) -> Page[OutreachTemplate]:
     with db.tenant_transaction(principal.tenant_id) as conn:
         return page_body(templates.list_templates(conn, cursor, limit, type))
 
@@ -112,33 +127,34 @@ class TemplateChanges(StrictModel):
     is_active: bool | None = None
 
 
-@router.patch("/templates/{template_id}", tags=["outreach"])
-def update_template(template_id: UUID, body: TemplateChanges, principal: Writer) -> dict:
+@router.patch("/templates/{template_id}", tags=["outreach"], responses=problems(404))
+def update_template(template_id: UUID, body: TemplateChanges, principal: Writer) -> OutreachTemplate:
     """Change some fields; unknown variables are refused (422) as when saving."""
     with db.tenant_transaction(principal.tenant_id) as conn:
         return templates.update_template(conn, principal, str(template_id), body.model_dump(exclude_unset=True))
 
 
-@router.delete("/templates/{template_id}", status_code=204, tags=["outreach"])
+@router.delete("/templates/{template_id}", status_code=204, tags=["outreach"], responses=problems(404))
 def delete_template(template_id: UUID, principal: Writer) -> None:
     with db.tenant_transaction(principal.tenant_id) as conn:
         templates.delete_template(conn, principal, str(template_id))
 
 
-@router.get("/templates/{template_id}", tags=["outreach"])
-def get_template(template_id: UUID, principal: CurrentPrincipal) -> dict:
+@router.get("/templates/{template_id}", tags=["outreach"], responses=problems(404))
+def get_template(template_id: UUID, principal: CurrentPrincipal) -> OutreachTemplate:
     with db.tenant_transaction(principal.tenant_id) as conn:
         return templates.get_template(conn, str(template_id))
 
 
 class SuppressionBody(StrictModel):
-    kind: Literal["domain", "email", "phone", "company_name", "corporate_number"]
+    kind: SuppressionKind
     value: str = Field(min_length=1, max_length=500)
     reason: Literal["manual", "do_not_contact", "unsubscribed", "hard_bounce", "complaint"] = "do_not_contact"
 
 
 @router.post("/do-not-contact", status_code=201, tags=["outreach"])
-def add_suppression(body: SuppressionBody, principal: Admin) -> dict:
+def add_suppression(body: SuppressionBody, principal: Admin) -> Suppression:
+    """Add (or re-reason) an entry; the value is normalised like the contacts it matches (422 when empty)."""
     with db.tenant_transaction(principal.tenant_id) as conn:
         row = safety.suppress(conn, body.kind, body.value, body.reason, f"api:{principal.actor}")
         audit.record(conn, principal, "suppression.add", "suppression", row["id"], {"kind": body.kind})
@@ -147,14 +163,14 @@ def add_suppression(body: SuppressionBody, principal: Admin) -> dict:
 
 @router.get("/do-not-contact", tags=["outreach"])
 def list_suppressions(principal: CurrentPrincipal, limit: Limit = 50, cursor: Cursor = None,
-                      kind: Literal["domain", "email", "phone", "company_name", "corporate_number"] | None = None
-                      ) -> dict:
+                      kind: SuppressionKind | None = None) -> Page[Suppression]:
     """The do-not-contact list, shared with document e-mails (unsubscribes, bounces, complaints)."""
     with db.tenant_transaction(principal.tenant_id) as conn:
         return page_body(safety.list_suppressions(conn, cursor, limit, kind))
 
 
-@router.delete("/do-not-contact/{suppression_id}", status_code=204, tags=["outreach"])
+@router.delete("/do-not-contact/{suppression_id}", status_code=204, tags=["outreach"],
+               responses=problems(404, 409, conflict="unsubscribes, bounces and complaints cannot be removed"))
 def remove_suppression(suppression_id: UUID, principal: Admin) -> None:
     """Only manual / do_not_contact entries can be removed; unsubscribes, bounces and complaints stay (409)."""
     with db.tenant_transaction(principal.tenant_id) as conn:
@@ -199,8 +215,11 @@ class TaskBody(StrictModel):
     recontact_days: int = Field(default=180, ge=0, le=3650)
 
 
-@router.post("/tasks", status_code=201, tags=["outreach"])
-def create_task(body: TaskBody, principal: Writer) -> dict:
+@router.post("/tasks", status_code=201, tags=["outreach"], response_model_exclude_unset=True,
+             responses=problems(404, not_found="`template_id` names no template"))
+def create_task(body: TaskBody, principal: Writer) -> SendTaskDetail:
+    """Create a task over contacts and/or URLs (one target per domain); suppressed or recently contacted
+    targets are created as `skipped`. 422 for unknown contact_ids, unsafe URLs or unknown variables."""
     settings = {"send_window": body.send_window.model_dump() if body.send_window else None,
                 "daily_cap": body.daily_cap, "recontact_days": body.recontact_days}
     task = tasks.create_task(principal, name=body.name, mode=body.mode, sender=body.sender.model_dump(),
@@ -212,50 +231,62 @@ def create_task(body: TaskBody, principal: Writer) -> dict:
 
 
 @router.get("/tasks", tags=["outreach"])
-def list_tasks(principal: CurrentPrincipal, limit: Limit = 50, cursor: Cursor = None) -> dict:
+def list_tasks(principal: CurrentPrincipal, limit: Limit = 50, cursor: Cursor = None) -> Page[SendTask]:
     with db.tenant_transaction(principal.tenant_id) as conn:
         return page_body(tasks.list_tasks(conn, cursor, limit))
 
 
-@router.get("/tasks/{task_id}", tags=["outreach"])
-def get_task(task_id: UUID, principal: CurrentPrincipal) -> dict:
+@router.get("/tasks/{task_id}", tags=["outreach"], response_model_exclude_unset=True, responses=problems(404))
+def get_task(task_id: UUID, principal: CurrentPrincipal) -> SendTaskDetail:
     with db.tenant_transaction(principal.tenant_id) as conn:
         return {**tasks.get_task(conn, str(task_id)), "summary": tasks.summary(conn, str(task_id))}
 
 
-@router.get("/tasks/{task_id}/targets", tags=["outreach"])
-def list_targets(task_id: UUID, principal: CurrentPrincipal, status: str | None = None) -> dict:
+@router.get("/tasks/{task_id}/targets", tags=["outreach"], responses=problems(404))
+def list_targets(task_id: UUID, principal: CurrentPrincipal, status: TargetStatus | None = None) -> SendTargetList:
     with db.tenant_transaction(principal.tenant_id) as conn:
         return {"items": tasks.list_targets(conn, str(task_id), status)}
 
 
-@router.post("/tasks/{task_id}/start", tags=["outreach"])
-def start_task(task_id: UUID, principal: Writer) -> dict:
+@router.post("/tasks/{task_id}/start", tags=["outreach"],
+             responses=problems(404, 409, 503, conflict="the task is running, completed or cancelled, or has "
+                                                        "no pending (after review: approved) targets",
+                                unavailable=PIPELINE_UNAVAILABLE))
+def start_task(task_id: UUID, principal: Writer) -> SendTask:
     """Start, resume a paused task, or (review mode) send the approved targets."""
     return tasks.start(principal, str(task_id))
 
 
-@router.post("/tasks/{task_id}/resume", tags=["outreach"])
-def resume_task(task_id: UUID, principal: Writer) -> dict:
+@router.post("/tasks/{task_id}/resume", tags=["outreach"],
+             responses=problems(404, 409, 503, conflict="the task is not paused, or has nothing left to send",
+                                unavailable=PIPELINE_UNAVAILABLE))
+def resume_task(task_id: UUID, principal: Writer) -> SendTask:
     """Start a paused task again (409 unless paused)."""
     return tasks.resume(principal, str(task_id))
 
 
-@router.post("/tasks/{task_id}/pause", tags=["outreach"])
-def pause_task(task_id: UUID, principal: Writer) -> dict:
+@router.post("/tasks/{task_id}/pause", tags=["outreach"],
+             responses=problems(404, 409, conflict="the task is not running"))
+def pause_task(task_id: UUID, principal: Writer) -> SendTask:
     return tasks.pause(principal, str(task_id))
 
 
-@router.post("/tasks/{task_id}/cancel", tags=["outreach"])
-def cancel_task(task_id: UUID, principal: Writer) -> dict:
+@router.post("/tasks/{task_id}/cancel", tags=["outreach"],
+             responses=problems(404, 409, conflict="the task is already completed or cancelled"))
+def cancel_task(task_id: UUID, principal: Writer) -> SendTask:
+    """Stop the task; its targets not yet sent are skipped."""
     return tasks.cancel(principal, str(task_id))
 
 
-@router.post("/tasks/{task_id}/targets/{target_id}/approve", tags=["outreach"])
-def approve_target(task_id: UUID, target_id: UUID, principal: Writer) -> dict:
+REVIEW_PROBLEMS = problems(404, 409, not_found="the task is not found",
+                           conflict="the target is not waiting for review (or is not the task's)")
+
+
+@router.post("/tasks/{task_id}/targets/{target_id}/approve", tags=["outreach"], responses=REVIEW_PROBLEMS)
+def approve_target(task_id: UUID, target_id: UUID, principal: Writer) -> SendTarget:
     return tasks.review_target(principal, str(task_id), str(target_id), True)
 
 
-@router.post("/tasks/{task_id}/targets/{target_id}/reject", tags=["outreach"])
-def reject_target(task_id: UUID, target_id: UUID, principal: Writer) -> dict:
+@router.post("/tasks/{task_id}/targets/{target_id}/reject", tags=["outreach"], responses=REVIEW_PROBLEMS)
+def reject_target(task_id: UUID, target_id: UUID, principal: Writer) -> SendTarget:
     return tasks.review_target(principal, str(task_id), str(target_id), False)

@@ -13,7 +13,7 @@ from funnel.outreach import safety
 from funnel.outreach.normalize import domain_of, normalize_url
 from funnel.outreach.templates import check_variables, get_template, render
 from funnel.platform import audit, runs
-from funnel.platform.errors import Conflict, NotFound, ValidationFailed
+from funnel.platform.errors import Conflict, NotFound, ServiceUnavailable, ValidationFailed
 from funnel.platform.pagination import Page, keyset_page
 from funnel.platform.principal import Principal
 from funnel.platform.ssrf import UnsafeUrlError, check_url
@@ -162,7 +162,7 @@ def start(principal: Principal, task_id: str, phase: str | None = None) -> dict:
                          (task["status"], task["started_at"], task_id))
             runs.update_run(conn, str(run["id"]), status="failed",
                             error_message=f"could not start the send pipeline: {exc}")
-        raise
+        raise ServiceUnavailable("the send pipeline cannot be started; nothing was sent, try again") from exc
     with db.tenant_transaction(principal.tenant_id) as conn:
         runs.update_run(conn, str(run["id"]), status="running", execution_arn=execution["executionArn"])
         return get_task(conn, task_id)
