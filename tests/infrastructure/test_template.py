@@ -6,6 +6,7 @@ template, so they are exercised even before the product's first state machine.
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -197,15 +198,24 @@ def test_state_machine_passes_statelint(path, logical_id, tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+MOTO_CREATE = """
+import sys, boto3
+from moto import mock_aws
+with mock_aws():
+    boto3.client("stepfunctions", region_name="us-east-1").create_state_machine(
+        name=sys.argv[1], definition=sys.stdin.read(), roleArn="arn:aws:iam::123456789012:role/test")
+"""
+
+
 @pytest.mark.parametrize(("path", "logical_id"), state_machines())
 def test_moto_accepts_the_state_machine(path, logical_id):
-    import boto3
-    from moto import mock_aws
-
-    with mock_aws():
-        sfn = boto3.client("stepfunctions", region_name="us-east-1")
-        sfn.create_state_machine(name=logical_id, definition=SamTemplate(path).substituted_definition(logical_id),
-                                 roleArn="arn:aws:iam::123456789012:role/test")
+    # In a fresh interpreter: mock_aws resets moto's process-wide backends, which a LocalRuntime started
+    # in this process (the session ``runtime``) serves from.
+    result = subprocess.run([sys.executable, "-c", MOTO_CREATE, logical_id], capture_output=True, text=True,
+                            input=SamTemplate(path).substituted_definition(logical_id), timeout=120,
+                            env={"PATH": os.environ.get("PATH", ""), "AWS_ACCESS_KEY_ID": "test",
+                                 "AWS_SECRET_ACCESS_KEY": "test"})
+    assert result.returncode == 0, result.stderr[-3000:]
 
 
 @pytest.mark.parametrize(("path", "logical_id"), functions())
