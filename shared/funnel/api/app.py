@@ -44,6 +44,7 @@ class AreaRouters:
             for segment in segments:
                 self.by_segment.setdefault(segment, []).append(module_name)
         self.routers: dict[str, APIRouter] = {}
+        self.all_loaded = False
         self._entries: dict[str, object] = {}
         self._lock = threading.Lock()
 
@@ -75,6 +76,7 @@ class AreaRouters:
             others = [route for route in self.app.router.routes if id(route) not in included]
             self.app.router.routes = others + entries
             self.app.router._mark_routes_changed()
+            self.all_loaded = len(self.routers) == len(self.areas)
 
     def load_all(self) -> list[APIRouter]:
         self.load(self.areas)
@@ -86,7 +88,7 @@ class LoadAreasMiddleware:
         self.app, self.areas = app, areas
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
+        if scope["type"] == "http" and not self.areas.all_loaded:  # nothing left to do once all are in
             self.areas.load(self.areas.for_path(scope["path"]))
         await self.app(scope, receive, send)
 
