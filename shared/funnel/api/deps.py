@@ -17,7 +17,9 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
-def principal(request: Request) -> Principal:
+# The dependencies below do no I/O, so they are ``async def``: FastAPI runs a plain ``def`` dependency in
+# its thread pool, a hand-off per dependency per request that shows in the warm latency.
+async def principal(request: Request) -> Principal:
     found = getattr(request.state, "principal", None)
     if found is None:
         raise Unauthorized("authentication required")
@@ -30,7 +32,7 @@ CurrentPrincipal = Annotated[Principal, Depends(principal)]
 def require(role: str):
     """Dependency factory: the caller needs at least ``role``."""
 
-    def check(caller: CurrentPrincipal) -> Principal:
+    async def check(caller: CurrentPrincipal) -> Principal:
         if not caller.has_role(role):
             raise Forbidden(f"this needs the {role} role or higher")
         return caller
