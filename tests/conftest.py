@@ -17,26 +17,32 @@ import pytest
 from funnel_dev.ports import free_port
 
 
-def _child_processes() -> set[int]:
-    """Live (not zombie) child processes of this test process."""
+def _child_processes(*, warm_browsers: bool = True) -> set[int]:
+    """Live (not zombie) child processes of this test process; without ``warm_browsers`` leaving out
+    Playwright drivers (see ``nothing_left_running_after_the_test``)."""
     me, children = str(os.getpid()), set()
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             state, parent = stat.read_text().rsplit(")", 1)[1].split()[:2]
+            if parent != me or state == "Z":
+                continue
+            if not warm_browsers and b"run-driver" in (stat.parent / "cmdline").read_bytes():
+                continue
         except (OSError, IndexError, ValueError):
             continue
-        if parent == me and state != "Z":
-            children.add(int(stat.parent.name))
+        children.add(int(stat.parent.name))
     return children
 
 
-def _left_running(threads_before: set, children_before: set[int], *, daemons: bool, grace: float):
+def _left_running(threads_before: set, children_before: set[int], *, daemons: bool, grace: float,
+                  warm_browsers: bool = True):
     """Threads and child processes started since the snapshot that are still alive after ``grace`` s."""
     deadline = time.monotonic() + grace
     while True:
         threads = sorted(t.name for t in threading.enumerate()
-                         if t not in threads_before and t.is_alive() and (daemons or not t.daemon))
-        children = sorted(_child_processes() - children_before)
+                         if t not in threads_before and t.is_alive() and (daemons or not t.daemon)
+                         and (warm_browsers or not t.name.startswith("asyncio_")))
+        children = sorted(_child_processes(warm_browsers=warm_browsers) - children_before)
         if (not threads and not children) or time.monotonic() > deadline:
             return threads, children
         time.sleep(0.05)
@@ -55,10 +61,16 @@ def nothing_left_running_at_session_end():
 @pytest.fixture(autouse=True)
 def nothing_left_running_after_the_test():
     """Non-daemon threads and child processes a test (or its function-scoped fixtures) started must have
-    ended with it; longer-lived fixtures are set up before this snapshot and checked at session end."""
-    threads, children = set(threading.enumerate()), _child_processes()
+    ended with it; longer-lived fixtures are set up before this snapshot and checked at session end.
+
+    Warm browsers are the one exception: the session runtime's browser-worker threads start their
+    Playwright driver during whichever test first sends to the browser queue and keep it, as a Lambda
+    environment does, until ``runtime.stop()`` shuts each poller thread down; and a module's warm
+    FormEngine starts its event loop's executor thread (``asyncio_N``) on the first screenshot it
+    saves. Both are checked at session end."""
+    threads, children = set(threading.enumerate()), _child_processes(warm_browsers=False)
     yield
-    threads, children = _left_running(threads, children, daemons=False, grace=5.0)
+    threads, children = _left_running(threads, children, daemons=False, grace=5.0, warm_browsers=False)
     assert not threads and not children, f"still running after the test: threads {threads}, processes {children}"
 
 

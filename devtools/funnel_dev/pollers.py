@@ -67,7 +67,8 @@ def failed_message_ids(result: object, message_ids: list[str], report_batch_item
 class SqsPoller:
     def __init__(self, sqs_client, function_id: str, queue_url: str, queue_arn: str, batch_size: int,
                  report_batch_item_failures: bool, invoke: Invoke, time_scale: float = 1.0,
-                 wait_seconds: int = 1, idle_sleep: float = 0.0, region: str = "us-east-1"):
+                 wait_seconds: int = 1, idle_sleep: float = 0.0, region: str = "us-east-1",
+                 on_exit: Callable[[], None] | None = None):
         self.sqs = sqs_client
         self.function_id = function_id
         self.queue_url = queue_url
@@ -79,6 +80,7 @@ class SqsPoller:
         self.wait_seconds = wait_seconds
         self.idle_sleep = idle_sleep
         self.region = region
+        self.on_exit = on_exit  # runs in the poller's thread as it ends (warm resources are per thread)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"funnel-sqs-{function_id}", daemon=True)
         self._visibility_timeout: int | None = None
@@ -103,6 +105,16 @@ class SqsPoller:
         return self._visibility_timeout
 
     def _run(self) -> None:
+        try:
+            self._poll_until_stopped()
+        finally:
+            if self.on_exit is not None:
+                try:
+                    self.on_exit()
+                except Exception:
+                    log.exception("%s: shutting down its poller thread failed", self.function_id)
+
+    def _poll_until_stopped(self) -> None:
         while not self._stop.is_set():
             try:
                 handled = self.poll_once()

@@ -538,9 +538,15 @@ class LocalRuntime:
                     self.client("sqs"), source.function_id, queue_url, queue_arn, source.batch_size,
                     source.report_batch_item_failures, self.invoke, time_scale=self.time_scale,
                     # Tests want short polls so stop() is quick; dev long-polls like Lambda does.
-                    wait_seconds=0 if self.tuned_for_tests else 1, idle_sleep=0.05 if self.tuned_for_tests else 0.0)
+                    wait_seconds=0 if self.tuned_for_tests else 1, idle_sleep=0.05 if self.tuned_for_tests else 0.0,
+                    on_exit=self._function_shutdown(source.function_id))
                 poller.start()
                 self._pollers.append(poller)
+
+    def _function_shutdown(self, logical_id: str):
+        """The handler module's ``shutdown()`` (releases the calling thread's warm resources), if it has one:
+        each poller thread is one execution environment of the function, and it ends with the poller."""
+        return getattr(self.handler_module(logical_id), "shutdown", None)
 
     def _template_schedule_entries(self):
         from funnel_dev.scheduler import ScheduleEntry

@@ -17,7 +17,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from funnel.observability import bind_tenant, logger
-from funnel.outreach.worker import NoSlot, RetryLater, process
+from funnel.outreach.worker import NoSlot, RetryLater, close_warm_browser, process
 from funnel.platform import aws
 
 processor = BatchProcessor(event_type=EventType.SQS)
@@ -63,3 +63,11 @@ def record_handler(record: SQSRecord) -> None:
 @logger.inject_lambda_context
 def handler(event, context):
     return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
+
+
+def shutdown() -> None:
+    """The execution environment is ending: close the calling thread's warm browser.
+
+    On Lambda the environment's processes simply end with it; an in-process host that runs this handler
+    on several threads (the local runtime's SQS pollers) calls this from each thread as it stops."""
+    close_warm_browser()

@@ -61,6 +61,14 @@ def _engine():
     return engine
 
 
+def close_warm_browser() -> None:
+    """Close this thread's warm browser, if it has one (when its execution environment ends)."""
+    engine = getattr(_local, "engine", None)
+    if engine is not None:
+        _local.engine = None
+        engine.close()
+
+
 def _claim_slot(tenant_id: str, target: dict, user_id: str, cap: dict | None = None) -> str:
     """A free slot of the user's ``max_concurrency``, waiting up to ``SLOT_WAIT_SECONDS`` for one."""
     deadline = time.monotonic() + SLOT_WAIT_SECONDS
