@@ -28,9 +28,6 @@ MANAGED_POLICIES = {
     "AWSXrayWriteOnlyAccess": "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess",
     "AWSLambdaSQSQueueExecutionRole": "arn:aws:iam::aws:policy/service-role/AWSLambdaSQSQueueExecutionRole",
 }
-# Functions whose samples today only show rejections or deleted-tenant cases (their success path needs data
-# the sample seed does not build yet: a message still queued for sending, a browser target and its form page).
-FUNCTIONS_WITHOUT_A_SUCCESS_SAMPLE_YET = {"BrowserWorkerFunction", "EmailSenderFunction"}
 # Settings that have safe defaults and are tuned per deployment only when needed (not wired in Globals).
 SETTINGS_WITH_DEFAULTS = {
     "region", "db_pool_max_size", "tenant_directory_ttl_seconds", "access_token_ttl_seconds",
@@ -302,22 +299,37 @@ def test_every_sample_has_its_expected_outcome_and_every_function_a_success_samp
     assert orphans == []
     names = {spec.logical_id for spec in SamTemplate(TEMPLATE).functions()}
     with_success = {p.parent.name for p in samples if not re.search(r"rejected|deleted|gone|no-longer", p.stem)}
-    assert sorted(names - with_success - FUNCTIONS_WITHOUT_A_SUCCESS_SAMPLE_YET) == []
+    assert sorted(names - with_success) == []
+
+
+def test_every_afterwards_check_names_a_sample():
+    from tests.support.event_samples import AFTERWARDS, sample_key
+
+    assert sorted(set(AFTERWARDS) - {sample_key(param.values[0]) for param in event_samples()}) == []
 
 
 @pytest.fixture(scope="module")
 def sample_values(runtime):
+    from contextlib import ExitStack
+
     from tests.support.event_samples import seed
 
-    return seed(runtime)
+    with ExitStack() as stack:  # the samples' contact site and waiting execution end with the module
+        yield seed(runtime, stack)
 
 
 @pytest.mark.parametrize("sample", event_samples())
 def test_event_sample_gives_its_expected_outcome(sample, runtime, sample_values):
-    from tests.support.event_samples import check, expectation_path, load
+    from tests.support.event_samples import afterwards, check, expectation_path, load
 
-    result = runtime.invoke(sample.parent.name, load(sample, sample_values))
+    try:
+        result = runtime.invoke(sample.parent.name, load(sample, sample_values))
+    finally:  # this test's thread was the invocation's execution environment: release what it keeps warm
+        shutdown = getattr(runtime.handler_module(sample.parent.name), "shutdown", None)
+        if shutdown is not None:
+            shutdown()
     problems = check(load(expectation_path(sample), sample_values), result)
+    problems += afterwards(sample, runtime, sample_values)
     assert problems == [], f"{sample.relative_to(EVENTS)}: {problems}"
 
 

@@ -7,6 +7,10 @@ sample ``<name>.json`` has ``<name>.expect.json`` beside it: the handler's answe
 dict matches when each of its keys matches (other keys are free), ``"*"`` matches any present value, and
 an API answer's ``body`` is compared as parsed JSON (base64 decoded first when the answer says so) or,
 for a non-JSON body, as text that must contain the expected string.
+
+A sample whose answer alone says little (an SQS consumer answers ``{"batchItemFailures": []}`` whether it
+did its work or not) also has an entry in ``AFTERWARDS``: what the sample should have left behind (rows in the
+tenant's database, a Step Functions execution), observed right after the invocation and compared the same way.
 """
 from __future__ import annotations
 
@@ -15,13 +19,17 @@ import json
 import re
 import time
 import uuid
+from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 PLACEHOLDER = re.compile(r"\{\{([a-z_]+)\}\}")
 
 
-def seed(runtime) -> dict[str, str]:
+def seed(runtime, stack: ExitStack) -> dict[str, str]:
+    """Create what the samples act on; what must end with them (a local company site, a waiting Step
+    Functions execution and its queue) is handed to ``stack``, to be closed when the samples are done."""
     import httpx
 
     from funnel import db
@@ -76,8 +84,47 @@ def seed(runtime) -> dict[str, str]:
             break
         time.sleep(0.1)
     assert sent, "the sample campaign was not sent"
+    # A message queued for sending that is on no queue: a campaign created as a draft (its messages are 'queued'
+    # from the start), then moved to 'sending' as send() does before its fan-out record queues one record per
+    # message. Nothing sends it but the sample's own invocation (the runtime's pollers never see it).
+    draft = api("POST", "/v1/email-campaigns", {
+        "name": "Samples, queued", "subject": "Our whitepaper", "from_name": "Sam Sample",
+        "sender_identity": "Acme Inc., 1-1 Chiyoda, Tokyo", "body": "Hello {{name}}, here it is.",
+        "recipients": [{"email": f"queued-{uuid.uuid4().hex[:8]}@example.org", "name": "Queued Reader"}]})
+    with db.tenant_transaction(tenant.tenant_id) as conn:
+        conn.execute("UPDATE email_campaigns SET status = 'sending' WHERE id = %s AND status = 'draft'",
+                     (draft["id"],))
+        queued = conn.execute("SELECT id FROM email_messages WHERE campaign_id = %s AND status = 'queued'",
+                              (draft["id"],)).fetchone()
+    assert queued, "the draft campaign has no queued message"
+    # A browser target as the send pipeline hands it to a worker: a task whose one URL is a real local contact
+    # form, started (its run, status 'running') and prepared (the target 'queued'), and the task token of a
+    # Step Functions task that waits for the worker's answer.
+    from tests.support.contact_sites import ContactSite
+
+    site = ContactSite("127.0.0.1").start()  # the runtime's SSRF allow-list has 127.0.0.1
+    stack.callback(site.stop)
+    browser_task = api("POST", "/v1/tasks", {"name": "Sample browser task", "sender": {
+        "company": "Acme", "last_name": "Sample", "first_name": "Sam", "email": "sam@example.com"},
+        "message": "Hello from the event samples", "urls": [site.url], "recontact_days": 0})
+    with db.tenant_transaction(tenant.tenant_id) as conn:
+        browser_run = runs.create_run(conn, "send_pipeline", {"task_id": browser_task["id"], "phase": "auto"},
+                                      tenant.owner_id, 1)
+        runs.update_run(conn, str(browser_run["id"]), status="running")
+        conn.execute("UPDATE tasks SET status = 'running', run_id = %s, started_at = now() WHERE id = %s",
+                     (browser_run["id"], browser_task["id"]))
+        target = conn.execute("UPDATE task_targets SET status = 'queued' WHERE task_id = %s AND status = 'pending' "
+                              "RETURNING id", (browser_task["id"],)).fetchone()
+    assert target, "the browser task has no pending target"
+    execution_arn, token = waiting_task_token(runtime, stack)
     key, message_id = tokens.tracking_key(), str(uuid.uuid4())
     return {
+        "queued_message_id": str(queued["id"]),
+        "queued_campaign_id": draft["id"],
+        "browser_task_id": browser_task["id"],
+        "browser_target_id": str(target["id"]),
+        "browser_task_token": token,
+        "browser_execution_arn": execution_arn,
         "sent_message_id": str(sent["id"]),
         "import_job_id": str(job["id"]),
         "task_id": task["id"],
@@ -91,6 +138,103 @@ def seed(runtime) -> dict[str, str]:
         "open_token": tokens.sign(key, "o", tenant.tenant_id, message_id),
         "click_token": tokens.sign(key, "c", tenant.tenant_id, message_id, url="https://example.com/pricing"),
     }
+
+
+WAITING_TASK = {
+    "Comment": "One task that waits for a task token, sent with the token to a queue no function reads; "
+               "heartbeats as the send pipeline's Browser state takes them (without HeartbeatSeconds one is refused).",
+    "StartAt": "Wait",
+    "States": {"Wait": {"Type": "Task", "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
+                        "Parameters": {"QueueUrl": "QUEUE_URL", "MessageBody": {"token.$": "$$.Task.Token"}},
+                        "HeartbeatSeconds": 600, "TimeoutSeconds": 900, "End": True}},
+}
+
+
+def waiting_task_token(runtime, stack: ExitStack, timeout: float = 60) -> tuple[str, str]:
+    """(execution ARN, task token) of a Step Functions task that waits for that token, in a state machine and
+    on a queue of its own (in the runtime's moto); ``stack`` ends the execution if the token went unanswered,
+    and deletes both."""
+    sfn, sqs = runtime.client("stepfunctions"), runtime.client("sqs")
+    name = f"event-sample-{uuid.uuid4().hex[:12]}"
+    queue_url = sqs.create_queue(QueueName=name)["QueueUrl"]
+    stack.callback(sqs.delete_queue, QueueUrl=queue_url)
+    definition = json.loads(json.dumps(WAITING_TASK).replace("QUEUE_URL", queue_url))
+    machine = sfn.create_state_machine(name=name, definition=json.dumps(definition),
+                                       roleArn="arn:aws:iam::123456789012:role/event-samples")["stateMachineArn"]
+    stack.callback(sfn.delete_state_machine, stateMachineArn=machine)
+    execution = sfn.start_execution(stateMachineArn=machine, name=name, input="{}")["executionArn"]
+    token: list[str] = []
+    stack.callback(_end_if_running, sfn, execution, token)
+    deadline = time.monotonic() + timeout
+    while not token:
+        messages = sqs.receive_message(QueueUrl=queue_url, WaitTimeSeconds=1).get("Messages", [])
+        if messages:
+            token.append(json.loads(messages[0]["Body"])["token"])
+        assert token or time.monotonic() < deadline, f"no task token from {execution}"
+    return execution, token[0]
+
+
+def _end_if_running(sfn, execution_arn: str, token: list[str], timeout: float = 30) -> None:
+    """Answer a token nobody answered with a failure (moto's StopExecution does not wake a task that waits
+    for its token, whose threads would outlive the session), then wait for the execution to end."""
+    if sfn.describe_execution(executionArn=execution_arn)["status"] != "RUNNING":
+        return
+    try:
+        if token:
+            sfn.send_task_failure(taskToken=token[0], error="EventSamples.Done", cause="the event samples are done")
+    finally:
+        sfn.stop_execution(executionArn=execution_arn, cause="the event samples are done")
+    deadline = time.monotonic() + timeout
+    while sfn.describe_execution(executionArn=execution_arn)["status"] == "RUNNING" and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def _queued_message_afterwards(runtime, values: dict[str, str]) -> dict:
+    from funnel import db
+
+    with db.tenant_transaction(values["tenant_id"]) as conn:
+        message = conn.execute("SELECT status, sent_at, provider_message_id FROM email_messages WHERE id = %s",
+                               (values["queued_message_id"],)).fetchone()
+        campaign = conn.execute("SELECT status FROM email_campaigns WHERE id = %s",
+                                (values["queued_campaign_id"],)).fetchone()
+    return {"message": message, "campaign": campaign}
+
+
+def _browser_target_afterwards(runtime, values: dict[str, str]) -> dict:
+    from funnel import db
+
+    with db.tenant_transaction(values["tenant_id"]) as conn:
+        target = conn.execute("SELECT status, result_summary FROM task_targets WHERE id = %s",
+                              (values["browser_target_id"],)).fetchone()
+        sent = conn.execute("SELECT count(*) AS n FROM sent_history WHERE task_id = %s",
+                            (values["browser_task_id"],)).fetchone()["n"]
+    execution = runtime.client("stepfunctions").describe_execution(executionArn=values["browser_execution_arn"])
+    return {"target": target, "sent_history_rows": sent,
+            "execution": {"status": execution["status"], "output": json.loads(execution.get("output") or "null")}}
+
+
+# "<Function>/<sample name>": (what it observes, what it should see given the seeded values).
+AFTERWARDS: dict[str, tuple[Callable[[Any, dict[str, str]], dict], Callable[[dict[str, str]], dict]]] = {
+    "EmailSenderFunction/send-of-a-queued-message": (_queued_message_afterwards, lambda values: {
+        "message": {"status": "sent", "sent_at": "*", "provider_message_id": "*"},
+        "campaign": {"status": "sent"}}),  # its only message is sent
+    "BrowserWorkerFunction/submission-of-a-queued-target": (_browser_target_afterwards, lambda values: {
+        "target": {"status": "submitted"}, "sent_history_rows": 1,
+        "execution": {"status": "SUCCEEDED",
+                      "output": {"target_id": values["browser_target_id"], "status": "submitted"}}}),
+}
+
+
+def sample_key(sample: Path) -> str:
+    return f"{sample.parent.name}/{sample.name.removesuffix('.json')}"
+
+
+def afterwards(sample: Path, runtime, values: dict[str, str]) -> list[str]:
+    """Why what ``sample`` left behind is not what ``AFTERWARDS`` expects (nothing when it is, or has no entry)."""
+    if sample_key(sample) not in AFTERWARDS:
+        return []
+    observe, expected = AFTERWARDS[sample_key(sample)]
+    return mismatches(expected(values), observe(runtime, values), "afterwards")
 
 
 def load(path: Path, values: dict[str, str]) -> Any:
