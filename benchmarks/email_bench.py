@@ -83,8 +83,8 @@ def main() -> None:
 
     from funnel import db
     from funnel.email import mime, tokens
-    from funnel_dev.runtime import LocalRuntime
     from funnel.settings import get_settings
+    from funnel_dev.runtime import LocalRuntime
     from tests.support.tenants import new_tenant
 
     with tempfile.TemporaryDirectory() as state, LocalRuntime(

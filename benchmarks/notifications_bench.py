@@ -96,9 +96,9 @@ def main() -> None:
         return
 
     from funnel import db
-    from funnel_dev.runtime import LocalRuntime
     from funnel.notifications import service
     from funnel.platform import tenants
+    from funnel_dev.runtime import LocalRuntime
     from tests.support.receivers import Receiver
     from tests.support.tenants import new_tenant
 

@@ -17,7 +17,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl
 
@@ -93,7 +93,7 @@ def build_event(route: HttpRoute, path_parameters: dict[str, str], method: str, 
     query: dict[str, str] = {}
     for key, value in parse_qsl(raw_query, keep_blank_values=True):
         query[key] = f"{query[key]},{value}" if key in query else value
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     event: dict = {
         "version": "2.0",
         "routeKey": route.route_key,

@@ -16,7 +16,7 @@ import hashlib
 import json
 import logging
 import shutil
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 log = logging.getLogger("funnel_dev.persistence")
@@ -162,7 +162,7 @@ class AwsStateStore:
         for group in saved["groups"]:
             if group not in existing:
                 client.create_schedule_group(Name=group)
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         for schedule in saved["schedules"]:
             fields = {k: schedule[k] for k in SCHEDULE_FIELDS if k in schedule}
             start = fields.get("StartDate")

@@ -98,7 +98,7 @@ class LocalPostgres:
                                 capture_output=True)
         return result.returncode == 0
 
-    def start(self) -> "LocalPostgres":
+    def start(self) -> LocalPostgres:
         if not (self.data_dir / "PG_VERSION").exists():
             self._initdb()
         if self.is_running():

@@ -32,8 +32,17 @@ from typing import Any
 
 from funnel_dev import lambdas, moto_sqs
 from funnel_dev.lambdas import ACCOUNT_ID, REGION, LambdaContext
-from funnel_dev.template import (BUCKET, FUNCTION, HTTP_API, QUEUE, SCHEDULE_GROUP, SECRET, STATE_MACHINE,
-                                   FunctionSpec, SamTemplate)
+from funnel_dev.template import (
+    BUCKET,
+    FUNCTION,
+    HTTP_API,
+    QUEUE,
+    SCHEDULE_GROUP,
+    SECRET,
+    STATE_MACHINE,
+    FunctionSpec,
+    SamTemplate,
+)
 
 log = logging.getLogger("funnel_dev")
 

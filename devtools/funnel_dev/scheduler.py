@@ -20,7 +20,7 @@ import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 log = logging.getLogger("funnel_dev.scheduler")
@@ -51,7 +51,7 @@ class CronExpression:
     years: str
 
     @classmethod
-    def parse(cls, body: str) -> "CronExpression":
+    def parse(cls, body: str) -> CronExpression:
         fields = body.split()
         if len(fields) != 6:
             raise InvalidScheduleExpression(f"cron() needs 6 fields, got {body!r}")
@@ -90,7 +90,7 @@ def next_fire_time(expression: str, zone: str, after: datetime, last_fired: date
     tz = ZoneInfo(zone or "UTC")
     found = _AT.match(expression)
     if found:
-        moment = datetime.fromisoformat(found.group(1)).replace(tzinfo=tz).astimezone(timezone.utc)
+        moment = datetime.fromisoformat(found.group(1)).replace(tzinfo=tz).astimezone(UTC)
         return moment if last_fired is None else None
     found = _RATE.match(expression)
     if found:
@@ -99,7 +99,7 @@ def next_fire_time(expression: str, zone: str, after: datetime, last_fired: date
     found = _CRON.match(expression)
     if found:
         following = CronExpression.parse(found.group(1)).next_after((last_fired or after).astimezone(tz))
-        return following.astimezone(timezone.utc) if following else None
+        return following.astimezone(UTC) if following else None
     raise InvalidScheduleExpression(f"unsupported schedule expression {expression!r}")
 
 
@@ -119,10 +119,10 @@ def _as_utc(value) -> datetime | None:
     if value is None:
         return None
     if isinstance(value, (int, float)):
-        return datetime.fromtimestamp(value, timezone.utc)
+        return datetime.fromtimestamp(value, UTC)
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 class LocalScheduler:
@@ -203,7 +203,7 @@ class LocalScheduler:
     # ------------------------------------------------------------ ticking
     def tick(self, now: datetime | None = None) -> list[str]:
         """Fire every due schedule once; returns the keys fired (tests call this directly too)."""
-        now = now or datetime.now(timezone.utc)
+        now = now or datetime.now(UTC)
         fired_now = []
         with self._lock:
             for entry in [*self.template_entries(), *self._moto_entries()]:

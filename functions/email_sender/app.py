@@ -9,8 +9,8 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from funnel.email.campaigns import EmailThrottled, deliver, fan_out
 from funnel.observability import bind_tenant, logger
-from funnel.platform.errors import NotFound
 from funnel.platform import aws
+from funnel.platform.errors import NotFound
 from funnel.settings import get_settings
 
 processor = BatchProcessor(event_type=EventType.SQS)

@@ -85,7 +85,7 @@ def app_url(database_url: str) -> str:
 # A pooled connection idle for longer than this is pinged before use (RDS Proxy and NAT
 # gateways drop idle connections); a busy one is not, which saves a round trip per request.
 IDLE_CHECK_SECONDS = 30.0
-_last_used: "weakref.WeakKeyDictionary[psycopg.Connection, float]" = weakref.WeakKeyDictionary()
+_last_used: weakref.WeakKeyDictionary[psycopg.Connection, float] = weakref.WeakKeyDictionary()
 
 
 def _remember_use(conn: psycopg.Connection) -> None:

@@ -76,7 +76,7 @@ def test_every_error_is_a_problem(document):
     broken = []
     for name, _, operation in operations(document):
         for status, response in operation.get("responses", {}).items():
-            if not status[0] in "45":
+            if status[0] not in "45":
                 continue
             content = response.get("content") or {}
             schema = content.get(PROBLEM_MEDIA_TYPE, {}).get("schema")

@@ -10,7 +10,7 @@ import base64
 import json
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -146,7 +146,7 @@ def test_scheduler_fires_an_at_schedule_once_and_deletes_it(fixtures):
     recorder = fixtures.handler_module("FixtureRecorderFunction")
     group = os.environ["FUNNEL_SCHEDULER_GROUP"]
     marker = uuid.uuid4().hex
-    due = (datetime.now(timezone.utc) - timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%S")
+    due = (datetime.now(UTC) - timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%S")
     scheduler.create_schedule(
         Name=f"once-{marker[:8]}", GroupName=group, ScheduleExpression=f"at({due})", ScheduleExpressionTimezone="UTC",
         FlexibleTimeWindow={"Mode": "OFF"}, ActionAfterCompletion="DELETE",
@@ -164,7 +164,7 @@ def test_scheduler_fires_schedule_events_declared_in_the_template(fixtures):
     before = sum(e == {"source": "template-rate"} for e in recorder.EVENTS)
     fixtures.tick_scheduler()
     assert sum(e == {"source": "template-rate"} for e in recorder.EVENTS) == before  # not due yet
-    fixtures.tick_scheduler(datetime.now(timezone.utc) + timedelta(minutes=5, seconds=1))
+    fixtures.tick_scheduler(datetime.now(UTC) + timedelta(minutes=5, seconds=1))
     assert sum(e == {"source": "template-rate"} for e in recorder.EVENTS) == before + 1
 
 

@@ -94,7 +94,7 @@ class ContactSite:
         self.host = host
         self.url = f"http://{host}:{self._server.server_address[1]}/contact/"
 
-    def start(self) -> "ContactSite":
+    def start(self) -> ContactSite:
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
 

@@ -32,15 +32,15 @@ class Reply:
     delay: float = 0.0
 
     @classmethod
-    def text(cls, content: str) -> "Reply":
+    def text(cls, content: str) -> Reply:
         return cls(content=content)
 
     @classmethod
-    def json(cls, value) -> "Reply":
+    def json(cls, value) -> Reply:
         return cls(content=json.dumps(value))
 
     @classmethod
-    def error(cls, status: int, message: str | None = None) -> "Reply":
+    def error(cls, status: int, message: str | None = None) -> Reply:
         kind = {429: "rate_limit_exceeded", 401: "invalid_api_key", 404: "model_not_found"}.get(status, "server_error")
         return cls(status=status, body={"error": {"message": message or f"scripted {status}", "type": kind,
                                                   "code": kind}},
@@ -117,7 +117,7 @@ class OpenAIServer:
             self._script.clear()
             self.requests.clear()
 
-    def start(self) -> "OpenAIServer":
+    def start(self) -> OpenAIServer:
         self._thread.start()
         return self
 

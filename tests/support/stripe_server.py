@@ -57,7 +57,7 @@ class StripeServer:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
 
-    def start(self) -> "StripeServer":
+    def start(self) -> StripeServer:
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
 

@@ -113,7 +113,7 @@ class LocalWordPress:
         return ADMIN_USER
 
     # ------------------------------------------------------------ lifecycle
-    def start(self) -> "LocalWordPress":
+    def start(self) -> LocalWordPress:
         try:
             self._start_db()
             self._prepare_tree()

@@ -13,17 +13,16 @@ It also names the two ways to authenticate, so generated clients and /docs offer
 """
 from __future__ import annotations
 
-from typing import Any
-
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from fastapi import APIRouter, FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 
-from funnel.api.contract import FieldError, Problem, problem_response
 from funnel.api.context import is_public
+from funnel.api.contract import FieldError, Problem, problem_response
 
 SECURITY_SCHEMES = {
     "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",

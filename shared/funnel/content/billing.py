@@ -9,7 +9,7 @@
 """
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 import psycopg
@@ -115,7 +115,7 @@ def _apply(conn: psycopg.Connection, event_type: str, data: dict, tenant_id: str
             "UPDATE tenants SET stripe_subscription_id = %s, subscription_status = %s, plan = %s, "
             "current_period_end = %s, updated_at = now() WHERE id = %s",
             (data.get("id"), status, _plan_of(data) if status != "canceled" else "free",
-             datetime.fromtimestamp(period_end, timezone.utc) if period_end else None, tenant_id))
+             datetime.fromtimestamp(period_end, UTC) if period_end else None, tenant_id))
     elif event_type in INVOICE_EVENTS:
         conn.execute(
             "INSERT INTO billing_history (tenant_id, stripe_invoice_id, amount, currency, status) "

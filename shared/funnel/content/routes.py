@@ -11,9 +11,23 @@ from funnel import db
 from funnel.api.contract import Page, problem_response, problems
 from funnel.api.deps import Admin, CurrentPrincipal, Cursor, Limit, StrictModel, Writer, page_body
 from funnel.content import billing, schedules, service
-from funnel.content.models import (Article, ArticleImage, ArticleImageDetail, ArticlePipelineRun, BillingOverview,
-                                   CheckoutSession, Cluster, ClusterDetail, ColorTheme, ContentSchedule, ImageStyle,
-                                   Product, ScheduleJobList, Site, StripeWebhookReceipt)
+from funnel.content.models import (
+    Article,
+    ArticleImage,
+    ArticleImageDetail,
+    ArticlePipelineRun,
+    BillingOverview,
+    CheckoutSession,
+    Cluster,
+    ClusterDetail,
+    ColorTheme,
+    ContentSchedule,
+    ImageStyle,
+    Product,
+    ScheduleJobList,
+    Site,
+    StripeWebhookReceipt,
+)
 from funnel.platform import audit
 
 router = APIRouter(prefix="/v1")

@@ -16,17 +16,16 @@ from __future__ import annotations
 import json
 import logging
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from psycopg import Connection
 
-from funnel.platform import aws
 from funnel import db
 from funnel.content import service
-from funnel.platform import audit
+from funnel.platform import audit, aws
 from funnel.platform.errors import NotFound, ValidationFailed
 from funnel.platform.pagination import keyset_page
 from funnel.platform.principal import Principal
@@ -67,15 +66,15 @@ def validate(cron_expression: str, zone: str) -> None:
 
 def next_run_at(cron_expression: str, zone: str, after: datetime | None = None) -> datetime:
     """The first occurrence strictly after ``after`` (UTC-aware result)."""
-    after = after or datetime.now(timezone.utc)
+    after = after or datetime.now(UTC)
     local = after.astimezone(ZoneInfo(zone))
-    return _croniter()(cron_expression, local).get_next(datetime).astimezone(timezone.utc)
+    return _croniter()(cron_expression, local).get_next(datetime).astimezone(UTC)
 
 
 def latest_occurrence(cron_expression: str, zone: str, at: datetime | None = None) -> datetime:
     """The most recent occurrence at or before ``at``: what a firing without a scheduled time stands for."""
-    at = (at or datetime.now(timezone.utc)).replace(microsecond=0) + timedelta(seconds=1)
-    return _croniter()(cron_expression, at.astimezone(ZoneInfo(zone))).get_prev(datetime).astimezone(timezone.utc)
+    at = (at or datetime.now(UTC)).replace(microsecond=0) + timedelta(seconds=1)
+    return _croniter()(cron_expression, at.astimezone(ZoneInfo(zone))).get_prev(datetime).astimezone(UTC)
 
 
 def _aws_dow(field: str) -> str:
@@ -210,7 +209,7 @@ def _scheduled_for(value, row: dict) -> datetime:
     if isinstance(value, str) and not value.startswith("<"):
         try:
             moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-            return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+            return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
         except ValueError:
             pass
     return latest_occurrence(row["cron_expression"], row["timezone"])

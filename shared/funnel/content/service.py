@@ -13,10 +13,9 @@ import uuid
 from psycopg import Connection
 from psycopg.types.json import Jsonb
 
-from funnel.platform import aws
 from funnel import db
 from funnel.content.errors import PermanentError
-from funnel.platform import audit, crypto, runs
+from funnel.platform import audit, aws, crypto, runs
 from funnel.platform.errors import Conflict, NotFound, PaymentRequired, ServiceUnavailable, ValidationFailed
 from funnel.platform.pagination import Page, keyset_page
 from funnel.platform.principal import Principal

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import smtplib
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from botocore.exceptions import BotoCoreError, ClientError
 from psycopg import Connection
@@ -171,7 +171,7 @@ def send(principal: Principal, campaign_id: str, send_at: datetime | None = None
         campaign = get_campaign(conn, campaign_id, for_update=True)
         if campaign["status"] != "draft":
             raise Conflict(f"a {campaign['status']} campaign cannot be sent")
-        later = send_at is not None and send_at > datetime.now(timezone.utc)
+        later = send_at is not None and send_at > datetime.now(UTC)
         conn.execute("UPDATE email_campaigns SET status = %s, send_at = %s WHERE id = %s",
                      ("scheduled" if later else "sending", send_at, campaign_id))
         audit.record(conn, principal, "email_campaign.send", "email_campaign", campaign_id,

@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 
 
-
 def enqueue(payload: dict) -> None:
     from funnel.platform import aws
     from funnel.settings import get_settings

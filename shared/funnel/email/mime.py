@@ -6,7 +6,7 @@ from __future__ import annotations
 import html
 import re
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.header import Header
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
@@ -77,7 +77,7 @@ def build(campaign: dict, recipient: dict, tenant_id: str, key: bytes, public_ba
     message["From"] = formataddr((campaign["from_name"], campaign["from_address"]), charset="utf-8")
     message["To"] = formataddr((recipient.get("name") or "", recipient["email"]), charset="utf-8")
     message["Subject"] = Header(personalise(campaign["subject"], recipient), "utf-8")
-    message["Date"] = format_datetime(datetime.now(timezone.utc))
+    message["Date"] = format_datetime(datetime.now(UTC))
     message["Message-ID"] = make_msgid(domain=campaign["from_address"].partition("@")[2] or None)
     message["List-Unsubscribe"] = f"<{unsubscribe}>"
     message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"

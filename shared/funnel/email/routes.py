@@ -11,9 +11,18 @@ from funnel import db
 from funnel.api.contract import Page, problem_response, problems
 from funnel.api.deps import Admin, CurrentPrincipal, Cursor, Email, Limit, StrictModel, Writer, page_body
 from funnel.email import campaigns, smtp
-from funnel.email.models import (CampaignStatus, EmailAttachmentUpload, EmailCampaign, EmailCampaignCancelResult,
-                                  EmailCampaignSendResult, EmailCampaignStats, EmailMessage, MessageStatus,
-                                  SesNotificationOutcome, SmtpProfile)
+from funnel.email.models import (
+    CampaignStatus,
+    EmailAttachmentUpload,
+    EmailCampaign,
+    EmailCampaignCancelResult,
+    EmailCampaignSendResult,
+    EmailCampaignStats,
+    EmailMessage,
+    MessageStatus,
+    SesNotificationOutcome,
+    SmtpProfile,
+)
 
 router = APIRouter(prefix="/v1")
 

@@ -21,10 +21,10 @@ import html
 import json
 import time
 
-from funnel.platform import aws
 from funnel import db
 from funnel.notifications import signing
 from funnel.notifications.channels import channel_for
+from funnel.platform import aws
 from funnel.platform.ssrf import check_url
 from funnel.settings import get_settings
 

@@ -12,9 +12,15 @@ from funnel import db
 from funnel.api.contract import Page, problems
 from funnel.api.deps import Admin, CurrentPrincipal, Cursor, Limit, StrictModel, Writer, page_body
 from funnel.notifications import channels, service
-from funnel.notifications.models import (Notification, NotificationChannelList, NotificationChannelSaved,
-                                         NotificationDeliveryStats, NotificationsMarkedRead, NotificationsSent,
-                                         UnreadCount)
+from funnel.notifications.models import (
+    Notification,
+    NotificationChannelList,
+    NotificationChannelSaved,
+    NotificationDeliveryStats,
+    NotificationsMarkedRead,
+    NotificationsSent,
+    UnreadCount,
+)
 from funnel.platform import audit
 from funnel.platform.errors import Forbidden
 

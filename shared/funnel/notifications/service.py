@@ -21,11 +21,10 @@ import psycopg
 from psycopg import Connection
 from psycopg.types.json import Jsonb
 
-from funnel.platform import aws
 from funnel import db
 from funnel.notifications import templates
 from funnel.observability import logger
-from funnel.platform import audit
+from funnel.platform import audit, aws
 from funnel.platform.errors import Conflict, NotFound, ValidationFailed
 from funnel.platform.pagination import Page, keyset_page
 from funnel.platform.principal import Principal

@@ -11,9 +11,19 @@ from funnel import db
 from funnel.api.contract import Page, problems
 from funnel.api.deps import Admin, CurrentPrincipal, Cursor, Limit, StrictModel, Writer, page_body
 from funnel.outreach import contacts, safety, tasks, templates
-from funnel.outreach.models import (Contact, ContactImport, ContactImportOutcome, OutreachTemplate, SendTarget,
-                                    SendTargetList, SendTask, SendTaskDetail, Suppression, SuppressionKind,
-                                    TargetStatus)
+from funnel.outreach.models import (
+    Contact,
+    ContactImport,
+    ContactImportOutcome,
+    OutreachTemplate,
+    SendTarget,
+    SendTargetList,
+    SendTask,
+    SendTaskDetail,
+    Suppression,
+    SuppressionKind,
+    TargetStatus,
+)
 from funnel.platform import audit
 
 router = APIRouter(prefix="/v1")

@@ -2,7 +2,8 @@
 e-mails, plus the sent history, the send window and the daily cap."""
 from __future__ import annotations
 
-from datetime import datetime, time as clock
+from datetime import datetime
+from datetime import time as clock
 from zoneinfo import ZoneInfo
 
 from psycopg import Connection

@@ -7,12 +7,11 @@ import json
 from psycopg import Connection
 from psycopg.types.json import Jsonb
 
-from funnel.platform import aws
 from funnel import db
 from funnel.outreach import safety
 from funnel.outreach.normalize import domain_of, normalize_url
 from funnel.outreach.templates import check_variables, get_template, render
-from funnel.platform import audit, runs
+from funnel.platform import audit, aws, runs
 from funnel.platform.errors import Conflict, NotFound, ServiceUnavailable, ValidationFailed
 from funnel.platform.pagination import Page, keyset_page
 from funnel.platform.principal import Principal

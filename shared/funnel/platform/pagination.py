@@ -33,7 +33,7 @@ class Page:
     next_cursor: str | None
 
     @classmethod
-    def from_rows(cls, rows: list[dict], limit: int, cursor_of: Callable[[dict], str]) -> "Page":
+    def from_rows(cls, rows: list[dict], limit: int, cursor_of: Callable[[dict], str]) -> Page:
         has_more = len(rows) > limit
         items = rows[:limit]
         return cls(items=items, next_cursor=cursor_of(items[-1]) if has_more and items else None)

@@ -6,6 +6,7 @@ from typing import Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Query, Request
+from psycopg.types.json import Jsonb
 from pydantic import Field
 
 from funnel import db
@@ -14,10 +15,25 @@ from funnel.api.contract import Page, problems
 from funnel.api.deps import Admin, CurrentPrincipal, Cursor, Email, Limit, StrictModel, Writer, page_body
 from funnel.platform import audit, auth, llm, prompts, runs, users
 from funnel.platform.errors import NotFound, ValidationFailed
-from funnel.platform.models import (ApiKey, ApiKeyCreated, AuditLogEntry, CurrentUser, LlmModelList, LlmProviderList,
-                                    Prompt, PromptList, Role, Run, RunArtifactList, RunStepList, StepLlmDefaultList,
-                                    TenantStepModel, TokenPair, User, UserInvited)
-from psycopg.types.json import Jsonb
+from funnel.platform.models import (
+    ApiKey,
+    ApiKeyCreated,
+    AuditLogEntry,
+    CurrentUser,
+    LlmModelList,
+    LlmProviderList,
+    Prompt,
+    PromptList,
+    Role,
+    Run,
+    RunArtifactList,
+    RunStepList,
+    StepLlmDefaultList,
+    TenantStepModel,
+    TokenPair,
+    User,
+    UserInvited,
+)
 
 router = APIRouter(prefix="/v1")
 

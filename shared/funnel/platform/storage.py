@@ -13,6 +13,7 @@ from typing import Any
 from funnel.platform import aws
 from funnel.settings import get_settings
 
+
 def s3():
     return aws.client("s3")
 

@@ -236,7 +236,7 @@ def test_an_open_of_the_first_mail_after_a_reminder_counts_for_the_first_round(r
 def test_a_scheduled_campaign_goes_out_when_due_and_a_cancelled_one_never(runtime, api, tenant):
     import datetime as dt
 
-    later = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=2)).isoformat()
+    later = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=2)).isoformat()
     scheduled_to, cancelled_to = (f"{w}-{uuid.uuid4().hex[:6]}@example.org" for w in ("later", "never"))
     scheduled = _campaign(api, tenant, [{"email": scheduled_to}])
     answer = api.post(f"/v1/email-campaigns/{scheduled['id']}/send", headers=tenant.headers, json={"send_at": later})

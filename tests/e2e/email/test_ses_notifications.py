@@ -27,7 +27,7 @@ class FakeSnsEndpoint:
     def __init__(self) -> None:
         self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sns.test")])
-        now = datetime.datetime.now(datetime.timezone.utc)
+        now = datetime.datetime.now(datetime.UTC)
         certificate = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
                        .public_key(self.key.public_key()).serial_number(x509.random_serial_number())
                        .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))

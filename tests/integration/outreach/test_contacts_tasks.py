@@ -52,7 +52,7 @@ def test_broken_files_are_refused_with_a_clear_message_and_import_nothing(api, t
     before = _count(tenant, "contacts")
     broken = _csv(api, tenant, b"company,url\n\x82\xa0\xff\xfe\xfd broken,\xff\xff\n")
     assert broken.status_code == 422 and "neither UTF-8 nor Shift_JIS" in broken.json()["detail"]
-    no_url = _csv(api, tenant, "会社名,電話番号\n株式会社イプシロン,03-0000-0000\n".encode("utf-8"))
+    no_url = _csv(api, tenant, "会社名,電話番号\n株式会社イプシロン,03-0000-0000\n".encode())
     assert no_url.status_code == 422 and "no URL column" in no_url.json()["detail"]
     assert broken.headers["content-type"] == no_url.headers["content-type"] == PROBLEM
     assert _count(tenant, "contacts") == before

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import zlib
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -12,7 +12,7 @@ from funnel.content.images import render_png
 from funnel.content.wordpress import normalise_base_url, sanitize_html
 from funnel.platform.errors import ValidationFailed
 
-UTC = timezone.utc
+UTC = UTC
 
 
 def test_next_run_in_tokyo_default():
