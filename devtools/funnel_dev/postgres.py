@@ -57,6 +57,10 @@ def _hand_to_server_user(path: Path) -> None:
         os.chmod(parent, os.stat(parent).st_mode | 0o001)
 
 
+class LocalPostgresError(RuntimeError):
+    """The server would not start; the message carries pg_ctl's output and the server log's tail."""
+
+
 class LocalPostgres:
     def __init__(self, base_dir: str | Path, port: int, tuned_for_tests: bool = False):
         self.base_dir = Path(base_dir).resolve()
@@ -103,11 +107,26 @@ class LocalPostgres:
             self._initdb()
         if self.is_running():
             return self
-        subprocess.run(_as_server_user([str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-l",
-                                        str(self.log_file), "-o", f"-p {self.port}", "-w", "-t", "60", "start"]),
-                       check=True, capture_output=True)
+        command = _as_server_user([str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-l", str(self.log_file),
+                                   "-o", f"-p {self.port}", "-w", "-t", "60", "start"])
+        for attempt in range(3):
+            # A start right after a stop (LocalRuntime.restart) failed once on a loaded machine, its cause not
+            # captured: try again after a pause, and if it still fails say why (pg_ctl's output, the log).
+            started = subprocess.run(command, capture_output=True, text=True)
+            if started.returncode == 0 or self.is_running():
+                break
+            time.sleep(1.0 + attempt)
+        else:
+            raise LocalPostgresError(f"PostgreSQL did not start on port {self.port}: {started.stderr.strip()}\n"
+                                     f"{self.log_tail()}")
         self._wait_ready()
         return self
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no server log)"
 
     def _wait_ready(self, timeout: float = 30.0) -> None:
         import psycopg
