@@ -17,6 +17,14 @@ import pytest
 from funnel_dev.ports import free_port
 
 
+def pytest_configure(config):
+    """What template.yaml's Globals give every function and Powertools reads (before anything imports
+    funnel.observability): the service name; tracing off, as in the local runtime (no X-Ray daemon here)."""
+    os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "funnel")
+    os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "Funnel")
+    os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
+
+
 def _child_processes(*, warm_browsers: bool = True) -> set[int]:
     """Live (not zombie) child processes of this test process; without ``warm_browsers`` leaving out
     Playwright drivers (see ``nothing_left_running_after_the_test``)."""

@@ -2,9 +2,13 @@
 from __future__ import annotations
 
 from funnel.content.pipeline import run_step
+from funnel.observability import bind_tenant, log_metrics, tracer
 
 
+@tracer.capture_lambda_handler
+@log_metrics
 def handler(event, context):
+    bind_tenant(str(event["tenant_id"]) if event.get("tenant_id") else None)
     try:
         return run_step(event)
     except Exception as exc:

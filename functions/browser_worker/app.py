@@ -16,7 +16,7 @@ import json
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from funnel.observability import bind_tenant, logger
+from funnel.observability import bind_tenant, log_metrics, logger, tracer
 from funnel.outreach.worker import NoSlot, RetryLater, close_warm_browser, process
 from funnel.platform import aws
 
@@ -60,6 +60,8 @@ def record_handler(record: SQSRecord) -> None:
         logger.warning("result reported after the pipeline stopped waiting", extra={"target": target})
 
 
+@tracer.capture_lambda_handler
+@log_metrics
 @logger.inject_lambda_context
 def handler(event, context):
     return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

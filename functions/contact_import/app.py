@@ -6,7 +6,7 @@ import json
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from funnel.observability import bind_tenant, logger
+from funnel.observability import bind_tenant, log_metrics, logger, tracer
 from funnel.outreach.contacts import run_import_job
 from funnel.platform.errors import NotFound
 
@@ -25,6 +25,8 @@ def record_handler(record: SQSRecord) -> None:
                                                   "imported": result.get("imported")})
 
 
+@tracer.capture_lambda_handler
+@log_metrics
 @logger.inject_lambda_context
 def handler(event, context):
     return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

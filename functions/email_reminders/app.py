@@ -4,10 +4,12 @@ to send as sent."""
 from __future__ import annotations
 
 from funnel.email.campaigns import complete_sent_campaigns, send_due_reminders, send_scheduled
-from funnel.observability import bind_tenant, logger
+from funnel.observability import bind_tenant, log_metrics, logger, tracer
 from funnel.platform.tenants import active_tenant_ids
 
 
+@tracer.capture_lambda_handler
+@log_metrics
 @logger.inject_lambda_context
 def handler(event, context):
     reminders = queued = completed = failed = 0

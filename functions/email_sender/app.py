@@ -8,7 +8,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from funnel.email.campaigns import EmailThrottled, deliver, fan_out
-from funnel.observability import bind_tenant, logger
+from funnel.observability import bind_tenant, log_metrics, logger, tracer
 from funnel.platform import aws
 from funnel.platform.errors import NotFound
 from funnel.settings import get_settings
@@ -58,6 +58,8 @@ def _requeue(message: dict, ids: list[str], delay: int) -> None:
                                    MessageBody=json.dumps({**body, "message_ids": ids}))
 
 
+@tracer.capture_lambda_handler
+@log_metrics
 @logger.inject_lambda_context
 def handler(event, context):
     return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 from funnel.notifications.service import archive_expired, dispatch_pending
-from funnel.observability import bind_tenant, logger
+from funnel.observability import bind_tenant, log_metrics, logger, tracer
 from funnel.platform.tenants import active_tenant_ids
 
 # A PENDING row this old with no attempt was written in a transaction that could not queue it.
 UNQUEUED_AFTER_SECONDS = 60
 
 
+@tracer.capture_lambda_handler
+@log_metrics
 @logger.inject_lambda_context
 def handler(event, context):
     archived = queued = failed = 0

@@ -7,7 +7,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from funnel.notifications.delivery import DeliveryError, backoff_seconds, deliver
-from funnel.observability import bind_tenant, logger
+from funnel.observability import bind_tenant, log_metrics, logger, tracer
 from funnel.platform import aws
 from funnel.platform.errors import NotFound
 from funnel.settings import get_settings
@@ -41,6 +41,8 @@ def record_handler(record: SQSRecord) -> None:
     logger.info("notification delivered", extra={"notification": message["id"], "status": status})
 
 
+@tracer.capture_lambda_handler
+@log_metrics
 @logger.inject_lambda_context
 def handler(event, context):
     return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

@@ -1,7 +1,7 @@
 """Lambda tasks of the send pipeline: prepare (and prepare_more), prepare_failed, target_failed, finalize."""
 from __future__ import annotations
 
-from funnel.observability import bind_tenant, logger
+from funnel.observability import bind_tenant, log_metrics, logger, tracer
 from funnel.outreach import pipeline
 from funnel.platform.errors import NotFound
 
@@ -10,6 +10,8 @@ ACTIONS = {"prepare": pipeline.prepare, "prepare_more": pipeline.prepare_more,
            "finalize": pipeline.finalize}
 
 
+@tracer.capture_lambda_handler
+@log_metrics
 @logger.inject_lambda_context
 def handler(event, context):
     bind_tenant(event["tenant_id"])

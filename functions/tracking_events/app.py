@@ -7,7 +7,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from funnel.email.events_queue import write
-from funnel.observability import logger
+from funnel.observability import log_metrics, logger, tracer
 from funnel.platform.errors import NotFound
 
 processor = BatchProcessor(event_type=EventType.SQS)
@@ -20,6 +20,8 @@ def record_handler(record: SQSRecord) -> None:
         logger.warning("tracking event for a deleted tenant dropped")
 
 
+@tracer.capture_lambda_handler
+@log_metrics
 @logger.inject_lambda_context
 def handler(event, context):
     return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

@@ -15,6 +15,7 @@ from psycopg.types.json import Jsonb
 
 from funnel import db
 from funnel.content.errors import PermanentError
+from funnel.observability import count
 from funnel.platform import audit, aws, crypto, runs
 from funnel.platform.errors import Conflict, NotFound, PaymentRequired, ServiceUnavailable, ValidationFailed
 from funnel.platform.pagination import Page, keyset_page
@@ -250,6 +251,8 @@ def publish_article(tenant_id: str, article_id: str, wp_status: str, principal: 
                                f"RETURNING {ARTICLE_COLUMNS}", (article_id,)).fetchone()
         audit.record(conn, principal, "article.publish", "article", article_id,
                      {"wp_post_id": post["id"], "wp_status": post.get("status")})
+    # The pipeline's publish step and the API's publish both come here.
+    count("ArticlesPublished" if wp_status == "publish" else "ArticleDraftsPosted", tenant_id=tenant_id)
     return row
 
 

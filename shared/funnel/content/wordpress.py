@@ -15,6 +15,7 @@ import httpx
 import nh3
 
 from funnel.content.errors import PermanentError, TransientError
+from funnel.observability import tracer
 from funnel.platform.ssrf import UnsafeUrlError, check_url
 from funnel.settings import get_settings
 
@@ -56,9 +57,9 @@ class WordPressSite:
         except UnsafeUrlError as exc:
             raise PermanentError(f"WordPress URL refused: {exc}") from exc
         try:
-            with httpx.Client(timeout=self.timeout, follow_redirects=False,
-                              auth=(self.username, self.app_password),
-                              headers={"User-Agent": "FunnelBot/1.0"}) as client:
+            with tracer.subsegment("wordpress"), httpx.Client(
+                    timeout=self.timeout, follow_redirects=False, auth=(self.username, self.app_password),
+                    headers={"User-Agent": "FunnelBot/1.0"}) as client:
                 response = client.request(method, url, **kwargs)
         except (httpx.TimeoutException, httpx.TransportError) as exc:
             raise TransientError(f"WordPress {method} {path}: {type(exc).__name__}: {exc}") from exc

@@ -24,6 +24,7 @@ import time
 from funnel import db
 from funnel.notifications import signing
 from funnel.notifications.channels import channel_for
+from funnel.observability import count, tracer
 from funnel.platform import aws
 from funnel.platform.ssrf import check_url
 from funnel.settings import get_settings
@@ -78,22 +79,26 @@ def deliver(tenant_id: str, row_id: str, receive_count: int = 1) -> str:
                                "updated_at = now(), updated_by = 'redrive' WHERE id = %s RETURNING *",
                                (row_id,)).fetchone() | {"recipient_email": row["recipient_email"]}
         try:
-            external_id = _send(conn, tenant_id, row)
+            with tracer.subsegment(f"notifications.{str(row['delivery_method']).lower()}"):
+                external_id = _send(conn, tenant_id, row)
         except Exception as exc:  # every failure of the channel counts as an attempt
             error = f"{type(exc).__name__}: {exc}"[:2000]
             if row["retry_count"] >= row["max_retry_count"]:
                 conn.execute("UPDATE notifications SET delivery_status = 'FAILED', error_message = %s, "
                              "updated_at = now() WHERE id = %s", (error, row_id))
+                count("NotificationsFailed", tenant_id=tenant_id)
                 raise_after_commit = NotDeliverable(error)
             else:
                 conn.execute("UPDATE notifications SET delivery_status = 'RETRYING', retry_count = retry_count + 1, "
                              "last_retry_at = now(), error_message = %s, updated_at = now() WHERE id = %s",
                              (error, row_id))
+                count("NotificationRetries", tenant_id=tenant_id)
                 raise_after_commit = DeliveryError(error)
         else:
             conn.execute("UPDATE notifications SET delivery_status = 'DELIVERED', delivered_at = now(), "
                          "sent_at = coalesce(sent_at, now()), external_message_id = %s, error_message = NULL, "
                          "updated_at = now() WHERE id = %s", (external_id, row_id))
+            count("NotificationsDelivered", tenant_id=tenant_id)
             return "DELIVERED"
     raise raise_after_commit  # raised outside the block so the counted attempt is committed
 

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from funnel import db
+from funnel.observability import llm_usage, tracer
 from funnel.platform.errors import FunnelError, ValidationFailed
 from funnel.platform.secrets import get_secret
 from funnel.settings import get_settings
@@ -173,7 +174,7 @@ def complete(step: str, messages: list[dict], *, tenant_ai_settings: dict | None
     """Run one chat completion for ``step`` with the model the registry chooses."""
     choice = resolve_model(step, tenant_ai_settings)
     if choice.is_offline:
-        return _offline_completion(choice, messages, offline_responder)
+        return _counted(step, _offline_completion(choice, messages, offline_responder))
     import openai  # heavy import: only paid by code paths that really call a model
 
     client = openai.OpenAI(base_url=choice.api_base_url, api_key=_api_key(choice), max_retries=0,
@@ -187,7 +188,8 @@ def complete(step: str, messages: list[dict], *, tenant_ai_settings: dict | None
         kwargs["response_format"] = {"type": "json_object"}
     started = time.perf_counter()
     try:
-        response = client.chat.completions.create(**kwargs)
+        with tracer.subsegment("llm"):
+            response = client.chat.completions.create(**kwargs)
     except (openai.RateLimitError, openai.APITimeoutError, openai.APIConnectionError) as exc:
         raise LlmTransientError(f"{choice.label}: {type(exc).__name__}: {exc}", model=choice.label) from exc
     except openai.APIStatusError as exc:
@@ -198,5 +200,12 @@ def complete(step: str, messages: list[dict], *, tenant_ai_settings: dict | None
     completion_tokens = usage.completion_tokens if usage else 0
     cost = (prompt_tokens * choice.input_cost_per_mtok + completion_tokens * choice.output_cost_per_mtok) / 1e6
     text = response.choices[0].message.content or "" if response.choices else ""
-    return Completion(text=text, model=choice.label, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
-                      cost_usd=round(cost, 6), offline=False, latency_ms=(time.perf_counter() - started) * 1000)
+    return _counted(step, Completion(text=text, model=choice.label, prompt_tokens=prompt_tokens,
+                                     completion_tokens=completion_tokens, cost_usd=round(cost, 6), offline=False,
+                                     latency_ms=(time.perf_counter() - started) * 1000))
+
+
+def _counted(step: str, completion: Completion) -> Completion:
+    llm_usage(step, completion.model, input_tokens=completion.prompt_tokens,
+              output_tokens=completion.completion_tokens, cost_usd=completion.cost_usd)
+    return completion
