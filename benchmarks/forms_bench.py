@@ -65,13 +65,16 @@ def warm_timings(runs: int, screenshots: bool) -> tuple[dict[str, list[float]], 
 
 
 def scorer_pass_line() -> tuple[str, float]:
-    command = f"{sys.executable} -m funnel.cli form-submit {{url}} --sender {{sender}} --message-file {{message}} --json"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "shared"), os.environ.get("PYTHONPATH")]))}
+    command = (f"{sys.executable} -m funnel.cli form-submit {{url}} --sender {{sender}} "
+               "--message-file {message} --json")
+    pythonpath = os.pathsep.join(filter(None, [str(ROOT / "shared"), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONPATH": pythonpath}
     started = time.perf_counter()
     completed = subprocess.run([sys.executable, str(EXAMPLES / "scorer.py"), "--cmd", command, "--timeout", "60"],
                                cwd=ROOT, capture_output=True, text=True, env=env)
     lines = completed.stdout.strip().splitlines()
-    return (lines[-1] if lines else f"scorer printed nothing (rc={completed.returncode})"), time.perf_counter() - started
+    elapsed = time.perf_counter() - started
+    return (lines[-1] if lines else f"scorer printed nothing (rc={completed.returncode})"), elapsed
 
 
 def main() -> int:

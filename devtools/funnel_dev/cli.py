@@ -7,8 +7,6 @@ stops everything and snapshots the AWS state so the next start resumes.
 """
 from __future__ import annotations
 
-HELP = "run the whole product locally (PostgreSQL, moto, API gateway, workers)"
-
 import argparse
 import json
 import logging
@@ -17,6 +15,8 @@ import secrets
 import signal
 import threading
 from pathlib import Path
+
+HELP = "run the whole product locally (PostgreSQL, moto, API gateway, workers)"
 
 DEMO_SLUG = "demo"
 DEMO_OWNER = "owner@demo.example.com"

@@ -10,13 +10,13 @@ private address stays refused, including redirects and links to other local host
 """
 from __future__ import annotations
 
-HELP = "find a company's contact form and submit a message into it"
-
 import argparse
 import json
 import sys
 from pathlib import Path
 from urllib.parse import urlsplit
+
+HELP = "find a company's contact form and submit a message into it"
 
 USAGE_ERROR = 2
 
@@ -30,7 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
     parser.add_argument("--dry-run", action="store_true",
                         help="review mode: fill the form, stop on the confirm screen or before the final submit")
     parser.add_argument("--screenshot-dir", metavar="DIR", help="store screenshots of the filled form and the result")
-    parser.add_argument("--chromium", metavar="PATH", help="Chromium executable (default: Playwright's or /usr/bin/chromium)")
+    parser.add_argument("--chromium", metavar="PATH",
+                        help="Chromium executable (default: Playwright's or /usr/bin/chromium)")
     parser.add_argument("--timeout", type=float, default=15.0, help="seconds to wait for a page or an answer")
 
 

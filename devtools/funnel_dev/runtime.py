@@ -567,7 +567,8 @@ class LocalRuntime:
                 if event.kind == "Schedule" and event.payload is None:
                     payload = {"version": "0", "id": str(uuid.uuid4()), "detail-type": "Scheduled Event",
                                "source": "aws.events", "account": ACCOUNT_ID, "region": REGION,
-                               "resources": [f"arn:aws:events:{REGION}:{ACCOUNT_ID}:rule/{spec.name}-{event.event_name}"],
+                               "resources": [
+                                   f"arn:aws:events:{REGION}:{ACCOUNT_ID}:rule/{spec.name}-{event.event_name}"],
                                "detail": {}}
                 else:
                     payload = event.payload if event.payload is not None else {}

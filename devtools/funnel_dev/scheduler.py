@@ -172,8 +172,8 @@ class LocalScheduler:
                 target = schedule["Target"]
                 delete = None
                 if schedule.get("ActionAfterCompletion") == "DELETE":
-                    delete = (lambda g=group, n=schedule["Name"]:
-                              self.scheduler.delete_schedule(GroupName=g, Name=n))
+                    def delete(g=group, n=schedule["Name"]):
+                        self.scheduler.delete_schedule(GroupName=g, Name=n)
                 entries.append(ScheduleEntry(
                     key=schedule["Arn"], expression=schedule["ScheduleExpression"],
                     timezone=schedule.get("ScheduleExpressionTimezone") or "UTC",

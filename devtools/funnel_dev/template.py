@@ -129,7 +129,8 @@ class SamTemplate:
 
     # ------------------------------------------------------------ queries
     def of_type(self, resource_type: str) -> dict[str, dict]:
-        return {lid: r.get("Properties", {}) or {} for lid, r in self.resources.items() if r.get("Type") == resource_type}
+        return {lid: r.get("Properties", {}) or {} for lid, r in self.resources.items()
+                if r.get("Type") == resource_type}
 
     def function_properties(self, logical_id: str) -> dict:
         merged = dict(self.globals_function)
@@ -217,7 +218,8 @@ class SamTemplate:
                 if kind == "ScheduleV2":
                     enabled = str(props.get("State", "ENABLED")).upper() == "ENABLED"
                 else:
-                    enabled = bool(props.get("Enabled", True)) and str(props.get("State", "ENABLED")).upper() == "ENABLED"
+                    enabled = (bool(props.get("Enabled", True))
+                               and str(props.get("State", "ENABLED")).upper() == "ENABLED")
                 events.append(ScheduleEvent(
                     function_id=spec.logical_id, event_name=event_name, expression=expression,
                     timezone=str(self.resolve(props.get("ScheduleExpressionTimezone", "UTC"))),

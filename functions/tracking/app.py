@@ -16,7 +16,8 @@ NOT_FOUND = "<!doctype html><html><body><h1>Not found</h1><p>This link is not va
 EXPIRED = "<!doctype html><html><body><h1>Link expired</h1><p>Ask the sender for the material again.</p></body></html>"
 CONFIRM_PAGE = ("<!doctype html><html><head><meta charset=\"utf-8\"><title>配信停止 / Unsubscribe</title></head><body>"
                 "<h1>配信停止 / Unsubscribe</h1><p>今後のメール配信を停止しますか？ Stop receiving these e-mails?</p>"
-                "<form method=\"post\"><button type=\"submit\">配信停止する / Unsubscribe</button></form></body></html>")
+                "<form method=\"post\"><button type=\"submit\">配信停止する / Unsubscribe</button></form>"
+                "</body></html>")
 DONE_PAGE = ("<!doctype html><html><head><meta charset=\"utf-8\"><title>配信停止 / Unsubscribed</title></head><body>"
              "<h1>配信を停止しました / You are unsubscribed</h1></body></html>")
 
@@ -33,8 +34,8 @@ def _tracking_key() -> bytes:
 
 
 def _html(status: int, body: str, headers: dict | None = None) -> dict:
-    return {"statusCode": status, "headers": {"content-type": "text/html; charset=utf-8", **NO_CACHE, **(headers or {})},
-            "body": body}
+    return {"statusCode": status,
+            "headers": {"content-type": "text/html; charset=utf-8", **NO_CACHE, **(headers or {})}, "body": body}
 
 
 def _record(token, kind: str, url: str | None, event: dict) -> None:
@@ -56,8 +57,8 @@ def _record(token, kind: str, url: str | None, event: dict) -> None:
         enqueue(payload)
 
 
-UNAVAILABLE = ("<!doctype html><html><head><meta charset=\"utf-8\"></head><body><h1>しばらくしてからもう一度お試しください"
-               "</h1><p>Please try again in a moment.</p></body></html>")
+UNAVAILABLE = ("<!doctype html><html><head><meta charset=\"utf-8\"></head><body>"
+               "<h1>しばらくしてからもう一度お試しください</h1><p>Please try again in a moment.</p></body></html>")
 
 
 def handler(event, context):

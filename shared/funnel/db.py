@@ -14,12 +14,15 @@ import time
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
+from funnel.platform.errors import NotFound
+from funnel.platform.secrets import get_secret
 from funnel.settings import get_settings
 
 _pools: dict[str, ConnectionPool] = {}
@@ -57,8 +60,6 @@ def replace_database(url: str, dbname: str) -> str:
 def _app_credentials() -> tuple[str | None, str | None]:
     settings = get_settings()
     if settings.db_app_secret_id:
-        from funnel.platform.secrets import get_secret
-
         secret = get_secret(settings.db_app_secret_id)
         return secret["username"], secret["password"]
     parts = urlsplit(settings.control_database_url)
@@ -69,8 +70,6 @@ def admin_url(dbname: str | None = None) -> str:
     settings = get_settings()
     url = settings.admin_database_url
     if settings.db_admin_secret_id:
-        from funnel.platform.secrets import get_secret
-
         secret = get_secret(settings.db_admin_secret_id)
         url = with_credentials(url, secret["username"], secret["password"])
     return replace_database(url, dbname) if dbname else url
@@ -129,11 +128,63 @@ def control_transaction() -> Iterator[psycopg.Connection]:
             yield conn
 
 
+@dataclass(frozen=True)
+class Tenant:
+    id: str
+    name: str
+    slug: str
+    database_url: str
+    isolation: str
+    status: str
+    plan: str
+    subscription_status: str
+
+
+class TenantDirectory:
+    """Tenant id -> Tenant (its row in the control DB's ``tenants``), cached in-process for a short time
+    (warm Lambdas skip the lookup); ``funnel.platform.tenants`` provisions and lists tenants."""
+
+    def __init__(self) -> None:
+        self._cache: dict[str, tuple[float, Tenant]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, tenant_id: str) -> Tenant:
+        now = time.monotonic()
+        hit = self._cache.get(tenant_id)
+        if hit and hit[0] > now:
+            return hit[1]
+        with control_transaction() as conn:
+            row = conn.execute(
+                "SELECT id, name, slug, database_url, isolation, status, plan, subscription_status "
+                "FROM tenants WHERE id = %s", (tenant_id,)).fetchone()
+        if row is None or row["status"] == "deleted":
+            raise NotFound("tenant not found")
+        tenant = Tenant(**row)
+        with self._lock:
+            self._cache[tenant_id] = (now + get_settings().tenant_directory_ttl_seconds, tenant)
+        return tenant
+
+    def by_slug(self, slug: str) -> Tenant:
+        with control_transaction() as conn:
+            row = conn.execute("SELECT id FROM tenants WHERE slug = %s AND status <> 'deleted'", (slug,)).fetchone()
+        if row is None:
+            raise NotFound("tenant not found")
+        return self.get(row["id"])
+
+    def forget(self, tenant_id: str | None = None) -> None:
+        with self._lock:
+            if tenant_id is None:
+                self._cache.clear()
+            else:
+                self._cache.pop(tenant_id, None)
+
+
+directory = TenantDirectory()
+
+
 @contextmanager
 def tenant_transaction(tenant_id: str) -> Iterator[psycopg.Connection]:
     """A transaction on the tenant's database with ``app.tenant_id`` set for RLS."""
-    from funnel.platform.tenants import directory
-
     record = directory.get(tenant_id)
     with _pool(app_url(record.database_url)).connection() as conn:
         with conn.transaction():

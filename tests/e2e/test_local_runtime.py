@@ -67,7 +67,8 @@ def test_gateway_builds_http_api_v2_events(fixtures, api):
     greedy = api.post("/fixture/files/a/b/c.txt", content=b"plain text", headers={"content-type": "text/plain"}).json()
     assert greedy["pathParameters"] == {"proxy": "a/b/c.txt"}
     assert (greedy["body"], greedy["isBase64Encoded"]) == ("plain text", False)
-    binary = api.post("/fixture/files/img.png", content=b"\x89PNG\x00\xff", headers={"content-type": "image/png"}).json()
+    binary = api.post("/fixture/files/img.png", content=b"\x89PNG\x00\xff",
+                      headers={"content-type": "image/png"}).json()
     assert binary["isBase64Encoded"] and base64.b64decode(binary["body"]) == b"\x89PNG\x00\xff"
 
     decoded = api.post("/fixture/files/binary", content=b"x", headers={"content-type": "text/plain"})

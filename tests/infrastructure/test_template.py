@@ -97,8 +97,8 @@ def test_sam_translator_transforms_the_template(transformed):
 
 
 def test_cfn_lint_passes():
-    result = subprocess.run([str(Path(sys.executable).with_name("cfn-lint")), str(TEMPLATE)], capture_output=True, text=True,
-                            cwd=ROOT)
+    result = subprocess.run([str(Path(sys.executable).with_name("cfn-lint")), str(TEMPLATE)], capture_output=True,
+                            text=True, cwd=ROOT)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -120,7 +120,8 @@ def test_globals_carry_every_setting_the_product_reads(document):
 def test_database_urls_go_through_rds_proxy_with_tls(document):
     variables = document["Globals"]["Function"]["Environment"]["Variables"]
     for name in ("FUNNEL_CONTROL_DATABASE_URL", "FUNNEL_ADMIN_DATABASE_URL"):
-        assert "${DatabaseProxy.Endpoint}" in variables[name]["Fn::Sub"] and "sslmode=require" in variables[name]["Fn::Sub"]
+        assert "${DatabaseProxy.Endpoint}" in variables[name]["Fn::Sub"]
+        assert "sslmode=require" in variables[name]["Fn::Sub"]
     assert document["Resources"]["DatabaseProxy"]["Properties"]["RequireTLS"] is True
     assert int(document["Parameters"]["DbEngineVersion"]["Default"].split(".")[0]) >= 15
 
@@ -128,7 +129,8 @@ def test_database_urls_go_through_rds_proxy_with_tls(document):
 def test_key_secrets_are_generated_with_a_kid(document):
     for lid in ("JwtSigningKey", "DataEncryptionKey", "TrackingSigningKey"):
         generated = document["Resources"][lid]["Properties"]["GenerateSecretString"]
-        assert json.loads(generated["SecretStringTemplate"]) == {"kid": "k1"} and generated["GenerateStringKey"] == "secret"
+        assert json.loads(generated["SecretStringTemplate"]) == {"kid": "k1"}
+        assert generated["GenerateStringKey"] == "secret"
         assert generated["PasswordLength"] >= 44 and generated.get("ExcludePunctuation")  # base64 of >= 32 bytes
     assert json.loads(document["Resources"]["LlmApiKeys"]["Properties"]["SecretString"]) == {}
 
@@ -231,7 +233,8 @@ def _requirement_lines(path: Path) -> list[str]:
 def test_layer_requirements_match_pyproject():
     """Every pyproject dependency is in exactly one layers/*/requirements.txt, and nothing else is."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    layered = [line for path in sorted((ROOT / "layers").glob("*/requirements.txt")) for line in _requirement_lines(path)]
+    layered = [line for path in sorted((ROOT / "layers").glob("*/requirements.txt"))
+               for line in _requirement_lines(path)]
     assert sorted(layered) == sorted(project["dependencies"])
     browser = _requirement_lines(ROOT / "functions" / "browser_worker" / "requirements.txt")
     assert browser == ["-r ../../layers/deps/requirements.txt", *project["optional-dependencies"]["browser"]]
@@ -245,12 +248,14 @@ def test_layers_reference_only_what_exists(document):
         content = ROOT / layer["Properties"]["ContentUri"]
         method = layer["Metadata"]["BuildMethod"]
         assert content.is_dir(), lid
-        assert layer["Metadata"].get("BuildArchitecture") == "arm64" and layer["Properties"]["CompatibleArchitectures"] == ["arm64"]
+        assert layer["Metadata"].get("BuildArchitecture") == "arm64"
+        assert layer["Properties"]["CompatibleArchitectures"] == ["arm64"]
         if method == "makefile":
             assert content.resolve() == ROOT and f"\nbuild-{lid}:" in makefile, lid
         else:
             assert method == "python3.12" and (content / "requirements.txt").is_file(), lid
-            assert sorted(p.name for p in content.iterdir()) == ["requirements.txt"], f"{lid} ships only its dependencies"
+            assert sorted(p.name for p in content.iterdir()) == ["requirements.txt"], \
+                f"{lid} ships only its dependencies"
     used = set()
     for lid, resource in resources.items():
         if resource["Type"] != FUNCTION or resource["Properties"].get("PackageType") == "Image":

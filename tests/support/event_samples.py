@@ -266,7 +266,8 @@ def mismatches(expected: Any, actual: Any, where: str = "") -> list[str]:
     if isinstance(expected, list):
         if not isinstance(actual, list) or len(actual) != len(expected):
             return [f"{where or '.'}: expected {expected!r}, got {actual!r}"[:300]]
-        return [p for i, (e, a) in enumerate(zip(expected, actual)) for p in mismatches(e, a, f"{where}[{i}]")]
+        return [p for i, (e, a) in enumerate(zip(expected, actual, strict=True))
+                for p in mismatches(e, a, f"{where}[{i}]")]
     return [] if expected == actual else [f"{where or '.'}: expected {expected!r}, got {actual!r}"[:300]]
 
 

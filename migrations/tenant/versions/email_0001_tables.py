@@ -69,7 +69,8 @@ def upgrade() -> None:
     )""")
     op.execute("CREATE INDEX email_messages_campaign ON email_messages (campaign_id, status)")
     op.execute("CREATE INDEX email_messages_sent ON email_messages (tenant_id, sent_at) WHERE sent_at IS NOT NULL")
-    op.execute("CREATE INDEX email_messages_reminders ON email_messages (next_reminder_at) WHERE next_reminder_at IS NOT NULL")
+    op.execute("CREATE INDEX email_messages_reminders ON email_messages (next_reminder_at) "
+               "WHERE next_reminder_at IS NOT NULL")
     op.execute(f"""
     CREATE TABLE email_events (
         id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,

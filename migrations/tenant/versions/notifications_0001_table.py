@@ -79,9 +79,11 @@ def upgrade() -> None:
                           ("tenant_id", "tenant_id")):
         op.execute(f"CREATE INDEX idx_notification_{name} ON notifications ({columns})")
     # The inbox: a user's visible in-app notifications, newest first (keyset pagination).
-    op.execute("CREATE INDEX idx_notification_inbox ON notifications (tenant_id, recipient_id, created_at DESC, id DESC) "
+    op.execute("CREATE INDEX idx_notification_inbox ON notifications "
+               "(tenant_id, recipient_id, created_at DESC, id DESC) "
                "WHERE delivery_method = 'IN_APP' AND NOT is_deleted AND archived_at IS NULL")
-    op.execute("CREATE INDEX idx_notification_unread ON notifications (tenant_id, recipient_id, created_at DESC, id DESC) "
+    op.execute("CREATE INDEX idx_notification_unread ON notifications "
+               "(tenant_id, recipient_id, created_at DESC, id DESC) "
                "WHERE delivery_method = 'IN_APP' AND read_status = 'UNREAD' AND NOT is_deleted AND archived_at IS NULL")
     op.execute(f"""
     CREATE TABLE notification_channels (

@@ -133,7 +133,8 @@ def upgrade() -> None:
     # At most one submission per target, ever: the second 'submitting' claim fails.
     op.execute("CREATE UNIQUE INDEX browser_jobs_one_submission ON browser_jobs (task_target_id) "
                "WHERE state IN ('submitting', 'submitted')")
-    op.execute("CREATE INDEX browser_jobs_slots ON browser_jobs (tenant_id, user_id) WHERE state IN ('running', 'submitting')")
+    op.execute("CREATE INDEX browser_jobs_slots ON browser_jobs (tenant_id, user_id) "
+               "WHERE state IN ('running', 'submitting')")
     op.execute(f"""
     CREATE TABLE suppressions (
         id uuid PRIMARY KEY DEFAULT gen_random_uuid(),

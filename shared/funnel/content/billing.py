@@ -143,7 +143,8 @@ def handle_webhook(payload: bytes, signature: str | None) -> dict:
     with db.control_transaction() as conn:
         tenant_id = _tenant_for(conn, data)
         inserted = conn.execute("INSERT INTO stripe_events (id, type, tenant_id) VALUES (%s, %s, %s) "
-                                "ON CONFLICT (id) DO NOTHING RETURNING id", (event_id, event_type, tenant_id)).fetchone()
+                                "ON CONFLICT (id) DO NOTHING RETURNING id",
+                                (event_id, event_type, tenant_id)).fetchone()
         if inserted is None:
             return {"received": True, "duplicate": True}
         if tenant_id is None:

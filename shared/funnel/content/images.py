@@ -32,7 +32,7 @@ def render_png(size: str, theme: str, seed: str) -> bytes:
     rows = []
     for y in range(height):
         t = y / max(1, height - 1)
-        pixel = bytes(int(a + (b - a) * t) for a, b in zip(top, bottom))
+        pixel = bytes(int(a + (b - a) * t) for a, b in zip(top, bottom, strict=True))
         rows.append(b"\x00" + pixel * width)
     return (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
             + _chunk(b"IDAT", zlib.compress(b"".join(rows), 6)) + _chunk(b"IEND", b""))

@@ -13,6 +13,7 @@ name, which the state machine's Retry/Catch match on.
 """
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -336,8 +337,6 @@ def run_step(event: dict) -> dict:
 
 # ---------------------------------------------------------------- failure
 def _short_cause(cause: str | None) -> str:
-    import json
-
     try:
         parsed = json.loads(cause or "")
         if isinstance(parsed, dict):

@@ -29,6 +29,7 @@ from funnel.content.models import (
     StripeWebhookReceipt,
 )
 from funnel.platform import audit
+from funnel.platform.storage import presigned_url
 
 router = APIRouter(prefix="/v1")
 Slug = Field(min_length=1, max_length=100, pattern=r"^[a-z0-9][a-z0-9-]*$")
@@ -255,8 +256,6 @@ def list_images(principal: CurrentPrincipal, limit: Limit = 50, cursor: Cursor =
 
 @router.get("/images/{image_id}", tags=["content"], responses=problems(404))
 def get_image(image_id: UUID, principal: CurrentPrincipal) -> ArticleImageDetail:
-    from funnel.platform.storage import presigned_url
-
     with db.tenant_transaction(principal.tenant_id) as conn:
         image = service.get_image(conn, str(image_id))
     return {**image, "download_url": presigned_url(image["storage_path"]) if image["storage_path"] else None}

@@ -14,8 +14,7 @@ from psycopg.types.json import Jsonb
 from funnel import db
 from funnel.email import mime, smtp, tokens
 from funnel.email.events import is_machine, record_event  # noqa: F401 (the tracking events live there)
-from funnel.outreach import safety
-from funnel.platform import audit, aws, storage
+from funnel.platform import audit, aws, storage, suppression
 from funnel.platform.errors import Conflict, NotFound, ServiceUnavailable, ValidationFailed
 from funnel.platform.pagination import Page, decode_cursor, encode_cursor, keyset_page
 from funnel.platform.principal import Principal
@@ -100,7 +99,8 @@ def create_campaign(principal: Principal, *, name: str, subject: str, body: str,
             raise ValidationFailed("none of the given contacts has an e-mail address")
         from_address = get_settings().ses_from_address
         if smtp_profile_id:
-            profile = conn.execute("SELECT from_address FROM smtp_profiles WHERE id = %s", (smtp_profile_id,)).fetchone()
+            profile = conn.execute("SELECT from_address FROM smtp_profiles WHERE id = %s",
+                                   (smtp_profile_id,)).fetchone()
             if profile is None:
                 raise ValidationFailed("unknown smtp_profile_id")
             from_address = profile["from_address"]
@@ -112,7 +112,7 @@ def create_campaign(principal: Principal, *, name: str, subject: str, body: str,
              Jsonb(reminder_strategy) if reminder_strategy else None, smtp_profile_id)).fetchone()
         unique = {}
         for recipient in recipients:
-            address = safety.normalized("email", recipient["email"])
+            address = suppression.normalized("email", recipient["email"])
             unique.setdefault(address, recipient)
         # One statement for any number of recipients; the do-not-contact list is checked in the same query.
         conn.execute(
@@ -126,7 +126,7 @@ def create_campaign(principal: Principal, *, name: str, subject: str, body: str,
             "OR (kind = 'domain' AND value = r.domain) LIMIT 1) s ON true "
             "ON CONFLICT (campaign_id, email) DO NOTHING",
             (campaign["id"], [r.get("contact_id") for r in unique.values()], list(unique),
-             [safety.normalized("domain", a.split("@", 1)[1]) for a in unique],
+             [suppression.normalized("domain", a.split("@", 1)[1]) for a in unique],
              [r.get("name") for r in unique.values()], [r.get("company") for r in unique.values()]))
         audit.record(conn, principal, "email_campaign.create", "email_campaign", campaign["id"],
                      {"recipients": len(unique)})
@@ -353,11 +353,11 @@ def _record_refusal(conn: Connection, message: dict, refusal: SendRefused, remin
     """A refused address is a hard bounce (event, suppression, status 'bounced'); a refused first message is
     'failed' with the reason; a refused reminder leaves the message as it was, with no further reminders."""
     if refusal.bounce:
-        conn.execute("INSERT INTO email_events (email_message_id, type, detail, dedup_key) VALUES (%s, 'bounce', %s, %s) "
-                     "ON CONFLICT (tenant_id, dedup_key) DO NOTHING",
+        conn.execute("INSERT INTO email_events (email_message_id, type, detail, dedup_key) "
+                     "VALUES (%s, 'bounce', %s, %s) ON CONFLICT (tenant_id, dedup_key) DO NOTHING",
                      (message["id"], Jsonb({"bounceType": "Permanent", "diagnostic": refusal.reason,
                                             "reported_by": "smtp"}), f"refused:{message['id']}:{reminder_round}"))
-        safety.suppress(conn, "email", message["email"], "hard_bounce", "smtp")
+        suppression.suppress(conn, "email", message["email"], "hard_bounce", "smtp")
         status = "bounced"
     else:
         status = "sent" if reminder_round else "failed"
@@ -397,7 +397,7 @@ def deliver(tenant_id: str, message_id: str, reminder_round: int = 0) -> str:
             return "reminder already sent"
         if message["status"] != ("sent" if reminder_round else "queued"):  # nothing to send: no slot taken
             return message["status"] if not reminder_round else "reminder not due"
-        reason = safety.is_suppressed(conn, email=message["email"])
+        reason = suppression.is_suppressed(conn, email=message["email"])
         if reason and not reminder_round:
             conn.execute("UPDATE email_messages SET status = 'suppressed', error = %s WHERE id = %s AND "
                          "status = 'queued'", (reason, message_id))
@@ -414,7 +414,7 @@ def deliver(tenant_id: str, message_id: str, reminder_round: int = 0) -> str:
             return _deliver_reminder(conn, tenant_id, campaign, message, reminder_round)
         if message["status"] != "queued":
             return message["status"]
-        reason = safety.is_suppressed(conn, email=message["email"])
+        reason = suppression.is_suppressed(conn, email=message["email"])
         if reason:
             conn.execute("UPDATE email_messages SET status = 'suppressed', error = %s WHERE id = %s",
                          (reason, message_id))
@@ -427,10 +427,11 @@ def deliver(tenant_id: str, message_id: str, reminder_round: int = 0) -> str:
             status = _record_refusal(conn, message, refusal, 0)
             _complete_when_nothing_queued(conn, campaign["id"])
             return status
-        conn.execute("UPDATE email_messages SET status = 'sent', sent_at = now(), last_sent_at = now(), provider_message_id = %s, "
-                     "tracking_token = %s, next_reminder_at = now() + make_interval(secs => %s::float8 * 86400) "
-                     "WHERE id = %s", (provider_id, mail["X-Funnel-Message"],
-                                       _first_reminder_days(campaign["reminder_strategy"]), message_id))
+        conn.execute("UPDATE email_messages SET status = 'sent', sent_at = now(), last_sent_at = now(), "
+                     "provider_message_id = %s, tracking_token = %s, "
+                     "next_reminder_at = now() + make_interval(secs => %s::float8 * 86400) WHERE id = %s",
+                     (provider_id, mail["X-Funnel-Message"], _first_reminder_days(campaign["reminder_strategy"]),
+                      message_id))
         _complete_when_nothing_queued(conn, campaign["id"])
     return "sent"
 
@@ -464,13 +465,14 @@ def reminder_rule(strategy: dict | None, state: str, reminders_sent: int) -> dic
 def _deliver_reminder(conn: Connection, tenant_id: str, campaign: dict, message: dict, reminder_round: int) -> str:
     if message["reminder_sent"] >= reminder_round:
         return "reminder already sent"
-    if message["status"] != "sent" or campaign["status"] == "cancelled" or message["reminder_sent"] != reminder_round - 1:
+    if (message["status"] != "sent" or campaign["status"] == "cancelled"
+            or message["reminder_sent"] != reminder_round - 1):
         conn.execute("UPDATE email_messages SET next_reminder_at = NULL WHERE id = %s", (message["id"],))
         return "reminder not due"
     strategy = campaign["reminder_strategy"] or {}
     state, left = recipient_state(conn, message["id"])
     rule = reminder_rule(strategy, state, message["reminder_sent"])
-    if rule is None or left or safety.is_suppressed(conn, email=message["email"]):
+    if rule is None or left or suppression.is_suppressed(conn, email=message["email"]):
         conn.execute("UPDATE email_messages SET next_reminder_at = NULL WHERE id = %s", (message["id"],))
         return "reminder not due"
     reminder = {**campaign, "subject": f"{strategy.get('subject_prefix', '【再送】')}{campaign['subject']}"}
@@ -507,7 +509,7 @@ def send_due_reminders(tenant_id: str, limit: int = 1000) -> int:
         for message in due:
             state, left = recipient_state(conn, message["id"])
             rule = reminder_rule(message["reminder_strategy"], state, message["reminder_sent"])
-            if rule is None or left or safety.is_suppressed(conn, email=message["email"]):
+            if rule is None or left or suppression.is_suppressed(conn, email=message["email"]):
                 conn.execute("UPDATE email_messages SET next_reminder_at = NULL WHERE id = %s", (message["id"],))
                 continue
             conn.execute(f"UPDATE email_messages SET next_reminder_at = now() + interval '{REMINDER_LEASE}' "

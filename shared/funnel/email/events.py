@@ -69,8 +69,8 @@ def record_event(tenant_id: str, message_id: str, event_type: str, *, url: str |
         if inserted is None:
             return False
         if event_type == "unsubscribe":
-            from funnel.outreach import safety
+            from funnel.platform import suppression  # lazy like db above: only an unsubscribe needs it
 
-            safety.suppress(conn, "email", message["email"], "unsubscribed", f"email_message:{message_id}")
+            suppression.suppress(conn, "email", message["email"], "unsubscribed", f"email_message:{message_id}")
             conn.execute("UPDATE email_messages SET next_reminder_at = NULL WHERE id = %s", (message_id,))
     return True

@@ -10,7 +10,7 @@ from pydantic import AwareDatetime, Field
 from funnel import db
 from funnel.api.contract import Page, problem_response, problems
 from funnel.api.deps import Admin, CurrentPrincipal, Cursor, Email, Limit, StrictModel, Writer, page_body
-from funnel.email import campaigns, smtp
+from funnel.email import campaigns, smtp, sns
 from funnel.email.models import (
     CampaignStatus,
     EmailAttachmentUpload,
@@ -75,7 +75,8 @@ def create_campaign(body: CampaignBody, principal: Writer) -> EmailCampaign:
     return campaigns.create_campaign(principal, name=body.name, subject=body.subject, body=body.body,
                                      from_name=body.from_name, sender_identity=body.sender_identity,
                                      recipients=recipients,
-                                     reminder_strategy=body.reminder_strategy.model_dump() if body.reminder_strategy else None,
+                                     reminder_strategy=(body.reminder_strategy.model_dump()
+                                                        if body.reminder_strategy else None),
                                      smtp_profile_id=str(body.smtp_profile_id) if body.smtp_profile_id else None,
                                      contact_ids=[str(c) for c in body.contact_ids],
                                      task_id=str(body.task_id) if body.task_id else None)
@@ -142,8 +143,6 @@ def campaign_stats(campaign_id: UUID, principal: CurrentPrincipal) -> EmailCampa
              responses={400: problem_response(400, "Not an SNS message, or its signature does not verify")})
 async def ses_notifications(request: Request) -> SesNotificationOutcome:
     """SNS (HTTPS subscription) delivers SES bounce, complaint and delivery events here; signed, not authenticated."""
-    from funnel.email import sns
-
     return sns.handle(await request.body())
 
 

@@ -16,7 +16,7 @@ from functools import lru_cache
 from psycopg.types.json import Jsonb
 
 from funnel import db
-from funnel.outreach import safety
+from funnel.platform import suppression
 from funnel.platform.errors import ValidationFailed
 from funnel.settings import get_settings
 
@@ -114,7 +114,7 @@ def _apply(event: dict, sns_message_id: str) -> dict:
         if inserted is None:
             return {"duplicate": True}
         if kind == "Complaint":
-            safety.suppress(conn, "email", row["email"], "complaint", f"ses:{sns_message_id}")
+            suppression.suppress(conn, "email", row["email"], "complaint", f"ses:{sns_message_id}")
             conn.execute("UPDATE email_messages SET status = 'complained', next_reminder_at = NULL WHERE id = %s",
                          (message_id,))
         elif kind == "Bounce":
@@ -124,7 +124,7 @@ def _apply(event: dict, sns_message_id: str) -> dict:
                 "WHERE m.email = %s AND e.type = 'bounce' AND e.detail->>'bounceType' <> 'Permanent'",
                 (row["email"],)).fetchone()["n"]
             if permanent or soft_count >= get_settings().soft_bounce_threshold:
-                safety.suppress(conn, "email", row["email"], "hard_bounce", f"ses:{sns_message_id}")
+                suppression.suppress(conn, "email", row["email"], "hard_bounce", f"ses:{sns_message_id}")
                 conn.execute("UPDATE email_messages SET status = 'bounced', next_reminder_at = NULL WHERE id = %s",
                              (message_id,))
     return {"recorded": kind}

@@ -41,7 +41,8 @@ def save_channel(conn: Connection, principal: Principal, kind: str, url: str, us
                 f"INSERT INTO notification_channels (kind, user_id, url_encrypted, signing_secret_encrypted) "
                 f"VALUES (%s, %s, %s, %s) ON CONFLICT (tenant_id, kind, "
                 f"coalesce(user_id, '00000000-0000-0000-0000-000000000000'::uuid)) DO UPDATE SET "
-                f"url_encrypted = excluded.url_encrypted, signing_secret_encrypted = excluded.signing_secret_encrypted, "
+                f"url_encrypted = excluded.url_encrypted, "
+                f"signing_secret_encrypted = excluded.signing_secret_encrypted, "
                 f"is_active = true, updated_at = now() RETURNING {CHANNEL_COLUMNS}",
                 (kind, user_id, crypto.encrypt(url, tenant_id),
                  crypto.encrypt(signing_secret, tenant_id) if signing_secret else None)).fetchone()

@@ -317,8 +317,9 @@ def resend(tenant_id: str, principal: Principal, notification_id: str) -> dict:
             raise NotFound("notification not found")
         if row["delivery_status"] != "FAILED":
             raise Conflict(f"only failed deliveries are resent; this one is {row['delivery_status']}")
-        row = conn.execute(f"UPDATE notifications SET delivery_status = 'PENDING', retry_count = 0, error_message = NULL, "
-                           f"queued_at = now(), updated_at = now(), updated_by = %s WHERE id = %s RETURNING {COLUMNS}",
+        row = conn.execute(f"UPDATE notifications SET delivery_status = 'PENDING', retry_count = 0, "
+                           f"error_message = NULL, queued_at = now(), updated_at = now(), updated_by = %s "
+                           f"WHERE id = %s RETURNING {COLUMNS}",
                            (principal.user_id, notification_id)).fetchone()
         audit.record(conn, principal, "notification.resend", "notification", notification_id)
     _enqueue_or_release(tenant_id, [row])

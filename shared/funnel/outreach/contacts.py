@@ -10,9 +10,9 @@ from psycopg import Connection
 from psycopg.types.json import Jsonb
 
 from funnel import db
-from funnel.outreach.normalize import domain_of, normalize_email, normalize_phone, normalize_url
 from funnel.platform import audit, aws, storage
 from funnel.platform.errors import Conflict, NotFound, ValidationFailed
+from funnel.platform.normalize import domain_of, normalize_email, normalize_phone, normalize_url
 from funnel.platform.pagination import Page, keyset_page
 from funnel.platform.principal import Principal
 from funnel.settings import get_settings

@@ -1,8 +1,8 @@
 """Response models of the outreach API (contacts and CSV imports, templates, the do-not-contact list, send tasks).
 
 Each model is exactly what the service's SQL returns (``funnel.outreach.contacts`` / ``templates`` /
-``safety`` / ``tasks``; columns in ``migrations/tenant/versions/outreach_0001_tables.py``): a nullable
-column is a required key with a nullable value. ``Out`` forbids undeclared keys, so a new column fails
+``tasks`` and ``funnel.platform.suppression``; columns in ``migrations/tenant/versions/outreach_0001_tables.py``):
+a nullable column is a required key with a nullable value. ``Out`` forbids undeclared keys, so a new column fails
 the suite until it is declared here.
 """
 from __future__ import annotations

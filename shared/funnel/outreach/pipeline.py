@@ -7,7 +7,9 @@ import time
 from psycopg.types.json import Jsonb
 
 from funnel import db
+from funnel.notifications.service import dispatch_pending, notify
 from funnel.observability import logger
+from funnel.outreach.tasks import summary
 from funnel.platform import llm, runs
 from funnel.platform.ssrf import UnsafeUrlError, fetch
 from funnel.settings import get_settings
@@ -86,8 +88,6 @@ def prepare_more(event: dict) -> dict:
 
 def prepare_failed(event: dict) -> dict:
     """Preparing failed for good (for example the AI model errors): the task and run fail, visibly."""
-    from funnel.notifications.service import dispatch_pending, notify
-
     error = event.get("error") or {}
     text = f"{error.get('Error', 'Error')}: {str(error.get('Cause', ''))[:500]}"
     tenant_id, task_id = event["tenant_id"], event["task_id"]
@@ -116,9 +116,6 @@ def target_failed(event: dict) -> dict:
 
 
 def finalize(event: dict) -> dict:
-    from funnel.notifications.service import notify
-    from funnel.outreach.tasks import summary
-
     tenant_id, task_id, phase = event["tenant_id"], event["task_id"], event["phase"]
     with db.tenant_transaction(tenant_id) as conn:
         task = conn.execute("SELECT name, user_id, status FROM tasks WHERE id = %s FOR UPDATE", (task_id,)).fetchone()

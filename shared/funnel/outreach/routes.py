@@ -10,7 +10,7 @@ from pydantic import Field
 from funnel import db
 from funnel.api.contract import Page, problems
 from funnel.api.deps import Admin, CurrentPrincipal, Cursor, Limit, StrictModel, Writer, page_body
-from funnel.outreach import contacts, safety, tasks, templates
+from funnel.outreach import contacts, tasks, templates
 from funnel.outreach.models import (
     Contact,
     ContactImport,
@@ -24,7 +24,7 @@ from funnel.outreach.models import (
     SuppressionKind,
     TargetStatus,
 )
-from funnel.platform import audit
+from funnel.platform import audit, suppression
 
 router = APIRouter(prefix="/v1")
 PIPELINE_UNAVAILABLE = "the send pipeline (Step Functions) cannot be reached; the task is as it was: try again"
@@ -166,7 +166,7 @@ class SuppressionBody(StrictModel):
 def add_suppression(body: SuppressionBody, principal: Admin) -> Suppression:
     """Add (or re-reason) an entry; the value is normalised like the contacts it matches (422 when empty)."""
     with db.tenant_transaction(principal.tenant_id) as conn:
-        row = safety.suppress(conn, body.kind, body.value, body.reason, f"api:{principal.actor}")
+        row = suppression.suppress(conn, body.kind, body.value, body.reason, f"api:{principal.actor}")
         audit.record(conn, principal, "suppression.add", "suppression", row["id"], {"kind": body.kind})
         return row
 
@@ -176,7 +176,7 @@ def list_suppressions(principal: CurrentPrincipal, limit: Limit = 50, cursor: Cu
                       kind: SuppressionKind | None = None) -> Page[Suppression]:
     """The do-not-contact list, shared with document e-mails (unsubscribes, bounces, complaints)."""
     with db.tenant_transaction(principal.tenant_id) as conn:
-        return page_body(safety.list_suppressions(conn, cursor, limit, kind))
+        return page_body(suppression.list_suppressions(conn, cursor, limit, kind))
 
 
 @router.delete("/do-not-contact/{suppression_id}", status_code=204, tags=["outreach"],
@@ -184,7 +184,7 @@ def list_suppressions(principal: CurrentPrincipal, limit: Limit = 50, cursor: Cu
 def remove_suppression(suppression_id: UUID, principal: Admin) -> None:
     """Only manual / do_not_contact entries can be removed; unsubscribes, bounces and complaints stay (409)."""
     with db.tenant_transaction(principal.tenant_id) as conn:
-        row = safety.remove_suppression(conn, str(suppression_id))
+        row = suppression.remove_suppression(conn, str(suppression_id))
         audit.record(conn, principal, "suppression.remove", "suppression", row["id"], {"kind": row["kind"]})
 
 

@@ -9,10 +9,10 @@ from psycopg.types.json import Jsonb
 
 from funnel import db
 from funnel.outreach import safety
-from funnel.outreach.normalize import domain_of, normalize_url
 from funnel.outreach.templates import check_variables, get_template, render
-from funnel.platform import audit, aws, runs
+from funnel.platform import audit, aws, runs, suppression
 from funnel.platform.errors import Conflict, NotFound, ServiceUnavailable, ValidationFailed
+from funnel.platform.normalize import domain_of, normalize_url
 from funnel.platform.pagination import Page, keyset_page
 from funnel.platform.principal import Principal
 from funnel.platform.ssrf import UnsafeUrlError, check_url
@@ -55,9 +55,9 @@ def create_task(principal: Principal, *, name: str, mode: str, sender: dict, mes
                                                    "template_id": template_id}))).fetchone()
         recontact_days = int(settings.get("recontact_days", safety.DEFAULT_RECONTACT_DAYS))
         for target in targets:
-            reason = safety.is_suppressed(conn, email=target.get("email"), domain=target["domain"],
-                                          phone=target.get("phone"), company_name=target.get("company_name"),
-                                          corporate_number=target.get("corporate_number"))
+            reason = suppression.is_suppressed(conn, email=target.get("email"), domain=target["domain"],
+                                               phone=target.get("phone"), company_name=target.get("company_name"),
+                                               corporate_number=target.get("corporate_number"))
             if reason is None and safety.recently_contacted(conn, target["domain"], recontact_days):
                 reason = f"{target['domain']} was contacted within {recontact_days} days"
             values = {"company_name": target.get("company_name") or target["domain"],
@@ -87,10 +87,11 @@ def _targets(conn: Connection, contact_ids: list[str], urls: list[str]) -> list[
         for row in rows:
             if not row["default_url"]:
                 raise ValidationFailed(f"contact {row['company_name']} has no URL")
-            found.setdefault(row["domain"], {"contact_id": row["id"], "url": row["default_url"], "domain": row["domain"],
-                                             "company_name": row["company_name"], "email": row["email"],
-                                             "contact_person": row["default_contact_person"], "phone": row["phone"],
-                                             "corporate_number": row["corporate_number"], "industry": row["industry"]})
+            found.setdefault(row["domain"], {"contact_id": row["id"], "url": row["default_url"],
+                                             "domain": row["domain"], "company_name": row["company_name"],
+                                             "email": row["email"], "contact_person": row["default_contact_person"],
+                                             "phone": row["phone"], "corporate_number": row["corporate_number"],
+                                             "industry": row["industry"]})
     for raw in urls:
         url = normalize_url(raw)
         found.setdefault(domain_of(url), {"url": url, "domain": domain_of(url)})
@@ -124,7 +125,8 @@ def list_tasks(conn: Connection, cursor: str | None, limit: int) -> Page:
 def list_targets(conn: Connection, task_id: str, status: str | None) -> list[dict]:
     get_task(conn, task_id)
     clause = "AND status = %s" if status else ""
-    return conn.execute(f"SELECT {TARGET_COLUMNS} FROM task_targets WHERE task_id = %s {clause} ORDER BY created_at, id",
+    return conn.execute(f"SELECT {TARGET_COLUMNS} FROM task_targets WHERE task_id = %s {clause} "
+                        "ORDER BY created_at, id",
                         (task_id, status) if status else (task_id,)).fetchall()
 
 

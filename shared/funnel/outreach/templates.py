@@ -6,6 +6,7 @@ from psycopg.types.json import Jsonb
 
 from funnel.platform import audit
 from funnel.platform.errors import NotFound, ValidationFailed
+from funnel.platform.pagination import keyset_page
 from funnel.platform.principal import Principal
 from funnel.platform.prompts import PLACEHOLDER, placeholders
 
@@ -44,8 +45,6 @@ def render(text: str, values: dict) -> str:
 
 
 def list_templates(conn: Connection, cursor: str | None, limit: int, template_type: str | None = None):
-    from funnel.platform.pagination import keyset_page
-
     return keyset_page(conn, table="templates", columns=TEMPLATE_COLUMNS, cursor=cursor, limit=limit,
                        filters={"type": template_type})
 

@@ -22,7 +22,7 @@ from funnel import db
 from funnel.observability import logger
 from funnel.outreach import safety
 from funnel.outreach.forms.model import SenderProfile, Status
-from funnel.platform import runs
+from funnel.platform import runs, suppression
 from funnel.settings import get_settings
 
 STUCK_AFTER_SECONDS = 600
@@ -141,8 +141,8 @@ def process(tenant_id: str, task_id: str, target_id: str, phase: str) -> dict:
         if not dry_run:
             contact = conn.execute("SELECT email, phone, corporate_number FROM contacts WHERE id = %s",
                                    (target["contact_id"],)).fetchone() if target["contact_id"] else None
-            reason = safety.is_suppressed(conn, domain=target["domain"], company_name=target["company_name"],
-                                          **(contact or {}))
+            reason = suppression.is_suppressed(conn, domain=target["domain"], company_name=target["company_name"],
+                                               **(contact or {}))
             reason = reason or safety.outside_send_window(settings.get("send_window"))
             cap = settings.get("daily_cap")
             zone = (settings.get("send_window") or {}).get("timezone", "Asia/Tokyo")

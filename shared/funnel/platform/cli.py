@@ -38,6 +38,7 @@ def _progress(done: int, total: int, result) -> None:
 
 
 def run(args: argparse.Namespace, command: str) -> int:
+    # lazy: `funnel --help` and argument parsing load this module; only a command that runs needs the database
     from funnel import db
     from funnel.platform import migrations
 
@@ -70,7 +71,8 @@ def run(args: argparse.Namespace, command: str) -> int:
                 conn.execute("INSERT INTO step_llm_defaults (step, provider_id, model_class) VALUES (%s, %s, %s) "
                              "ON CONFLICT (step) DO UPDATE SET provider_id = EXCLUDED.provider_id, "
                              "model_class = EXCLUDED.model_class", (args.step, args.provider, args.model_class))
-            for row in conn.execute("SELECT d.step, d.provider_id, d.model_class, m.model_name FROM step_llm_defaults d "
+            for row in conn.execute("SELECT d.step, d.provider_id, d.model_class, m.model_name "
+                                    "FROM step_llm_defaults d "
                                     "LEFT JOIN llm_models m ON m.provider_id = d.provider_id "
                                     "AND m.model_class = d.model_class AND m.is_active ORDER BY d.step"):
                 print(f"{row['step']:24} {row['provider_id']:10} {row['model_class']:9} {row['model_name']}")

@@ -2,8 +2,8 @@
 
 ``migrate_all`` upgrades the control DB, then every tenant database in parallel
 worker processes (alembic keeps per-process global state, so threads would
-collide), or one after another in this process with ``workers=1``; a failing tenant is reported with its error and does not stop the
-others.
+collide), or one after another in this process with ``workers=1``; a failing tenant is reported with its
+error and does not stop the others.
 """
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from pathlib import Path
 from psycopg import sql
 
 from funnel import db
+from funnel.platform.secrets import get_secret
 from funnel.settings import get_settings
 
 # The alembic environments ship inside the package as ``funnel.migrations`` (the top-level
@@ -63,8 +64,6 @@ def ensure_app_role() -> None:
     role = settings.app_db_role
     password = None
     if settings.db_app_secret_id:
-        from funnel.platform.secrets import get_secret
-
         password = get_secret(settings.db_app_secret_id)["password"]
     with db.admin_connect() as conn:
         exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()

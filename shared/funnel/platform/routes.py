@@ -34,6 +34,7 @@ from funnel.platform.models import (
     User,
     UserInvited,
 )
+from funnel.platform.storage import presigned_url
 
 router = APIRouter(prefix="/v1")
 
@@ -180,8 +181,6 @@ def list_steps(run_id: UUID, principal: CurrentPrincipal) -> RunStepList:
 
 @router.get("/runs/{run_id}/artifacts", tags=["runs"], response_model_exclude_unset=True, responses=problems(404))
 def list_artifacts(run_id: UUID, principal: CurrentPrincipal) -> RunArtifactList:
-    from funnel.platform.storage import presigned_url
-
     with db.tenant_transaction(principal.tenant_id) as conn:
         items = runs.list_artifacts(conn, str(run_id))
     return {"items": [{**a, "download_url": presigned_url(a["file_path"])} for a in items]}

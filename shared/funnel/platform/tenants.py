@@ -1,5 +1,8 @@
 """Tenants: the directory (tenant id -> where its data lives) and provisioning.
 
+The directory itself is ``funnel.db.directory`` (``tenant_transaction`` needs it, and db sits below the
+platform); it is re-exported here as ``tenants.directory``.
+
 Silo (default): one database per tenant. Pool: several tenants share a
 database and RLS keeps them apart. One routing rule for both: the control DB's
 ``tenants.database_url`` says where a tenant lives, and every connection sets
@@ -8,72 +11,20 @@ database and RLS keeps them apart. One routing rule for both: the control DB's
 from __future__ import annotations
 
 import re
-import threading
-import time
 import uuid
-from dataclasses import dataclass
 
 from psycopg import sql
 
 from funnel import db
-from funnel.platform.errors import Conflict, NotFound, ValidationFailed
+from funnel.db import Tenant as Tenant
+from funnel.db import TenantDirectory as TenantDirectory
+from funnel.db import directory as directory
+from funnel.platform.errors import Conflict, ValidationFailed
+from funnel.platform.users import create_user
 from funnel.settings import get_settings
 
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 DBNAME_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
-
-
-@dataclass(frozen=True)
-class Tenant:
-    id: str
-    name: str
-    slug: str
-    database_url: str
-    isolation: str
-    status: str
-    plan: str
-    subscription_status: str
-
-
-class TenantDirectory:
-    """Tenant id -> Tenant, cached in-process for a short time (warm Lambdas skip the lookup)."""
-
-    def __init__(self) -> None:
-        self._cache: dict[str, tuple[float, Tenant]] = {}
-        self._lock = threading.Lock()
-
-    def get(self, tenant_id: str) -> Tenant:
-        now = time.monotonic()
-        hit = self._cache.get(tenant_id)
-        if hit and hit[0] > now:
-            return hit[1]
-        with db.control_transaction() as conn:
-            row = conn.execute(
-                "SELECT id, name, slug, database_url, isolation, status, plan, subscription_status "
-                "FROM tenants WHERE id = %s", (tenant_id,)).fetchone()
-        if row is None or row["status"] == "deleted":
-            raise NotFound("tenant not found")
-        tenant = Tenant(**row)
-        with self._lock:
-            self._cache[tenant_id] = (now + get_settings().tenant_directory_ttl_seconds, tenant)
-        return tenant
-
-    def by_slug(self, slug: str) -> Tenant:
-        with db.control_transaction() as conn:
-            row = conn.execute("SELECT id FROM tenants WHERE slug = %s AND status <> 'deleted'", (slug,)).fetchone()
-        if row is None:
-            raise NotFound("tenant not found")
-        return self.get(row["id"])
-
-    def forget(self, tenant_id: str | None = None) -> None:
-        with self._lock:
-            if tenant_id is None:
-                self._cache.clear()
-            else:
-                self._cache.pop(tenant_id, None)
-
-
-directory = TenantDirectory()
 
 
 def slugify(name: str) -> str:
@@ -89,8 +40,8 @@ def tenant_database_url(dbname: str) -> str:
 def provision(name: str, owner_email: str, owner_password: str, slug: str | None = None,
               pool: str | None = None, plan: str = "free") -> tuple[Tenant, dict]:
     """Create a tenant (its own database, or a place in a pooled one), migrated, with an owner."""
+    # lazy: its process pool and alembic serve provisioning, not every API cold start (auth imports this module)
     from funnel.platform import migrations
-    from funnel.platform.users import create_user
 
     name = name.strip()
     if not name:

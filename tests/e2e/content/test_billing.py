@@ -137,4 +137,5 @@ def test_tampered_stale_or_unsigned_webhooks_are_refused_and_change_nothing(api,
         assert response.status_code == 400 and response.headers["content-type"] == "application/problem+json"
     assert _tenant_row(handle.tenant_id)["subscription_status"] == "trial"
     with db.control_transaction() as conn:
-        assert conn.execute("SELECT count(*) AS n FROM stripe_events WHERE id = %s", (event["id"],)).fetchone()["n"] == 0
+        stored = conn.execute("SELECT count(*) AS n FROM stripe_events WHERE id = %s", (event["id"],)).fetchone()
+        assert stored["n"] == 0

@@ -313,7 +313,8 @@ def test_attachments_become_tracked_expiring_download_links(runtime, api, tenant
     campaign = _campaign(api, tenant, [{"email": reader, "name": "鈴木"}])
     attachment = api.post(f"/v1/email-campaigns/{campaign['id']}/attachments", headers=tenant.headers,
                           json={"filename": "会社案内.pdf", "content_type": "application/pdf"}).json()
-    upload = httpx.put(attachment["upload_url"], content=b"%PDF-1.7 brochure", headers={"content-type": "application/pdf"})
+    upload = httpx.put(attachment["upload_url"], content=b"%PDF-1.7 brochure",
+                       headers={"content-type": "application/pdf"})
     assert upload.status_code == 200
     api.post(f"/v1/email-campaigns/{campaign['id']}/send", headers=tenant.headers)
     [row] = _wait_sent(tenant, campaign["id"], 1)
@@ -415,7 +416,8 @@ def test_a_message_ses_refuses_is_failed_with_its_reason_and_the_campaign_still_
     everyone_suppressed = _campaign(api, tenant, [{"email": reader}])
     answer = api.post(f"/v1/email-campaigns/{everyone_suppressed['id']}/send", headers=tenant.headers).json()
     assert answer["queued"] == 0  # nothing to send: the campaign is complete at once
-    assert api.get(f"/v1/email-campaigns/{everyone_suppressed['id']}", headers=tenant.headers).json()["status"] == "sent"
+    campaign = api.get(f"/v1/email-campaigns/{everyone_suppressed['id']}", headers=tenant.headers).json()
+    assert campaign["status"] == "sent"
 
 
 def test_campaigns_and_their_messages_are_listed_a_page_at_a_time_and_only_to_their_tenant(runtime, api):

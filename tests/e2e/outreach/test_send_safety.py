@@ -180,7 +180,7 @@ def test_the_daily_cap_holds_with_two_workers_at_once(api, more_sites):
     api.post(f"/v1/tasks/{task['id']}/start", headers=tenant.headers)
     paused = _wait(api, tenant, task["id"], ("paused", "completed"))
     assert paused["status"] == "paused" and paused["summary"] == {"total": 2, "submitted": 1, "pending": 1}
-    assert sum(len(s.posts) - b for s, b in zip(chosen, before)) == 1
+    assert sum(len(s.posts) - b for s, b in zip(chosen, before, strict=True)) == 1
     deferred = [t for t in _targets(api, tenant, task["id"]) if t["status"] == "pending"]
     assert "daily cap of 1" in deferred[0]["result_summary"]
 
@@ -215,13 +215,13 @@ def test_pausing_stops_dispatching_before_the_next_target(api, more_sites, monke
             if conn.execute("SELECT status FROM runs WHERE id = %s", (run_id,)).fetchone()["status"] != "running":
                 break
         time.sleep(0.2)
-    sent = sum(len(s.posts) - b for s, b in zip(chosen, before))
+    sent = sum(len(s.posts) - b for s, b in zip(chosen, before, strict=True))
     assert sent <= 2, sent  # the job(s) already in flight may finish; nothing new is dispatched
     summary = api.get(f"/v1/tasks/{task['id']}", headers=tenant.headers).json()["summary"]
     assert summary.get("pending", 0) == 3 - sent
     api.post(f"/v1/tasks/{task['id']}/start", headers=tenant.headers)
     assert _wait(api, tenant, task["id"], ("completed",))["summary"] == {"total": 3, "submitted": 3}
-    assert [len(s.posts) - b for s, b in zip(chosen, before)] == [1, 1, 1]
+    assert [len(s.posts) - b for s, b in zip(chosen, before, strict=True)] == [1, 1, 1]
 
 
 def test_ai_personalisation_continues_across_calls_and_never_personalises_a_target_twice(

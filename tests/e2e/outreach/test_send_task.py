@@ -120,7 +120,7 @@ def test_a_paused_task_stops_dispatching_and_resumes(runtime, api, sites):
     assert api.post(f"/v1/tasks/{task['id']}/start", headers=tenant.headers).status_code == 200
     done = _wait_task(api, tenant, task["id"], statuses=("completed",))
     assert done["summary"] == {"total": 4, "submitted": 4}
-    assert [len(s.posts) - b for s, b in zip(chosen, before)] == [1, 1, 1, 1]
+    assert [len(s.posts) - b for s, b in zip(chosen, before, strict=True)] == [1, 1, 1, 1]
 
 
 

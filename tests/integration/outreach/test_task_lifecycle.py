@@ -120,11 +120,12 @@ def test_do_not_contact_entries_are_listed_and_only_manual_ones_removed(api):
     added = api.post("/v1/do-not-contact", headers=tenant.headers,
                      json={"kind": "domain", "value": "https://www.nope.example.com/"}).json()
     with db.tenant_transaction(tenant.tenant_id) as conn:
-        from funnel.outreach import safety
+        from funnel.platform import suppression
 
-        unsubscribed = safety.suppress(conn, "email", "Reader@Example.com", "unsubscribed", "email:unsubscribe")
+        unsubscribed = suppression.suppress(conn, "email", "Reader@Example.com", "unsubscribed", "email:unsubscribe")
     listed = api.get("/v1/do-not-contact", headers=tenant.headers).json()["items"]
-    assert {(s["kind"], s["value"]) for s in listed} == {("domain", "nope.example.com"), ("email", "reader@example.com")}
+    assert {(s["kind"], s["value"]) for s in listed} == {("domain", "nope.example.com"),
+                                                         ("email", "reader@example.com")}
     kept = api.delete(f"/v1/do-not-contact/{unsubscribed['id']}", headers=tenant.headers)
     assert kept.status_code == 409 and "unsubscribed" in kept.json()["detail"]
     assert api.delete(f"/v1/do-not-contact/{added['id']}", headers=tenant.headers).status_code == 204

@@ -1,6 +1,7 @@
 """API core through the real app: auth, tokens, tenant isolation, bad input, idempotency, roles."""
 from __future__ import annotations
 
+import json
 import time
 import uuid
 
@@ -231,7 +232,8 @@ def test_tokens_verify_after_key_rotation(runtime, two_tenants):
     secrets = runtime.client("secretsmanager")
     secret_id = get_settings().jwt_secret_id
     old_token = tokens.sign({"sub": owner.owner_id, "tid": owner.tenant_id}, "access", 600)
-    secrets.put_secret_value(SecretId=secret_id, SecretString='{"kid": "k-rotated", "secret": "%s"}' % uuid.uuid4().hex)
+    rotated = json.dumps({"kid": "k-rotated", "secret": uuid.uuid4().hex})
+    secrets.put_secret_value(SecretId=secret_id, SecretString=rotated)
     from funnel.platform.secrets import reset_clients
 
     reset_clients()

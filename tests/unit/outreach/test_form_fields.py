@@ -300,7 +300,8 @@ def test_outcomes_judge_only_new_lines():
     before = "お問い合わせ\n全角カタカナで入力してください"
     error = detect.classify_page(before, "http://s/c", before + "\n「会社名」は必須項目です。", "http://s/c", True)
     assert error.kind == detect.ERROR
-    thanks = detect.classify_page(before, "http://s/c", "送信完了\nお問い合わせありがとうございました。", "http://s/c", False)
+    thanks = detect.classify_page(before, "http://s/c", "送信完了\nお問い合わせありがとうございました。",
+                                  "http://s/c", False)
     assert thanks.kind == detect.SUCCESS
     moved = detect.classify_page(before, "http://s/c", "Done", "http://s/thanks.html", False)
     assert moved.kind == detect.SUCCESS

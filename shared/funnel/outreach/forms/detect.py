@@ -18,16 +18,19 @@ from funnel.outreach.forms.text import normalize
 # refusal of sales solicitations
 # --------------------------------------------------------------------------
 # 営業 also means "business hours/days" (営業時間, 翌営業日) and "sales department"; those are not refusals.
-_SALES = (r"(?:営業(?!日|時間|時|所|部|担当|中|カレンダー|拠点|エリア|品目|年数)|勧誘|セールス|売り?込み|宣伝|広告(?!代理)"
+_SALES = (r"(?:営業(?!日|時間|時|所|部|担当|中|カレンダー|拠点|エリア|品目|年数)"
+          r"|勧誘|セールス|売り?込み|宣伝|広告(?!代理)"
           r"|営利目的|商用目的|ご提案・ご案内|サービスのご案内|売り込み)")
-_REFUSE = (r"(?:お断り|断り|ご遠慮|遠慮|禁止|お控え|控えて|受け付けて(?:おりません|いません)|受付(?:して)?(?:おりません|いません)"
+_REFUSE = (r"(?:お断り|断り|ご遠慮|遠慮|禁止|お控え|控えて|受け付けて(?:おりません|いません)"
+           r"|受付(?:して)?(?:おりません|いません)"
            r"|お受けして(?:おりません|いません)|お受けできません|(?:返信|返答|回答|対応|お返事)(?:は|を)?(?:いたし|致し|し)?(?:かね|ません|できません)"
            r"|お答えでき|ご利用(?:は|を)?(?:ご遠慮|お控え|できません|いただけません))")
 REFUSAL_PATTERNS = (
     re.compile(_SALES + r"[^。\n]{0,40}?" + _REFUSE),
     re.compile(r"(?:お断り|ご遠慮)[^。\n]{0,6}[:：]?\s*" + _SALES),
     re.compile(r"営業(?:目的|・勧誘|メール|電話)[^。\n]{0,15}(?:では|で)(?:は)?(?:ない|ありません|ございません)"),
-    re.compile(r"no (?:sales |marketing )?solicitations?|solicitations? (?:are|is|will) not (?:be )?(?:accepted|welcome|answered)"
+    re.compile(r"no (?:sales |marketing )?solicitations?"
+               r"|solicitations? (?:are|is|will) not (?:be )?(?:accepted|welcome|answered)"
                r"|(?:do|will) not (?:accept|respond to|reply to) (?:any )?(?:sales|marketing|unsolicited|solicitation)"
                r"|no (?:sales|marketing) (?:inquiries|enquiries|pitches|calls|e-?mails|messages)"
                r"|please do not use this form (?:for|to) (?:sales|marketing|solicit)"
@@ -85,7 +88,8 @@ def find_captcha(snapshot: dict[str, Any], form_index: int | None) -> str | None
 _CONTACT_TEXT = re.compile(r"お?問い?合わ?せ|問合せ|contact|inquiry|enquiry|ご相談|toiawase|get in touch")
 _WEAK_CONTACT_TEXT = re.compile(r"資料請求|お?見積|reach us|相談")
 _CONTACT_PATH = re.compile(r"contact|inquiry|enquiry|toiawase|otoiawase|inq|soudan|sodan|mailform|form")
-_NOT_CONTACT = re.compile(r"採用|recruit|entry|求人|career|job|faq|よくある|privacy|プライバシー|login|ログイン|会員登録"
+_NOT_CONTACT = re.compile(r"採用|recruit|entry|求人|career|job|faq|よくある|privacy|プライバシー|login|ログイン"
+                          r"|会員登録"
                           r"|sign ?up|newsletter|メルマガ|ダウンロード|download|\.pdf$")
 COMMON_CONTACT_PATHS = ("/contact/", "/inquiry/", "/otoiawase/", "/toiawase/", "/contact.html", "/form/",
                         "/contact-us/", "/contactus/")
@@ -94,7 +98,8 @@ COMMON_CONTACT_PATHS = ("/contact/", "/inquiry/", "/otoiawase/", "/toiawase/", "
 def _same_site(a: str, b: str) -> bool:
     host_a, host_b = (urlsplit(u).hostname or "" for u in (a, b))
     strip = lambda h: h[4:] if h.startswith("www.") else h  # noqa: E731 - tiny normaliser
-    return strip(host_a) == strip(host_b) or host_a.endswith("." + strip(host_b)) or host_b.endswith("." + strip(host_a))
+    return (strip(host_a) == strip(host_b) or host_a.endswith("." + strip(host_b))
+            or host_b.endswith("." + strip(host_a)))
 
 
 def _without_fragment(url: str) -> str:
@@ -165,7 +170,8 @@ def score_form(form: dict[str, Any], controls: list[Control]) -> float | None:
 # --------------------------------------------------------------------------
 # buttons
 # --------------------------------------------------------------------------
-_BACK = re.compile(r"戻る|修正|訂正|書き直|やり直|back|edit|reset|リセット|クリア|clear|キャンセル|cancel|閉じる|close|検索|search")
+_BACK = re.compile(r"戻る|修正|訂正|書き直|やり直|back|edit|reset|リセット|クリア|clear|キャンセル|cancel"
+                   r"|閉じる|close|検索|search")
 _CONFIRM = re.compile(r"確認|次へ|進む|next|confirm|review|preview|check")
 _FINAL = re.compile(r"送信|submit|send|申し?込|登録|この内容で|問い?合わ?せる|完了|\bok\b|\bgo\b")
 _ENDS_WITH_SEND = re.compile(r"(送信(する|します)?|send|submit|申し?込(む|みする)?)[\s!！>＞→»]*$")
@@ -212,7 +218,8 @@ def final_button(forms: list[dict[str, Any]]) -> dict[str, Any] | None:
     button of a newsletter or search box elsewhere on the page."""
     best: tuple[int, dict[str, Any]] | None = None
     for form in forms:
-        if form.get("has_password") or form.get("is_search") or _FORM_OTHER_PURPOSE.search(normalize(form.get("attrs", ""))):
+        if (form.get("has_password") or form.get("is_search")
+                or _FORM_OTHER_PURPOSE.search(normalize(form.get("attrs", "")))):
             continue
         for button in form.get("buttons", []):
             if not button.get("visible") or button.get("disabled") or button_kind(button) != FINAL_BUTTON:
@@ -235,7 +242,8 @@ _SUCCESS_TEXT = re.compile(
 _ERROR_TEXT = re.compile(
     r"必須(項目)?です|は必須|入力してください|入力して下さい|入力されていません|未入力|正しく(ありません|入力|な)|形式が(正しく|不正|違)"
     r"|誤りがあります|エラー|不正な|選択してください|選択して下さい|チェックして(ください|下さい)|一致しません|有効期限"
-    r"|送信(に|でき)(失敗|ませんでした)|問題があります|is required|are required|required field|invalid|please (enter|fill|select"
+    r"|送信(に|でき)(失敗|ませんでした)|問題があります"
+    r"|is required|are required|required field|invalid|please (enter|fill|select"
     r"|check|complete|correct|provide)|error|failed|problem with your submission|session expired|could not be sent")
 
 SUCCESS, ERROR, UNKNOWN_OUTCOME = "success", "error", "unknown"

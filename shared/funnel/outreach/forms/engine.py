@@ -497,8 +497,8 @@ class _FormRun:
                     # Covered by a banner or styled away: a DOM click still submits.
                     frame.evaluate("(s) => document.querySelector(s).click()", selector)
             else:
-                frame.evaluate("(i) => { const f = document.forms[i]; f.requestSubmit ? f.requestSubmit() : f.submit(); }",
-                               form_index)
+                frame.evaluate("(i) => { const f = document.forms[i]; "
+                               "f.requestSubmit ? f.requestSubmit() : f.submit(); }", form_index)
             self._wait_for_answer(frame, report, pending, posts_seen)
         finally:
             for event, handler in listeners:

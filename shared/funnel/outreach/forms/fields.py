@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Any
 
 from funnel.outreach.forms.text import (
@@ -418,12 +419,12 @@ def _resolve_splits(controls: list[Control]) -> None:
             else:
                 break
         if len(run) == len(parts):
-            for member, part in zip(run, parts):
+            for member, part in zip(run, parts, strict=True):
                 member.semantic = part
         index += len(run)
     # A second e-mail field right after the first one is its confirmation.
     emails = [c for c in controls if c.semantic == "email"]
-    for first, second in zip(emails, emails[1:]):
+    for first, second in pairwise(emails):
         if controls.index(second) == controls.index(first) + 1:
             second.semantic = "email_confirm"
 

@@ -240,6 +240,7 @@ def plan_fills(controls: list[Control], sender: SenderProfile, message: str, sub
             continue
         candidates = text_candidates(control, sender, message, subject, english, has_prefecture_field)
         if candidates:
-            planned.append(PlannedFill(control, candidates[0], [FillAction(control.primary.fid, TEXT_MODE, candidates)]))
+            action = FillAction(control.primary.fid, TEXT_MODE, candidates)
+            planned.append(PlannedFill(control, candidates[0], [action]))
     return planned
 

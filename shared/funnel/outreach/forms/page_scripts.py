@@ -10,10 +10,12 @@ import json
 SNAPSHOT = r"""
 () => {
   const CONTROLS = 'input, select, textarea';
-  const BUTTONS = 'button, input[type=submit], input[type=image], input[type=button], [role=button], a[onclick], a[href^="javascript"]';
+  const BUTTONS = 'button, input[type=submit], input[type=image], input[type=button], [role=button], a[onclick], '
+    + 'a[href^="javascript"]';
   const SKIP_TEXT = new Set(['SCRIPT', 'STYLE', 'NOSCRIPT', 'SELECT', 'OPTION', 'TEXTAREA', 'TEMPLATE']);
   const CAPTCHA = '.g-recaptcha, .grecaptcha-badge, .h-captcha, .cf-turnstile, .frc-captcha, [data-sitekey], '
-    + 'textarea[name="g-recaptcha-response"], textarea[name="h-captcha-response"], input[name="cf-turnstile-response"], '
+    + 'textarea[name="g-recaptcha-response"], textarea[name="h-captcha-response"], '
+    + 'input[name="cf-turnstile-response"], '
     + 'input[name="_wpcf7_recaptcha_response"], .wpcf7-recaptcha, [class*="captcha" i], [id*="captcha" i], '
     + '[name*="captcha" i], img[src*="captcha" i]';
   const clean = (s) => (s || '').replace(/[\s\u00a0]+/g, ' ').trim();

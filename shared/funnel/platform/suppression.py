@@ -1,0 +1,79 @@
+"""The suppression (do-not-contact) list: who must not be contacted, by form or by e-mail.
+
+Outreach checks it before a form submission, e-mail before every message, and e-mail adds to it
+(unsubscribes, hard bounces, complaints); both areas use this module, neither imports the other.
+The ``suppressions`` table is in ``migrations/tenant/versions/outreach_0001_tables.py``.
+"""
+from __future__ import annotations
+
+from psycopg import Connection
+
+from funnel.platform.errors import Conflict, NotFound, ValidationFailed
+from funnel.platform.normalize import domain_of, normalize_company, normalize_email, normalize_phone
+from funnel.platform.pagination import keyset_page
+
+KINDS = ("domain", "email", "phone", "company_name", "corporate_number")
+REASONS = ("unsubscribed", "hard_bounce", "complaint", "manual", "do_not_contact")
+# Entries an administrator may remove here; unsubscribes, bounces and complaints stay (e-mail compliance).
+REMOVABLE_REASONS = ("manual", "do_not_contact")
+
+
+def normalized(kind: str, value: str) -> str:
+    if kind == "domain":
+        text = value.strip().lower()
+        return domain_of(text if "://" in text else "https://" + text)
+    if kind == "email":
+        return normalize_email(value) or ""
+    if kind == "phone":
+        return normalize_phone(value) or ""
+    if kind == "company_name":
+        return normalize_company(value) or ""
+    return "".join(ch for ch in value if ch.isdigit())
+
+
+def suppress(conn: Connection, kind: str, value: str, reason: str, source: str | None = None) -> dict:
+    if kind not in KINDS or reason not in REASONS:
+        raise ValidationFailed(f"kind must be one of {KINDS} and reason one of {REASONS}")
+    key = normalized(kind, value)
+    if not key:
+        raise ValidationFailed(f"an empty {kind} cannot be suppressed")
+    return conn.execute(
+        "INSERT INTO suppressions (kind, value, reason, source) VALUES (%s, %s, %s, %s) "
+        "ON CONFLICT (tenant_id, kind, value) DO UPDATE SET reason = EXCLUDED.reason "
+        "RETURNING id, kind, value, reason, source, created_at", (kind, key, reason, source)).fetchone()
+
+
+def is_suppressed(conn: Connection, *, email: str | None = None, domain: str | None = None,
+                  phone: str | None = None, company_name: str | None = None,
+                  corporate_number: str | None = None) -> str | None:
+    """The reason the contact is on the list, or None. An e-mail also matches its domain."""
+    candidates = []
+    for kind, value in (("email", email), ("domain", domain), ("phone", phone), ("company_name", company_name),
+                        ("corporate_number", corporate_number)):
+        if value:
+            key = normalized(kind, value)
+            if key:
+                candidates.append((kind, key))
+    if email and "@" in email:
+        candidates.append(("domain", normalized("domain", email.split("@", 1)[1])))
+    if not candidates:
+        return None
+    row = conn.execute("SELECT kind, reason FROM suppressions WHERE (kind, value) IN (SELECT * FROM unnest(%s::text[], "
+                       "%s::text[])) LIMIT 1", ([k for k, _ in candidates], [v for _, v in candidates])).fetchone()
+    return f"{row['kind']} on the do-not-contact list ({row['reason']})" if row else None
+
+
+def list_suppressions(conn: Connection, cursor: str | None, limit: int, kind: str | None = None):
+    return keyset_page(conn, table="suppressions", columns="id, kind, value, reason, source, created_at",
+                       cursor=cursor, limit=limit, filters={"kind": kind})
+
+
+def remove_suppression(conn: Connection, suppression_id: str) -> dict:
+    row = conn.execute("SELECT id, kind, value, reason FROM suppressions WHERE id = %s", (suppression_id,)).fetchone()
+    if row is None:
+        raise NotFound("suppression not found")
+    if row["reason"] not in REMOVABLE_REASONS:
+        raise Conflict(f"a suppression for reason {row['reason']!r} cannot be removed (the recipient asked or "
+                       f"the address bounced)")
+    conn.execute("DELETE FROM suppressions WHERE id = %s", (suppression_id,))
+    return row
