@@ -202,7 +202,7 @@ def plan_cluster(ctx: Ctx) -> StepResult:
 
 
 def write_article(ctx: Ctx) -> StepResult:
-    from funnel.content.wordpress import sanitize_html
+    from funnel.content.wordpress import sanitize_html  # lazy: wordpress imports httpx and nh3
 
     analysis = _read_step(ctx, "analyze_product")["analysis"]
     with db.tenant_transaction(ctx.tenant_id) as conn:

@@ -64,7 +64,7 @@ def _update(conn: Connection, table: str, columns: str, row_id: str, changes: di
 # ---------------------------------------------------------------- sites
 def create_site(conn: Connection, principal: Principal, *, slug: str, wp_admin_url: str, wp_username: str | None,
                 wp_api_token: str | None) -> dict:
-    from funnel.content.wordpress import normalise_base_url
+    from funnel.content.wordpress import normalise_base_url  # lazy: wordpress imports httpx and nh3
 
     url = normalise_base_url(safe_url(wp_admin_url, "wp_admin_url"))
     token = crypto.encrypt(wp_api_token, principal.tenant_id) if wp_api_token else None
@@ -86,7 +86,7 @@ def _user(principal: Principal) -> str | None:
 
 
 def update_site(conn: Connection, principal: Principal, site_id: str, changes: dict) -> dict:
-    from funnel.content.wordpress import normalise_base_url
+    from funnel.content.wordpress import normalise_base_url  # lazy: wordpress imports httpx and nh3
 
     _get(conn, "sites", "id", site_id, "site", for_update=True)
     if "wp_admin_url" in changes:
@@ -119,7 +119,7 @@ def delete_site(conn: Connection, principal: Principal, site_id: str) -> None:
 
 def site_client(conn: Connection, tenant_id: str, site_id: str):
     """A WordPress client with the decrypted token; PermanentError when the site cannot publish."""
-    from funnel.content.wordpress import WordPressSite
+    from funnel.content.wordpress import WordPressSite  # lazy: wordpress imports httpx and nh3
 
     row = conn.execute("SELECT wp_admin_url, wp_username, wp_api_token, status FROM sites WHERE id = %s",
                        (site_id,)).fetchone()
@@ -201,7 +201,7 @@ def get_article(conn: Connection, article_id: str, for_update: bool = False) -> 
 
 
 def update_article(conn: Connection, principal: Principal, article_id: str, changes: dict) -> dict:
-    from funnel.content.wordpress import sanitize_html
+    from funnel.content.wordpress import sanitize_html  # lazy: wordpress imports httpx and nh3
 
     article = get_article(conn, article_id, for_update=True)
     if article["status"] == "archived":
@@ -229,7 +229,7 @@ def article_slug(article_id: str) -> str:
 
 def publish_article(tenant_id: str, article_id: str, wp_status: str, principal: Principal | str) -> dict:
     """Create or update the article's WordPress post (idempotent on wp_post_id / slug)."""
-    from funnel.content.wordpress import sanitize_html
+    from funnel.content.wordpress import sanitize_html  # lazy: wordpress imports httpx and nh3
 
     with db.tenant_transaction(tenant_id) as conn:
         article = get_article(conn, article_id)
