@@ -121,10 +121,11 @@ def _import_handler(spec: FunctionSpec):
 
 def reset_funnel_caches() -> None:
     """Forget settings, clients, pools and directory entries made for the previous environment."""
-    from funnel import settings
+    from funnel import observability, settings
     from funnel.platform import secrets
 
     settings.reset_settings()
+    observability.reset()  # Powertools' service, metrics namespace and tracing, from the new environment
     secrets.reset_clients()  # and every cached boto3 client
     try:
         from funnel import db
@@ -331,6 +332,9 @@ class LocalRuntime:
             "FUNNEL_PUBLIC_BASE_URL": self.api_url,
             # The offline LLM provider runs the product with no API key; deployed stages never allow it.
             "FUNNEL_ALLOW_OFFLINE_LLM": "true",
+            # No X-Ray daemon here: Powertools' Tracer records nothing (and funnel.observability never
+            # imports the X-Ray SDK).
+            "POWERTOOLS_TRACE_DISABLED": "true",
         }
         if self.pg is not None:
             overrides["FUNNEL_ADMIN_DATABASE_URL"] = self.pg.url()

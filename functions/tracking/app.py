@@ -4,6 +4,10 @@ Its own small function with no framework: cold start matters. The recipient neve
 error: when the database is unreachable the pixel, the redirect and the unsubscribe page are
 still served and the event is queued for the tracking-events consumer to write later.
 A tampered or unknown token gets a plain 404 page, never a redirect anywhere.
+
+Observability: the events it records are counted (``funnel.email.events.record_event``) and flushed after each
+record. It has no Powertools tracer: the X-Ray SDK costs ~300 ms of cold start, and Lambda's active tracing
+already records every invocation's segment.
 """
 from __future__ import annotations
 
@@ -55,6 +59,12 @@ def _record(token, kind: str, url: str | None, event: dict) -> None:
         from funnel.email.events_queue import enqueue
 
         enqueue(payload)
+    finally:
+        # record_event counted the event (EmailOpensRecorded, ...): write it. The observability module comes
+        # with the event's database modules, never at this function's import (its cold start stays small).
+        from funnel.observability import flush_metrics
+
+        flush_metrics()
 
 
 UNAVAILABLE = ("<!doctype html><html><head><meta charset=\"utf-8\"></head><body>"

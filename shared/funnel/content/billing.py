@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 import psycopg
 
 from funnel import db
-from funnel.observability import logger
+from funnel.observability import logger, tracer
 from funnel.platform.errors import NotFound, ValidationFailed
 from funnel.platform.principal import Principal
 from funnel.platform.secrets import get_secret
@@ -68,16 +68,18 @@ def start_checkout(principal: Principal, price_id: str, success_url: str, cancel
                            (tenant.id,)).fetchone()
         customer_id = row["stripe_customer_id"]
         if customer_id is None:
-            customer = client.v1.customers.create(params={
-                "name": tenant.name, "email": principal.email, "metadata": {"tenant_id": tenant.id}},
-                options={"idempotency_key": f"customer-{tenant.id}"})
+            with tracer.subsegment("stripe.customers.create"):
+                customer = client.v1.customers.create(params={
+                    "name": tenant.name, "email": principal.email, "metadata": {"tenant_id": tenant.id}},
+                    options={"idempotency_key": f"customer-{tenant.id}"})
             customer_id = customer.id
             conn.execute("UPDATE tenants SET stripe_customer_id = %s, updated_at = now() WHERE id = %s",
                          (customer_id, tenant.id))
-    session = client.v1.checkout.sessions.create(params={
-        "mode": "subscription", "customer": customer_id, "client_reference_id": tenant.id,
-        "line_items": [{"price": price_id, "quantity": 1}], "success_url": success_url, "cancel_url": cancel_url,
-        "subscription_data": {"metadata": {"tenant_id": tenant.id}}})
+    with tracer.subsegment("stripe.checkout.sessions.create"):
+        session = client.v1.checkout.sessions.create(params={
+            "mode": "subscription", "customer": customer_id, "client_reference_id": tenant.id,
+            "line_items": [{"price": price_id, "quantity": 1}], "success_url": success_url, "cancel_url": cancel_url,
+            "subscription_data": {"metadata": {"tenant_id": tenant.id}}})
     return {"checkout_session_id": session.id, "url": session.url, "customer_id": customer_id}
 
 

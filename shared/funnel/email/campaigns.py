@@ -14,6 +14,7 @@ from psycopg.types.json import Jsonb
 from funnel import db
 from funnel.email import mime, smtp, tokens
 from funnel.email.events import is_machine, record_event  # noqa: F401 (the tracking events live there)
+from funnel.observability import count, tracer
 from funnel.platform import audit, aws, storage, suppression
 from funnel.platform.errors import Conflict, NotFound, ServiceUnavailable, ValidationFailed
 from funnel.platform.pagination import Page, decode_cursor, encode_cursor, keyset_page
@@ -325,8 +326,10 @@ def _transmit(conn: Connection, tenant_id: str, campaign: dict, message: dict, m
         request["ConfigurationSetName"] = settings.ses_configuration_set
     try:
         if campaign["smtp_profile_id"]:
-            return smtp.send(conn, tenant_id, str(campaign["smtp_profile_id"]), mail, message["email"])
-        return _ses_client().send_email(**request)["MessageId"]
+            with tracer.subsegment("smtp.send"):
+                return smtp.send(conn, tenant_id, str(campaign["smtp_profile_id"]), mail, message["email"])
+        with tracer.subsegment("ses.send_email"):
+            return _ses_client().send_email(**request)["MessageId"]
     except smtplib.SMTPRecipientsRefused as exc:
         code, reply = next(iter(exc.recipients.values()))
         if code >= 500:
@@ -358,6 +361,7 @@ def _record_refusal(conn: Connection, message: dict, refusal: SendRefused, remin
                      (message["id"], Jsonb({"bounceType": "Permanent", "diagnostic": refusal.reason,
                                             "reported_by": "smtp"}), f"refused:{message['id']}:{reminder_round}"))
         suppression.suppress(conn, "email", message["email"], "hard_bounce", "smtp")
+        count("EmailsBounced", tenant_id=str(message["tenant_id"]))
         status = "bounced"
     else:
         status = "sent" if reminder_round else "failed"
@@ -432,6 +436,7 @@ def deliver(tenant_id: str, message_id: str, reminder_round: int = 0) -> str:
                      "next_reminder_at = now() + make_interval(secs => %s::float8 * 86400) WHERE id = %s",
                      (provider_id, mail["X-Funnel-Message"], _first_reminder_days(campaign["reminder_strategy"]),
                       message_id))
+        count("EmailsSent", tenant_id=tenant_id)  # it went out: counted even if this commit fails
         _complete_when_nothing_queued(conn, campaign["id"])
     return "sent"
 
@@ -483,6 +488,7 @@ def _deliver_reminder(conn: Connection, tenant_id: str, campaign: dict, message:
     except SendRefused as refusal:
         _record_refusal(conn, message, refusal, reminder_round)
         return "reminder refused"
+    count("EmailRemindersSent", tenant_id=tenant_id)
     more = reminder_round < int(strategy.get("max_reminders", 1))
     next_days = min(float(r.get("after_days", 3)) for r in _rules(strategy)) if more else None
     conn.execute("UPDATE email_messages SET reminder_sent = %s, last_sent_at = now(), next_reminder_at = "

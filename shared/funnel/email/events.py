@@ -9,6 +9,9 @@ from __future__ import annotations
 import ipaddress
 import json
 
+# What a recorded human event counts as (machine traffic counts as EmailMachineEventsRecorded).
+EVENT_METRICS = {"open": "EmailOpensRecorded", "click": "EmailClicksRecorded",
+                 "unsubscribe": "EmailUnsubscribesRecorded"}
 # A click this soon after the mail went out is a link scanner, not a person.
 MACHINE_CLICK_SECONDS = 10
 MACHINE_AGENTS = ("googleimageproxy", "yahoomailproxy", "barracuda", "proofpoint", "mimecast", "bot", "crawler",
@@ -51,6 +54,7 @@ def record_event(tenant_id: str, message_id: str, event_type: str, *, url: str |
     round the recipient was last sent); an unsubscribe also puts the address on the shared do-not-contact
     list and stops reminders. Returns False for an unknown message or a duplicate."""
     from funnel import db
+    from funnel.observability import count
 
     with db.tenant_transaction(tenant_id) as conn:
         message = conn.execute("SELECT id, email, reminder_sent, extract(epoch FROM now() - coalesce(last_sent_at, "
@@ -73,4 +77,6 @@ def record_event(tenant_id: str, message_id: str, event_type: str, *, url: str |
 
             suppression.suppress(conn, "email", message["email"], "unsubscribed", f"email_message:{message_id}")
             conn.execute("UPDATE email_messages SET next_reminder_at = NULL WHERE id = %s", (message_id,))
+    count("EmailMachineEventsRecorded" if reason else EVENT_METRICS.get(event_type, "EmailEventsRecorded"),
+          tenant_id=tenant_id)
     return True

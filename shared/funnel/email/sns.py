@@ -16,6 +16,7 @@ from functools import lru_cache
 from psycopg.types.json import Jsonb
 
 from funnel import db
+from funnel.observability import count
 from funnel.platform import suppression
 from funnel.platform.errors import ValidationFailed
 from funnel.settings import get_settings
@@ -40,7 +41,7 @@ def _trusted(url: str) -> str:
 @lru_cache(maxsize=16)
 def _certificate(url: str):
     import httpx
-    from cryptography import x509
+    from cryptography import x509  # only when an SNS message arrives: keeps the API's cold import light
 
     response = httpx.get(_trusted(url), timeout=10, follow_redirects=False)
     response.raise_for_status()
@@ -113,6 +114,8 @@ def _apply(event: dict, sns_message_id: str) -> dict:
              f"sns:{sns_message_id}")).fetchone()
         if inserted is None:
             return {"duplicate": True}
+        if kind in ("Bounce", "Complaint"):
+            count("EmailsBounced" if kind == "Bounce" else "EmailComplaints", tenant_id=tenant_id)
         if kind == "Complaint":
             suppression.suppress(conn, "email", row["email"], "complaint", f"ses:{sns_message_id}")
             conn.execute("UPDATE email_messages SET status = 'complained', next_reminder_at = NULL WHERE id = %s",

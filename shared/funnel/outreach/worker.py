@@ -19,7 +19,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from funnel import db
-from funnel.observability import logger
+from funnel.observability import count, logger, tracer
 from funnel.outreach import safety
 from funnel.outreach.forms.model import SenderProfile, Status
 from funnel.platform import runs, suppression
@@ -30,6 +30,9 @@ MAX_ATTEMPTS = 3
 
 
 SLOT_WAIT_SECONDS = 10.0
+# What a finished form counts as (a review run's filled form and an aborted re-click count as nothing).
+FORM_METRICS = {Status.SUBMITTED: "FormsSubmitted", Status.CAPTCHA: "FormsSkipped", Status.REFUSED: "FormsSkipped",
+                Status.NO_FORM: "FormsSkipped", Status.FAILED: "FormsFailed"}
 
 
 class NoSlot(Exception):
@@ -51,7 +54,7 @@ _local = threading.local()
 
 def _engine():
     """One warm browser per worker thread (Playwright's sync API is bound to its thread)."""
-    from funnel.outreach.forms.engine import FormEngine
+    from funnel.outreach.forms.engine import FormEngine  # Playwright: only where a browser really runs
 
     engine = getattr(_local, "engine", None)
     if engine is None:
@@ -169,9 +172,10 @@ def process(tenant_id: str, task_id: str, target_id: str, phase: str) -> dict:
             engine = _engine()
             engine.allow_hosts = tuple(get_settings().ssrf_allow_hosts)
             engine.screenshot_dir = Path(shots)
-            result = engine.submit(target["target_url"], SenderProfile.from_dict(settings.get("sender") or {}),
-                                   target["message"], target["subject"], dry_run=dry_run,
-                                   before_submit=lambda: _claim_submission(tenant_id, job_id))
+            with tracer.subsegment("playwright.submit"):
+                result = engine.submit(target["target_url"], SenderProfile.from_dict(settings.get("sender") or {}),
+                                       target["message"], target["subject"], dry_run=dry_run,
+                                       before_submit=lambda: _claim_submission(tenant_id, job_id))
             screenshots = _store_screenshots(tenant_id, str(task["run_id"]), target_id, result.screenshots)
     except Exception as exc:
         with db.tenant_transaction(tenant_id) as conn:
@@ -182,6 +186,7 @@ def process(tenant_id: str, task_id: str, target_id: str, phase: str) -> dict:
                                     "WHERE id = %s RETURNING retry_count, status", (MAX_ATTEMPTS, str(exc)[:500],
                                                                                     target_id)).fetchone()
         if attempts["status"] == "failed":
+            count("FormsFailed", tenant_id=tenant_id)
             return {"target_id": target_id, "status": "failed", "reason": str(exc)[:200]}
         raise RetryLater(f"attempt {attempts['retry_count']} of {MAX_ATTEMPTS} failed: {str(exc)[:300]}") from exc
     status = {Status.READY: "review", Status.ABORTED: "submitted"}.get(result.status, result.status)
@@ -197,6 +202,8 @@ def process(tenant_id: str, task_id: str, target_id: str, phase: str) -> dict:
             safety.record_sent(conn, target["domain"], str(target["contact_id"]) if target["contact_id"] else None,
                                task_id)
         conn.execute("UPDATE runs SET steps_done = steps_done + 1, updated_at = now() WHERE id = %s", (task["run_id"],))
+    if result.status in FORM_METRICS:
+        count(FORM_METRICS[result.status], tenant_id=tenant_id)
     logger.info("browser job finished", extra={"target": target_id, "status": status})
     return {"target_id": target_id, "status": status}
 
