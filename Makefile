@@ -6,7 +6,7 @@ PYTEST_WORKERS ?= 2
 
 .PHONY: dev test install bench clean build-SharedLayer
 
-$(BIN)/funnel: pyproject.toml devtools/pyproject.toml
+$(BIN)/funnel: pyproject.toml setup.py devtools/pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit("Funnel needs Python 3.11+") if sys.version_info < (3, 11) else None'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
