@@ -11,13 +11,12 @@ from dataclasses import dataclass
 import psycopg
 from psycopg import Connection
 
+from funnel.notifications import store
 from funnel.platform import audit, crypto
 from funnel.platform.errors import NotFound, ValidationFailed
 from funnel.platform.principal import Principal
 from funnel.platform.ssrf import UnsafeUrlError, check_url
 from funnel.settings import get_settings
-
-CHANNEL_COLUMNS = "id, kind, user_id, is_active, created_at, updated_at"
 
 
 @dataclass(frozen=True)
@@ -37,15 +36,8 @@ def save_channel(conn: Connection, principal: Principal, kind: str, url: str, us
     tenant_id = principal.tenant_id
     try:
         with conn.transaction():  # one statement: two concurrent saves of one scope cannot collide
-            row = conn.execute(
-                f"INSERT INTO notification_channels (kind, user_id, url_encrypted, signing_secret_encrypted) "
-                f"VALUES (%s, %s, %s, %s) ON CONFLICT (tenant_id, kind, "
-                f"coalesce(user_id, '00000000-0000-0000-0000-000000000000'::uuid)) DO UPDATE SET "
-                f"url_encrypted = excluded.url_encrypted, "
-                f"signing_secret_encrypted = excluded.signing_secret_encrypted, "
-                f"is_active = true, updated_at = now() RETURNING {CHANNEL_COLUMNS}",
-                (kind, user_id, crypto.encrypt(url, tenant_id),
-                 crypto.encrypt(signing_secret, tenant_id) if signing_secret else None)).fetchone()
+            row = store.upsert_channel(conn, kind, user_id, crypto.encrypt(url, tenant_id),
+                                       crypto.encrypt(signing_secret, tenant_id) if signing_secret else None)
     except psycopg.errors.ForeignKeyViolation as exc:
         raise ValidationFailed("user_id: not a user of this workspace") from exc
     audit.record(conn, principal, "notification_channel.save", "notification_channel", row["id"],
@@ -55,22 +47,18 @@ def save_channel(conn: Connection, principal: Principal, kind: str, url: str, us
 
 def list_channels(conn: Connection, user_id: str | None = None) -> list[dict]:
     """Every channel, or only ``user_id``'s own."""
-    return conn.execute(f"SELECT {CHANNEL_COLUMNS} FROM notification_channels WHERE %(user)s::uuid IS NULL "
-                        f"OR user_id = %(user)s::uuid ORDER BY kind, user_id NULLS FIRST", {"user": user_id}).fetchall()
+    return store.list_channels(conn, user_id)
 
 
 def delete_channel(conn: Connection, principal: Principal, channel_id: str, user_id: str | None = None) -> None:
     """Delete a channel (restricted to ``user_id``'s own when given: another's is a 404)."""
-    if conn.execute("DELETE FROM notification_channels WHERE id = %(id)s AND (%(user)s::uuid IS NULL "
-                    "OR user_id = %(user)s::uuid)", {"id": channel_id, "user": user_id}).rowcount == 0:
+    if not store.delete_channel(conn, channel_id, user_id):
         raise NotFound("channel not found")
     audit.record(conn, principal, "notification_channel.delete", "notification_channel", channel_id)
 
 
 def channel_for(conn: Connection, tenant_id: str, kind: str, user_id: str) -> Channel | None:
-    row = conn.execute("SELECT url_encrypted, signing_secret_encrypted FROM notification_channels "
-                       "WHERE kind = %s AND is_active AND (user_id = %s OR user_id IS NULL) "
-                       "ORDER BY user_id NULLS LAST LIMIT 1", (kind, user_id)).fetchone()
+    row = store.active_channel(conn, kind, user_id)
     if row is None:
         return None
     secret = row["signing_secret_encrypted"]

@@ -22,7 +22,7 @@ import json
 import time
 
 from funnel import db
-from funnel.notifications import signing
+from funnel.notifications import signing, store
 from funnel.notifications.channels import channel_for
 from funnel.observability import count, tracer
 from funnel.platform import aws
@@ -59,45 +59,34 @@ def deliver(tenant_id: str, row_id: str, receive_count: int = 1) -> str:
 
     ``receive_count`` is the SQS message's ApproximateReceiveCount (1 for a new or redriven message)."""
     with db.tenant_transaction(tenant_id) as conn:
-        row = conn.execute(
-            "SELECT n.*, u.email AS recipient_email, coalesce(n.expiry_date < current_date, false) AS expired "
-            "FROM notifications n JOIN users u ON u.id = n.recipient_id "
-            "WHERE n.id = %s FOR UPDATE OF n SKIP LOCKED", (row_id,)).fetchone()
+        row = store.lock_for_delivery(conn, row_id)
         if row is None:
             raise RowNotVisible(f"notification {row_id} is not visible yet or is being delivered")
         if row["delivery_status"] in ("DELIVERED", "CANCELLED") or row["is_deleted"]:
             return row["delivery_status"]
         if row["expired"]:  # news past its expiry date is not worth sending any more
-            conn.execute("UPDATE notifications SET delivery_status = 'CANCELLED', error_message = %s, "
-                         "updated_at = now() WHERE id = %s", ("expired before it could be delivered", row_id))
+            store.cancel(conn, row_id, "expired before it could be delivered")
             return "CANCELLED"
         if row["delivery_status"] == "FAILED":
             if receive_count > 1:
                 raise NotDeliverable(f"notification {row_id} failed after {row['retry_count']} retries")
             # Redriven from the DLQ by an operator: a fresh round of retries.
-            row = conn.execute("UPDATE notifications SET delivery_status = 'RETRYING', retry_count = 0, "
-                               "updated_at = now(), updated_by = 'redrive' WHERE id = %s RETURNING *",
-                               (row_id,)).fetchone() | {"recipient_email": row["recipient_email"]}
+            row = store.restart_retries(conn, row_id) | {"recipient_email": row["recipient_email"]}
         try:
             with tracer.subsegment(f"notifications.{str(row['delivery_method']).lower()}"):
                 external_id = _send(conn, tenant_id, row)
         except Exception as exc:  # every failure of the channel counts as an attempt
             error = f"{type(exc).__name__}: {exc}"[:2000]
             if row["retry_count"] >= row["max_retry_count"]:
-                conn.execute("UPDATE notifications SET delivery_status = 'FAILED', error_message = %s, "
-                             "updated_at = now() WHERE id = %s", (error, row_id))
+                store.mark_failed(conn, row_id, error)
                 count("NotificationsFailed", tenant_id=tenant_id)
                 raise_after_commit = NotDeliverable(error)
             else:
-                conn.execute("UPDATE notifications SET delivery_status = 'RETRYING', retry_count = retry_count + 1, "
-                             "last_retry_at = now(), error_message = %s, updated_at = now() WHERE id = %s",
-                             (error, row_id))
+                store.record_retry(conn, row_id, error)
                 count("NotificationRetries", tenant_id=tenant_id)
                 raise_after_commit = DeliveryError(error)
         else:
-            conn.execute("UPDATE notifications SET delivery_status = 'DELIVERED', delivered_at = now(), "
-                         "sent_at = coalesce(sent_at, now()), external_message_id = %s, error_message = NULL, "
-                         "updated_at = now() WHERE id = %s", (external_id, row_id))
+            store.mark_delivered(conn, row_id, external_id)
             count("NotificationsDelivered", tenant_id=tenant_id)
             return "DELIVERED"
     raise raise_after_commit  # raised outside the block so the counted attempt is committed

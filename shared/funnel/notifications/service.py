@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from contextlib import contextmanager
 from datetime import date, datetime
 from typing import Any
 
@@ -22,26 +23,17 @@ from psycopg import Connection
 from psycopg.types.json import Jsonb
 
 from funnel import db
-from funnel.notifications import templates
+from funnel.notifications import store, templates
+from funnel.notifications.store import COLUMNS, INBOX  # noqa: F401 (re-exported: the benchmark reads them here)
 from funnel.observability import logger
 from funnel.platform import audit, aws
 from funnel.platform.errors import Conflict, NotFound, ValidationFailed
-from funnel.platform.pagination import Page, keyset_page
+from funnel.platform.pagination import Page
 from funnel.platform.principal import Principal
 from funnel.settings import get_settings
 
 CHANNELS = ("IN_APP", "EMAIL", "SLACK", "WEBHOOK")
 PRIORITIES = ("LOW", "NORMAL", "HIGH", "URGENT")
-COLUMNS = ("id, batch_id, notification_id, title, message, action_label, action_url, archived_at, delivered_at, "
-           "delivery_method, delivery_status, error_message, expiry_date, external_message_id, is_bulk_notification, "
-           "last_retry_at, max_retry_count, message_format, notification_category, notification_type, "
-           "personalization_data, priority_level, read_at, read_status, recipient_id, related_entity_id, "
-           "ip_address, user_agent, device_type, "
-           "related_entity_type, retry_count, sender_id, sent_at, template_id, template_variables, created_at, "
-           "updated_at")
-# What a user's inbox shows: their own in-app notifications that are neither deleted, archived nor expired.
-INBOX = ("delivery_method = 'IN_APP' AND NOT is_deleted AND archived_at IS NULL "
-         "AND (expiry_date IS NULL OR expiry_date >= current_date)")
 SEND_BATCH = 10  # SQS SendMessageBatch limit
 # The notifications queue's maxReceiveCount is 4: the first attempt and at most 3 retries per round.
 MAX_RETRY_COUNT = 3
@@ -95,29 +87,13 @@ def notify(tenant_id: str, *, recipient_user_ids: list[str], category: str, titl
         # Outside a caller's transaction the rows are queued right after this commit; inside one, the sweep does it.
         "queue_now": conn is None,
     }
-    sql = f"""
-        INSERT INTO notifications (recipient_id, delivery_method, notification_id, batch_id, title, message,
-            notification_category, notification_type, priority_level, related_entity_type, related_entity_id,
-            template_id, template_variables, sender_id, expiry_date, is_bulk_notification, message_format,
-            personalization_data, max_retry_count, action_url, action_label, created_by,
-            delivery_status, sent_at, delivered_at, queued_at)
-        SELECT r.recipient, r.method, r.business_id, %(batch_id)s, %(title)s, %(message)s, %(category)s, %(type)s,
-            %(priority)s, %(entity_type)s, %(entity_id)s, %(template_id)s, %(variables)s, %(sender)s, %(expiry)s,
-            %(bulk)s, %(format)s, %(personalization)s, %(max_retry)s, %(action_url)s, %(action_label)s,
-            %(created_by)s,
-            CASE WHEN r.method = 'IN_APP' THEN 'DELIVERED' ELSE 'PENDING' END,
-            CASE WHEN r.method = 'IN_APP' THEN now() END, CASE WHEN r.method = 'IN_APP' THEN now() END,
-            CASE WHEN r.method <> 'IN_APP' AND %(queue_now)s THEN now() END
-        FROM unnest(%(recipients)s::uuid[], %(methods)s::text[], %(business_ids)s::text[])
-            AS r(recipient, method, business_id)
-        RETURNING {COLUMNS}"""
     try:
         if conn is not None:
             with conn.transaction():
-                created = conn.execute(sql, params).fetchall()
+                created = store.insert_notifications(conn, params)
             return created
         with db.tenant_transaction(tenant_id) as own:
-            created = own.execute(sql, params).fetchall()
+            created = store.insert_notifications(own, params)
     except psycopg.errors.ForeignKeyViolation as exc:
         raise ValidationFailed("a recipient or sender is not a user of this workspace") from exc
     except psycopg.errors.CheckViolation as exc:
@@ -142,8 +118,7 @@ def _enqueue_or_release(tenant_id: str, rows: list[dict]) -> bool:
                          extra={"count": len(rows)})
     try:
         with db.tenant_transaction(tenant_id) as conn:
-            conn.execute("UPDATE notifications SET queued_at = NULL WHERE id = ANY(%s) AND delivery_status = 'PENDING'",
-                         ([row["id"] for row in rows],))
+            store.release_unqueued(conn, [row["id"] for row in rows])
     except Exception:  # then they count as lost messages: re-queued after REQUEUE_AFTER_SECONDS
         logger.exception("could not release the unqueued notification deliveries")
     return False
@@ -178,13 +153,7 @@ def dispatch_pending(tenant_id: str, older_than_seconds: int = 0, limit: int = 1
     (``queued_at = now()``, SKIP LOCKED), so concurrent sweeps do not queue the same row twice; a
     duplicate would still be harmless, the consumer being idempotent on the notification."""
     with db.tenant_transaction(tenant_id) as conn:
-        rows = conn.execute(
-            "UPDATE notifications SET queued_at = now() WHERE id IN ("
-            " SELECT id FROM notifications WHERE delivery_status = 'PENDING' AND delivery_method <> 'IN_APP'"
-            " AND NOT is_deleted AND ((queued_at IS NULL AND created_at <= now() - make_interval(secs => %s))"
-            "  OR queued_at < now() - make_interval(secs => %s))"
-            " ORDER BY created_at LIMIT %s FOR UPDATE SKIP LOCKED) "
-            "RETURNING id, priority_level", (older_than_seconds, REQUEUE_AFTER_SECONDS, limit)).fetchall()
+        rows = store.claim_unqueued(conn, older_than_seconds, REQUEUE_AFTER_SECONDS, limit)
     if rows:
         _enqueue_or_release(tenant_id, rows)
     return len(rows)
@@ -192,10 +161,7 @@ def dispatch_pending(tenant_id: str, older_than_seconds: int = 0, limit: int = 1
 
 def archive_expired(tenant_id: str) -> int:
     with db.tenant_transaction(tenant_id) as conn:
-        result = conn.execute("UPDATE notifications SET archived_at = greatest(now(), read_at), updated_at = now(), "
-                              "updated_by = 'system' WHERE expiry_date < current_date AND archived_at IS NULL "
-                              "AND NOT is_deleted")
-        return result.rowcount
+        return store.archive_expired(conn)
 
 
 # ---------------------------------------------------------------- the signed-in user's inbox
@@ -204,12 +170,8 @@ def inbox(conn: Connection, principal: Principal, *, read_status: str | None, ca
           priority: str | None, cursor: str | None, limit: int) -> Page:
     if read_status not in (None, "READ", "UNREAD"):
         raise ValidationFailed("read_status is READ or UNREAD")
-    conditions = [(INBOX, [])]
-    if read_status:  # a literal, not a parameter: prepared (generic) plans can then use the partial unread index
-        conditions.append((f"read_status = '{read_status}'", []))
-    return keyset_page(conn, table="notifications", columns=COLUMNS, cursor=cursor, limit=limit,
-                       filters={"recipient_id": principal.user_id, "notification_category": category,
-                                "priority_level": priority}, conditions=conditions)
+    return store.inbox_page(conn, principal.user_id, read_status=read_status, category=category, priority=priority,
+                            cursor=cursor, limit=limit)
 
 
 UNREAD_COUNT_CAP = 1000  # a badge shows "999+"; counting 100,000 unread rows on every poll is waste
@@ -217,36 +179,30 @@ UNREAD_COUNT_CAP = 1000  # a badge shows "999+"; counting 100,000 unread rows on
 
 def unread_count(conn: Connection, principal: Principal) -> int:
     """Unread in-app notifications, counted up to UNREAD_COUNT_CAP."""
-    return conn.execute(f"SELECT count(*) AS n FROM (SELECT 1 FROM notifications WHERE recipient_id = %s "
-                        f"AND read_status = 'UNREAD' AND {INBOX} LIMIT %s) AS unread",
-                        (principal.user_id, UNREAD_COUNT_CAP)).fetchone()["n"]
+    return store.count_unread(conn, principal.user_id, UNREAD_COUNT_CAP)
 
 
 def _own(conn: Connection, principal: Principal, notification_id: str) -> dict:
-    row = conn.execute(f"SELECT {COLUMNS} FROM notifications WHERE id = %s AND recipient_id = %s AND NOT is_deleted "
-                       f"FOR UPDATE", (notification_id, principal.user_id)).fetchone()
+    row = store.lock_own(conn, notification_id, principal.user_id)
     if row is None:  # another user's notification is as absent as a missing one
         raise NotFound("notification not found")
     return row
 
 
-def _update(conn: Connection, principal: Principal, notification_id: str, assignments: str,
-            params: tuple = ()) -> dict:
+@contextmanager
+def _checked():
+    """A change the table's CHECK constraints refuse is a Conflict."""
     try:
-        with conn.transaction():
-            return conn.execute(f"UPDATE notifications SET {assignments}, updated_at = now(), updated_by = %s "
-                                f"WHERE id = %s RETURNING {COLUMNS}",
-                                (*params, principal.user_id, notification_id)).fetchone()
+        yield
     except psycopg.errors.CheckViolation as exc:
         raise Conflict(f"that change breaks a notification rule ({exc.diag.constraint_name})") from exc
 
 
 MOBILE_AGENT = re.compile(r"Mobile|Android|iPhone|iPad", re.IGNORECASE)
-READER = "ip_address = %s, user_agent = %s, device_type = %s"
 
 
 def reader(principal: Principal, user_agent: str | None) -> tuple:
-    """Where it was read (the seed's ip_address, user_agent, device_type), for READER."""
+    """Where it was read (the seed's ip_address, user_agent, device_type), for ``store.READER``."""
     if principal.api_key_id:
         device = "API"
     elif user_agent and MOBILE_AGENT.search(user_agent):
@@ -264,30 +220,29 @@ def mark_read(conn: Connection, principal: Principal, notification_id: str, read
     if read and row["read_status"] == "READ":
         return row
     if read:
-        return _update(conn, principal, notification_id,
-                       f"read_status = 'READ', read_at = greatest(now(), sent_at), {READER}",
-                       reader(principal, user_agent))
+        with _checked():
+            return store.mark_read_now(conn, notification_id, principal.user_id, reader(principal, user_agent))
     if row["archived_at"] is not None:
         raise Conflict("an archived notification cannot be marked unread")
-    return _update(conn, principal, notification_id, "read_status = 'UNREAD', read_at = NULL")
+    with _checked():
+        return store.mark_unread(conn, notification_id, principal.user_id)
 
 
 def mark_all_read(conn: Connection, principal: Principal, user_agent: str | None = None) -> int:
-    return conn.execute(f"UPDATE notifications SET read_status = 'READ', read_at = greatest(now(), sent_at), "
-                        f"{READER}, updated_at = now(), updated_by = %s WHERE recipient_id = %s "
-                        f"AND read_status = 'UNREAD' AND {INBOX}",
-                        (*reader(principal, user_agent), principal.user_id, principal.user_id)).rowcount
+    return store.mark_all_read(conn, principal.user_id, principal.user_id, reader(principal, user_agent))
 
 
 def archive(conn: Connection, principal: Principal, notification_id: str) -> dict:
     _own(conn, principal, notification_id)
-    return _update(conn, principal, notification_id, "archived_at = coalesce(archived_at, greatest(now(), read_at))")
+    with _checked():
+        return store.archive(conn, notification_id, principal.user_id)
 
 
 def delete(conn: Connection, principal: Principal, notification_id: str) -> None:
     """Logical delete: the row stays for history and stats, the user no longer sees it."""
     _own(conn, principal, notification_id)
-    _update(conn, principal, notification_id, "is_deleted = true")
+    with _checked():
+        store.soft_delete(conn, notification_id, principal.user_id)
     audit.record(conn, principal, "notification.delete", "notification", notification_id)
 
 
@@ -296,42 +251,30 @@ def set_read_at(conn: Connection, principal: Principal, notification_id: str, re
     """Record when a client says it was read (offline clients sync later); must not precede sending.
     A time in the future (a client's clock ahead) counts as now."""
     _own(conn, principal, notification_id)
-    return _update(conn, principal, notification_id, f"read_status = 'READ', read_at = least(%s, now()), {READER}",
-                   (read_at, *reader(principal, user_agent)))
+    with _checked():
+        return store.set_read_at(conn, notification_id, principal.user_id, read_at, reader(principal, user_agent))
 
 
 # ---------------------------------------------------------------- admins
 
 def list_for_admin(conn: Connection, *, recipient_id: str | None, delivery_status: str | None,
                    delivery_method: str | None, cursor: str | None, limit: int) -> Page:
-    return keyset_page(conn, table="notifications", columns=COLUMNS, cursor=cursor, limit=limit,
-                       filters={"recipient_id": recipient_id, "delivery_status": delivery_status,
-                                "delivery_method": delivery_method})
+    return store.admin_page(conn, recipient_id=recipient_id, delivery_status=delivery_status,
+                            delivery_method=delivery_method, cursor=cursor, limit=limit)
 
 
 def resend(tenant_id: str, principal: Principal, notification_id: str) -> dict:
     with db.tenant_transaction(tenant_id) as conn:
-        row = conn.execute(f"SELECT {COLUMNS} FROM notifications WHERE id = %s FOR UPDATE",
-                           (notification_id,)).fetchone()
+        row = store.lock(conn, notification_id)
         if row is None:
             raise NotFound("notification not found")
         if row["delivery_status"] != "FAILED":
             raise Conflict(f"only failed deliveries are resent; this one is {row['delivery_status']}")
-        row = conn.execute(f"UPDATE notifications SET delivery_status = 'PENDING', retry_count = 0, "
-                           f"error_message = NULL, queued_at = now(), updated_at = now(), updated_by = %s "
-                           f"WHERE id = %s RETURNING {COLUMNS}",
-                           (principal.user_id, notification_id)).fetchone()
+        row = store.reset_for_resend(conn, notification_id, principal.user_id)
         audit.record(conn, principal, "notification.resend", "notification", notification_id)
     _enqueue_or_release(tenant_id, [row])
     return row
 
 
 def delivery_stats(conn: Connection) -> list[dict]:
-    return conn.execute(
-        "SELECT delivery_method, count(*) AS total, "
-        "count(*) FILTER (WHERE delivery_status = 'DELIVERED') AS delivered, "
-        "count(*) FILTER (WHERE delivery_status = 'FAILED') AS failed, "
-        "count(*) FILTER (WHERE delivery_status IN ('PENDING', 'RETRYING')) AS pending, "
-        "coalesce(sum(retry_count), 0) AS retries, "
-        "round(avg(extract(epoch FROM delivered_at - created_at)) FILTER (WHERE delivered_at IS NOT NULL)::numeric, 3) "
-        "AS avg_delivery_seconds FROM notifications GROUP BY delivery_method ORDER BY delivery_method").fetchall()
+    return store.delivery_stats(conn)
