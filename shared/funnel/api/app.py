@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from funnel.api import openapi, problems
 from funnel.api.context import RequestContextMiddleware
+from funnel.api.contract import Health
 from funnel.platform.errors import FunnelError
 
 # Each area exposes ``router`` (a fastapi.APIRouter with prefix /v1) in its routes module, and lists the
@@ -117,8 +118,8 @@ def create_app() -> FastAPI:
     app.state.areas = areas
 
     @app.get("/healthz", include_in_schema=False)
-    def healthz() -> dict:
-        return {"status": "ok"}
+    def healthz() -> Health:
+        return Health(status="ok")
 
     openapi.install(app, areas.load_all)
     _before_snapshot(areas.load_all)

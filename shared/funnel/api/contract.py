@@ -13,7 +13,7 @@ A frontend generates its client from ``/openapi.json``, so every route says what
 """
 from __future__ import annotations
 
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -49,6 +49,12 @@ class Page(Out, Generic[T]):
 
     items: list[T]
     next_cursor: str | None = Field(description="pass as `cursor` for the next page; null on the last page")
+
+
+class Health(Out):
+    """The answer of GET /healthz: the function is up (it checks nothing behind it)."""
+
+    status: Literal["ok"]
 
 
 class FieldError(BaseModel):

@@ -53,7 +53,7 @@ def platform_errors(route: APIRoute, method: str, operation: dict[str, Any]) -> 
         statuses += [400, 413, 415]
     if authenticated and method == "post":
         statuses += [409, 422]
-    return statuses
+    return sorted(set(statuses))
 
 
 def _problem_schemas() -> dict[str, Any]:
