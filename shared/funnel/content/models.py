@@ -15,6 +15,7 @@ from uuid import UUID
 from pydantic import Field
 
 from funnel.api.contract import Out
+from funnel.platform.models import RunRecord
 
 SiteStatus = Literal["provisioning", "active", "suspended"]
 ImageStyle = Literal["none", "illustration", "photo", "flat", "3d", "watercolor"]
@@ -24,7 +25,6 @@ ArticleType = Literal["article", "faq", "glossary"]
 ArticleStatus = Literal["draft", "published", "archived"]
 PublishMode = Literal["draft", "publish"]
 ScheduleJobStatus = Literal["queued", "running", "completed", "failed"]
-RunStatus = Literal["pending", "running", "paused", "completed", "failed", "cancelled"]
 SubscriptionStatus = Literal["trial", "active", "past_due", "canceled", "incomplete", "unpaid"]
 InvoiceStatus = Literal["paid", "failed", "refunded"]
 
@@ -74,25 +74,13 @@ class Product(Out):
 
 
 # ---------------------------------------------------------------- runs
-class ArticlePipelineRun(Out):
+class ArticlePipelineRun(RunRecord):
     """The article pipeline run a generation, resume, pause or cancel leaves; follow it with
     GET /v1/runs/{id} (which adds progress)."""
 
-    id: UUID
     kind: Literal["article_pipeline"]
-    status: RunStatus
-    current_step: str | None
     config: dict[str, Any] | None = Field(description="the run's input: product_id, site_id, articles_count, "
                                                       "publish_mode, with_images, schedule_job_id, executions")
-    execution_arn: str | None = Field(description="the state machine execution; null until started")
-    steps_total: int
-    steps_done: int
-    error_message: str | None
-    created_by: UUID | None = Field(description="the user who started it; null for schedules and API keys")
-    created_at: datetime
-    updated_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
 
 
 # ---------------------------------------------------------------- clusters, articles, images

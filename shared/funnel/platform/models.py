@@ -102,23 +102,28 @@ class RunProgress(Out):
     percent: float | None = Field(description="0-100, one decimal; null while the number of steps is unknown")
 
 
-class Run(Out):
-    """A long job (one state machine execution)."""
+class RunRecord(Out):
+    """A long job (one state machine execution), as its row stands."""
 
     id: UUID
     kind: str = Field(description="what kind of job, e.g. `article_pipeline`, `send_pipeline`")
     status: RunStatus
     current_step: str | None
     config: dict[str, Any] | None = Field(description="the job's input and state (depends on `kind`)")
-    execution_arn: str | None
+    execution_arn: str | None = Field(description="the state machine execution; null until started")
     steps_total: int
     steps_done: int
     error_message: str | None
-    created_by: UUID | None
+    created_by: UUID | None = Field(description="the user who started it; null for schedules and API keys")
     created_at: datetime
     updated_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+
+
+class Run(RunRecord):
+    """A long job with its progress (what GET /v1/runs and /v1/runs/{id} answer)."""
+
     progress: RunProgress
 
 
