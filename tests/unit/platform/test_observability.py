@@ -14,13 +14,13 @@ from funnel.observability import bind_tenant, logger
 
 @pytest.fixture
 def lines():
-    """This test's log lines: from its own thread and the threads it starts, not from threads already
-    running in the worker (a session runtime's pollers and scheduler log into the same logger)."""
+    """The lines logged by this module's code, not by threads already running in the worker (a session
+    runtime's pollers and scheduler log into the same logger). Filtering by source file rather than by thread
+    id: an exited poller thread's id is reused by the threads a test starts."""
     buffer = io.StringIO()
     handler = logging.StreamHandler(buffer)
     handler.setFormatter(logger.registered_formatter)
-    running = {thread.ident for thread in threading.enumerate()} - {threading.get_ident()}
-    handler.addFilter(lambda record: record.thread not in running)
+    handler.addFilter(lambda record: record.pathname == __file__)
     logger.addHandler(handler)
     yield lambda: [json.loads(line) for line in buffer.getvalue().splitlines()]
     logger.removeHandler(handler)
