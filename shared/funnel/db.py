@@ -18,14 +18,17 @@ from dataclasses import dataclass
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import psycopg
-from psycopg.rows import dict_row
+from psycopg.rows import DictRow, dict_row
 from psycopg_pool import ConnectionPool
 
 from funnel.platform.errors import NotFound
 from funnel.platform.secrets import get_secret
 from funnel.settings import get_settings
 
-_pools: dict[str, ConnectionPool] = {}
+# Every connection this package hands out returns rows as dicts (column name -> value).
+Connection = psycopg.Connection[DictRow]
+
+_pools: dict[str, ConnectionPool[Connection]] = {}
 _pools_lock = threading.Lock()
 
 
@@ -84,19 +87,19 @@ def app_url(database_url: str) -> str:
 # A pooled connection idle for longer than this is pinged before use (RDS Proxy and NAT
 # gateways drop idle connections); a busy one is not, which saves a round trip per request.
 IDLE_CHECK_SECONDS = 30.0
-_last_used: weakref.WeakKeyDictionary[psycopg.Connection, float] = weakref.WeakKeyDictionary()
+_last_used: weakref.WeakKeyDictionary[Connection, float] = weakref.WeakKeyDictionary()
 
 
-def _remember_use(conn: psycopg.Connection) -> None:
+def _remember_use(conn: Connection) -> None:
     _last_used[conn] = time.monotonic()
 
 
-def _check_if_idle(conn: psycopg.Connection) -> None:
+def _check_if_idle(conn: Connection) -> None:
     if time.monotonic() - _last_used.get(conn, 0.0) > IDLE_CHECK_SECONDS:
         ConnectionPool.check_connection(conn)
 
 
-def _pool(url: str) -> ConnectionPool:
+def _pool(url: str) -> ConnectionPool[Connection]:
     pool = _pools.get(url)
     if pool is not None:
         return pool
@@ -104,7 +107,7 @@ def _pool(url: str) -> ConnectionPool:
         pool = _pools.get(url)
         if pool is None:
             pool = ConnectionPool(
-                url, min_size=1, max_size=get_settings().db_pool_max_size,
+                url, connection_class=Connection, min_size=1, max_size=get_settings().db_pool_max_size,
                 kwargs={"row_factory": dict_row, "autocommit": False},
                 check=_check_if_idle, reset=_remember_use, open=True, name=database_name(url),
             )
@@ -120,7 +123,7 @@ def close_pools() -> None:
 
 
 @contextmanager
-def control_transaction() -> Iterator[psycopg.Connection]:
+def control_transaction() -> Iterator[Connection]:
     """A transaction on the control DB as the application role."""
     settings = get_settings()
     with _pool(app_url(strip_credentials(settings.control_database_url))).connection() as conn:
@@ -183,7 +186,7 @@ directory = TenantDirectory()
 
 
 @contextmanager
-def tenant_transaction(tenant_id: str) -> Iterator[psycopg.Connection]:
+def tenant_transaction(tenant_id: str) -> Iterator[Connection]:
     """A transaction on the tenant's database with ``app.tenant_id`` set for RLS."""
     record = directory.get(tenant_id)
     with _pool(app_url(record.database_url)).connection() as conn:
@@ -192,6 +195,6 @@ def tenant_transaction(tenant_id: str) -> Iterator[psycopg.Connection]:
             yield conn
 
 
-def admin_connect(dbname: str | None = None, autocommit: bool = True) -> psycopg.Connection:
+def admin_connect(dbname: str | None = None, autocommit: bool = True) -> Connection:
     """A one-off connection as the owner role (migrations, provisioning)."""
-    return psycopg.connect(admin_url(dbname), autocommit=autocommit, row_factory=dict_row)
+    return Connection.connect(admin_url(dbname), autocommit=autocommit, row_factory=dict_row)

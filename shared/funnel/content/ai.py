@@ -20,8 +20,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 
-from psycopg import Connection
-
+from funnel.db import Connection
 from funnel.platform import llm, prompts
 from funnel.platform.llm import OFFLINE_LABEL, LlmTransientError
 

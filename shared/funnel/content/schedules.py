@@ -21,10 +21,9 @@ from functools import lru_cache
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from psycopg import Connection
-
 from funnel import db
 from funnel.content import service
+from funnel.db import Connection
 from funnel.platform import audit, aws
 from funnel.platform.errors import NotFound, ValidationFailed
 from funnel.platform.pagination import keyset_page

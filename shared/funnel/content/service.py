@@ -10,11 +10,11 @@ from __future__ import annotations
 import json
 import uuid
 
-from psycopg import Connection
 from psycopg.types.json import Jsonb
 
 from funnel import db
 from funnel.content.errors import PermanentError
+from funnel.db import Connection
 from funnel.observability import count
 from funnel.platform import audit, aws, crypto, runs
 from funnel.platform.errors import Conflict, NotFound, PaymentRequired, ServiceUnavailable, ValidationFailed

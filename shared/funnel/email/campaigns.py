@@ -8,10 +8,10 @@ import uuid
 from datetime import UTC, datetime
 
 from botocore.exceptions import BotoCoreError, ClientError
-from psycopg import Connection
 from psycopg.types.json import Jsonb
 
 from funnel import db
+from funnel.db import Connection
 from funnel.email import mime, smtp, tokens
 from funnel.email.events import is_machine, record_event  # noqa: F401 (the tracking events live there)
 from funnel.observability import count, tracer

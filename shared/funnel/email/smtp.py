@@ -4,8 +4,7 @@ from __future__ import annotations
 import smtplib
 import ssl
 
-from psycopg import Connection
-
+from funnel.db import Connection
 from funnel.platform import audit, crypto
 from funnel.platform.errors import NotFound, ValidationFailed
 from funnel.platform.principal import Principal

@@ -9,8 +9,8 @@ import secrets
 from dataclasses import dataclass
 
 import psycopg
-from psycopg import Connection
 
+from funnel.db import Connection
 from funnel.notifications import store
 from funnel.platform import audit, crypto
 from funnel.platform.errors import NotFound, ValidationFailed

@@ -19,10 +19,10 @@ from datetime import date, datetime
 from typing import Any
 
 import psycopg
-from psycopg import Connection
 from psycopg.types.json import Jsonb
 
 from funnel import db
+from funnel.db import Connection
 from funnel.notifications import store, templates
 from funnel.notifications.store import COLUMNS, INBOX  # noqa: F401 (re-exported: the benchmark reads them here)
 from funnel.observability import logger

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from psycopg import Connection
-
+from funnel.db import Connection
 from funnel.platform.pagination import Page, keyset_page
 
 Row = dict[str, Any]

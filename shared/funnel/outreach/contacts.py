@@ -6,10 +6,10 @@ import io
 import json
 
 import psycopg
-from psycopg import Connection
 from psycopg.types.json import Jsonb
 
 from funnel import db
+from funnel.db import Connection
 from funnel.platform import audit, aws, storage
 from funnel.platform.errors import Conflict, NotFound, ValidationFailed
 from funnel.platform.normalize import domain_of, normalize_email, normalize_phone, normalize_url

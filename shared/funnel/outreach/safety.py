@@ -7,7 +7,7 @@ from datetime import datetime
 from datetime import time as clock
 from zoneinfo import ZoneInfo
 
-from psycopg import Connection
+from funnel.db import Connection
 
 DEFAULT_RECONTACT_DAYS = 180
 

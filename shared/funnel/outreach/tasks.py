@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 
-from psycopg import Connection
 from psycopg.types.json import Jsonb
 
 from funnel import db
+from funnel.db import Connection
 from funnel.outreach import safety
 from funnel.outreach.templates import check_variables, get_template, render
 from funnel.platform import audit, aws, runs, suppression

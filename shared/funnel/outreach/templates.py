@@ -1,9 +1,9 @@
 """Message templates with ``{{variables}}``; an unknown variable is an error when saving."""
 from __future__ import annotations
 
-from psycopg import Connection
 from psycopg.types.json import Jsonb
 
+from funnel.db import Connection
 from funnel.platform import audit
 from funnel.platform.errors import NotFound, ValidationFailed
 from funnel.platform.pagination import keyset_page

@@ -4,9 +4,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from psycopg import Connection
 from psycopg.types.json import Jsonb
 
+from funnel.db import Connection
 from funnel.platform.pagination import Page, keyset_page
 from funnel.platform.principal import Principal
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import re
 
-from psycopg import Connection
 from psycopg.types.json import Jsonb
 
+from funnel.db import Connection
 from funnel.platform import audit
 from funnel.platform.errors import NotFound, ValidationFailed
 from funnel.platform.principal import Principal

@@ -8,9 +8,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from psycopg import Connection
 from psycopg.types.json import Jsonb
 
+from funnel.db import Connection
 from funnel.platform import storage
 from funnel.platform.errors import NotFound
 from funnel.platform.pagination import Page, keyset_page

@@ -6,8 +6,7 @@ The ``suppressions`` table is in ``migrations/tenant/versions/outreach_0001_tabl
 """
 from __future__ import annotations
 
-from psycopg import Connection
-
+from funnel.db import Connection
 from funnel.platform.errors import Conflict, NotFound, ValidationFailed
 from funnel.platform.normalize import domain_of, normalize_company, normalize_email, normalize_phone
 from funnel.platform.pagination import keyset_page
