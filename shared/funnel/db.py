@@ -27,6 +27,8 @@ from funnel.settings import get_settings
 
 # Every connection this package hands out returns rows as dicts (column name -> value).
 Connection = psycopg.Connection[DictRow]
+Row = DictRow
+"""One row as the store modules return it: column name -> value (psycopg's dict rows)."""
 
 _pools: dict[str, ConnectionPool[Connection]] = {}
 _pools_lock = threading.Lock()

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from funnel.db import Connection
+from funnel.db import Connection, Row
 from funnel.platform.pagination import Page, keyset_page
 
-Row = dict[str, Any]
-"""A notification (``COLUMNS``), a channel (``CHANNEL_COLUMNS``) or a stats row, as psycopg's dict rows."""
+# A row here is a notification (``COLUMNS``), a channel (``CHANNEL_COLUMNS``) or a stats row.
 
 COLUMNS = ("id, batch_id, notification_id, title, message, action_label, action_url, archived_at, delivered_at, "
            "delivery_method, delivery_status, error_message, expiry_date, external_message_id, is_bulk_notification, "
