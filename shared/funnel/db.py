@@ -30,6 +30,15 @@ Connection = psycopg.Connection[DictRow]
 Row = DictRow
 """One row as the store modules return it: column name -> value (psycopg's dict rows)."""
 
+
+def fetch_one(cursor: psycopg.Cursor[Row]) -> Row:
+    """The row of a statement that always returns one (INSERT ... RETURNING, an aggregate, an UPDATE of a
+    row the transaction has locked): its absence is a bug, not a NotFound."""
+    row = cursor.fetchone()
+    assert row is not None, "the statement returned no row"
+    return row
+
+
 _pools: dict[str, ConnectionPool[Connection]] = {}
 _pools_lock = threading.Lock()
 

@@ -70,10 +70,11 @@ def emit(values: dict[str, tuple[float, str]], *, tenant_id: str | None, dimensi
                                            metric_set={}, dimension_set={}, metadata_set={})
     for name, (value, unit) in values.items():
         provider.add_metric(name=name, unit=unit, value=value)
-    for key, value in dimensions.items():
-        provider.add_dimension(name=key, value=value)
-    for key, value in {**(metadata or {}), **({"tenant_id": str(tenant_id)} if tenant_id is not None else {})}.items():
-        provider.add_metadata(key=key, value=value)
+    for key, dimension in dimensions.items():
+        provider.add_dimension(name=key, value=dimension)
+    for key, property_value in {**(metadata or {}),
+                                **({"tenant_id": str(tenant_id)} if tenant_id is not None else {})}.items():
+        provider.add_metadata(key=key, value=property_value)
     provider.flush_metrics()
 
 

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from fastapi import APIRouter, FastAPI
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from funnel.api import openapi, problems
@@ -46,7 +47,7 @@ class AreaRouters:
                 self.by_segment.setdefault(segment, []).append(module_name)
         self.routers: dict[str, APIRouter] = {}
         self.all_loaded = False
-        self._entries: dict[str, object] = {}
+        self._entries: dict[str, BaseRoute] = {}
         self._lock = threading.Lock()
 
     def for_path(self, path: str) -> list[str]:

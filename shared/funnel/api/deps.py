@@ -1,11 +1,13 @@
 """FastAPI dependencies shared by every area's routes."""
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
+from funnel.api.contract import Out
+from funnel.api.contract import Page as PageBody
 from funnel.platform.errors import Forbidden, Unauthorized
 from funnel.platform.pagination import MAX_LIMIT, Page
 from funnel.platform.principal import Principal
@@ -51,5 +53,14 @@ Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
 Cursor = Annotated[str | None, Query(max_length=500)]
 
 
+OutT = TypeVar("OutT", bound=Out)
+
+
 def page_body(page: Page) -> dict:
     return {"items": page.items, "next_cursor": page.next_cursor}
+
+
+def page_of(item: type[OutT], page: Page) -> PageBody[OutT]:
+    """A service's page of rows as a route's typed ``Page[item]`` body (each row validated as ``item``), so
+    mypy checks the route's declared response model against what it returns."""
+    return PageBody(items=[item.model_validate(row) for row in page.items], next_cursor=page.next_cursor)

@@ -75,7 +75,7 @@ def build_document(app: FastAPI, routers: Sequence[APIRouter]) -> dict[str, Any]
     for route in (route for router in routers for route in router.routes):
         if not isinstance(route, APIRoute) or not route.include_in_schema:
             continue
-        for method in sorted(route.methods):
+        for method in sorted(route.methods or ()):
             operation = document["paths"][route.path_format][method.lower()]
             responses = operation.setdefault("responses", {})
             for status in platform_errors(route, method.lower(), operation):

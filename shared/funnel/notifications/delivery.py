@@ -80,7 +80,7 @@ def deliver(tenant_id: str, row_id: str, receive_count: int = 1) -> str:
             if row["retry_count"] >= row["max_retry_count"]:
                 store.mark_failed(conn, row_id, error)
                 count("NotificationsFailed", tenant_id=tenant_id)
-                raise_after_commit = NotDeliverable(error)
+                raise_after_commit: DeliveryError = NotDeliverable(error)
             else:
                 store.record_retry(conn, row_id, error)
                 count("NotificationRetries", tenant_id=tenant_id)

@@ -10,7 +10,7 @@ from pydantic import Field
 
 from funnel import db
 from funnel.api.contract import Page, problems
-from funnel.api.deps import Admin, CurrentPrincipal, Cursor, Limit, StrictModel, Writer, page_body
+from funnel.api.deps import Admin, CurrentPrincipal, Cursor, Limit, StrictModel, Writer, page_of
 from funnel.notifications import channels, service
 from funnel.notifications.models import (
     Notification,
@@ -35,8 +35,8 @@ def list_notifications(principal: CurrentPrincipal, limit: Limit = 50, cursor: C
                        category: str | None = Query(default=None, max_length=50),
                        priority: Priority | None = None) -> Page[Notification]:
     with db.tenant_transaction(principal.tenant_id) as conn:
-        return page_body(service.inbox(conn, principal, read_status=read_status, category=category,
-                                       priority=priority, cursor=cursor, limit=limit))
+        return page_of(Notification, service.inbox(conn, principal, read_status=read_status, category=category,
+                                                   priority=priority, cursor=cursor, limit=limit))
 
 
 @router.get("/notifications/unread-count", tags=["notifications"])
@@ -44,13 +44,14 @@ def unread_count(principal: CurrentPrincipal) -> UnreadCount:
     """Counted up to 1,000 (`capped` true beyond): enough for a badge."""
     with db.tenant_transaction(principal.tenant_id) as conn:
         count = service.unread_count(conn, principal)
-    return {"unread": count, "capped": count >= service.UNREAD_COUNT_CAP}
+    return UnreadCount(unread=count, capped=count >= service.UNREAD_COUNT_CAP)
 
 
 @router.post("/notifications/read-all", tags=["notifications"])
 def mark_all_read(principal: CurrentPrincipal, request: Request) -> NotificationsMarkedRead:
     with db.tenant_transaction(principal.tenant_id) as conn:
-        return {"marked_read": service.mark_all_read(conn, principal, request.headers.get("user-agent"))}
+        marked = service.mark_all_read(conn, principal, request.headers.get("user-agent"))
+    return NotificationsMarkedRead(marked_read=marked)
 
 
 class NotificationReadBody(StrictModel):
@@ -66,8 +67,10 @@ def mark_read(notification_id: UUID, principal: CurrentPrincipal, request: Reque
     user_agent = request.headers.get("user-agent")
     with db.tenant_transaction(principal.tenant_id) as conn:
         if body is not None and body.read_at is not None:
-            return service.set_read_at(conn, principal, str(notification_id), body.read_at, user_agent)
-        return service.mark_read(conn, principal, str(notification_id), True, user_agent)
+            row = service.set_read_at(conn, principal, str(notification_id), body.read_at, user_agent)
+        else:
+            row = service.mark_read(conn, principal, str(notification_id), True, user_agent)
+    return Notification.model_validate(row)
 
 
 @router.post("/notifications/{notification_id}/unread", tags=["notifications"],
@@ -75,14 +78,14 @@ def mark_read(notification_id: UUID, principal: CurrentPrincipal, request: Reque
              responses=problems(404, 409, conflict="An archived notification cannot be marked unread"))
 def mark_unread(notification_id: UUID, principal: CurrentPrincipal) -> Notification:
     with db.tenant_transaction(principal.tenant_id) as conn:
-        return service.mark_read(conn, principal, str(notification_id), False)
+        return Notification.model_validate(service.mark_read(conn, principal, str(notification_id), False))
 
 
 @router.post("/notifications/{notification_id}/archive", tags=["notifications"],
              response_model_exclude_unset=True, responses=problems(404))
 def archive(notification_id: UUID, principal: CurrentPrincipal) -> Notification:
     with db.tenant_transaction(principal.tenant_id) as conn:
-        return service.archive(conn, principal, str(notification_id))
+        return Notification.model_validate(service.archive(conn, principal, str(notification_id)))
 
 
 @router.delete("/notifications/{notification_id}", status_code=204, tags=["notifications"],
@@ -92,6 +95,10 @@ def delete(notification_id: UUID, principal: CurrentPrincipal) -> None:
         service.delete(conn, principal, str(notification_id))
 
 
+def _in_app_only() -> list[Channel]:
+    return ["IN_APP"]
+
+
 class NotificationSendBody(StrictModel):
     recipient_ids: list[UUID] = Field(min_length=1, max_length=10_000)
     category: str = Field(default="announcement", pattern=r"^[a-z][a-z0-9_.]{0,49}$")
@@ -99,7 +106,7 @@ class NotificationSendBody(StrictModel):
     message: str | None = Field(default=None, max_length=20_000)
     template_id: str | None = Field(default=None, max_length=50)
     template_variables: dict[str, str | int | float] | None = None
-    channels: list[Channel] = Field(default_factory=lambda: ["IN_APP"], min_length=1, max_length=4)
+    channels: list[Channel] = Field(default_factory=_in_app_only, min_length=1, max_length=4)
     priority: Priority = "NORMAL"
     notification_type: Literal["INFO", "SUCCESS", "WARNING", "ERROR", "REMINDER", "APPROVAL", "ALERT"] = "INFO"
     action_url: str | None = Field(default=None, max_length=500, pattern=r"^https?://")
@@ -126,7 +133,8 @@ def send(body: NotificationSendBody, principal: Admin) -> NotificationsSent:
     with db.tenant_transaction(principal.tenant_id) as conn:
         audit.record(conn, principal, "notification.send", "notification_batch",
                      rows[0]["batch_id"] or rows[0]["id"], {"count": len(rows), "channels": body.channels})
-    return {"count": len(rows), "batch_id": rows[0]["batch_id"], "items": rows[:100]}
+    return NotificationsSent.model_validate({"count": len(rows), "batch_id": rows[0]["batch_id"],
+                                             "items": rows[:100]})
 
 
 @router.get("/admin/notifications", tags=["notifications"], response_model_exclude_unset=True)
@@ -134,22 +142,22 @@ def list_for_admin(principal: Admin, limit: Limit = 50, cursor: Cursor = None, r
                    delivery_status: Literal["PENDING", "RETRYING", "DELIVERED", "FAILED", "CANCELLED"] | None = None,
                    delivery_method: Channel | None = None) -> Page[Notification]:
     with db.tenant_transaction(principal.tenant_id) as conn:
-        return page_body(service.list_for_admin(conn, recipient_id=str(recipient_id) if recipient_id else None,
-                                                delivery_status=delivery_status, delivery_method=delivery_method,
-                                                cursor=cursor, limit=limit))
+        return page_of(Notification, service.list_for_admin(
+            conn, recipient_id=str(recipient_id) if recipient_id else None, delivery_status=delivery_status,
+            delivery_method=delivery_method, cursor=cursor, limit=limit))
 
 
 @router.post("/admin/notifications/{notification_id}/resend", tags=["notifications"],
              response_model_exclude_unset=True,
              responses=problems(404, 409, conflict="Only FAILED deliveries are resent"))
 def resend(notification_id: UUID, principal: Admin) -> Notification:
-    return service.resend(principal.tenant_id, principal, str(notification_id))
+    return Notification.model_validate(service.resend(principal.tenant_id, principal, str(notification_id)))
 
 
 @router.get("/admin/notifications/stats", tags=["notifications"])
 def stats(principal: Admin) -> NotificationDeliveryStats:
     with db.tenant_transaction(principal.tenant_id) as conn:
-        return {"channels": service.delivery_stats(conn)}
+        return NotificationDeliveryStats.model_validate({"channels": service.delivery_stats(conn)})
 
 
 class NotificationChannelBody(StrictModel):
@@ -171,14 +179,16 @@ def save_channel(kind: Literal["SLACK", "WEBHOOK"], body: NotificationChannelBod
     Without `user_id` (admins): the workspace's channel; with it: that user's, which wins for their deliveries."""
     _own_scope(principal, body.user_id)
     with db.tenant_transaction(principal.tenant_id) as conn:
-        return channels.save_channel(conn, principal, kind, body.url, str(body.user_id) if body.user_id else None)
+        saved = channels.save_channel(conn, principal, kind, body.url, str(body.user_id) if body.user_id else None)
+    return NotificationChannelSaved.model_validate(saved)
 
 
 @router.get("/notification-channels", tags=["notifications"])
 def list_channels(principal: Writer) -> NotificationChannelList:
     """Admins see every channel, members their own (URLs and secrets are never returned)."""
     with db.tenant_transaction(principal.tenant_id) as conn:
-        return {"items": channels.list_channels(conn, None if principal.has_role("admin") else principal.user_id)}
+        rows = channels.list_channels(conn, None if principal.has_role("admin") else principal.user_id)
+    return NotificationChannelList.model_validate({"items": rows})
 
 
 @router.delete("/notification-channels/{channel_id}", status_code=204, tags=["notifications"],

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from funnel.db import Connection, Row
+from funnel.db import Connection, Row, fetch_one
 from funnel.platform.pagination import Page, keyset_page
 
 # A row here is a notification (``COLUMNS``), a channel (``CHANNEL_COLUMNS``) or a stats row.
@@ -93,9 +93,9 @@ def inbox_page(conn: Connection, recipient_id: str, *, read_status: str | None, 
 
 def count_unread(conn: Connection, recipient_id: str, cap: int) -> int:
     """Unread inbox notifications of ``recipient_id``, counted up to ``cap``."""
-    return conn.execute(f"SELECT count(*) AS n FROM (SELECT 1 FROM notifications WHERE recipient_id = %s "
-                        f"AND read_status = 'UNREAD' AND {INBOX} LIMIT %s) AS unread",
-                        (recipient_id, cap)).fetchone()["n"]
+    return fetch_one(conn.execute(f"SELECT count(*) AS n FROM (SELECT 1 FROM notifications WHERE recipient_id = %s "
+                                  f"AND read_status = 'UNREAD' AND {INBOX} LIMIT %s) AS unread",
+                                  (recipient_id, cap)))["n"]
 
 
 def lock_own(conn: Connection, notification_id: str, recipient_id: str) -> Row | None:
@@ -107,9 +107,9 @@ def lock_own(conn: Connection, notification_id: str, recipient_id: str) -> Row |
 def _update(conn: Connection, notification_id: str, updated_by: str, assignments: str, params: tuple = ()) -> Row:
     """In a savepoint, so a CheckViolation (which the caller translates) leaves the transaction usable."""
     with conn.transaction():
-        return conn.execute(f"UPDATE notifications SET {assignments}, updated_at = now(), updated_by = %s "
-                            f"WHERE id = %s RETURNING {COLUMNS}",
-                            (*params, updated_by, notification_id)).fetchone()
+        return fetch_one(conn.execute(f"UPDATE notifications SET {assignments}, updated_at = now(), "
+                                      f"updated_by = %s WHERE id = %s RETURNING {COLUMNS}",
+                                      (*params, updated_by, notification_id)))
 
 
 def mark_read_now(conn: Connection, notification_id: str, updated_by: str, reader: tuple) -> Row:
@@ -161,10 +161,10 @@ def lock(conn: Connection, notification_id: str) -> Row | None:
 
 def reset_for_resend(conn: Connection, notification_id: str, updated_by: str) -> Row:
     """PENDING again with a fresh round of retries, marked queued (the caller queues it)."""
-    return conn.execute(f"UPDATE notifications SET delivery_status = 'PENDING', retry_count = 0, "
-                        f"error_message = NULL, queued_at = now(), updated_at = now(), updated_by = %s "
-                        f"WHERE id = %s RETURNING {COLUMNS}",
-                        (updated_by, notification_id)).fetchone()
+    return fetch_one(conn.execute(f"UPDATE notifications SET delivery_status = 'PENDING', retry_count = 0, "
+                                  f"error_message = NULL, queued_at = now(), updated_at = now(), updated_by = %s "
+                                  f"WHERE id = %s RETURNING {COLUMNS}",
+                                  (updated_by, notification_id)))
 
 
 def delivery_stats(conn: Connection) -> list[Row]:
@@ -196,9 +196,9 @@ def cancel(conn: Connection, notification_id: str, reason: str) -> None:
 
 def restart_retries(conn: Connection, notification_id: str) -> Row:
     """RETRYING with ``retry_count`` 0 (a redrive); returns the whole row."""
-    return conn.execute("UPDATE notifications SET delivery_status = 'RETRYING', retry_count = 0, "
-                        "updated_at = now(), updated_by = 'redrive' WHERE id = %s RETURNING *",
-                        (notification_id,)).fetchone()
+    return fetch_one(conn.execute("UPDATE notifications SET delivery_status = 'RETRYING', retry_count = 0, "
+                                  "updated_at = now(), updated_by = 'redrive' WHERE id = %s RETURNING *",
+                                  (notification_id,)))
 
 
 def mark_failed(conn: Connection, notification_id: str, error: str) -> None:
@@ -224,14 +224,14 @@ def mark_delivered(conn: Connection, notification_id: str, external_id: str | No
 def upsert_channel(conn: Connection, kind: str, user_id: str | None, url_encrypted: Any,
                    signing_secret_encrypted: Any) -> Row:
     """Create or replace the (kind, user) channel, active; one statement, so concurrent saves cannot collide."""
-    return conn.execute(
+    return fetch_one(conn.execute(
         f"INSERT INTO notification_channels (kind, user_id, url_encrypted, signing_secret_encrypted) "
         f"VALUES (%s, %s, %s, %s) ON CONFLICT (tenant_id, kind, "
         f"coalesce(user_id, '00000000-0000-0000-0000-000000000000'::uuid)) DO UPDATE SET "
         f"url_encrypted = excluded.url_encrypted, "
         f"signing_secret_encrypted = excluded.signing_secret_encrypted, "
         f"is_active = true, updated_at = now() RETURNING {CHANNEL_COLUMNS}",
-        (kind, user_id, url_encrypted, signing_secret_encrypted)).fetchone()
+        (kind, user_id, url_encrypted, signing_secret_encrypted)))
 
 
 def list_channels(conn: Connection, user_id: str | None) -> list[Row]:
