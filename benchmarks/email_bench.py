@@ -20,7 +20,7 @@ from funnel_dev.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-TRACKING = ROOT / "functions" / "tracking" / "app.py"
+TRACKING = ROOT / "functions" / "email_tracking" / "app.py"
 BROWSER = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_0) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0"
 
 

@@ -85,7 +85,7 @@ def built(tmp_path_factory) -> dict[str, dict[str, Path]]:
             out[flavour][lid] = target
             jobs.append((target, [*extra, "-r", str(requirements)]))
     # The browser image: DepsLayer's requirements + Playwright (its own requirements file), host only.
-    browser_lines = (ROOT / "functions" / "browser_worker" / "requirements.txt").read_text().splitlines()
+    browser_lines = (ROOT / "functions" / "outreach_browser_worker" / "requirements.txt").read_text().splitlines()
     extra_lines = [line for line in browser_lines if line.strip() and not line.startswith(("#", "-r"))]
     out["host"]["browser"] = base / "host" / "browser" / "python"
     jobs.append((out["host"]["browser"], extra_lines))
@@ -157,8 +157,8 @@ def test_every_handler_imports_from_its_artifact_alone(built, tmp_path):
         code = ROOT / function["Properties"]["CodeUri"]
         assert function["Properties"]["Handler"] == "app.handler", lid
         cases.append((lid, [code, *(built["host"][ref["Ref"]] for ref in function["Properties"]["Layers"])]))
-    worker = ROOT / "functions" / "browser_worker"
-    cases.append(("BrowserWorkerFunction", [worker, built["host"]["DepsLayer"], built["host"]["browser"],
+    worker = ROOT / "functions" / "outreach_browser_worker"
+    cases.append(("OutreachBrowserWorkerFunction", [worker, built["host"]["DepsLayer"], built["host"]["browser"],
                                             built["host"]["SharedLayer"]]))
     env = _handler_env()
 

@@ -177,6 +177,6 @@ def test_function_layers_provide_what_its_code_imports(logical_id, resource):
 
 
 def test_browser_image_requirements_provide_what_the_worker_imports():
-    lines = requirement_lines(ROOT / "functions" / "browser_worker" / "requirements.txt")
-    missing = reachable_third_party(ROOT / "functions" / "browser_worker" / "app.py") - provided_modules(lines)
+    lines = requirement_lines(ROOT / "functions" / "outreach_browser_worker" / "requirements.txt")
+    missing = reachable_third_party(ROOT / "functions" / "outreach_browser_worker" / "app.py") - provided_modules(lines)
     assert not missing, missing

@@ -236,7 +236,7 @@ def test_layer_requirements_match_pyproject():
     layered = [line for path in sorted((ROOT / "layers").glob("*/requirements.txt"))
                for line in _requirement_lines(path)]
     assert sorted(layered) == sorted(project["dependencies"])
-    browser = _requirement_lines(ROOT / "functions" / "browser_worker" / "requirements.txt")
+    browser = _requirement_lines(ROOT / "functions" / "outreach_browser_worker" / "requirements.txt")
     assert browser == ["-r ../../layers/deps/requirements.txt", *project["optional-dependencies"]["browser"]]
 
 

@@ -218,7 +218,7 @@ AFTERWARDS: dict[str, tuple[Callable[[Any, dict[str, str]], dict], Callable[[dic
     "EmailSenderFunction/send-of-a-queued-message": (_queued_message_afterwards, lambda values: {
         "message": {"status": "sent", "sent_at": "*", "provider_message_id": "*"},
         "campaign": {"status": "sent"}}),  # its only message is sent
-    "BrowserWorkerFunction/submission-of-a-queued-target": (_browser_target_afterwards, lambda values: {
+    "OutreachBrowserWorkerFunction/submission-of-a-queued-target": (_browser_target_afterwards, lambda values: {
         "target": {"status": "submitted"}, "sent_history_rows": 1,
         "execution": {"status": "SUCCEEDED",
                       "output": {"target_id": values["browser_target_id"], "status": "submitted"}}}),

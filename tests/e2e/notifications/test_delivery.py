@@ -180,7 +180,7 @@ def test_the_sweep_requeues_a_pending_delivery_whose_message_was_lost(runtime, t
             # As if it had been queued 20 minutes ago and the message never arrived.
             conn.execute("UPDATE notifications SET queued_at = now() - interval '20 minutes' WHERE id = %s",
                          (row["id"],))
-        result = runtime.invoke("NotificationCleanupFunction", {})
+        result = runtime.invoke("NotificationsCleanupFunction", {})
         assert result["queued"] >= 1
         assert _wait_for(tenant.tenant_id, row["id"])["delivery_status"] == "DELIVERED"
         assert len(slack.requests) == 1

@@ -140,7 +140,7 @@ def test_expired_notifications_disappear_and_the_cleanup_archives_them(runtime, 
                    expiry_date=datetime.combine(date.today(), time(23, 0)))  # a datetime counts by its day
     titles = [n["title"] for n in api.get("/v1/notifications", headers=member["headers"]).json()["items"]]
     assert titles == ["Until today", "Fresh"]
-    result = runtime.invoke("NotificationCleanupFunction", {})
+    result = runtime.invoke("NotificationsCleanupFunction", {})
     assert result["archived"] >= 1
     with db.tenant_transaction(tenant.tenant_id) as conn:
         old = conn.execute("SELECT archived_at, read_at FROM notifications WHERE title = 'Old news'").fetchone()

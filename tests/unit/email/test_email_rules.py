@@ -23,7 +23,7 @@ KEY = b"k" * 32
 TENANT = str(uuid.uuid4())
 MESSAGE = str(uuid.uuid4())
 BROWSER = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_0) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0"
-TRACKING_APP = Path(__file__).resolve().parents[3] / "functions" / "tracking" / "app.py"
+TRACKING_APP = Path(__file__).resolve().parents[3] / "functions" / "email_tracking" / "app.py"
 
 
 # --- tokens -------------------------------------------------------------------------------------------

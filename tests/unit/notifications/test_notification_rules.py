@@ -123,8 +123,8 @@ def test_enqueue_sends_urgent_deliveries_alone_and_first(monkeypatch):
 # ---------------------------------------------------------------- the queue consumer
 
 def _consumer():
-    spec = importlib.util.spec_from_file_location("notification_delivery_app_unit",
-                                                  ROOT / "functions" / "notification_delivery" / "app.py")
+    spec = importlib.util.spec_from_file_location("notifications_delivery_app_unit",
+                                                  ROOT / "functions" / "notifications_delivery" / "app.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -183,7 +183,7 @@ def test_queue_budget_and_permissions_match_the_retry_design():
     queue = resources["NotificationsQueue"]["Properties"]
     # One receive per attempt: the first and MAX_RETRY_COUNT retries, then the DLQ.
     assert queue["RedrivePolicy"]["maxReceiveCount"] == service.MAX_RETRY_COUNT + 1
-    function = resources["NotificationDeliveryFunction"]["Properties"]
+    function = resources["NotificationsDeliveryFunction"]["Properties"]
     statements = [s for p in function["Policies"] if isinstance(p, dict) for s in p.get("Statement", [])]
     assert any(s["Action"] == "sqs:ChangeMessageVisibility" for s in statements), "backoff needs it"
     timeout = function["Timeout"]

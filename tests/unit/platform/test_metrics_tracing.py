@@ -18,7 +18,7 @@ from funnel import observability
 from funnel.observability import bind_tenant, count, flush_metrics, llm_usage, tracer
 
 ROOT = Path(__file__).resolve().parents[3]
-CONTEXT = SimpleNamespace(function_name="funnel-test-notification-delivery", memory_limit_in_mb=1024,
+CONTEXT = SimpleNamespace(function_name="funnel-test-notifications-delivery", memory_limit_in_mb=1024,
                           invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:x",
                           aws_request_id="req-1")
 
@@ -54,7 +54,7 @@ def _sqs(*bodies: dict) -> dict:
 
 
 def test_a_handler_flushes_one_emf_record_per_tenant_with_the_tenant_as_a_property(stdout, monkeypatch):
-    app = _load("notification_delivery")
+    app = _load("notifications_delivery")
 
     def deliver(tenant_id, row_id, receive_count=1):  # what funnel.notifications.delivery counts on success
         count("NotificationsDelivered", tenant_id=tenant_id)
@@ -76,7 +76,7 @@ def test_a_handler_flushes_one_emf_record_per_tenant_with_the_tenant_as_a_proper
 
 
 def test_a_handler_that_counted_nothing_writes_no_record_and_one_that_raised_still_flushes(stdout):
-    app = _load("schedule_trigger")
+    app = _load("content_schedule")
     app.fire = lambda tenant_id, schedule_id, scheduled_time: {"fired": schedule_id}
     assert app.handler({"tenant_id": "t", "schedule_id": "s"}, CONTEXT) == {"fired": "s"}
     assert stdout() == []
@@ -190,7 +190,7 @@ def test_without_a_tracer_in_reach_nothing_imports_the_xray_sdk():
 def test_every_handler_but_the_tracking_one_is_traced_and_flushes_its_metrics():
     for app in sorted((ROOT / "functions").glob("*/app.py")):
         text = app.read_text()
-        if app.parent.name == "tracking":  # framework-free (cold start): flushes after recording an event
+        if app.parent.name == "email_tracking":  # framework-free (cold start): flushes after recording an event
             assert "flush_metrics()" in text and "aws_lambda_powertools" not in text
             continue
         assert "@tracer.capture_lambda_handler\n" in text and "@log_metrics\n" in text, app
