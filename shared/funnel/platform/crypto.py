@@ -34,7 +34,10 @@ def _key(stage: str = "AWSCURRENT") -> tuple[str, bytes] | None:
 
 
 def encrypt(plaintext: str, tenant_id: str) -> str:
-    kid, key = _key()
+    current = _key()
+    if current is None:
+        raise RuntimeError(f"secret {get_settings().data_key_secret_id} holds no data key")
+    kid, key = current
     nonce = os.urandom(12)
     sealed = AESGCM(key).encrypt(nonce, plaintext.encode(), tenant_id.encode())
     return f"{VERSION}:{kid}:{base64.b64encode(nonce + sealed).decode()}"

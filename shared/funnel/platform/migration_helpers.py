@@ -37,7 +37,10 @@ def run_environment() -> None:
 
     connection = context.config.attributes.get("connection")
     if connection is None:
-        engine = create_engine(context.config.get_main_option("sqlalchemy.url"), poolclass=pool.NullPool)
+        url = context.config.get_main_option("sqlalchemy.url")
+        if url is None:
+            raise RuntimeError("alembic was run with neither a connection nor sqlalchemy.url")
+        engine = create_engine(url, poolclass=pool.NullPool)
         with engine.connect() as connection:
             context.configure(connection=connection, transaction_per_migration=True)
             with context.begin_transaction():

@@ -69,7 +69,8 @@ def check_url(url: str, allow_hosts: Iterable[str] = ()) -> str:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
         raise UnsafeUrlError(f"the host {host!r} does not resolve") from exc
-    addresses = {info[4][0] for info in infos}
+    # The sockaddr is typed for every family; for the IPv4/IPv6 ones asked here its first item is the address.
+    addresses = {str(info[4][0]) for info in infos}
     if not addresses or not all(_is_public(a) for a in addresses):
         raise UnsafeUrlError(f"the host {host!r} resolves to a private or reserved address")
     return url
@@ -82,7 +83,7 @@ def check_host(host: str, port: int, allow_hosts: Iterable[str] = ()) -> None:
             raise UnsafeUrlError("no host")
         return
     try:
-        addresses = {info[4][0] for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)}
+        addresses = {str(info[4][0]) for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)}
     except (socket.gaierror, UnicodeError) as exc:
         raise UnsafeUrlError(f"the host {host!r} does not resolve") from exc
     if not addresses or not all(_is_public(a) for a in addresses):

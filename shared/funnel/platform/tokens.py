@@ -9,21 +9,42 @@ from __future__ import annotations
 import time
 import uuid
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 from funnel.platform.errors import Unauthorized
 from funnel.platform.secrets import get_secret
 from funnel.settings import get_settings
 
 if TYPE_CHECKING:
-    import jwt as jwt_module
+    from jwt import ExpiredSignatureError, PyJWTError
+    from jwt.types import Options
 
 ISSUER = "funnel"
 ALGORITHM = "HS256"
 
 
+class _PyJwt(Protocol):
+    """The part of the ``jwt`` module (PyJWT) used here. A module is not a type, but mypy checks that the
+    module ``_jwt`` returns matches this protocol, so the calls below are checked against PyJWT's own hints.
+    The exception classes are read-only properties named as the module names them."""
+
+    @property
+    def ExpiredSignatureError(self) -> type[ExpiredSignatureError]: ...
+
+    @property
+    def PyJWTError(self) -> type[PyJWTError]: ...
+
+    def encode(self, payload: dict[str, Any], key: str, algorithm: str | None = ...,
+               headers: dict[str, Any] | None = ...) -> str: ...
+
+    def decode(self, jwt: str, key: str = ..., algorithms: list[str] | None = ..., *,
+               issuer: str | None = ..., options: Options | None = ...) -> dict[str, Any]: ...
+
+    def get_unverified_header(self, jwt: str) -> dict[str, Any]: ...
+
+
 @lru_cache(maxsize=1)
-def _jwt() -> jwt_module:
+def _jwt() -> _PyJwt:
     """PyJWT, imported on first use: it loads the cryptography backend (~40 ms of cold start) that a
     request with an API key, or a route without authentication, never needs."""
     import jwt
