@@ -19,7 +19,9 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
+from typing import Any
 
+from funnel.content import store_pipeline
 from funnel.db import Connection
 from funnel.platform import llm, prompts
 from funnel.platform.llm import OFFLINE_LABEL, LlmTransientError
@@ -39,9 +41,9 @@ def prompt_for(conn: Connection, step: str) -> tuple[str, str, str]:
     return default["system"], default["content"], "default"
 
 
-def tenant_ai_settings(conn: Connection) -> dict:
-    row = conn.execute("SELECT ai_settings FROM system_settings").fetchone()
-    return (row or {}).get("ai_settings") or {}
+def tenant_ai_settings(conn: Connection) -> dict[str, Any]:
+    """The tenant's model choices per step (``system_settings.ai_settings``), passed to ``llm.complete``."""
+    return store_pipeline.ai_settings(conn)
 
 
 @dataclass

@@ -5,16 +5,19 @@
 - ``handle_webhook`` verifies the ``Stripe-Signature`` header, records each event id
   once (a redelivered event changes nothing), and keeps the control DB's
   ``tenants`` subscription columns and ``billing_history`` in step.
-- Usage is gated by ``service.check_subscription`` (402 when canceled or unpaid).
+- Usage is gated by ``generation.check_subscription`` (402 when canceled or unpaid).
+SQL (control DB) is in ``store_billing``.
 """
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import urlsplit
 
-import psycopg
-
 from funnel import db
+from funnel.content import store_billing
+from funnel.content.models import BillingOverview, CheckoutSession, StripeWebhookReceipt
+from funnel.db import Connection
 from funnel.observability import logger, tracer
 from funnel.platform.errors import NotFound, ValidationFailed
 from funnel.platform.principal import Principal
@@ -34,7 +37,7 @@ class WebhookRejected(ValidationFailed):
     status, title, type_suffix = 400, "Webhook rejected", "webhook-rejected"
 
 
-def _stripe_secrets() -> dict:
+def _stripe_secrets() -> dict[str, Any]:
     value = get_secret(get_settings().stripe_secret_id)
     return value if isinstance(value, dict) else {}
 
@@ -58,14 +61,15 @@ def _on_frontend(url: str) -> str:
     return url
 
 
-def start_checkout(principal: Principal, price_id: str, success_url: str, cancel_url: str) -> dict:
+def start_checkout(principal: Principal, price_id: str, success_url: str, cancel_url: str) -> CheckoutSession:
     _on_frontend(success_url)
     _on_frontend(cancel_url)
     client = _client()
     tenant = directory.get(principal.tenant_id)
     with db.control_transaction() as conn:
-        row = conn.execute("SELECT stripe_customer_id FROM tenants WHERE id = %s FOR UPDATE",
-                           (tenant.id,)).fetchone()
+        row = store_billing.lock_customer_id(conn, tenant.id)
+        if row is None:  # the directory knew the tenant a moment ago: deleted in between
+            raise NotFound("tenant not found")
         customer_id = row["stripe_customer_id"]
         if customer_id is None:
             with tracer.subsegment("stripe.customers.create"):
@@ -73,63 +77,53 @@ def start_checkout(principal: Principal, price_id: str, success_url: str, cancel
                     "name": tenant.name, "email": principal.email, "metadata": {"tenant_id": tenant.id}},
                     options={"idempotency_key": f"customer-{tenant.id}"})
             customer_id = customer.id
-            conn.execute("UPDATE tenants SET stripe_customer_id = %s, updated_at = now() WHERE id = %s",
-                         (customer_id, tenant.id))
+            store_billing.set_customer_id(conn, tenant.id, customer_id)
     with tracer.subsegment("stripe.checkout.sessions.create"):
         session = client.v1.checkout.sessions.create(params={
             "mode": "subscription", "customer": customer_id, "client_reference_id": tenant.id,
             "line_items": [{"price": price_id, "quantity": 1}], "success_url": success_url, "cancel_url": cancel_url,
             "subscription_data": {"metadata": {"tenant_id": tenant.id}}})
-    return {"checkout_session_id": session.id, "url": session.url, "customer_id": customer_id}
+    return CheckoutSession(checkout_session_id=session.id, url=session.url, customer_id=customer_id)
 
 
-def _tenant_for(conn: psycopg.Connection, data: dict) -> str | None:
+def _tenant_for(conn: Connection, data: dict[str, Any]) -> str | None:
+    """The tenant an event is about: its metadata (or checkout reference) when that names a tenant, else the
+    tenant of its Stripe customer."""
     metadata_tenant = (data.get("metadata") or {}).get("tenant_id") or data.get("client_reference_id")
-    if metadata_tenant:
-        row = conn.execute("SELECT id FROM tenants WHERE id = %s", (metadata_tenant,)).fetchone()
-        if row:
-            return row["id"]
+    if metadata_tenant and store_billing.tenant_exists(conn, metadata_tenant):
+        return str(metadata_tenant)
     customer = data.get("customer")
-    if customer:
-        row = conn.execute("SELECT id FROM tenants WHERE stripe_customer_id = %s", (customer,)).fetchone()
-        if row:
-            return row["id"]
-    return None
+    return store_billing.tenant_of_customer(conn, customer) if customer else None
 
 
-def _plan_of(subscription: dict) -> str:
+def _plan_of(subscription: dict[str, Any]) -> str:
     items = (subscription.get("items") or {}).get("data") or []
     price = items[0].get("price", {}) if items else {}
     return ((subscription.get("metadata") or {}).get("plan") or price.get("lookup_key") or price.get("nickname")
             or "paid")
 
 
-def _apply(conn: psycopg.Connection, event_type: str, data: dict, tenant_id: str) -> None:
+def _apply(conn: Connection, event_type: str, data: dict[str, Any], tenant_id: str) -> None:
     if event_type == "checkout.session.completed":
-        conn.execute("UPDATE tenants SET stripe_customer_id = coalesce(stripe_customer_id, %s), "
-                     "stripe_subscription_id = %s, updated_at = now() WHERE id = %s",
-                     (data.get("customer"), data.get("subscription"), tenant_id))
+        store_billing.record_checkout(conn, tenant_id, data.get("customer"), data.get("subscription"))
     elif event_type in SUBSCRIPTION_EVENTS:
-        status = "canceled" if event_type.endswith("deleted") else STATUS_MAP.get(data.get("status"), "past_due")
+        status = "canceled" if event_type.endswith("deleted") else STATUS_MAP.get(data.get("status") or "", "past_due")
         period_end = data.get("current_period_end") or (
             ((data.get("items") or {}).get("data") or [{}])[0].get("current_period_end"))
-        conn.execute(
-            "UPDATE tenants SET stripe_subscription_id = %s, subscription_status = %s, plan = %s, "
-            "current_period_end = %s, updated_at = now() WHERE id = %s",
-            (data.get("id"), status, _plan_of(data) if status != "canceled" else "free",
-             datetime.fromtimestamp(period_end, UTC) if period_end else None, tenant_id))
+        store_billing.set_subscription(conn, tenant_id, subscription_id=data.get("id"), status=status,
+                                       plan=_plan_of(data) if status != "canceled" else "free",
+                                       current_period_end=datetime.fromtimestamp(period_end, UTC) if period_end
+                                       else None)
     elif event_type in INVOICE_EVENTS:
-        conn.execute(
-            "INSERT INTO billing_history (tenant_id, stripe_invoice_id, amount, currency, status) "
-            "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (stripe_invoice_id) DO UPDATE SET status = EXCLUDED.status",
-            (tenant_id, data["id"], int(data.get("amount_paid") or data.get("amount_due") or 0),
-             data.get("currency") or "jpy", INVOICE_EVENTS[event_type]))
+        store_billing.upsert_invoice(conn, tenant_id, invoice_id=data["id"],
+                                     amount=int(data.get("amount_paid") or data.get("amount_due") or 0),
+                                     currency=data.get("currency") or "jpy", status=INVOICE_EVENTS[event_type])
         if event_type == "invoice.payment_failed":
-            conn.execute("UPDATE tenants SET subscription_status = 'past_due', updated_at = now() WHERE id = %s "
-                         "AND subscription_status = 'active'", (tenant_id,))
+            store_billing.active_to_past_due(conn, tenant_id)
 
 
-def handle_webhook(payload: bytes, signature: str | None) -> dict:
+def handle_webhook(payload: bytes, signature: str | None) -> StripeWebhookReceipt:
+    """Verify a Stripe delivery's signature, then process its event (once per event id)."""
     import stripe
 
     secret = _stripe_secrets().get("webhook_secret")
@@ -139,30 +133,28 @@ def handle_webhook(payload: bytes, signature: str | None) -> dict:
         event = stripe.Webhook.construct_event(payload, signature, secret)
     except (ValueError, stripe.SignatureVerificationError) as exc:
         raise WebhookRejected("invalid Stripe signature or payload") from exc
-    event_id, event_type = event["id"], event["type"]
-    data = event["data"]["object"].to_dict() if hasattr(event["data"]["object"], "to_dict") else dict(
-        event["data"]["object"])
+    obj = event["data"]["object"]
+    return process_event(event["id"], event["type"], obj.to_dict() if hasattr(obj, "to_dict") else dict(obj))
+
+
+def process_event(event_id: str, event_type: str, data: dict[str, Any]) -> StripeWebhookReceipt:
+    """A verified event: recorded once by id (a redelivery changes nothing), then applied to its tenant."""
     with db.control_transaction() as conn:
         tenant_id = _tenant_for(conn, data)
-        inserted = conn.execute("INSERT INTO stripe_events (id, type, tenant_id) VALUES (%s, %s, %s) "
-                                "ON CONFLICT (id) DO NOTHING RETURNING id",
-                                (event_id, event_type, tenant_id)).fetchone()
-        if inserted is None:
-            return {"received": True, "duplicate": True}
+        if not store_billing.record_event(conn, event_id, event_type, tenant_id):
+            return StripeWebhookReceipt(received=True, duplicate=True)
         if tenant_id is None:
             logger.warning("Stripe event for no known tenant", extra={"event_id": event_id, "type": event_type})
-            return {"received": True, "duplicate": False, "ignored": "unknown customer"}
+            return StripeWebhookReceipt(received=True, duplicate=False, ignored="unknown customer")
         _apply(conn, event_type, data, tenant_id)
-    directory.forget(tenant_id)
-    return {"received": True, "duplicate": False}
+    directory.forget(tenant_id)  # the directory caches the tenant's row, subscription included
+    return StripeWebhookReceipt(received=True, duplicate=False)
 
 
-def billing_overview(tenant_id: str) -> dict:
+def billing_overview(tenant_id: str) -> BillingOverview:
     with db.control_transaction() as conn:
-        tenant = conn.execute("SELECT plan, subscription_status, current_period_end, stripe_customer_id IS NOT NULL "
-                              "AS has_customer FROM tenants WHERE id = %s", (tenant_id,)).fetchone()
+        tenant = store_billing.billing_summary(conn, tenant_id)
         if tenant is None:
             raise NotFound("tenant not found")
-        history = conn.execute("SELECT stripe_invoice_id, amount, currency, status, created_at FROM billing_history "
-                               "WHERE tenant_id = %s ORDER BY created_at DESC LIMIT 50", (tenant_id,)).fetchall()
-    return {**tenant, "history": history}
+        history = store_billing.latest_invoices(conn, tenant_id)
+    return BillingOverview.model_validate({**tenant, "history": history})

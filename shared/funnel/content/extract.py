@@ -9,7 +9,7 @@ BLOCK = {"p", "div", "section", "article", "main", "li", "h1", "h2", "h3", "h4",
 
 
 class _Extractor(HTMLParser):
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self.skip_depth = 0
         self.main_depth = 0
@@ -19,7 +19,7 @@ class _Extractor(HTMLParser):
         self.all_parts: list[str] = []
         self.main_parts: list[str] = []
 
-    def handle_starttag(self, tag, attrs):
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag in SKIP:
             self.skip_depth += 1
         elif tag in ("main", "article"):
@@ -36,7 +36,7 @@ class _Extractor(HTMLParser):
             if self.main_depth:
                 self.main_parts.append("\n")
 
-    def handle_endtag(self, tag):
+    def handle_endtag(self, tag: str) -> None:
         if tag in SKIP and self.skip_depth:
             self.skip_depth -= 1
         elif tag in ("main", "article") and self.main_depth:
@@ -44,7 +44,7 @@ class _Extractor(HTMLParser):
         elif tag == "title":
             self.in_title = False
 
-    def handle_data(self, data):
+    def handle_data(self, data: str) -> None:
         if self.in_title:
             self.title += data
             return

@@ -15,8 +15,9 @@ THEMES = {"auto": None, "blue": ((20, 60, 140), (90, 160, 230)), "green": ((20, 
 
 
 def _colours(theme: str, seed: str) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
-    if THEMES.get(theme):
-        return THEMES[theme]
+    colours = THEMES.get(theme)
+    if colours:
+        return colours
     digest = hashlib.sha256(seed.encode()).digest()
     return (digest[0] // 2, digest[1] // 2, digest[2] // 2), (128 + digest[3] // 2, 128 + digest[4] // 2,
                                                               128 + digest[5] // 2)

@@ -1,7 +1,7 @@
 """Content API: sites, products, clusters, articles, images, schedules, generation runs, billing."""
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Query, Request
@@ -10,7 +10,7 @@ from pydantic import Field
 from funnel import db
 from funnel.api.contract import Page, problem_response, problems
 from funnel.api.deps import Admin, CurrentPrincipal, Cursor, Limit, StrictModel, Writer, page_body
-from funnel.content import billing, schedules, service
+from funnel.content import billing, generation, schedules, service
 from funnel.content.models import (
     Article,
     ArticleImage,
@@ -29,13 +29,13 @@ from funnel.content.models import (
     StripeWebhookReceipt,
 )
 from funnel.platform import audit
-from funnel.platform.storage import presigned_url
 
 router = APIRouter(prefix="/v1")
 Slug = Field(min_length=1, max_length=100, pattern=r"^[a-z0-9][a-z0-9-]*$")
 # WordPress calls (publish, unpublish, archive): timeouts, 429 and 5xx are TransientError (502).
 PIPELINE_UNAVAILABLE = "the pipeline (Step Functions) cannot be reached; the run is marked failed: resume it later"
-WORDPRESS_UNAVAILABLE = {502: problem_response(502, "WordPress did not answer, or answered 429/5xx; try again")}
+WORDPRESS_UNAVAILABLE: dict[int | str, dict[str, Any]] = {
+    502: problem_response(502, "WordPress did not answer, or answered 429/5xx; try again")}
 
 
 class SiteBody(StrictModel):
@@ -63,7 +63,7 @@ def create_site(body: SiteBody, principal: Writer) -> Site:
 @router.get("/sites", tags=["content"])
 def list_sites(principal: CurrentPrincipal, limit: Limit = 50, cursor: Cursor = None) -> Page[Site]:
     with db.tenant_transaction(principal.tenant_id) as conn:
-        return page_body(service.list_sites(conn, cursor, limit))
+        return Page[Site].model_validate(page_body(service.list_sites(conn, cursor, limit)))
 
 
 @router.get("/sites/{site_id}", tags=["content"], responses=problems(404))
@@ -115,13 +115,14 @@ def create_product(body: ProductBody, principal: Writer) -> Product:
 def list_products(principal: CurrentPrincipal, limit: Limit = 50, cursor: Cursor = None,
                   site_id: UUID | None = None) -> Page[Product]:
     with db.tenant_transaction(principal.tenant_id) as conn:
-        return page_body(service.list_products(conn, cursor, limit, str(site_id) if site_id else None))
+        return Page[Product].model_validate(page_body(service.list_products(conn, cursor, limit,
+                                                                            str(site_id) if site_id else None)))
 
 
 @router.get("/products/{product_id}", tags=["content"], responses=problems(404))
 def get_product(product_id: UUID, principal: CurrentPrincipal) -> Product:
     with db.tenant_transaction(principal.tenant_id) as conn:
-        return service.get_product(conn, str(product_id))
+        return Product.model_validate(service.get_product(conn, str(product_id)))
 
 
 @router.patch("/products/{product_id}", tags=["content"],
@@ -148,7 +149,7 @@ class GenerateBody(StrictModel):
 def generate(product_id: UUID, body: GenerateBody, principal: Writer) -> ArticlePipelineRun:
     """Start the article pipeline for a product; follow it with GET /v1/runs/{id} (progress).
     422 when the product has no WordPress site, or its site has no application password or is suspended."""
-    return service.start_generation(principal, str(product_id), body.articles_count, body.publish_mode)
+    return generation.start_generation(principal, str(product_id), body.articles_count, body.publish_mode)
 
 
 @router.post("/runs/{run_id}/resume", tags=["runs"],
@@ -157,28 +158,29 @@ def generate(product_id: UUID, body: GenerateBody, principal: Writer) -> Article
                                 unavailable=PIPELINE_UNAVAILABLE))
 def resume_run(run_id: UUID, principal: Writer) -> ArticlePipelineRun:
     """Continue a failed or paused article pipeline run; finished steps are not run again."""
-    return service.resume_run(principal, str(run_id))
+    return generation.resume_run(principal, str(run_id))
 
 
 @router.post("/runs/{run_id}/pause", tags=["runs"],
              responses=problems(404, 409, conflict="the run is not an article pipeline run, or is neither "
                                                    "pending nor running"))
 def pause_run(run_id: UUID, principal: Writer) -> ArticlePipelineRun:
-    return service.pause_run(principal, str(run_id))
+    return generation.pause_run(principal, str(run_id))
 
 
 @router.post("/runs/{run_id}/cancel", tags=["runs"],
              responses=problems(404, 409, conflict="the run is not an article pipeline run, or is already "
                                                    "completed or cancelled"))
 def cancel_run(run_id: UUID, principal: Writer) -> ArticlePipelineRun:
-    return service.cancel_run(principal, str(run_id))
+    return generation.cancel_run(principal, str(run_id))
 
 
 @router.get("/clusters", tags=["content"])
 def list_clusters(principal: CurrentPrincipal, limit: Limit = 50, cursor: Cursor = None,
                   product_id: UUID | None = None) -> Page[Cluster]:
     with db.tenant_transaction(principal.tenant_id) as conn:
-        return page_body(service.list_clusters(conn, cursor, limit, str(product_id) if product_id else None))
+        return Page[Cluster].model_validate(page_body(
+            service.list_clusters(conn, cursor, limit, str(product_id) if product_id else None)))
 
 
 @router.get("/clusters/{cluster_id}", tags=["content"], responses=problems(404))
@@ -210,14 +212,14 @@ def list_articles(principal: CurrentPrincipal, limit: Limit = 50, cursor: Cursor
                   status: Literal["draft", "published", "archived"] | None = Query(default=None)
                   ) -> Page[Article]:
     with db.tenant_transaction(principal.tenant_id) as conn:
-        return page_body(service.list_articles(conn, cursor, limit, str(cluster_id) if cluster_id else None,
-                                               status))
+        return Page[Article].model_validate(page_body(
+            service.list_articles(conn, cursor, limit, str(cluster_id) if cluster_id else None, status)))
 
 
 @router.get("/articles/{article_id}", tags=["content"], responses=problems(404))
 def get_article(article_id: UUID, principal: CurrentPrincipal) -> Article:
     with db.tenant_transaction(principal.tenant_id) as conn:
-        return service.get_article(conn, str(article_id))
+        return Article.model_validate(service.get_article(conn, str(article_id)))
 
 
 @router.patch("/articles/{article_id}", tags=["content"],
@@ -251,14 +253,14 @@ def archive_article(article_id: UUID, principal: Writer) -> Article:
 def list_images(principal: CurrentPrincipal, limit: Limit = 50, cursor: Cursor = None,
                 article_id: UUID | None = None) -> Page[ArticleImage]:
     with db.tenant_transaction(principal.tenant_id) as conn:
-        return page_body(service.list_images(conn, cursor, limit, str(article_id) if article_id else None))
+        return Page[ArticleImage].model_validate(page_body(
+            service.list_images(conn, cursor, limit, str(article_id) if article_id else None)))
 
 
 @router.get("/images/{image_id}", tags=["content"], responses=problems(404))
 def get_image(image_id: UUID, principal: CurrentPrincipal) -> ArticleImageDetail:
     with db.tenant_transaction(principal.tenant_id) as conn:
-        image = service.get_image(conn, str(image_id))
-    return {**image, "download_url": presigned_url(image["storage_path"]) if image["storage_path"] else None}
+        return service.get_image(conn, str(image_id))
 
 
 @router.delete("/images/{image_id}", status_code=204, tags=["content"], responses=problems(404))
@@ -296,7 +298,7 @@ def create_schedule(body: ScheduleBody, principal: Writer) -> ContentSchedule:
 @router.get("/schedules", tags=["content"])
 def list_schedules(principal: CurrentPrincipal, limit: Limit = 50, cursor: Cursor = None) -> Page[ContentSchedule]:
     with db.tenant_transaction(principal.tenant_id) as conn:
-        return page_body(schedules.list_schedules(conn, cursor, limit))
+        return Page[ContentSchedule].model_validate(page_body(schedules.list_schedules(conn, cursor, limit)))
 
 
 @router.get("/schedules/{schedule_id}", tags=["content"], responses=problems(404))
@@ -308,7 +310,7 @@ def get_schedule(schedule_id: UUID, principal: CurrentPrincipal) -> ContentSched
 @router.get("/schedules/{schedule_id}/jobs", tags=["content"], responses=problems(404))
 def list_schedule_jobs(schedule_id: UUID, principal: CurrentPrincipal) -> ScheduleJobList:
     with db.tenant_transaction(principal.tenant_id) as conn:
-        return {"items": schedules.list_jobs(conn, str(schedule_id))}
+        return schedules.list_jobs(conn, str(schedule_id))
 
 
 @router.patch("/schedules/{schedule_id}", tags=["content"],
@@ -336,7 +338,7 @@ def start_checkout(body: CheckoutBody, principal: Admin) -> CheckoutSession:
     session = billing.start_checkout(principal, body.price_id, body.success_url, body.cancel_url)
     with db.tenant_transaction(principal.tenant_id) as conn:
         audit.record(conn, principal, "billing.checkout", "tenant", principal.tenant_id,
-                     {"price_id": body.price_id, "checkout_session_id": session["checkout_session_id"]})
+                     {"price_id": body.price_id, "checkout_session_id": session.checkout_session_id})
     return session
 
 

@@ -10,6 +10,7 @@ The EventBridge schedule (group ``settings.scheduler_group``, name
 
 A firing inserts a ``schedule_jobs`` row unique on (schedule_id, scheduled_for);
 a duplicate firing of the same occurrence finds the row and starts nothing.
+SQL is in ``store_schedules``.
 """
 from __future__ import annotations
 
@@ -18,15 +19,16 @@ import logging
 import re
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from funnel import db
-from funnel.content import service
-from funnel.db import Connection
+from funnel.content import generation, service, store_schedules
+from funnel.content.models import ContentSchedule, ScheduleJobList
+from funnel.db import Connection, Row
 from funnel.platform import audit, aws
 from funnel.platform.errors import NotFound, ValidationFailed
-from funnel.platform.pagination import keyset_page
+from funnel.platform.pagination import Page
 from funnel.platform.principal import Principal
 from funnel.settings import get_settings
 
@@ -43,8 +45,6 @@ def _croniter() -> type[croniter]:
 
 
 log = logging.getLogger("funnel.content.schedules")
-SCHEDULE_COLUMNS = ("id, user_id, site_id, product_id, cron_expression, timezone, articles_per_run, publish_mode, "
-                    "is_active, next_run_at, scheduler_name, created_at, updated_at")
 DOW_NAMES = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN"]
 _FIELD = re.compile(r"^[\d*/,\-A-Za-z]+$")
 
@@ -103,7 +103,7 @@ def scheduler_name(schedule_id: str) -> str:
     return f"content-{schedule_id}"
 
 
-def _schedule_request(tenant_id: str, row: dict) -> dict:
+def _schedule_request(tenant_id: str, row: Row) -> dict[str, Any]:
     settings = get_settings()
     if not settings.content_schedule_target_arn:
         raise ValidationFailed("content schedules are not configured (FUNNEL_CONTENT_SCHEDULE_TARGET_ARN)")
@@ -118,7 +118,7 @@ def _schedule_request(tenant_id: str, row: dict) -> dict:
                        "Input": json.dumps(payload), "RetryPolicy": {"MaximumRetryAttempts": 3}}}
 
 
-def _put_schedule(tenant_id: str, row: dict, create: bool) -> None:
+def _put_schedule(tenant_id: str, row: Row, create: bool) -> None:
     client = _scheduler()
     request = _schedule_request(tenant_id, row)
     if create:
@@ -141,80 +141,78 @@ def _check_refs(conn: Connection, site_id: str, product_id: str) -> None:
     service.get_product(conn, product_id)
 
 
-def create_schedule(principal: Principal, fields: dict) -> dict:
+def _next_run_or_none(cron_expression: str, zone: str, is_active: bool) -> datetime | None:
+    """An inactive schedule has no next run."""
+    return next_run_at(cron_expression, zone) if is_active else None
+
+
+def create_schedule(principal: Principal, fields: dict[str, Any]) -> ContentSchedule:
     validate(fields["cron_expression"], fields["timezone"])
     fields["site_id"], fields["product_id"] = str(fields["site_id"]), str(fields["product_id"])
     with db.tenant_transaction(principal.tenant_id) as conn:
         _check_refs(conn, fields["site_id"], fields["product_id"])
-        fields["next_run_at"] = next_run_at(fields["cron_expression"], fields["timezone"]) \
-            if fields.get("is_active", True) else None
-        columns = ["user_id", *fields]
-        row = conn.execute(f"INSERT INTO schedules ({', '.join(columns)}) VALUES "
-                           f"({', '.join(['%s'] * len(columns))}) RETURNING {SCHEDULE_COLUMNS}",
-                           (service._user(principal), *fields.values())).fetchone()
-        row = conn.execute(f"UPDATE schedules SET scheduler_name = %s WHERE id = %s RETURNING {SCHEDULE_COLUMNS}",
-                           (scheduler_name(str(row["id"])), row["id"])).fetchone()
+        fields["next_run_at"] = _next_run_or_none(fields["cron_expression"], fields["timezone"],
+                                                  fields.get("is_active", True))
+        row = store_schedules.insert_schedule(conn, {"user_id": service.user_id_of(principal), **fields})
+        row = store_schedules.set_scheduler_name(conn, str(row["id"]), scheduler_name(str(row["id"])))
         audit.record(conn, principal, "schedule.create", "schedule", row["id"],
                      {"cron": row["cron_expression"], "timezone": row["timezone"]})
         _put_schedule(principal.tenant_id, row, create=True)  # a failure rolls the row back
-    return row
+    return ContentSchedule.model_validate(row)
 
 
-def update_schedule(principal: Principal, schedule_id: str, changes: dict) -> dict:
+def update_schedule(principal: Principal, schedule_id: str, changes: dict[str, Any]) -> ContentSchedule:
     with db.tenant_transaction(principal.tenant_id) as conn:
-        current = conn.execute(f"SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE id = %s FOR UPDATE",
-                               (schedule_id,)).fetchone()
-        if current is None:
-            raise NotFound("schedule not found")
+        current = service.found(store_schedules.get_schedule(conn, schedule_id, for_update=True), "schedule")
         merged = {**current, **changes}
         validate(merged["cron_expression"], merged["timezone"])
         for key in ("site_id", "product_id"):
             if key in changes:
                 changes[key] = str(changes[key])
         _check_refs(conn, str(merged["site_id"]), str(merged["product_id"]))
-        changes["next_run_at"] = next_run_at(merged["cron_expression"], merged["timezone"]) \
-            if merged["is_active"] else None
-        row = service._update(conn, "schedules", SCHEDULE_COLUMNS, schedule_id, changes, "schedule")
+        changes["next_run_at"] = _next_run_or_none(merged["cron_expression"], merged["timezone"], merged["is_active"])
+        row = service.found(store_schedules.update_schedule(conn, schedule_id, changes), "schedule")
         audit.record(conn, principal, "schedule.update", "schedule", schedule_id, {"fields": sorted(changes)})
         _put_schedule(principal.tenant_id, row, create=False)
-    return row
+    return ContentSchedule.model_validate(row)
 
 
 def delete_schedule(principal: Principal, schedule_id: str) -> None:
     with db.tenant_transaction(principal.tenant_id) as conn:
-        if conn.execute("DELETE FROM schedules WHERE id = %s RETURNING id", (schedule_id,)).fetchone() is None:
+        if not store_schedules.delete_schedule(conn, schedule_id):
             raise NotFound("schedule not found")
         audit.record(conn, principal, "schedule.delete", "schedule", schedule_id)
         _delete_schedule(schedule_id)
 
 
-def get_schedule(conn: Connection, schedule_id: str) -> dict:
-    return service._get(conn, "schedules", SCHEDULE_COLUMNS, schedule_id, "schedule")
+def get_schedule(conn: Connection, schedule_id: str) -> ContentSchedule:
+    return ContentSchedule.model_validate(service.found(store_schedules.get_schedule(conn, schedule_id), "schedule"))
 
 
-def list_schedules(conn: Connection, cursor: str | None, limit: int):
-    return keyset_page(conn, table="schedules", columns=SCHEDULE_COLUMNS, cursor=cursor, limit=limit)
+def list_schedules(conn: Connection, cursor: str | None, limit: int) -> Page:
+    return store_schedules.list_schedules(conn, cursor, limit)
 
 
-def list_jobs(conn: Connection, schedule_id: str) -> list[dict]:
-    get_schedule(conn, schedule_id)
-    return conn.execute("SELECT id, schedule_id, scheduled_for, run_id, status, started_at, completed_at, "
-                        "articles_generated, error_message, created_at FROM schedule_jobs WHERE schedule_id = %s "
-                        "ORDER BY scheduled_for DESC LIMIT 100", (schedule_id,)).fetchall()
+def list_jobs(conn: Connection, schedule_id: str) -> ScheduleJobList:
+    """The schedule's latest firings (404 when the schedule is not found)."""
+    service.found(store_schedules.get_schedule(conn, schedule_id), "schedule")
+    return ScheduleJobList.model_validate({"items": store_schedules.latest_jobs(conn, schedule_id)})
 
 
 # ---------------------------------------------------------------- firing
-def _scheduled_for(value, row: dict) -> datetime:
-    if isinstance(value, str) and not value.startswith("<"):
+def scheduled_for(scheduled_time: object, row: Row) -> datetime:
+    """The occurrence a firing stands for: its ``scheduled_time`` when EventBridge substituted it (ISO 8601),
+    else (the local ticker passes the placeholder or nothing) the latest occurrence of the cron."""
+    if isinstance(scheduled_time, str) and not scheduled_time.startswith("<"):
         try:
-            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            moment = datetime.fromisoformat(scheduled_time.replace("Z", "+00:00"))
             return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
         except ValueError:
             pass
     return latest_occurrence(row["cron_expression"], row["timezone"])
 
 
-def fire(tenant_id: str, schedule_id: str, scheduled_time=None) -> dict:
+def fire(tenant_id: str, schedule_id: str, scheduled_time: object = None) -> dict[str, Any]:
     """One firing: a schedule_jobs row and a run, at most once per scheduled time."""
     try:
         return _fire(tenant_id, schedule_id, scheduled_time)
@@ -223,31 +221,26 @@ def fire(tenant_id: str, schedule_id: str, scheduled_time=None) -> dict:
         return {"status": "ignored"}
 
 
-def _fire(tenant_id: str, schedule_id: str, scheduled_time) -> dict:
+def _fire(tenant_id: str, schedule_id: str, scheduled_time: object) -> dict[str, Any]:
     with db.tenant_transaction(tenant_id) as conn:
-        row = conn.execute(f"SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE id = %s", (schedule_id,)).fetchone()
+        row = store_schedules.get_schedule(conn, schedule_id)
         if row is None or not row["is_active"]:
             log.warning("schedule %s of tenant %s is gone or inactive: firing ignored", schedule_id, tenant_id)
             return {"status": "ignored"}
-        scheduled_for = _scheduled_for(scheduled_time, row)
-        job = conn.execute("INSERT INTO schedule_jobs (schedule_id, scheduled_for, status) VALUES (%s, %s, 'queued') "
-                           "ON CONFLICT (schedule_id, scheduled_for) DO NOTHING RETURNING id",
-                           (schedule_id, scheduled_for)).fetchone()
+        occurrence = scheduled_for(scheduled_time, row)
+        job = store_schedules.insert_job(conn, schedule_id, occurrence)
         if job is None:
-            return {"status": "duplicate", "scheduled_for": scheduled_for.isoformat()}
-        conn.execute("UPDATE schedules SET next_run_at = %s WHERE id = %s",
-                     (next_run_at(row["cron_expression"], row["timezone"]), schedule_id))
+            return {"status": "duplicate", "scheduled_for": occurrence.isoformat()}
+        job_id = str(job["id"])
+        store_schedules.set_next_run(conn, schedule_id, next_run_at(row["cron_expression"], row["timezone"]))
         try:
             with conn.transaction():
-                run = service.create_pipeline_run(conn, f"schedule:{schedule_id}", str(row["product_id"]),
-                                                  articles_count=row["articles_per_run"],
-                                                  publish_mode=row["publish_mode"], schedule_job_id=str(job["id"]))
+                run = generation.create_pipeline_run(conn, f"schedule:{schedule_id}", str(row["product_id"]),
+                                                     articles_count=row["articles_per_run"],
+                                                     publish_mode=row["publish_mode"], schedule_job_id=job_id)
         except Exception as exc:  # e.g. the site lost its token: the job records why nothing ran
-            conn.execute("UPDATE schedule_jobs SET status = 'failed', completed_at = now(), error_message = %s "
-                         "WHERE id = %s", (str(exc)[:2000], job["id"]))
-            return {"status": "failed", "job_id": str(job["id"]), "error": str(exc)}
-        conn.execute("UPDATE schedule_jobs SET run_id = %s, status = 'running', started_at = now() WHERE id = %s",
-                     (run["id"], job["id"]))
-    service.start_execution(tenant_id, str(run["id"]))
-    return {"status": "started", "job_id": str(job["id"]), "run_id": str(run["id"]),
-            "scheduled_for": scheduled_for.isoformat()}
+            store_schedules.job_failed(conn, job_id, str(exc)[:2000])
+            return {"status": "failed", "job_id": job_id, "error": str(exc)}
+        store_schedules.job_started(conn, job_id, str(run["id"]))
+    generation.start_execution(tenant_id, str(run["id"]))
+    return {"status": "started", "job_id": job_id, "run_id": str(run["id"]), "scheduled_for": occurrence.isoformat()}

@@ -78,7 +78,8 @@ class WordPressSite:
 
     def upsert_post(self, *, post_id: int | None, slug: str, title: str, html: str, excerpt: str, status: str,
                     featured_media: int | None = None) -> dict:
-        body = {"title": title, "content": sanitize_html(html), "excerpt": excerpt, "status": status, "slug": slug}
+        body: dict[str, str | int] = {"title": title, "content": sanitize_html(html), "excerpt": excerpt,
+                                      "status": status, "slug": slug}
         if featured_media:
             body["featured_media"] = featured_media
         if post_id is None:

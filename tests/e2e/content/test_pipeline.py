@@ -176,7 +176,7 @@ def test_pause_stops_at_the_next_step_and_a_paused_run_can_be_cancelled(runtime,
 
 def test_resume_after_pause_finishes_without_redoing_the_analysis(runtime, api, tenant, wordpress, product_site,
                                                                   scripted_provider, monkeypatch):
-    from funnel.content import service
+    from funnel.content import generation
 
     provider, server = scripted_provider
     use_models(api, tenant, provider)
@@ -191,7 +191,7 @@ def test_resume_after_pause_finishes_without_redoing_the_analysis(runtime, api, 
         assert time.monotonic() < deadline, "the execution never halted"
         time.sleep(0.05)
     # Resumed in the moment the halting execution still looks RUNNING to Step Functions: a new one must start.
-    monkeypatch.setattr(service, "_execution_running", lambda run: True)
+    monkeypatch.setattr(generation, "_execution_running", lambda run: True)
     resumed = api.post(f"/v1/runs/{run_id}/resume", headers=tenant.headers)
     assert resumed.status_code == 200, resumed.text
     monkeypatch.undo()
