@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Query, Request
@@ -12,7 +12,7 @@ from pydantic import Field
 from funnel import db
 from funnel.api.context import client_ip
 from funnel.api.contract import Page, problems
-from funnel.api.deps import Admin, CurrentPrincipal, Cursor, Email, Limit, StrictModel, Writer, page_body
+from funnel.api.deps import Admin, CurrentPrincipal, Cursor, Email, Limit, StrictModel, Writer, page_of
 from funnel.platform import audit, auth, llm, prompts, runs, users
 from funnel.platform.errors import NotFound, ValidationFailed
 from funnel.platform.models import (
@@ -59,26 +59,23 @@ class AcceptInviteBody(StrictModel):
     401, 422, 429, validation="The request is not valid, or the e-mail belongs to several workspaces and `tenant` "
                               "does not name one (`tenants` lists their slugs)"))
 def login(body: LoginBody, request: Request) -> TokenPair:
-    return auth.login(body.email, body.password, body.tenant, client_ip(request))
+    return TokenPair.model_validate(auth.login(body.email, body.password, body.tenant, client_ip(request)))
 
 
 @router.post("/auth/refresh", tags=["auth"], responses=problems(401))
 def refresh(body: RefreshBody) -> TokenPair:
-    return auth.refresh(body.refresh_token)
+    return TokenPair.model_validate(auth.refresh(body.refresh_token))
 
 
 @router.post("/auth/accept-invite", tags=["auth"], responses=problems(
     401, 404, not_found="The invitation was already used, or the user is disabled"))
 def accept_invite(body: AcceptInviteBody) -> User:
-    return users.accept_invite(body.token, body.password)
+    return User.model_validate(users.accept_invite(body.token, body.password))
 
 
 @router.get("/me", tags=["auth"])
 def me(principal: CurrentPrincipal) -> CurrentUser:
-    with db.tenant_transaction(principal.tenant_id) as conn:
-        user = users.get_user(conn, principal.user_id)
-    return {**user, "tenant_id": principal.tenant_id, "effective_role": principal.role,
-            "api_key_id": principal.api_key_id}
+    return CurrentUser.model_validate(users.current_user(principal))
 
 
 class UserInviteBody(StrictModel):
@@ -98,24 +95,23 @@ class UserPatch(StrictModel):
     409, conflict="A user with this e-mail exists"))
 def invite_user(body: UserInviteBody, principal: Admin) -> UserInvited:
     user, token = users.invite_user(principal, email=body.email, role=body.role, display_name=body.display_name)
-    return {**user, "invite_token": token}
+    return UserInvited.model_validate({**user, "invite_token": token})
 
 
 @router.get("/users", tags=["users"])
 def list_users(principal: CurrentPrincipal, limit: Limit = 50, cursor: Cursor = None) -> Page[User]:
-    return page_body(users.list_users(principal, cursor, limit))
+    return page_of(User, users.list_users(principal, cursor, limit))
 
 
 @router.get("/users/{user_id}", tags=["users"], responses=problems(404))
 def get_user(user_id: UUID, principal: CurrentPrincipal) -> User:
-    with db.tenant_transaction(principal.tenant_id) as conn:
-        return users.get_user(conn, str(user_id))
+    return User.model_validate(users.get_user(principal, str(user_id)))
 
 
 @router.patch("/users/{user_id}", tags=["users"], responses=problems(
     404, 409, conflict="The workspace would lose its last active owner"))
 def update_user(user_id: UUID, body: UserPatch, principal: Admin) -> User:
-    return users.update_user(principal, str(user_id), **body.model_dump(exclude_none=True))
+    return User.model_validate(users.update_user(principal, str(user_id), **body.model_dump(exclude_none=True)))
 
 
 class ApiKeyBody(StrictModel):
@@ -126,17 +122,17 @@ class ApiKeyBody(StrictModel):
 
 @router.post("/api-keys", status_code=201, tags=["api-keys"])
 def create_api_key(body: ApiKeyBody, principal: Writer) -> ApiKeyCreated:
-    return auth.create_api_key(principal, body.name, body.scope, body.expires_at)
+    return ApiKeyCreated.model_validate(auth.create_api_key(principal, body.name, body.scope, body.expires_at))
 
 
 @router.get("/api-keys", tags=["api-keys"])
 def list_api_keys(principal: CurrentPrincipal, limit: Limit = 50, cursor: Cursor = None) -> Page[ApiKey]:
-    return page_body(auth.list_api_keys(principal, cursor, limit))
+    return page_of(ApiKey, auth.list_api_keys(principal, cursor, limit))
 
 
 @router.delete("/api-keys/{api_key_id}", tags=["api-keys"], responses=problems(404))
 def revoke_api_key(api_key_id: UUID, principal: Writer) -> ApiKey:
-    return auth.revoke_api_key(principal, str(api_key_id))
+    return ApiKey.model_validate(auth.revoke_api_key(principal, str(api_key_id)))
 
 
 @router.get("/audit-logs", tags=["audit"])
@@ -149,13 +145,14 @@ def list_audit_logs(principal: Admin, limit: Limit = 50, cursor: Cursor = None,
     with db.tenant_transaction(principal.tenant_id) as conn:
         page = audit.list_entries(conn, user_id=user_id, action=action, resource_type=resource_type,
                                   resource_id=resource_id, since=since, until=until, cursor=cursor, limit=limit)
-    return page_body(page)
+    return page_of(AuditLogEntry, page)
 
 
-def _with_progress(run: dict) -> dict:
+def _with_progress(run: dict[str, Any]) -> Run:
     total = run["steps_total"] or 0
-    return {**run, "progress": {"steps_done": run["steps_done"], "steps_total": total,
-                                "percent": round(100 * run["steps_done"] / total, 1) if total else None}}
+    return Run.model_validate({**run, "progress": {
+        "steps_done": run["steps_done"], "steps_total": total,
+        "percent": round(100 * run["steps_done"] / total, 1) if total else None}})
 
 
 @router.get("/runs", tags=["runs"])
@@ -164,7 +161,7 @@ def list_runs(principal: CurrentPrincipal, limit: Limit = 50, cursor: Cursor = N
               status: str | None = Query(default=None, max_length=20)) -> Page[Run]:
     with db.tenant_transaction(principal.tenant_id) as conn:
         page = runs.list_runs(conn, cursor, limit, kind, status)
-    return {"items": [_with_progress(r) for r in page.items], "next_cursor": page.next_cursor}
+    return Page[Run](items=[_with_progress(r) for r in page.items], next_cursor=page.next_cursor)
 
 
 @router.get("/runs/{run_id}", tags=["runs"], responses=problems(404))
@@ -176,14 +173,15 @@ def get_run(run_id: UUID, principal: CurrentPrincipal) -> Run:
 @router.get("/runs/{run_id}/steps", tags=["runs"], responses=problems(404))
 def list_steps(run_id: UUID, principal: CurrentPrincipal) -> RunStepList:
     with db.tenant_transaction(principal.tenant_id) as conn:
-        return {"items": runs.list_steps(conn, str(run_id))}
+        return RunStepList.model_validate({"items": runs.list_steps(conn, str(run_id))})
 
 
 @router.get("/runs/{run_id}/artifacts", tags=["runs"], response_model_exclude_unset=True, responses=problems(404))
 def list_artifacts(run_id: UUID, principal: CurrentPrincipal) -> RunArtifactList:
     with db.tenant_transaction(principal.tenant_id) as conn:
         items = runs.list_artifacts(conn, str(run_id))
-    return {"items": [{**a, "download_url": presigned_url(a["file_path"])} for a in items]}
+    return RunArtifactList.model_validate({"items": [{**a, "download_url": presigned_url(a["file_path"])}
+                                                     for a in items]})
 
 
 class PromptBody(StrictModel):
@@ -197,19 +195,20 @@ class PromptBody(StrictModel):
     422, validation="The request is not valid, or `variables` does not match the `{{placeholders}}` of `content`"))
 def create_prompt(body: PromptBody, principal: Admin) -> Prompt:
     with db.tenant_transaction(principal.tenant_id) as conn:
-        return prompts.create_prompt(conn, principal, body.step, body.content, body.variables, body.activate)
+        return Prompt.model_validate(
+            prompts.create_prompt(conn, principal, body.step, body.content, body.variables, body.activate))
 
 
 @router.get("/prompts", tags=["prompts"])
 def list_prompts(principal: CurrentPrincipal, step: str | None = Query(default=None, max_length=100)) -> PromptList:
     with db.tenant_transaction(principal.tenant_id) as conn:
-        return {"items": prompts.list_prompts(conn, step)}
+        return PromptList.model_validate({"items": prompts.list_prompts(conn, step)})
 
 
 @router.post("/prompts/{prompt_id}/activate", tags=["prompts"], responses=problems(404))
 def activate_prompt(prompt_id: int, principal: Admin) -> Prompt:
     with db.tenant_transaction(principal.tenant_id) as conn:
-        return prompts.activate_prompt(conn, principal, prompt_id)
+        return Prompt.model_validate(prompts.activate_prompt(conn, principal, prompt_id))
 
 
 @router.get("/llm/providers", tags=["llm"])

@@ -13,12 +13,14 @@ from __future__ import annotations
 import re
 import uuid
 
-from psycopg import sql
+import psycopg
 
 from funnel import db
+from funnel.db import Row
 from funnel.db import Tenant as Tenant
 from funnel.db import TenantDirectory as TenantDirectory
 from funnel.db import directory as directory
+from funnel.platform import store_tenants
 from funnel.platform.errors import Conflict, ValidationFailed
 from funnel.platform.users import create_user
 from funnel.settings import get_settings
@@ -38,7 +40,7 @@ def tenant_database_url(dbname: str) -> str:
 
 
 def provision(name: str, owner_email: str, owner_password: str, slug: str | None = None,
-              pool: str | None = None, plan: str = "free") -> tuple[Tenant, dict]:
+              pool: str | None = None, plan: str = "free") -> tuple[Tenant, Row]:
     """Create a tenant (its own database, or a place in a pooled one), migrated, with an owner."""
     # lazy: its process pool and alembic serve provisioning, not every API cold start (auth imports this module)
     from funnel.platform import migrations
@@ -54,13 +56,11 @@ def provision(name: str, owner_email: str, owner_password: str, slug: str | None
     tenant_id = str(uuid.uuid4())
     dbname = pool or "funnel_t_" + slug.replace("-", "_")
     database_url = tenant_database_url(dbname)
-    control_db = db.database_name(get_settings().control_database_url)
-    with db.admin_connect(control_db) as conn:
+    with _control_owner() as conn:
         try:
-            conn.execute("INSERT INTO tenants (id, name, slug, database_url, isolation, plan) "
-                         "VALUES (%s, %s, %s, %s, %s, %s)",
-                         (tenant_id, name, slug, database_url, "pool" if pool else "silo", plan))
-        except Exception as exc:
+            store_tenants.insert_tenant(conn, tenant_id=tenant_id, name=name, slug=slug, database_url=database_url,
+                                        isolation="pool" if pool else "silo", plan=plan)
+        except psycopg.errors.UniqueViolation as exc:
             if "tenants_slug_key" in str(exc):
                 raise Conflict(f"a tenant with slug {slug!r} exists") from exc
             raise
@@ -75,12 +75,12 @@ def provision(name: str, owner_email: str, owner_password: str, slug: str | None
         migrations.upgrade_tenant_database(database_url)
         owner = create_user(tenant_id, email=owner_email, password=owner_password, role="owner",
                             display_name=None, actor="system")
-        with db.admin_connect(control_db) as conn:
-            conn.execute("UPDATE tenants SET status = 'active', updated_at = now() WHERE id = %s", (tenant_id,))
+        with _control_owner() as conn:
+            store_tenants.activate_tenant(conn, tenant_id)
     except BaseException:
         directory.forget(tenant_id)
-        with db.admin_connect(control_db) as conn:
-            conn.execute("DELETE FROM tenants WHERE id = %s", (tenant_id,))
+        with _control_owner() as conn:
+            store_tenants.delete_tenant(conn, tenant_id)
         if created_database:
             drop_database(dbname)
         raise
@@ -88,18 +88,23 @@ def provision(name: str, owner_email: str, owner_password: str, slug: str | None
     return directory.get(tenant_id), owner
 
 
+def _control_owner() -> db.Connection:
+    """A one-off autocommit connection to the control DB as the owner role, the role provisioning (which
+    also creates databases) and the operator commands run as: each step's write stands on its own."""
+    return db.admin_connect(db.database_name(get_settings().control_database_url))
+
+
 def drop_database(dbname: str) -> None:
     with db.admin_connect() as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname)))
+        store_tenants.drop_database(conn, dbname)
 
 
-def list_tenants() -> list[dict]:
-    with db.admin_connect(db.database_name(get_settings().control_database_url)) as conn:
-        return conn.execute("SELECT id, name, slug, isolation, status, plan, database_url, created_at "
-                            "FROM tenants ORDER BY created_at").fetchall()
+def list_tenants() -> list[Row]:
+    with _control_owner() as conn:
+        return store_tenants.list_tenants(conn)
 
 
 def active_tenant_ids() -> list[str]:
     """Every active tenant (scheduled jobs that sweep all tenants iterate this)."""
     with db.control_transaction() as conn:
-        return [row["id"] for row in conn.execute("SELECT id FROM tenants WHERE status = 'active' ORDER BY created_at")]
+        return store_tenants.active_tenant_ids(conn)
