@@ -3,7 +3,9 @@ tenant (the email sender sends them, within the tenant's sending limits), and ma
 to send as sent."""
 from __future__ import annotations
 
-from funnel.email.campaigns import complete_sent_campaigns, send_due_reminders, send_scheduled
+from funnel.email.completion import complete_sent_campaigns
+from funnel.email.reminders import send_due_reminders
+from funnel.email.sending import send_scheduled
 from funnel.observability import bind_tenant, log_metrics, logger, tracer
 from funnel.platform.tenants import active_tenant_ids
 

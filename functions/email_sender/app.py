@@ -7,7 +7,9 @@ import json
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from funnel.email.campaigns import EmailThrottled, deliver, fan_out
+from funnel.email.delivery import deliver
+from funnel.email.sending import fan_out
+from funnel.email.transport import EmailThrottled
 from funnel.observability import bind_tenant, log_metrics, logger, tracer
 from funnel.platform import aws
 from funnel.platform.errors import NotFound

@@ -7,7 +7,6 @@ its cold start counts. Machine traffic is recorded but flagged (``is_machine``, 
 from __future__ import annotations
 
 import ipaddress
-import json
 
 # What a recorded human event counts as (machine traffic counts as EmailMachineEventsRecorded).
 EVENT_METRICS = {"open": "EmailOpensRecorded", "click": "EmailClicksRecorded",
@@ -53,30 +52,29 @@ def record_event(tenant_id: str, message_id: str, event_type: str, *, url: str |
     """Write one event (once per ``dedup_key``) for the mail of ``reminder_round`` (from the token; None: the
     round the recipient was last sent); an unsubscribe also puts the address on the shared do-not-contact
     list and stops reminders. Returns False for an unknown message or a duplicate."""
+    # Imported here, not at the top: ``machine_reason`` is pure, and the tracking function loads the database
+    # layer only on its first event.
     from funnel import db
+    from funnel.email import store_events
     from funnel.observability import count
 
     with db.tenant_transaction(tenant_id) as conn:
-        message = conn.execute("SELECT id, email, reminder_sent, extract(epoch FROM now() - coalesce(last_sent_at, "
-                               "sent_at)) AS age FROM email_messages WHERE id = %s", (message_id,)).fetchone()
+        message = store_events.message_for_event(conn, message_id)
         if message is None:
             return False
         reason = machine_reason(event_type, user_agent, method, ip,
                                 float(message["age"]) if message["age"] is not None else None)
-        inserted = conn.execute(
-            "INSERT INTO email_events (email_message_id, type, url, user_agent, ip, is_machine, detail, dedup_key, "
-            "reminder_round) VALUES (%s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s) "
-            "ON CONFLICT (tenant_id, dedup_key) DO NOTHING RETURNING id",
-            (message_id, event_type, url, (user_agent or "")[:500], ip, reason is not None,
-             json.dumps({"machine": reason}) if reason else None, dedup_key,
-             message["reminder_sent"] if reminder_round is None else reminder_round)).fetchone()
-        if inserted is None:
+        inserted = store_events.insert_tracking_event(
+            conn, message_id, event_type, url=url, user_agent=(user_agent or "")[:500], ip=ip, machine=reason,
+            dedup_key=dedup_key, reminder_round=message["reminder_sent"] if reminder_round is None else reminder_round)
+        if not inserted:
             return False
         if event_type == "unsubscribe":
-            from funnel.platform import suppression  # lazy like db above: only an unsubscribe needs it
+            from funnel.email import store_messages
+            from funnel.platform import suppression  # lazy like db above: only an unsubscribe needs them
 
             suppression.suppress(conn, "email", message["email"], "unsubscribed", f"email_message:{message_id}")
-            conn.execute("UPDATE email_messages SET next_reminder_at = NULL WHERE id = %s", (message_id,))
+            store_messages.stop_reminders(conn, message_id)
     count("EmailMachineEventsRecorded" if reason else EVENT_METRICS.get(event_type, "EmailEventsRecorded"),
           tenant_id=tenant_id)
     return True

@@ -76,7 +76,9 @@ def build(campaign: dict, recipient: dict, tenant_id: str, key: bytes, public_ba
     message = MIMEMultipart("alternative")
     message["From"] = formataddr((campaign["from_name"], campaign["from_address"]), charset="utf-8")
     message["To"] = formataddr((recipient.get("name") or "", recipient["email"]), charset="utf-8")
-    message["Subject"] = Header(personalise(campaign["subject"], recipient), "utf-8")
+    # compat32 takes a Header and encodes it when the message is flattened; typeshed types MIMEMultipart's header
+    # values as str only.
+    message["Subject"] = Header(personalise(campaign["subject"], recipient), "utf-8")  # type: ignore[assignment]
     message["Date"] = format_datetime(datetime.now(UTC))
     message["Message-ID"] = make_msgid(domain=campaign["from_address"].partition("@")[2] or None)
     message["List-Unsubscribe"] = f"<{unsubscribe}>"

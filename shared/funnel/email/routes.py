@@ -10,7 +10,7 @@ from pydantic import AwareDatetime, Field
 from funnel import db
 from funnel.api.contract import Page, problem_response, problems
 from funnel.api.deps import Admin, CurrentPrincipal, Cursor, Email, Limit, StrictModel, Writer, page_body
-from funnel.email import campaigns, smtp, sns
+from funnel.email import campaigns, sending, smtp, sns, stats
 from funnel.email.models import (
     CampaignStatus,
     EmailAttachmentUpload,
@@ -65,27 +65,25 @@ def list_campaigns(principal: CurrentPrincipal, limit: Limit = 50, cursor: Curso
                    status: CampaignStatus | None = None) -> Page[EmailCampaign]:
     """The tenant's campaigns, newest first."""
     with db.tenant_transaction(principal.tenant_id) as conn:
-        return page_body(campaigns.list_campaigns(conn, cursor, limit, status))
+        return Page[EmailCampaign].model_validate(page_body(campaigns.list_campaigns(conn, cursor, limit, status)))
 
 
 @router.post("/email-campaigns", status_code=201, tags=["email"])
 def create_campaign(body: CampaignBody, principal: Writer) -> EmailCampaign:
     recipients = [{**r.model_dump(), "contact_id": str(r.contact_id) if r.contact_id else None}
                   for r in body.recipients]
-    return campaigns.create_campaign(principal, name=body.name, subject=body.subject, body=body.body,
-                                     from_name=body.from_name, sender_identity=body.sender_identity,
-                                     recipients=recipients,
-                                     reminder_strategy=(body.reminder_strategy.model_dump()
-                                                        if body.reminder_strategy else None),
-                                     smtp_profile_id=str(body.smtp_profile_id) if body.smtp_profile_id else None,
-                                     contact_ids=[str(c) for c in body.contact_ids],
-                                     task_id=str(body.task_id) if body.task_id else None)
+    return EmailCampaign.model_validate(campaigns.create_campaign(
+        principal, name=body.name, subject=body.subject, body=body.body, from_name=body.from_name,
+        sender_identity=body.sender_identity, recipients=recipients,
+        reminder_strategy=body.reminder_strategy.model_dump() if body.reminder_strategy else None,
+        smtp_profile_id=str(body.smtp_profile_id) if body.smtp_profile_id else None,
+        contact_ids=[str(c) for c in body.contact_ids], task_id=str(body.task_id) if body.task_id else None))
 
 
 @router.get("/email-campaigns/{campaign_id}", tags=["email"], responses=problems(404))
 def get_campaign(campaign_id: UUID, principal: CurrentPrincipal) -> EmailCampaign:
     with db.tenant_transaction(principal.tenant_id) as conn:
-        return campaigns.get_campaign(conn, str(campaign_id))
+        return EmailCampaign.model_validate(campaigns.get_campaign(conn, str(campaign_id)))
 
 
 class SendBody(StrictModel):
@@ -103,8 +101,8 @@ SEND_PROBLEMS[503]["headers"] = {"Retry-After": {"description": "seconds to wait
 def send_campaign(campaign_id: UUID, principal: Writer, body: SendBody | None = None) -> EmailCampaignSendResult:
     """Send now, or at `send_at`; a 503 (the sending queue is unreachable) changed nothing: send again after
     `Retry-After` seconds."""
-    return {"send_at": None, "queued": None,
-            **campaigns.send(principal, str(campaign_id), body.send_at if body else None)}
+    return EmailCampaignSendResult.model_validate(
+        {"send_at": None, "queued": None, **sending.send(principal, str(campaign_id), body.send_at if body else None)})
 
 
 class AttachmentBody(StrictModel):
@@ -116,13 +114,14 @@ class AttachmentBody(StrictModel):
              responses=problems(404, 409, conflict="the campaign is no longer a draft"))
 def add_attachment(campaign_id: UUID, body: AttachmentBody, principal: Writer) -> EmailAttachmentUpload:
     """Returns `upload_url` (S3 presigned PUT, 15 minutes); recipients get a tracked, expiring download link."""
-    return campaigns.add_attachment(principal, str(campaign_id), body.filename, body.content_type)
+    return EmailAttachmentUpload.model_validate(
+        campaigns.add_attachment(principal, str(campaign_id), body.filename, body.content_type))
 
 
 @router.post("/email-campaigns/{campaign_id}/cancel", tags=["email"],
              responses=problems(404, 409, conflict="the campaign is already sent or cancelled"))
 def cancel_campaign(campaign_id: UUID, principal: Writer) -> EmailCampaignCancelResult:
-    return campaigns.cancel(principal, str(campaign_id))
+    return EmailCampaignCancelResult.model_validate(campaigns.cancel(principal, str(campaign_id)))
 
 
 @router.get("/email-campaigns/{campaign_id}/messages", tags=["email"], responses=problems(404))
@@ -130,20 +129,21 @@ def list_messages(campaign_id: UUID, principal: CurrentPrincipal, limit: Limit =
                   status: MessageStatus | None = None) -> Page[EmailMessage]:
     """The campaign's messages by address, a page at a time; ``status=failed`` lists the ones to look at."""
     with db.tenant_transaction(principal.tenant_id) as conn:
-        return page_body(campaigns.list_messages(conn, str(campaign_id), cursor, limit, status))
+        return Page[EmailMessage].model_validate(
+            page_body(campaigns.list_messages(conn, str(campaign_id), cursor, limit, status)))
 
 
 @router.get("/email-campaigns/{campaign_id}/stats", tags=["email"], responses=problems(404))
 def campaign_stats(campaign_id: UUID, principal: CurrentPrincipal) -> EmailCampaignStats:
     with db.tenant_transaction(principal.tenant_id) as conn:
-        return campaigns.stats(conn, str(campaign_id))
+        return EmailCampaignStats.model_validate(stats.stats(conn, str(campaign_id)))
 
 
 @router.post("/webhooks/ses", tags=["email"], response_model_exclude_none=True,
              responses={400: problem_response(400, "Not an SNS message, or its signature does not verify")})
 async def ses_notifications(request: Request) -> SesNotificationOutcome:
     """SNS (HTTPS subscription) delivers SES bounce, complaint and delivery events here; signed, not authenticated."""
-    return sns.handle(await request.body())
+    return SesNotificationOutcome.model_validate(sns.handle(await request.body()))
 
 
 class SmtpProfileBody(StrictModel):
@@ -159,11 +159,11 @@ class SmtpProfileBody(StrictModel):
 @router.post("/smtp-profiles", status_code=201, tags=["email"])
 def create_smtp_profile(body: SmtpProfileBody, principal: Admin) -> SmtpProfile:
     with db.tenant_transaction(principal.tenant_id) as conn:
-        return smtp.save_profile(conn, principal, **body.model_dump())
+        return SmtpProfile.model_validate(smtp.save_profile(conn, principal, **body.model_dump()))
 
 
 @router.get("/smtp-profiles", tags=["email"])
 def list_smtp_profiles(principal: Admin) -> Page[SmtpProfile]:
     """Every profile, oldest first, in one page."""
     with db.tenant_transaction(principal.tenant_id) as conn:
-        return {"items": smtp.list_profiles(conn), "next_cursor": None}
+        return Page[SmtpProfile].model_validate({"items": smtp.list_profiles(conn), "next_cursor": None})

@@ -13,9 +13,8 @@ import json
 import re
 from functools import lru_cache
 
-from psycopg.types.json import Jsonb
-
 from funnel import db
+from funnel.email import store_events, store_messages
 from funnel.observability import count
 from funnel.platform import suppression
 from funnel.platform.errors import ValidationFailed
@@ -26,6 +25,9 @@ SIGNED_FIELDS = {
     "SubscriptionConfirmation": ("Message", "MessageId", "SubscribeURL", "Timestamp", "Token", "TopicArn", "Type"),
     "UnsubscribeConfirmation": ("Message", "MessageId", "SubscribeURL", "Timestamp", "Token", "TopicArn", "Type"),
 }
+
+
+EVENT_TYPES = {"Bounce": "bounce", "Complaint": "complaint", "Delivery": "delivery"}
 
 
 class SnsRejected(ValidationFailed):
@@ -100,34 +102,30 @@ def _apply(event: dict, sns_message_id: str) -> dict:
     tenant_id, message_id = (tags.get("tenant_id") or [None])[0], (tags.get("message_id") or [None])[0]
     if not tenant_id or not message_id:
         return {"ignored": "not a Funnel campaign message"}
-    if kind not in ("Bounce", "Complaint", "Delivery"):
+    if kind not in EVENT_TYPES:
         return {"ignored": kind}  # Send, Open, Click, Reject, DeliveryDelay...: our own tracking covers them
     with db.tenant_transaction(tenant_id) as conn:
-        row = conn.execute("SELECT id, email FROM email_messages WHERE id = %s", (message_id,)).fetchone()
-        if row is None:
+        address = store_events.message_address(conn, message_id)
+        if address is None:
             return {"ignored": "unknown message"}
-        inserted = conn.execute(
-            "INSERT INTO email_events (email_message_id, type, detail, dedup_key) VALUES (%s, %s, %s, %s) "
-            "ON CONFLICT (tenant_id, dedup_key) DO NOTHING RETURNING id",
-            (message_id, {"Bounce": "bounce", "Complaint": "complaint", "Delivery": "delivery"}[kind],
-             Jsonb(event.get("bounce") or event.get("complaint") or event.get("delivery") or {}),
-             f"sns:{sns_message_id}")).fetchone()
-        if inserted is None:
+        if not store_events.insert_provider_event(
+                conn, message_id, EVENT_TYPES[kind],
+                event.get("bounce") or event.get("complaint") or event.get("delivery") or {}, f"sns:{sns_message_id}"):
             return {"duplicate": True}
-        if kind in ("Bounce", "Complaint"):
-            count("EmailsBounced" if kind == "Bounce" else "EmailComplaints", tenant_id=tenant_id)
         if kind == "Complaint":
-            suppression.suppress(conn, "email", row["email"], "complaint", f"ses:{sns_message_id}")
-            conn.execute("UPDATE email_messages SET status = 'complained', next_reminder_at = NULL WHERE id = %s",
-                         (message_id,))
+            count("EmailComplaints", tenant_id=tenant_id)
+            suppression.suppress(conn, "email", address, "complaint", f"ses:{sns_message_id}")
+            store_messages.set_final_status(conn, message_id, "complained")
         elif kind == "Bounce":
-            permanent = (event.get("bounce") or {}).get("bounceType") == "Permanent"
-            soft_count = conn.execute(
-                "SELECT count(*) AS n FROM email_events e JOIN email_messages m ON m.id = e.email_message_id "
-                "WHERE m.email = %s AND e.type = 'bounce' AND e.detail->>'bounceType' <> 'Permanent'",
-                (row["email"],)).fetchone()["n"]
-            if permanent or soft_count >= get_settings().soft_bounce_threshold:
-                suppression.suppress(conn, "email", row["email"], "hard_bounce", f"ses:{sns_message_id}")
-                conn.execute("UPDATE email_messages SET status = 'bounced', next_reminder_at = NULL WHERE id = %s",
-                             (message_id,))
+            count("EmailsBounced", tenant_id=tenant_id)
+            if bounce_suppresses(event, store_events.soft_bounce_count(conn, address)):
+                suppression.suppress(conn, "email", address, "hard_bounce", f"ses:{sns_message_id}")
+                store_messages.set_final_status(conn, message_id, "bounced")
     return {"recorded": kind}
+
+
+def bounce_suppresses(event: dict, soft_bounces: int) -> bool:
+    """A hard (Permanent) bounce suppresses the address at once; soft ones once ``soft_bounces`` (this one
+    included) reach ``soft_bounce_threshold``."""
+    return ((event.get("bounce") or {}).get("bounceType") == "Permanent"
+            or soft_bounces >= get_settings().soft_bounce_threshold)

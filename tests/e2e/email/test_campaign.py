@@ -11,7 +11,7 @@ import uuid
 import pytest
 
 from funnel import db
-from funnel.email import campaigns, events, tokens
+from funnel.email import delivery, events, sending, tokens
 from tests.support.tenants import new_tenant
 
 BROWSER = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_0) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0"
@@ -129,8 +129,8 @@ def test_duplicate_events_are_recorded_once(runtime, api, tenant):
     api.post(f"/v1/email-campaigns/{campaign['id']}/send", headers=tenant.headers)
     [row] = _wait_sent(tenant, campaign["id"], 1)
     for _ in range(3):  # the same request delivered three times (retries, queue redelivery)
-        campaigns.record_event(tenant.tenant_id, str(row["id"]), "open", url=None, user_agent=BROWSER,
-                               ip="198.51.100.7", method="GET", dedup_key=f"open:{row['id']}:req-1")
+        events.record_event(tenant.tenant_id, str(row["id"]), "open", url=None, user_agent=BROWSER,
+                            ip="198.51.100.7", method="GET", dedup_key=f"open:{row['id']}:req-1")
     with db.tenant_transaction(tenant.tenant_id) as conn:
         count = conn.execute("SELECT count(*) AS n FROM email_events WHERE email_message_id = %s",
                              (row["id"],)).fetchone()["n"]
@@ -175,7 +175,7 @@ def test_a_reminder_round_goes_only_to_recipients_who_still_qualify(runtime, api
     assert len(_sent_raw(leaver)) == 1 and len(_sent_raw(clicker)) == 1
     assert str(_sent_raw(ignorer)[-1]["Subject"]).startswith("【再送】")
     # A retried queue record for the same round never sends it twice.
-    assert campaigns.deliver(tenant.tenant_id, str(rows[ignorer]["id"]), reminder_round=1) == "reminder already sent"
+    assert delivery.deliver(tenant.tenant_id, str(rows[ignorer]["id"]), reminder_round=1) == "reminder already sent"
     assert runtime.invoke("EmailRemindersFunction", {})["reminders_queued"] == 0  # the next round is 2-3 days on
     with db.tenant_transaction(tenant.tenant_id) as conn:
         after = {r["email"]: r for r in conn.execute(
@@ -374,7 +374,7 @@ def test_when_the_queue_is_unreachable_a_send_changes_nothing_and_can_be_tried_a
 
     readers = [f"retry{i}-{uuid.uuid4().hex[:6]}@example.org" for i in range(2)]
     campaign = _campaign(api, tenant, [{"email": r} for r in readers])
-    monkeypatch.setattr(campaigns, "_queue", UnreachableQueue)
+    monkeypatch.setattr(sending, "_queue", UnreachableQueue)
     refused = api.post(f"/v1/email-campaigns/{campaign['id']}/send", headers=tenant.headers)
     assert refused.status_code == 503 and refused.headers["retry-after"], refused.text
     assert api.get(f"/v1/email-campaigns/{campaign['id']}", headers=tenant.headers).json()["status"] == "draft"

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 
-from funnel.email import campaigns, events, mime, sns, tokens
+from funnel.email import events, mime, reminders, sns, tokens
 
 KEY = b"k" * 32
 TENANT = str(uuid.uuid4())
@@ -130,14 +130,14 @@ STRATEGY = {"rules": [{"when": "not_opened", "after_days": 3}, {"when": "opened_
 
 
 def test_reminder_rules_follow_the_strategy_and_the_maximum():
-    assert campaigns.reminder_rule(STRATEGY, "not_opened", 0)["after_days"] == 3
-    assert campaigns.reminder_rule(STRATEGY, "opened_not_clicked", 1)["after_days"] == 2
-    assert campaigns.reminder_rule(STRATEGY, "clicked", 0) is None
-    assert campaigns.reminder_rule(STRATEGY, "not_opened", 2) is None
-    assert campaigns.reminder_rule(None, "not_opened", 0) is None
-    assert campaigns._first_reminder_days(STRATEGY) == 2
-    assert campaigns._first_reminder_days({**STRATEGY, "max_reminders": 0}) is None
-    assert campaigns._first_reminder_days({"rules": [{"when": "someday"}]}) is None
+    assert reminders.reminder_rule(STRATEGY, "not_opened", 0)["after_days"] == 3
+    assert reminders.reminder_rule(STRATEGY, "opened_not_clicked", 1)["after_days"] == 2
+    assert reminders.reminder_rule(STRATEGY, "clicked", 0) is None
+    assert reminders.reminder_rule(STRATEGY, "not_opened", 2) is None
+    assert reminders.reminder_rule(None, "not_opened", 0) is None
+    assert reminders.first_reminder_days(STRATEGY) == 2
+    assert reminders.first_reminder_days({**STRATEGY, "max_reminders": 0}) is None
+    assert reminders.first_reminder_days({"rules": [{"when": "someday"}]}) is None
 
 
 # --- SNS ----------------------------------------------------------------------------------------------

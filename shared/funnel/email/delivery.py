@@ -1,0 +1,56 @@
+"""The sender's step for one message: ``deliver`` sends a campaign message, or one reminder round of it, once,
+however often its queue record is retried. A suppressed address is never sent to; the tenant's sending limit
+is taken before the transaction that renders and sends."""
+from __future__ import annotations
+
+from funnel import db
+from funnel.email import campaigns, completion, mime, reminders, store_messages, tokens, transport
+from funnel.observability import count
+from funnel.platform import suppression
+from funnel.settings import get_settings
+
+
+def deliver(tenant_id: str, message_id: str, reminder_round: int = 0) -> str:
+    """Send one message, or reminder round ``reminder_round`` of it; returns what became of it. Idempotent: the row
+    is locked and a message already sent (or a round already sent) is never sent again. Raises EmailThrottled when
+    the tenant's sending limit (or SES) says not now."""
+    with db.tenant_transaction(tenant_id) as conn:  # a short look first: nothing to send takes no slot
+        message = store_messages.message(conn, message_id)
+        if message is None:
+            return "unknown message"
+        if reminder_round and message["reminder_sent"] >= reminder_round:
+            return "reminder already sent"
+        if message["status"] != ("sent" if reminder_round else "queued"):
+            return message["status"] if not reminder_round else "reminder not due"
+        reason = suppression.is_suppressed(conn, email=message["email"])
+        if reason and not reminder_round:
+            store_messages.mark_suppressed(conn, message_id, reason)
+            completion.complete_if_nothing_queued(conn, message["campaign_id"])
+            return "suppressed"
+        transport.take_send_slot(conn)
+    with db.tenant_transaction(tenant_id) as conn:
+        message = store_messages.lock_message(conn, message_id)
+        if message is None:
+            raise RuntimeError(f"message {message_id} is being sent by another worker")
+        campaign = campaigns.get_campaign(conn, str(message["campaign_id"]))
+        if reminder_round:
+            return reminders.deliver_reminder(conn, tenant_id, campaign, message, reminder_round)
+        if message["status"] != "queued":
+            return str(message["status"])
+        reason = suppression.is_suppressed(conn, email=message["email"])
+        if reason:
+            store_messages.mark_suppressed(conn, message_id, reason)
+            completion.complete_if_nothing_queued(conn, campaign["id"])
+            return "suppressed"
+        mail = mime.build(campaign, message, tenant_id, tokens.tracking_key(), get_settings().public_base_url)
+        try:
+            provider_id = transport.transmit(conn, tenant_id, campaign, message, mail)
+        except transport.SendRefused as refusal:
+            status = transport.record_refusal(conn, message, refusal, 0)
+            completion.complete_if_nothing_queued(conn, campaign["id"])
+            return status
+        store_messages.mark_sent(conn, message_id, provider_id, mail["X-Funnel-Message"],
+                                 reminders.first_reminder_days(campaign["reminder_strategy"]))
+        count("EmailsSent", tenant_id=tenant_id)  # it went out: counted even if this commit fails
+        completion.complete_if_nothing_queued(conn, campaign["id"])
+    return "sent"
