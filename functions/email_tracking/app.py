@@ -2,7 +2,7 @@
 
 Its own small function with no framework: cold start matters. The recipient never sees an
 error: when the database is unreachable the pixel, the redirect and the unsubscribe page are
-still served and the event is queued for the tracking-events consumer to write later.
+still served and the event is queued (EmailTrackingEventsQueue) for EmailTrackingEventsFunction to write later.
 A tampered or unknown token gets a plain 404 page, never a redirect anywhere.
 
 Observability: the events it records are counted (``funnel.email.events.record_event``) and flushed after each

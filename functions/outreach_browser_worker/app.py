@@ -1,5 +1,5 @@
-"""Browser worker (container image with Playwright + Chromium), fed by the browser queue one
-message at a time; it reports each target's result back to the waiting state machine.
+"""Browser worker (container image with Playwright + Chromium), fed by OutreachBrowserQueue one
+message at a time; it reports each target's result back to the waiting OutreachSendPipeline.
 
 Every message carries the task token of its Map iteration. The worker first sends a heartbeat:
 if the pipeline no longer waits for that token (the state timed out and was retried with a new
