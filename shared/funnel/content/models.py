@@ -1,7 +1,7 @@
 """Response models of the content API (sites, products, clusters, articles, images, schedules, runs, billing).
 
-Each model is exactly what the service's SQL returns (``funnel.content.service`` / ``schedules`` /
-``billing``; columns in ``migrations/tenant/versions/content_0001_tables.py``): a nullable column is a
+Each model is exactly what the store modules' SQL returns (``funnel.content.store_*``; columns in
+``migrations/tenant/versions/content_0001_tables.py``), validated by the services: a nullable column is a
 required key with a nullable value. ``Out`` forbids undeclared keys, so a new column fails the suite
 until it is declared here.
 """
