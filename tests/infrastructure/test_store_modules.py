@@ -20,9 +20,7 @@ NOT_SQL = {"outreach/forms/engine.py": {"run"}}  # a form-filling run's execute(
 NOT_YET_MOVED = {
     "platform/cli.py",
     "platform/idempotency.py",
-    "platform/llm.py",
     "platform/pagination.py",
-    "platform/prompts.py",
     "platform/ratelimit.py",
     "platform/routes.py",
     "platform/suppression.py",

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 from funnel import db
 from funnel.observability import llm_usage, tracer
+from funnel.platform import store_llm
 from funnel.platform.errors import FunnelError, ValidationFailed
 from funnel.platform.secrets import get_secret
 from funnel.settings import get_settings
@@ -91,11 +92,8 @@ def _registry() -> dict:
     if _registry_cache and _registry_cache[0] > now:
         return _registry_cache[1]
     with db.control_transaction() as conn:
-        models = conn.execute(
-            "SELECT m.provider_id, m.model_name, m.model_class, p.api_base_url, p.api_key_name, p.is_offline, "
-            "m.input_cost_per_mtok, m.output_cost_per_mtok FROM llm_models m JOIN llm_providers p "
-            "ON p.id = m.provider_id WHERE m.is_active AND p.is_active ORDER BY m.id").fetchall()
-        defaults = conn.execute("SELECT step, provider_id, model_class FROM step_llm_defaults").fetchall()
+        models = store_llm.active_models(conn)
+        defaults = store_llm.step_defaults(conn)
     registry = {"models": models, "defaults": {d["step"]: (d["provider_id"], d["model_class"]) for d in defaults}}
     _registry_cache = (now + REGISTRY_TTL_SECONDS, registry)
     return registry
