@@ -4,21 +4,20 @@ from __future__ import annotations
 import csv
 import io
 import json
+from typing import Any
 
 import psycopg
-from psycopg.types.json import Jsonb
 
 from funnel import db
-from funnel.db import Connection
+from funnel.db import Connection, Row
+from funnel.outreach import store_contacts as store
 from funnel.platform import audit, aws, storage
 from funnel.platform.errors import Conflict, NotFound, ValidationFailed
 from funnel.platform.normalize import domain_of, normalize_email, normalize_phone, normalize_url
-from funnel.platform.pagination import Page, keyset_page
+from funnel.platform.pagination import Page
 from funnel.platform.principal import Principal
 from funnel.settings import get_settings
 
-CONTACT_COLUMNS = ("id, user_id, company_name, default_url, domain, default_contact_person, email, phone, "
-                   "corporate_number, industry, metadata, created_at, updated_at")
 MAX_IMPORT_ROWS = 50_000
 # CSV header -> field; Japanese headers as Excel users write them.
 HEADERS = {
@@ -46,35 +45,29 @@ def _clean(fields: dict) -> dict:
             "corporate_number": corporate, "industry": (fields.get("industry") or "").strip() or None}
 
 
-def create_contact(conn: Connection, principal: Principal, fields: dict) -> dict:
+def create_contact(conn: Connection, principal: Principal, fields: dict) -> Row:
     values = _clean(fields)
     try:
-        with conn.transaction():
-            row = conn.execute(
-                f"INSERT INTO contacts (user_id, company_name, default_url, domain, default_contact_person, email, "
-                f"phone, corporate_number, industry, metadata) VALUES (%(user_id)s, %(company_name)s, "
-                f"%(default_url)s, %(domain)s, %(default_contact_person)s, %(email)s, %(phone)s, "
-                f"%(corporate_number)s, %(industry)s, %(metadata)s) RETURNING {CONTACT_COLUMNS}",
-                {**values, "user_id": principal.user_id, "metadata": Jsonb(fields.get("metadata") or {})}).fetchone()
+        row = store.insert_contact(conn, principal.user_id, values, fields.get("metadata") or {})
     except psycopg.errors.UniqueViolation as exc:
         raise Conflict(f"a contact for {values['domain']} exists") from exc
     audit.record(conn, principal, "contact.create", "contact", row["id"], {"domain": row["domain"]})
     return row
 
 
-def get_contact(conn: Connection, contact_id: str) -> dict:
-    row = conn.execute(f"SELECT {CONTACT_COLUMNS} FROM contacts WHERE id = %s", (contact_id,)).fetchone()
+def get_contact(conn: Connection, contact_id: str) -> Row:
+    row = store.get_contact(conn, contact_id)
     if row is None:
         raise NotFound("contact not found")
     return row
 
 
 def list_contacts(conn: Connection, cursor: str | None, limit: int) -> Page:
-    return keyset_page(conn, table="contacts", columns=CONTACT_COLUMNS, cursor=cursor, limit=limit)
+    return store.contacts_page(conn, cursor, limit)
 
 
 def delete_contact(conn: Connection, principal: Principal, contact_id: str) -> None:
-    if conn.execute("DELETE FROM contacts WHERE id = %s", (contact_id,)).rowcount == 0:
+    if not store.delete_contact(conn, contact_id):
         raise NotFound("contact not found")
     audit.record(conn, principal, "contact.delete", "contact", contact_id)
 
@@ -140,25 +133,17 @@ def _parse(data: bytes) -> tuple[int, list[tuple[int, dict]], list[dict]]:
 
 
 def _insert(conn: Connection, user_id: str | None, accepted: list[tuple[int, dict]], report: list[dict]) -> int:
+    """Insert the accepted rows; a row whose domain is a contact already goes into ``report`` as a duplicate."""
     imported = 0
-    with conn.cursor() as cursor:
-        for number, values in accepted:
-            cursor.execute(
-                "INSERT INTO contacts (user_id, company_name, default_url, domain, default_contact_person, email, "
-                "phone, corporate_number, industry) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
-                "ON CONFLICT (tenant_id, domain) WHERE domain IS NOT NULL DO NOTHING RETURNING id",
-                (user_id, values["company_name"], values["default_url"], values["domain"],
-                 values["default_contact_person"], values["email"], values["phone"], values["corporate_number"],
-                 values["industry"]))
-            if cursor.fetchone():
-                imported += 1
-            else:
-                report.append({"row": number, "status": "duplicate",
-                               "reason": f"{values['domain']} is already a contact"})
+    for number, values in accepted:
+        if store.insert_contact_unless_known(conn, user_id, values):
+            imported += 1
+        else:
+            report.append({"row": number, "status": "duplicate", "reason": f"{values['domain']} is already a contact"})
     return imported
 
 
-def _result(job_id, total: int, imported: int, report: list[dict], status: str = "completed") -> dict:
+def _result(job_id: Any, total: int, imported: int, report: list[dict], status: str = "completed") -> dict:
     report.sort(key=lambda item: item["row"])
     return {"import_job_id": str(job_id), "status": status, "total_rows": total, "imported": imported,
             "duplicates": sum(1 for item in report if item["status"] == "duplicate"),
@@ -173,20 +158,17 @@ def import_csv(principal: Principal, data: bytes) -> dict:
     settings = get_settings()
     with db.tenant_transaction(principal.tenant_id) as conn:
         background = total > settings.contact_import_sync_rows
-        job = conn.execute("INSERT INTO import_jobs (user_id, status, total_rows) VALUES (%s, %s, %s) RETURNING id",
-                           (principal.user_id, "pending" if background else "running", total)).fetchone()
+        job = store.insert_import_job(conn, principal.user_id, "pending" if background else "running", total)
         audit.record(conn, principal, "contact.import", "import_job", job["id"], {"rows": total,
                                                                                  "background": background})
         if not background:
             imported = _insert(conn, principal.user_id, accepted, report)
             result = _result(job["id"], total, imported, report)
-            conn.execute("UPDATE import_jobs SET status = 'completed', processed_rows = total_rows, imported = %s, "
-                         "rejected = %s, report = %s, finished_at = now() WHERE id = %s",
-                         (imported, result["rejected"], Jsonb(result["report"]), job["id"]))
+            store.complete_import_job(conn, job["id"], imported, result["rejected"], result["report"])
             return result
         key = f"imports/{principal.tenant_id}/{job['id']}.csv"
         storage.put_bytes(key, data, "text/csv")
-        conn.execute("UPDATE import_jobs SET source_path = %s WHERE id = %s", (key, job["id"]))
+        store.set_import_source(conn, job["id"], key)
     aws.client("sqs").send_message(QueueUrl=settings.contact_import_queue_url, MessageBody=json.dumps(
         {"tenant_id": principal.tenant_id, "import_job_id": str(job["id"])}))
     return {"import_job_id": str(job["id"]), "status": "pending", "total_rows": total}
@@ -198,35 +180,32 @@ IMPORT_CHUNK_ROWS = 500
 def run_import_job(tenant_id: str, job_id: str) -> dict:
     """The background import: chunks of rows, each committed with the job's progress."""
     with db.tenant_transaction(tenant_id) as conn:
-        job = conn.execute("SELECT * FROM import_jobs WHERE id = %s FOR UPDATE", (job_id,)).fetchone()
+        job = store.lock_import_job(conn, job_id)
         if job is None or job["status"] == "completed":
             return {"import_job_id": job_id, "status": job["status"] if job else "gone"}
-        conn.execute("UPDATE import_jobs SET status = 'running' WHERE id = %s", (job_id,))
+        store.mark_import_running(conn, job_id)
     total, accepted, report = _parse(storage.get_bytes(job["source_path"]))
     imported = 0
     for start in range(0, len(accepted), IMPORT_CHUNK_ROWS):
         chunk = accepted[start:start + IMPORT_CHUNK_ROWS]
         with db.tenant_transaction(tenant_id) as conn:
             imported += _insert(conn, str(job["user_id"]) if job["user_id"] else None, chunk, report)
-            conn.execute("UPDATE import_jobs SET processed_rows = %s, imported = %s WHERE id = %s",
-                         (min(total, chunk[-1][0] - 1), imported, job_id))
+            # the chunk's last CSV line (the header is line 1) is how many data rows are processed
+            store.record_import_progress(conn, job_id, min(total, chunk[-1][0] - 1), imported)
     result = _result(job_id, total, imported, report)
     with db.tenant_transaction(tenant_id) as conn:
-        conn.execute("UPDATE import_jobs SET status = 'completed', processed_rows = total_rows, imported = %s, "
-                     "rejected = %s, report = %s, finished_at = now() WHERE id = %s",
-                     (imported, result["rejected"], Jsonb(result["report"]), job_id))
+        store.complete_import_job(conn, job_id, imported, result["rejected"], result["report"])
     return result
 
 
 def import_job(conn: Connection, job_id: str) -> dict:
-    row = conn.execute("SELECT id, status, total_rows, processed_rows, imported, rejected, report, error, created_at, "
-                       "finished_at FROM import_jobs WHERE id = %s", (job_id,)).fetchone()
+    row = store.get_import_job(conn, job_id)
     if row is None:
         raise NotFound("import job not found")
     return {**row, "progress": round(100 * row["processed_rows"] / row["total_rows"], 1) if row["total_rows"] else 100}
 
 
-def update_contact(conn: Connection, principal: Principal, contact_id: str, changes: dict) -> dict:
+def update_contact(conn: Connection, principal: Principal, contact_id: str, changes: dict) -> Row:
     """Partial update; the merged contact is checked and normalised like a new one."""
     current = get_contact(conn, contact_id)
     merged = {"company_name": current["company_name"], "url": current["default_url"],
@@ -236,14 +215,10 @@ def update_contact(conn: Connection, principal: Principal, contact_id: str, chan
     values = _clean(merged)
     metadata = changes.get("metadata") if changes.get("metadata") is not None else current["metadata"]
     try:
-        with conn.transaction():
-            row = conn.execute(
-                f"UPDATE contacts SET company_name = %(company_name)s, default_url = %(default_url)s, "
-                f"domain = %(domain)s, default_contact_person = %(default_contact_person)s, email = %(email)s, "
-                f"phone = %(phone)s, corporate_number = %(corporate_number)s, industry = %(industry)s, "
-                f"metadata = %(metadata)s, updated_at = now() WHERE id = %(id)s RETURNING {CONTACT_COLUMNS}",
-                {**values, "metadata": Jsonb(metadata), "id": contact_id}).fetchone()
+        row = store.update_contact(conn, contact_id, values, metadata)
     except psycopg.errors.UniqueViolation as exc:
         raise Conflict(f"a contact for {values['domain']} exists") from exc
+    if row is None:  # deleted since it was read
+        raise NotFound("contact not found")
     audit.record(conn, principal, "contact.update", "contact", contact_id, {"fields": sorted(changes)})
     return row

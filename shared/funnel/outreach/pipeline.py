@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import re
 import time
-
-from psycopg.types.json import Jsonb
+from typing import Any
 
 from funnel import db
+from funnel.db import Connection
 from funnel.notifications.service import dispatch_pending, notify
 from funnel.observability import logger
-from funnel.outreach.tasks import summary
+from funnel.outreach import store_tasks as store
+from funnel.outreach.tasks import get_task, summary
 from funnel.platform import llm, runs
 from funnel.platform.ssrf import UnsafeUrlError, fetch
 from funnel.settings import get_settings
@@ -28,7 +29,7 @@ def _site_text(url: str) -> str:
     return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", text)).strip()[:4000]
 
 
-def _personalize(conn, tenant_id: str, target: dict, ai_settings: dict) -> None:
+def _personalize(conn: Connection, tenant_id: str, target: dict[str, Any], ai_settings: dict[str, Any]) -> None:
     """AI mode: the LLM rewrites the rendered template for this company, from its own site's text."""
     site = _site_text(target["target_url"])
     messages = [
@@ -40,12 +41,11 @@ def _personalize(conn, tenant_id: str, target: dict, ai_settings: dict) -> None:
     ]
     completion = llm.complete(PERSONALIZE_STEP, messages, tenant_ai_settings=ai_settings,
                               offline_responder=lambda _: f"{llm.OFFLINE_LABEL}\n{target['message']}")
-    conn.execute("UPDATE task_targets SET message = %s WHERE id = %s", (completion.text, target["id"]))
-    conn.execute("INSERT INTO ai_runs (task_target_id, step, model, prompt_tokens, completion_tokens, cost_estimate, "
-                 "response_json) VALUES (%s, %s, %s, %s, %s, %s, %s)",
-                 (target["id"], PERSONALIZE_STEP, completion.model, completion.prompt_tokens,
-                  completion.completion_tokens, completion.cost_usd,
-                  Jsonb({"text": completion.text, "offline": completion.offline, "site_chars": len(site)})))
+    store.set_target_message(conn, target["id"], completion.text)
+    store.insert_ai_run(conn, target["id"], PERSONALIZE_STEP, model=completion.model,
+                        prompt_tokens=completion.prompt_tokens, completion_tokens=completion.completion_tokens,
+                        cost_estimate=completion.cost_usd,
+                        response={"text": completion.text, "offline": completion.offline, "site_chars": len(site)})
 
 
 def prepare(event: dict) -> dict:
@@ -56,27 +56,24 @@ def prepare(event: dict) -> dict:
     tenant_id, task_id, phase = event["tenant_id"], event["task_id"], event["phase"]
     wanted = "approved" if phase == "submit" else "pending"
     with db.tenant_transaction(tenant_id) as conn:
-        task = conn.execute("SELECT settings FROM tasks WHERE id = %s", (task_id,)).fetchone()
-        targets = conn.execute("SELECT id, target_url, company_name, message FROM task_targets WHERE task_id = %s "
-                               "AND status = %s ORDER BY created_at, id", (task_id, wanted)).fetchall()
+        task = get_task(conn, task_id)
+        targets = store.targets_to_prepare(conn, task_id, wanted)
         if not event.get("continued"):
             runs.start_step(conn, event["run_id"], "prepare")
     if task["settings"].get("ai_mode") and phase != "submit":
         with db.tenant_transaction(tenant_id) as conn:
-            ai_settings = (conn.execute("SELECT ai_settings FROM system_settings").fetchone() or {}).get("ai_settings")
-            done = {r["task_target_id"] for r in conn.execute(
-                "SELECT DISTINCT task_target_id FROM ai_runs WHERE step = %s AND task_target_id = ANY(%s::uuid[])",
-                (PERSONALIZE_STEP, [t["id"] for t in targets]))}
+            ai_settings = store.tenant_ai_settings(conn)
+            done = store.personalised_targets(conn, PERSONALIZE_STEP, [t["id"] for t in targets])
         deadline = time.monotonic() + PREPARE_BUDGET_SECONDS
         todo = [t for t in targets if t["id"] not in done]
         for index, target in enumerate(todo):
             with db.tenant_transaction(tenant_id) as conn:
-                _personalize(conn, tenant_id, target, ai_settings or {})
+                _personalize(conn, tenant_id, target, ai_settings)
             if time.monotonic() > deadline and index + 1 < len(todo):
                 return {**{k: v for k, v in event.items() if k != "continued"}, "more": True,
                         "personalized": index + 1, "remaining": len(todo) - index - 1}
     with db.tenant_transaction(tenant_id) as conn:
-        conn.execute("UPDATE task_targets SET status = 'queued' WHERE task_id = %s AND status = %s", (task_id, wanted))
+        store.move_targets(conn, task_id, (wanted,), "queued")
         runs.complete_step(conn, event["run_id"], "prepare", counts_toward_progress=False)
     return {**{k: v for k, v in event.items() if k != "continued"}, "more": False,
             "target_ids": [str(t["id"]) for t in targets]}
@@ -92,9 +89,8 @@ def prepare_failed(event: dict) -> dict:
     text = f"{error.get('Error', 'Error')}: {str(error.get('Cause', ''))[:500]}"
     tenant_id, task_id = event["tenant_id"], event["task_id"]
     with db.tenant_transaction(tenant_id) as conn:
-        task = conn.execute("UPDATE tasks SET status = 'failed', finished_at = now() WHERE id = %s "
-                            "RETURNING name, user_id", (task_id,)).fetchone()
-        conn.execute("UPDATE task_targets SET status = 'pending' WHERE task_id = %s AND status = 'queued'", (task_id,))
+        task = store.end_task(conn, task_id, "failed")
+        store.move_targets(conn, task_id, ("queued",), "pending")
         runs.fail_step(conn, event["run_id"], "prepare", error=text)
         runs.update_run(conn, event["run_id"], status="failed", error_message=f"step prepare failed: {text}")
         if task and task["user_id"]:
@@ -109,19 +105,17 @@ def target_failed(event: dict) -> dict:
     """A target's browser job never reported back (timeout) or failed for good."""
     error = event.get("error") or {}
     with db.tenant_transaction(event["tenant_id"]) as conn:
-        conn.execute("UPDATE task_targets SET status = 'failed', result_summary = %s, last_attempt_at = now() "
-                     "WHERE id = %s AND status IN ('queued', 'running', 'pending', 'approved')",
-                     (f"{error.get('Error', 'Error')}: {str(error.get('Cause', ''))[:300]}", event["target_id"]))
+        store.fail_unfinished_target(conn, event["target_id"],
+                                     f"{error.get('Error', 'Error')}: {str(error.get('Cause', ''))[:300]}")
     return {"target_id": event["target_id"], "status": "failed"}
 
 
 def finalize(event: dict) -> dict:
     tenant_id, task_id, phase = event["tenant_id"], event["task_id"], event["phase"]
     with db.tenant_transaction(tenant_id) as conn:
-        task = conn.execute("SELECT name, user_id, status FROM tasks WHERE id = %s FOR UPDATE", (task_id,)).fetchone()
+        task = get_task(conn, task_id, for_update=True)
         # Targets still queued were not dispatched (paused or cancelled task): back to where they were.
-        conn.execute("UPDATE task_targets SET status = %s WHERE task_id = %s AND status IN ('queued', 'running')",
-                     ("approved" if phase == "submit" else "pending", task_id))
+        store.move_targets(conn, task_id, ("queued", "running"), "approved" if phase == "submit" else "pending")
         counts = summary(conn, task_id)
         # Targets the worker deferred (outside the send window, over the daily cap) are still to send:
         # the task pauses instead of completing, and `start` resumes it.
@@ -129,8 +123,7 @@ def finalize(event: dict) -> dict:
         if task["status"] == "running":
             waiting_review = counts.get("review", 0) > 0 and phase == "review"
             new_status = "review" if waiting_review else "paused" if deferred else "completed"
-            conn.execute("UPDATE tasks SET status = %s, finished_at = CASE WHEN %s = 'completed' THEN now() END "
-                         "WHERE id = %s", (new_status, new_status, task_id))
+            store.finish_run_of_task(conn, task_id, new_status)
         else:
             new_status = task["status"]
         runs.update_run(conn, event["run_id"], status="completed" if new_status != "paused" else "paused")

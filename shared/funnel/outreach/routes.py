@@ -45,19 +45,19 @@ class ContactBody(StrictModel):
              responses=problems(409, conflict="a contact for the URL's domain exists"))
 def create_contact(body: ContactBody, principal: Writer) -> Contact:
     with db.tenant_transaction(principal.tenant_id) as conn:
-        return contacts.create_contact(conn, principal, body.model_dump())
+        return Contact.model_validate(contacts.create_contact(conn, principal, body.model_dump()))
 
 
 @router.get("/contacts", tags=["outreach"])
 def list_contacts(principal: CurrentPrincipal, limit: Limit = 50, cursor: Cursor = None) -> Page[Contact]:
     with db.tenant_transaction(principal.tenant_id) as conn:
-        return page_body(contacts.list_contacts(conn, cursor, limit))
+        return Page[Contact].model_validate(page_body(contacts.list_contacts(conn, cursor, limit)))
 
 
 @router.get("/contacts/{contact_id}", tags=["outreach"], responses=problems(404))
 def get_contact(contact_id: UUID, principal: CurrentPrincipal) -> Contact:
     with db.tenant_transaction(principal.tenant_id) as conn:
-        return contacts.get_contact(conn, str(contact_id))
+        return Contact.model_validate(contacts.get_contact(conn, str(contact_id)))
 
 
 @router.delete("/contacts/{contact_id}", status_code=204, tags=["outreach"], responses=problems(404))
@@ -82,7 +82,8 @@ class ContactChanges(StrictModel):
 def update_contact(contact_id: UUID, body: ContactChanges, principal: Writer) -> Contact:
     """Change some fields; the URL is normalised again and must stay unique per domain (409)."""
     with db.tenant_transaction(principal.tenant_id) as conn:
-        return contacts.update_contact(conn, principal, str(contact_id), body.model_dump(exclude_unset=True))
+        return Contact.model_validate(contacts.update_contact(conn, principal, str(contact_id),
+                                                              body.model_dump(exclude_unset=True)))
 
 
 CSV_BODY = {"requestBody": {"required": True, "description": "a CSV file with a header row: a URL column (url, "
@@ -95,14 +96,14 @@ CSV_BODY = {"requestBody": {"required": True, "description": "a CSV file with a 
 async def import_contacts(request: Request, principal: Writer) -> ContactImportOutcome:
     """Send the CSV file as the body (text/csv, UTF-8 or Shift_JIS/CP932). A broken file is refused whole;
     the report lists every rejected or duplicate row and why. Large files answer with a pending job."""
-    return contacts.import_csv(principal, await request.body())
+    return ContactImportOutcome.model_validate(contacts.import_csv(principal, await request.body()))
 
 
 @router.get("/contacts/import-jobs/{job_id}", tags=["outreach"], responses=problems(404))
 def import_job(job_id: UUID, principal: CurrentPrincipal) -> ContactImport:
     """Progress and report of an import (large files import in the background)."""
     with db.tenant_transaction(principal.tenant_id) as conn:
-        return contacts.import_job(conn, str(job_id))
+        return ContactImport.model_validate(contacts.import_job(conn, str(job_id)))
 
 
 class TemplateBody(StrictModel):
@@ -117,8 +118,9 @@ class TemplateBody(StrictModel):
 def create_template(body: TemplateBody, principal: Writer) -> OutreachTemplate:
     """Save a template; an unknown {{variable}} is refused (422)."""
     with db.tenant_transaction(principal.tenant_id) as conn:
-        return templates.save_template(conn, principal, title=body.title, body=body.body, subject=body.subject,
-                                       template_type=body.type, ai_mode=body.ai_mode)
+        return OutreachTemplate.model_validate(templates.save_template(
+            conn, principal, title=body.title, body=body.body, subject=body.subject, template_type=body.type,
+            ai_mode=body.ai_mode))
 
 
 @router.get("/templates", tags=["outreach"])
@@ -126,7 +128,7 @@ def list_templates(principal: CurrentPrincipal, limit: Limit = 50, cursor: Curso
                    type: Literal["form", "email"] | None = None  # noqa: A002 (query name)
                    ) -> Page[OutreachTemplate]:
     with db.tenant_transaction(principal.tenant_id) as conn:
-        return page_body(templates.list_templates(conn, cursor, limit, type))
+        return Page[OutreachTemplate].model_validate(page_body(templates.list_templates(conn, cursor, limit, type)))
 
 
 class TemplateChanges(StrictModel):
@@ -141,7 +143,8 @@ class TemplateChanges(StrictModel):
 def update_template(template_id: UUID, body: TemplateChanges, principal: Writer) -> OutreachTemplate:
     """Change some fields; unknown variables are refused (422) as when saving."""
     with db.tenant_transaction(principal.tenant_id) as conn:
-        return templates.update_template(conn, principal, str(template_id), body.model_dump(exclude_unset=True))
+        return OutreachTemplate.model_validate(templates.update_template(conn, principal, str(template_id),
+                                                                         body.model_dump(exclude_unset=True)))
 
 
 @router.delete("/templates/{template_id}", status_code=204, tags=["outreach"], responses=problems(404))
@@ -153,7 +156,7 @@ def delete_template(template_id: UUID, principal: Writer) -> None:
 @router.get("/templates/{template_id}", tags=["outreach"], responses=problems(404))
 def get_template(template_id: UUID, principal: CurrentPrincipal) -> OutreachTemplate:
     with db.tenant_transaction(principal.tenant_id) as conn:
-        return templates.get_template(conn, str(template_id))
+        return OutreachTemplate.model_validate(templates.get_template(conn, str(template_id)))
 
 
 class SuppressionBody(StrictModel):
@@ -168,7 +171,7 @@ def add_suppression(body: SuppressionBody, principal: Admin) -> Suppression:
     with db.tenant_transaction(principal.tenant_id) as conn:
         row = suppression.suppress(conn, body.kind, body.value, body.reason, f"api:{principal.actor}")
         audit.record(conn, principal, "suppression.add", "suppression", row["id"], {"kind": body.kind})
-        return row
+        return Suppression.model_validate(row)
 
 
 @router.get("/do-not-contact", tags=["outreach"])
@@ -176,7 +179,7 @@ def list_suppressions(principal: CurrentPrincipal, limit: Limit = 50, cursor: Cu
                       kind: SuppressionKind | None = None) -> Page[Suppression]:
     """The do-not-contact list, shared with document e-mails (unsubscribes, bounces, complaints)."""
     with db.tenant_transaction(principal.tenant_id) as conn:
-        return page_body(suppression.list_suppressions(conn, cursor, limit, kind))
+        return Page[Suppression].model_validate(page_body(suppression.list_suppressions(conn, cursor, limit, kind)))
 
 
 @router.delete("/do-not-contact/{suppression_id}", status_code=204, tags=["outreach"],
@@ -237,25 +240,26 @@ def create_task(body: TaskBody, principal: Writer) -> SendTaskDetail:
                              template_id=str(body.template_id) if body.template_id else None,
                              contact_ids=[str(c) for c in body.contact_ids], urls=body.urls, settings=settings)
     with db.tenant_transaction(principal.tenant_id) as conn:
-        return {**task, "summary": tasks.summary(conn, str(task["id"]))}
+        return SendTaskDetail.model_validate({**task, "summary": tasks.summary(conn, str(task["id"]))})
 
 
 @router.get("/tasks", tags=["outreach"])
 def list_tasks(principal: CurrentPrincipal, limit: Limit = 50, cursor: Cursor = None) -> Page[SendTask]:
     with db.tenant_transaction(principal.tenant_id) as conn:
-        return page_body(tasks.list_tasks(conn, cursor, limit))
+        return Page[SendTask].model_validate(page_body(tasks.list_tasks(conn, cursor, limit)))
 
 
 @router.get("/tasks/{task_id}", tags=["outreach"], response_model_exclude_unset=True, responses=problems(404))
 def get_task(task_id: UUID, principal: CurrentPrincipal) -> SendTaskDetail:
     with db.tenant_transaction(principal.tenant_id) as conn:
-        return {**tasks.get_task(conn, str(task_id)), "summary": tasks.summary(conn, str(task_id))}
+        return SendTaskDetail.model_validate({**tasks.get_task(conn, str(task_id)),
+                                              "summary": tasks.summary(conn, str(task_id))})
 
 
 @router.get("/tasks/{task_id}/targets", tags=["outreach"], responses=problems(404))
 def list_targets(task_id: UUID, principal: CurrentPrincipal, status: TargetStatus | None = None) -> SendTargetList:
     with db.tenant_transaction(principal.tenant_id) as conn:
-        return {"items": tasks.list_targets(conn, str(task_id), status)}
+        return SendTargetList.model_validate({"items": tasks.list_targets(conn, str(task_id), status)})
 
 
 @router.post("/tasks/{task_id}/start", tags=["outreach"],
@@ -264,7 +268,7 @@ def list_targets(task_id: UUID, principal: CurrentPrincipal, status: TargetStatu
                                 unavailable=PIPELINE_UNAVAILABLE))
 def start_task(task_id: UUID, principal: Writer) -> SendTask:
     """Start, resume a paused task, or (review mode) send the approved targets."""
-    return tasks.start(principal, str(task_id))
+    return SendTask.model_validate(tasks.start(principal, str(task_id)))
 
 
 @router.post("/tasks/{task_id}/resume", tags=["outreach"],
@@ -272,20 +276,20 @@ def start_task(task_id: UUID, principal: Writer) -> SendTask:
                                 unavailable=PIPELINE_UNAVAILABLE))
 def resume_task(task_id: UUID, principal: Writer) -> SendTask:
     """Start a paused task again (409 unless paused)."""
-    return tasks.resume(principal, str(task_id))
+    return SendTask.model_validate(tasks.resume(principal, str(task_id)))
 
 
 @router.post("/tasks/{task_id}/pause", tags=["outreach"],
              responses=problems(404, 409, conflict="the task is not running"))
 def pause_task(task_id: UUID, principal: Writer) -> SendTask:
-    return tasks.pause(principal, str(task_id))
+    return SendTask.model_validate(tasks.pause(principal, str(task_id)))
 
 
 @router.post("/tasks/{task_id}/cancel", tags=["outreach"],
              responses=problems(404, 409, conflict="the task is already completed or cancelled"))
 def cancel_task(task_id: UUID, principal: Writer) -> SendTask:
     """Stop the task; its targets not yet sent are skipped."""
-    return tasks.cancel(principal, str(task_id))
+    return SendTask.model_validate(tasks.cancel(principal, str(task_id)))
 
 
 REVIEW_PROBLEMS = problems(404, 409, not_found="the task is not found",
@@ -294,9 +298,9 @@ REVIEW_PROBLEMS = problems(404, 409, not_found="the task is not found",
 
 @router.post("/tasks/{task_id}/targets/{target_id}/approve", tags=["outreach"], responses=REVIEW_PROBLEMS)
 def approve_target(task_id: UUID, target_id: UUID, principal: Writer) -> SendTarget:
-    return tasks.review_target(principal, str(task_id), str(target_id), True)
+    return SendTarget.model_validate(tasks.review_target(principal, str(task_id), str(target_id), True))
 
 
 @router.post("/tasks/{task_id}/targets/{target_id}/reject", tags=["outreach"], responses=REVIEW_PROBLEMS)
 def reject_target(task_id: UUID, target_id: UUID, principal: Writer) -> SendTarget:
-    return tasks.review_target(principal, str(task_id), str(target_id), False)
+    return SendTarget.model_validate(tasks.review_target(principal, str(task_id), str(target_id), False))

@@ -3,36 +3,33 @@ paused, resumed, cancelled; review mode gates submission on a person's approval.
 from __future__ import annotations
 
 import json
-
-from psycopg.types.json import Jsonb
+from typing import Any
 
 from funnel import db
-from funnel.db import Connection
-from funnel.outreach import safety
+from funnel.db import Connection, Row
+from funnel.outreach import safety, store_contacts
+from funnel.outreach import store_tasks as store
 from funnel.outreach.templates import check_variables, get_template, render
-from funnel.platform import audit, aws, runs, suppression
+from funnel.platform import audit, aws, runs
 from funnel.platform.errors import Conflict, NotFound, ServiceUnavailable, ValidationFailed
 from funnel.platform.normalize import domain_of, normalize_url
-from funnel.platform.pagination import Page, keyset_page
+from funnel.platform.pagination import Page
 from funnel.platform.principal import Principal
 from funnel.platform.ssrf import UnsafeUrlError, check_url
 from funnel.settings import get_settings
 
-TASK_COLUMNS = "id, user_id, name, mode, status, settings, run_id, started_at, finished_at, created_at"
-TARGET_COLUMNS = ("id, task_id, contact_id, target_url, domain, company_name, subject, message, status, retry_count, "
-                  "result_summary, screenshots, fields, last_attempt_at, created_at")
 FINAL_TARGET_STATUSES = ("submitted", "captcha", "refused", "no_form", "failed", "skipped", "rejected")
 SENDER_FIELDS = ("company", "department", "position", "last_name", "first_name", "last_name_kana", "first_name_kana",
                  "email", "phone", "zip", "prefecture", "address", "url")
 
 
-def _stepfunctions():
+def _stepfunctions() -> Any:  # boto3's clients are untyped
     return aws.client("stepfunctions")
 
 
 def create_task(principal: Principal, *, name: str, mode: str, sender: dict, message: str | None,
                 subject: str | None, template_id: str | None, contact_ids: list[str], urls: list[str],
-                settings: dict) -> dict:
+                settings: dict) -> Row:
     if not contact_ids and not urls:
         raise ValidationFailed("a task needs at least one target (contact_ids or urls)")
     missing = [f for f in ("company", "last_name", "first_name", "email") if not sender.get(f)]
@@ -48,29 +45,22 @@ def create_task(principal: Principal, *, name: str, mode: str, sender: dict, mes
             raise ValidationFailed("a task needs a message or a template_id")
         check_variables(message, subject or "")
         targets = _targets(conn, contact_ids, urls)
-        task = conn.execute(
-            f"INSERT INTO tasks (user_id, name, mode, settings) VALUES (%s, %s, %s, %s) RETURNING {TASK_COLUMNS}",
-            (principal.user_id, name, mode, Jsonb({**settings, "sender": sender, "message": message,
-                                                   "subject": subject, "ai_mode": ai_mode,
-                                                   "template_id": template_id}))).fetchone()
+        task = store.insert_task(conn, principal.user_id, name, mode, {
+            **settings, "sender": sender, "message": message, "subject": subject, "ai_mode": ai_mode,
+            "template_id": template_id})
         recontact_days = int(settings.get("recontact_days", safety.DEFAULT_RECONTACT_DAYS))
         for target in targets:
-            reason = suppression.is_suppressed(conn, email=target.get("email"), domain=target["domain"],
-                                               phone=target.get("phone"), company_name=target.get("company_name"),
-                                               corporate_number=target.get("corporate_number"))
-            if reason is None and safety.recently_contacted(conn, target["domain"], recontact_days):
-                reason = f"{target['domain']} was contacted within {recontact_days} days"
+            reason = safety.skip_reason(conn, target, recontact_days)
             values = {"company_name": target.get("company_name") or target["domain"],
                       "contact_person": target.get("contact_person") or "", "industry": target.get("industry") or "",
                       "url": target["url"], "sender_company": sender.get("company"),
                       "sender_name": f"{sender.get('last_name', '')} {sender.get('first_name', '')}".strip(),
                       "sender_email": sender.get("email"), "sender_phone": sender.get("phone")}
-            conn.execute(
-                "INSERT INTO task_targets (task_id, contact_id, target_url, domain, company_name, subject, message, "
-                "status, result_summary) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                (task["id"], target.get("contact_id"), target["url"], target["domain"], values["company_name"],
-                 render(subject, values) if subject else None, render(message, values),
-                 "skipped" if reason else "pending", reason))
+            store.insert_target(conn, task["id"], contact_id=target.get("contact_id"), target_url=target["url"],
+                                domain=target["domain"], company_name=values["company_name"],
+                                subject=render(subject, values) if subject else None,
+                                message=render(message, values), status="skipped" if reason else "pending",
+                                result_summary=reason)
         audit.record(conn, principal, "task.create", "task", task["id"], {"targets": len(targets), "mode": mode})
     return task
 
@@ -79,9 +69,7 @@ def _targets(conn: Connection, contact_ids: list[str], urls: list[str]) -> list[
     """One target per company domain (the first wins); every URL must pass the SSRF guard."""
     found: dict[str, dict] = {}
     if contact_ids:
-        rows = conn.execute("SELECT id, company_name, default_url, domain, default_contact_person, email, phone, "
-                            "corporate_number, industry FROM contacts WHERE id = ANY(%s::uuid[])",
-                            (contact_ids,)).fetchall()
+        rows = store_contacts.contacts_by_ids(conn, contact_ids)
         if len(rows) != len(set(contact_ids)):
             raise ValidationFailed("some contact_ids are not contacts of this workspace")
         for row in rows:
@@ -104,33 +92,29 @@ def _targets(conn: Connection, contact_ids: list[str], urls: list[str]) -> list[
     return list(found.values())
 
 
-def get_task(conn: Connection, task_id: str, for_update: bool = False) -> dict:
-    row = conn.execute(f"SELECT {TASK_COLUMNS} FROM tasks WHERE id = %s{' FOR UPDATE' if for_update else ''}",
-                       (task_id,)).fetchone()
+def get_task(conn: Connection, task_id: str, for_update: bool = False) -> Row:
+    row = store.get_task(conn, task_id, for_update)
     if row is None:
         raise NotFound("task not found")
     return row
 
 
-def summary(conn: Connection, task_id: str) -> dict:
-    counts = {r["status"]: r["n"] for r in conn.execute(
-        "SELECT status, count(*) AS n FROM task_targets WHERE task_id = %s GROUP BY status", (task_id,))}
+def summary(conn: Connection, task_id: str) -> dict[str, int]:
+    """``total`` and the count of each status a target of the task has."""
+    counts = store.target_counts(conn, task_id)
     return {"total": sum(counts.values()), **counts}
 
 
 def list_tasks(conn: Connection, cursor: str | None, limit: int) -> Page:
-    return keyset_page(conn, table="tasks", columns=TASK_COLUMNS, cursor=cursor, limit=limit)
+    return store.tasks_page(conn, cursor, limit)
 
 
-def list_targets(conn: Connection, task_id: str, status: str | None) -> list[dict]:
+def list_targets(conn: Connection, task_id: str, status: str | None) -> list[Row]:
     get_task(conn, task_id)
-    clause = "AND status = %s" if status else ""
-    return conn.execute(f"SELECT {TARGET_COLUMNS} FROM task_targets WHERE task_id = %s {clause} "
-                        "ORDER BY created_at, id",
-                        (task_id, status) if status else (task_id,)).fetchall()
+    return store.list_targets(conn, task_id, status)
 
 
-def start(principal: Principal, task_id: str, phase: str | None = None) -> dict:
+def start(principal: Principal, task_id: str, phase: str | None = None) -> Row:
     """Start (or resume) the send pipeline over the task's pending (or, after review, approved) targets."""
     with db.tenant_transaction(principal.tenant_id) as conn:
         task = get_task(conn, task_id, for_update=True)
@@ -138,19 +122,15 @@ def start(principal: Principal, task_id: str, phase: str | None = None) -> dict:
             raise Conflict(f"a {task['status']} task cannot be started")
         if phase is None and task["mode"] == "review":
             # A review task paused (or deferred) after its review goes on sending its approved targets.
-            pending = conn.execute("SELECT 1 FROM task_targets WHERE task_id = %s AND status = 'pending' LIMIT 1",
-                                   (task_id,)).fetchone()
+            pending = store.has_targets(conn, task_id, "pending")
             phase = "submit" if task["status"] == "review" or not pending else "review"
         phase = phase or "auto"
         wanted = "approved" if phase == "submit" else "pending"
-        if not conn.execute("SELECT 1 FROM task_targets WHERE task_id = %s AND status = %s LIMIT 1",
-                            (task_id, wanted)).fetchone():
+        if not store.has_targets(conn, task_id, wanted):
             raise Conflict(f"no {wanted} targets to send")
-        total = conn.execute("SELECT count(*) AS n FROM task_targets WHERE task_id = %s AND status = %s",
-                             (task_id, wanted)).fetchone()["n"]
+        total = store.count_targets(conn, task_id, wanted)
         run = runs.create_run(conn, "send_pipeline", {"task_id": task_id, "phase": phase}, principal.user_id, total)
-        conn.execute("UPDATE tasks SET status = 'running', run_id = %s, started_at = coalesce(started_at, now()), "
-                     "finished_at = NULL WHERE id = %s", (run["id"], task_id))
+        store.mark_task_running(conn, task_id, run["id"])
         audit.record(conn, principal, "task.start", "task", task_id, {"phase": phase, "run_id": str(run["id"])})
     try:
         execution = _stepfunctions().start_execution(
@@ -159,8 +139,7 @@ def start(principal: Principal, task_id: str, phase: str | None = None) -> dict:
                               "phase": phase}))
     except Exception as exc:  # nothing half-started: the task is as it was, the run says why
         with db.tenant_transaction(principal.tenant_id) as conn:
-            conn.execute("UPDATE tasks SET status = %s, started_at = %s WHERE id = %s",
-                         (task["status"], task["started_at"], task_id))
+            store.restore_task(conn, task_id, task["status"], task["started_at"])
             runs.update_run(conn, str(run["id"]), status="failed",
                             error_message=f"could not start the send pipeline: {exc}")
         raise ServiceUnavailable("the send pipeline cannot be started; nothing was sent, try again") from exc
@@ -169,7 +148,7 @@ def start(principal: Principal, task_id: str, phase: str | None = None) -> dict:
         return get_task(conn, task_id)
 
 
-def resume(principal: Principal, task_id: str) -> dict:
+def resume(principal: Principal, task_id: str) -> Row:
     """Start a paused task again (its pending, or after review its approved, targets)."""
     with db.tenant_transaction(principal.tenant_id) as conn:
         status = get_task(conn, task_id)["status"]
@@ -178,34 +157,31 @@ def resume(principal: Principal, task_id: str) -> dict:
     return start(principal, task_id)
 
 
-def pause(principal: Principal, task_id: str) -> dict:
+def pause(principal: Principal, task_id: str) -> Row:
     with db.tenant_transaction(principal.tenant_id) as conn:
         task = get_task(conn, task_id, for_update=True)
         if task["status"] != "running":
             raise Conflict(f"a {task['status']} task cannot be paused")
-        conn.execute("UPDATE tasks SET status = 'paused' WHERE id = %s", (task_id,))
+        store.set_task_status(conn, task_id, "paused")
         audit.record(conn, principal, "task.pause", "task", task_id)
         return get_task(conn, task_id)
 
 
-def cancel(principal: Principal, task_id: str) -> dict:
+def cancel(principal: Principal, task_id: str) -> Row:
     with db.tenant_transaction(principal.tenant_id) as conn:
         task = get_task(conn, task_id, for_update=True)
         if task["status"] in ("completed", "cancelled"):
             raise Conflict(f"a {task['status']} task cannot be cancelled")
-        conn.execute("UPDATE tasks SET status = 'cancelled', finished_at = now() WHERE id = %s", (task_id,))
-        conn.execute("UPDATE task_targets SET status = 'skipped', result_summary = 'task cancelled' "
-                     "WHERE task_id = %s AND status IN ('pending', 'queued', 'approved', 'review')", (task_id,))
+        store.end_task(conn, task_id, "cancelled")
+        store.skip_unsent_targets(conn, task_id, "task cancelled")
         audit.record(conn, principal, "task.cancel", "task", task_id)
         return get_task(conn, task_id)
 
 
-def review_target(principal: Principal, task_id: str, target_id: str, approve: bool) -> dict:
+def review_target(principal: Principal, task_id: str, target_id: str, approve: bool) -> Row:
     with db.tenant_transaction(principal.tenant_id) as conn:
         task = get_task(conn, task_id)
-        row = conn.execute(f"UPDATE task_targets SET status = %s WHERE id = %s AND task_id = %s AND status = 'review' "
-                           f"RETURNING {TARGET_COLUMNS}", ("approved" if approve else "rejected", target_id,
-                                                           task["id"])).fetchone()
+        row = store.review_target(conn, task["id"], target_id, "approved" if approve else "rejected")
         if row is None:
             raise Conflict("only a target waiting for review can be approved or rejected")
         audit.record(conn, principal, "task_target.approve" if approve else "task_target.reject", "task_target",

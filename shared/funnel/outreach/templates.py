@@ -1,18 +1,16 @@
 """Message templates with ``{{variables}}``; an unknown variable is an error when saving."""
 from __future__ import annotations
 
-from psycopg.types.json import Jsonb
-
-from funnel.db import Connection
+from funnel.db import Connection, Row
+from funnel.outreach import store_templates as store
 from funnel.platform import audit
 from funnel.platform.errors import NotFound, ValidationFailed
-from funnel.platform.pagination import keyset_page
+from funnel.platform.pagination import Page
 from funnel.platform.principal import Principal
 from funnel.platform.prompts import PLACEHOLDER, placeholders
 
 VARIABLES = ("company_name", "contact_person", "industry", "url", "sender_company", "sender_name", "sender_email",
              "sender_phone")
-TEMPLATE_COLUMNS = "id, user_id, type, title, body, metadata, is_active, created_at"
 
 
 def check_variables(*texts: str) -> None:
@@ -22,18 +20,16 @@ def check_variables(*texts: str) -> None:
 
 
 def save_template(conn: Connection, principal: Principal, *, title: str, body: str, subject: str | None,
-                  template_type: str, ai_mode: bool) -> dict:
+                  template_type: str, ai_mode: bool) -> Row:
     check_variables(body, subject or "")
-    row = conn.execute(f"INSERT INTO templates (user_id, type, title, body, metadata) VALUES (%s, %s, %s, %s, %s) "
-                       f"RETURNING {TEMPLATE_COLUMNS}",
-                       (principal.user_id, template_type, title, body,
-                        Jsonb({"subject": subject, "ai_mode": ai_mode}))).fetchone()
+    row = store.insert_template(conn, principal.user_id, template_type, title, body,
+                                {"subject": subject, "ai_mode": ai_mode})
     audit.record(conn, principal, "template.create", "template", row["id"], {"title": title})
     return row
 
 
-def get_template(conn: Connection, template_id: str) -> dict:
-    row = conn.execute(f"SELECT {TEMPLATE_COLUMNS} FROM templates WHERE id = %s", (template_id,)).fetchone()
+def get_template(conn: Connection, template_id: str) -> Row:
+    row = store.get_template(conn, template_id)
     if row is None:
         raise NotFound("template not found")
     return row
@@ -44,12 +40,11 @@ def render(text: str, values: dict) -> str:
     return PLACEHOLDER.sub(lambda m: str(values.get(m.group(1)) or ""), text or "")
 
 
-def list_templates(conn: Connection, cursor: str | None, limit: int, template_type: str | None = None):
-    return keyset_page(conn, table="templates", columns=TEMPLATE_COLUMNS, cursor=cursor, limit=limit,
-                       filters={"type": template_type})
+def list_templates(conn: Connection, cursor: str | None, limit: int, template_type: str | None = None) -> Page:
+    return store.templates_page(conn, cursor, limit, template_type)
 
 
-def update_template(conn: Connection, principal: Principal, template_id: str, changes: dict) -> dict:
+def update_template(conn: Connection, principal: Principal, template_id: str, changes: dict) -> Row:
     """Partial update; unknown variables are refused as when saving."""
     current = get_template(conn, template_id)
     metadata = dict(current["metadata"] or {})
@@ -59,14 +54,14 @@ def update_template(conn: Connection, principal: Principal, template_id: str, ch
     title, body = changes.get("title") or current["title"], changes.get("body") or current["body"]
     check_variables(body, metadata.get("subject") or "")
     is_active = changes["is_active"] if changes.get("is_active") is not None else current["is_active"]
-    row = conn.execute(f"UPDATE templates SET title = %s, body = %s, metadata = %s, is_active = %s WHERE id = %s "
-                       f"RETURNING {TEMPLATE_COLUMNS}", (title, body, Jsonb(metadata), is_active,
-                                                         template_id)).fetchone()
+    row = store.update_template(conn, template_id, title, body, metadata, is_active)
+    if row is None:  # deleted since it was read
+        raise NotFound("template not found")
     audit.record(conn, principal, "template.update", "template", template_id, {"fields": sorted(changes)})
     return row
 
 
 def delete_template(conn: Connection, principal: Principal, template_id: str) -> None:
-    if conn.execute("DELETE FROM templates WHERE id = %s", (template_id,)).rowcount == 0:
+    if not store.delete_template(conn, template_id):
         raise NotFound("template not found")
     audit.record(conn, principal, "template.delete", "template", template_id)

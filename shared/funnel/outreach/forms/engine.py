@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urljoin, urlsplit
 
 from funnel.outreach.forms import detect
@@ -44,6 +44,9 @@ from funnel.outreach.forms.page_scripts import (
 )
 from funnel.platform.ssrf import UnsafeUrlError, check_url
 
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, BrowserContext, Page, Playwright
+
 log = logging.getLogger(__name__)
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -57,6 +60,8 @@ CONFIRM_SCREENS = 2         # at most this many confirm screens before the final
 JS_REPLY_GRACE = 0.35       # seconds to let a script render the reply to its AJAX post
 NO_ACTIVITY_CUTOFF = 2.0    # seconds after a click with no request and no navigation
 DEFAULT_SUBJECT = {"ja": "お問い合わせ", "en": "Inquiry"}
+# The page events a click watches to tell when the page has answered (Playwright types ``Page.on`` per event).
+WatchedPageEvent = Literal["framenavigated", "request", "requestfinished", "requestfailed", "response"]
 
 UnknownFieldClassifier = Callable[[list[dict[str, Any]]], dict[str, str]]
 """Optional LLM hook: receives descriptions of controls the rules could not classify and
@@ -174,8 +179,8 @@ class FormEngine:
         self.chromium_path = chromium_path
         self.classify_unknown = classify_unknown
         self.timeout = timeout
-        self._playwright = None
-        self._browser = None
+        self._playwright: Playwright | None = None
+        self._browser: Browser | None = None
 
     def __enter__(self) -> FormEngine:
         self.start()
@@ -242,13 +247,15 @@ class _FormRun:
         self.guard = NavigationGuard(engine.allow_hosts, engine.timeout)
         self.result = FormResult(status=Status.FAILED)
         self.run_id = uuid.uuid4().hex[:10]
-        self.context = None
-        self.page = None
+        self.context: BrowserContext | None = None
+        self.page: Page | None = None
 
     # ---- lifecycle ----------------------------------------------------------
     def execute(self, url: str) -> FormResult:
         check_url(url, self.engine.allow_hosts)
-        self.context = self.engine._browser.new_context(
+        browser = self.engine._browser
+        assert browser is not None  # submit() starts the browser before it runs a form
+        self.context = browser.new_context(
             locale="ja-JP", viewport={"width": 1280, "height": 900}, java_script_enabled=True)
         self.context.set_default_timeout(self.engine.timeout * 1000)
         self.context.route("**/*", self.guard.handle)
@@ -257,6 +264,12 @@ class _FormRun:
         if isinstance(found, FormResult):
             return found
         return self._fill_and_submit(found)
+
+    @property
+    def _page(self) -> Page:
+        """The run's page: :meth:`execute` opens it before anything else uses it."""
+        assert self.page is not None, "execute() opens the page first"
+        return self.page
 
     def close(self) -> None:
         if self.context is not None:
@@ -283,7 +296,7 @@ class _FormRun:
         from playwright.sync_api import Error as PlaywrightError
 
         try:
-            self.page.goto(url, wait_until="load")
+            self._page.goto(url, wait_until="load")
             return True
         except PlaywrightError as exc:
             log.info("could not open %s: %s", url, str(exc).splitlines()[0])
@@ -293,7 +306,7 @@ class _FormRun:
         from playwright.sync_api import Error as PlaywrightError
 
         snaps = []
-        for frame in self.page.frames:
+        for frame in self._page.frames:
             try:
                 snaps.append((frame, frame.evaluate(SNAPSHOT)))
             except PlaywrightError:
@@ -333,7 +346,7 @@ class _FormRun:
                     blocked = f" (blocked by the SSRF guard: {self.guard.blocked[-1]})" if self.guard.blocked else ""
                     return self.finish(Status.FAILED, f"could not open {url}{blocked}", final_url=url)
                 continue
-            visited.add(self.page.url.split("#", 1)[0].rstrip("/"))
+            visited.add(self._page.url.split("#", 1)[0].rstrip("/"))
             snaps = self._snapshots()
             for _, snap in snaps:
                 refusal = detect.find_refusal(snap["text"])
@@ -347,7 +360,7 @@ class _FormRun:
                 return found
             if depth <= MAX_LINK_DEPTH:
                 main = snaps[0][1] if snaps else {"links": []}
-                links = detect.contact_links(main["links"], self.page.url, visited)
+                links = detect.contact_links(main["links"], self._page.url, visited)
                 queue[0:0] = [(link, depth + 1) for link in links[:3]]
         return self.finish(Status.NO_FORM, "no contact form found")
 
@@ -416,7 +429,7 @@ class _FormRun:
                 return stop
         report = self._click(frame, button, found.form["index"])
         for _ in range(CONFIRM_SCREENS + 1):
-            frame = frame if not frame.is_detached() else self.page.main_frame
+            frame = frame if not frame.is_detached() else self._page.main_frame
             after = self._settled_snapshot(frame)
             still_editable = _editable_count(after, editable_names) >= max(1, len(editable_names) // 2)
             outcome = report.json_outcome or detect.classify_page(
@@ -452,8 +465,8 @@ class _FormRun:
             try:
                 return frame.evaluate(SNAPSHOT)
             except PlaywrightError:  # a late navigation replaced the document: wait for the new one
-                self.page.wait_for_timeout(100)
-                frame = frame if not frame.is_detached() else self.page.main_frame
+                self._page.wait_for_timeout(100)
+                frame = frame if not frame.is_detached() else self._page.main_frame
         return frame.evaluate(SNAPSHOT)
 
     def _click(self, frame, button: dict[str, Any] | None, form_index: int | None) -> _ClickReport:
@@ -465,7 +478,7 @@ class _FormRun:
         pending: set[Any] = set()
         responses: list[Any] = []
         posts_seen = [0]
-        watched = {frame, self.page.main_frame}
+        watched = {frame, self._page.main_frame}
 
         def on_navigated(navigated_frame) -> None:
             if navigated_frame in watched:
@@ -483,9 +496,10 @@ class _FormRun:
             if response.request.method != "GET" and response.request.resource_type in ("document", "xhr", "fetch"):
                 responses.append(response)
 
-        page = self.page
-        listeners = (("framenavigated", on_navigated), ("request", on_request), ("requestfinished", on_done),
-                     ("requestfailed", on_done), ("response", on_response))
+        page = self._page
+        listeners: tuple[tuple[WatchedPageEvent, Callable[[Any], None]], ...] = (
+            ("framenavigated", on_navigated), ("request", on_request), ("requestfinished", on_done),
+            ("requestfailed", on_done), ("response", on_response))
         for event, handler in listeners:
             page.on(event, handler)
         try:
@@ -518,7 +532,7 @@ class _FormRun:
     def _wait_for_answer(self, frame, report: _ClickReport, pending: set[Any], posts_seen: list[int]) -> None:
         from playwright.sync_api import Error as PlaywrightError
 
-        page = self.page
+        page = self._page
         started = time.monotonic()
         deadline = started + self.engine.timeout
         while time.monotonic() < deadline:
