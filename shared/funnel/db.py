@@ -209,3 +209,9 @@ def tenant_transaction(tenant_id: str) -> Iterator[Connection]:
 def admin_connect(dbname: str | None = None, autocommit: bool = True) -> Connection:
     """A one-off connection as the owner role (migrations, provisioning)."""
     return Connection.connect(admin_url(dbname), autocommit=autocommit, row_factory=dict_row)
+
+
+def control_admin_connect() -> Connection:
+    """A one-off autocommit connection to the control DB as the owner role: provisioning (which also creates
+    databases) and the operator commands, where each write stands on its own."""
+    return admin_connect(database_name(get_settings().control_database_url))

@@ -18,11 +18,9 @@ NOT_SQL = {"outreach/forms/engine.py": {"run"}}  # a form-filling run's execute(
 # Modules that still run SQL themselves. The Structure issue empties this set area by area (each area's SQL
 # moves into its store.py); never add to it. notifications is done (funnel/notifications/store.py).
 NOT_YET_MOVED = {
-    "platform/cli.py",
     "platform/idempotency.py",
     "platform/pagination.py",
     "platform/ratelimit.py",
-    "platform/routes.py",
     "platform/suppression.py",
 }
 

@@ -66,21 +66,11 @@ def run(args: argparse.Namespace, command: str) -> int:
                           "database": db.database_name(tenant.database_url), "owner_id": str(owner["id"])}))
         return 0
     if command == "llm":
-        with db.admin_connect(db.database_name(_control_url())) as conn:
-            if args.action == "set-default":
-                conn.execute("INSERT INTO step_llm_defaults (step, provider_id, model_class) VALUES (%s, %s, %s) "
-                             "ON CONFLICT (step) DO UPDATE SET provider_id = EXCLUDED.provider_id, "
-                             "model_class = EXCLUDED.model_class", (args.step, args.provider, args.model_class))
-            for row in conn.execute("SELECT d.step, d.provider_id, d.model_class, m.model_name "
-                                    "FROM step_llm_defaults d "
-                                    "LEFT JOIN llm_models m ON m.provider_id = d.provider_id "
-                                    "AND m.model_class = d.model_class AND m.is_active ORDER BY d.step"):
-                print(f"{row['step']:24} {row['provider_id']:10} {row['model_class']:9} {row['model_name']}")
+        from funnel.platform import llm_registry
+
+        if args.action == "set-default":
+            llm_registry.set_step_default(args.step, args.provider, args.model_class)
+        for row in llm_registry.step_defaults_with_models():
+            print(f"{row['step']:24} {row['provider_id']:10} {row['model_class']:9} {row['model_name']}")
         return 0
     return 2
-
-
-def _control_url() -> str:
-    from funnel.settings import get_settings
-
-    return get_settings().control_database_url

@@ -6,15 +6,13 @@ from typing import Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Query, Request
-from psycopg.types.json import Jsonb
 from pydantic import Field
 
 from funnel import db
 from funnel.api.context import client_ip
 from funnel.api.contract import Page, problems
 from funnel.api.deps import Admin, CurrentPrincipal, Cursor, Email, Limit, StrictModel, Writer, page_of
-from funnel.platform import audit, auth, llm, prompts, runs, users
-from funnel.platform.errors import NotFound, ValidationFailed
+from funnel.platform import audit, auth, llm_registry, prompts, runs, users
 from funnel.platform.models import (
     ApiKey,
     ApiKeyCreated,
@@ -213,28 +211,17 @@ def activate_prompt(prompt_id: int, principal: Admin) -> Prompt:
 
 @router.get("/llm/providers", tags=["llm"])
 def list_llm_providers(principal: CurrentPrincipal) -> LlmProviderList:
-    with db.control_transaction() as conn:
-        rows = conn.execute("SELECT id, display_name, api_base_url, is_offline, is_active FROM llm_providers "
-                            "ORDER BY id").fetchall()
-    return {"items": rows}
+    return LlmProviderList.model_validate({"items": llm_registry.list_providers()})
 
 
 @router.get("/llm/models", tags=["llm"])
 def list_llm_models(principal: CurrentPrincipal) -> LlmModelList:
-    with db.control_transaction() as conn:
-        rows = conn.execute("SELECT id, provider_id, model_name, model_class, input_cost_per_mtok, "
-                            "output_cost_per_mtok, is_active FROM llm_models ORDER BY provider_id, id").fetchall()
-    return {"items": rows}
+    return LlmModelList.model_validate({"items": llm_registry.list_models()})
 
 
 @router.get("/llm/step-defaults", tags=["llm"], response_model_exclude_unset=True)
 def list_step_defaults(principal: CurrentPrincipal) -> StepLlmDefaultList:
-    with db.control_transaction() as conn:
-        defaults = conn.execute("SELECT step, provider_id, model_class FROM step_llm_defaults ORDER BY step").fetchall()
-    with db.tenant_transaction(principal.tenant_id) as conn:
-        row = conn.execute("SELECT ai_settings FROM system_settings").fetchone()
-    tenant_choices = ((row or {}).get("ai_settings") or {}).get("step_models", {})
-    return {"items": [{**d, "tenant_override": tenant_choices.get(d["step"])} for d in defaults]}
+    return StepLlmDefaultList.model_validate({"items": llm_registry.step_defaults(principal)})
 
 
 class StepModelBody(StrictModel):
@@ -248,15 +235,4 @@ class StepModelBody(StrictModel):
 def set_tenant_step_model(step: str, body: StepModelBody, principal: Admin) -> TenantStepModel:
     """A tenant's own model choice for a step; the global registry is changed with `funnel llm`."""
     choice = body.model_dump(exclude_none=True)
-    with db.tenant_transaction(principal.tenant_id) as conn:
-        row = conn.execute("SELECT ai_settings FROM system_settings").fetchone()
-        ai_settings = dict((row or {}).get("ai_settings") or {})
-        ai_settings["step_models"] = {**ai_settings.get("step_models", {}), step: choice}
-        try:
-            llm.resolve_model(step, ai_settings)
-        except ValidationFailed as exc:
-            raise NotFound(f"no such model: {exc.detail}") from exc
-        conn.execute("INSERT INTO system_settings (ai_settings) VALUES (%s) ON CONFLICT (tenant_id) "
-                     "DO UPDATE SET ai_settings = EXCLUDED.ai_settings, updated_at = now()", (Jsonb(ai_settings),))
-        audit.record(conn, principal, "llm.step_model.set", "step_llm_default", step, choice)
-    return {"step": step, **choice}
+    return TenantStepModel.model_validate(llm_registry.set_tenant_step_model(principal, step, choice))

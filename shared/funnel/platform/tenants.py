@@ -56,7 +56,7 @@ def provision(name: str, owner_email: str, owner_password: str, slug: str | None
     tenant_id = str(uuid.uuid4())
     dbname = pool or "funnel_t_" + slug.replace("-", "_")
     database_url = tenant_database_url(dbname)
-    with _control_owner() as conn:
+    with db.control_admin_connect() as conn:
         try:
             store_tenants.insert_tenant(conn, tenant_id=tenant_id, name=name, slug=slug, database_url=database_url,
                                         isolation="pool" if pool else "silo", plan=plan)
@@ -75,11 +75,11 @@ def provision(name: str, owner_email: str, owner_password: str, slug: str | None
         migrations.upgrade_tenant_database(database_url)
         owner = create_user(tenant_id, email=owner_email, password=owner_password, role="owner",
                             display_name=None, actor="system")
-        with _control_owner() as conn:
+        with db.control_admin_connect() as conn:
             store_tenants.activate_tenant(conn, tenant_id)
     except BaseException:
         directory.forget(tenant_id)
-        with _control_owner() as conn:
+        with db.control_admin_connect() as conn:
             store_tenants.delete_tenant(conn, tenant_id)
         if created_database:
             drop_database(dbname)
@@ -88,19 +88,13 @@ def provision(name: str, owner_email: str, owner_password: str, slug: str | None
     return directory.get(tenant_id), owner
 
 
-def _control_owner() -> db.Connection:
-    """A one-off autocommit connection to the control DB as the owner role, the role provisioning (which
-    also creates databases) and the operator commands run as: each step's write stands on its own."""
-    return db.admin_connect(db.database_name(get_settings().control_database_url))
-
-
 def drop_database(dbname: str) -> None:
     with db.admin_connect() as conn:
         store_tenants.drop_database(conn, dbname)
 
 
 def list_tenants() -> list[Row]:
-    with _control_owner() as conn:
+    with db.control_admin_connect() as conn:
         return store_tenants.list_tenants(conn)
 
 
