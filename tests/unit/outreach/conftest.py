@@ -1,0 +1,31 @@
+"""The ``outreach_store`` fixture: a FakeOutreachStore (fake_store.py) in place of the outreach store modules, with
+a transaction that opens nothing, the do-not-contact list as a dict and audit records as a list."""
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import pytest
+
+from funnel import db
+from funnel.outreach import contacts, pipeline, safety, tasks, worker
+from funnel.platform import audit, suppression
+from tests.unit.outreach.fake_store import FakeOutreachStore
+
+
+@pytest.fixture
+def outreach_store(monkeypatch):
+    """A FakeOutreachStore installed in place of the outreach store modules, the do-not-contact list and audit."""
+    store = FakeOutreachStore()
+
+    @contextmanager
+    def transaction(tenant_id):
+        yield object()
+
+    monkeypatch.setattr(db, "tenant_transaction", transaction)
+    for module, names in ((contacts, ("store",)), (tasks, ("store", "store_contacts")), (pipeline, ("store",)),
+                          (safety, ("store_tasks", "store_contacts")), (worker, ("store_tasks", "store_browser"))):
+        for name in names:
+            monkeypatch.setattr(module, name, store)
+    monkeypatch.setattr(suppression, "is_suppressed", store.is_suppressed)
+    monkeypatch.setattr(audit, "record", lambda conn, principal, action, *args, **kwargs: store.audit.append(action))
+    return store
