@@ -9,7 +9,7 @@ from pydantic import Field
 
 from funnel import db
 from funnel.api.contract import Page, problem_response, problems
-from funnel.api.deps import Admin, CurrentPrincipal, Cursor, Limit, StrictModel, Writer, page_body
+from funnel.api.deps import Admin, CurrentPrincipal, Cursor, Limit, StrictModel, Writer, page_of
 from funnel.content import billing, generation, schedules, service
 from funnel.content.models import (
     Article,
@@ -63,7 +63,7 @@ def create_site(body: SiteBody, principal: Writer) -> Site:
 @router.get("/sites", tags=["content"])
 def list_sites(principal: CurrentPrincipal, limit: Limit = 50, cursor: Cursor = None) -> Page[Site]:
     with db.tenant_transaction(principal.tenant_id) as conn:
-        return Page[Site].model_validate(page_body(service.list_sites(conn, cursor, limit)))
+        return page_of(Site, service.list_sites(conn, cursor, limit))
 
 
 @router.get("/sites/{site_id}", tags=["content"], responses=problems(404))
@@ -115,8 +115,7 @@ def create_product(body: ProductBody, principal: Writer) -> Product:
 def list_products(principal: CurrentPrincipal, limit: Limit = 50, cursor: Cursor = None,
                   site_id: UUID | None = None) -> Page[Product]:
     with db.tenant_transaction(principal.tenant_id) as conn:
-        return Page[Product].model_validate(page_body(service.list_products(conn, cursor, limit,
-                                                                            str(site_id) if site_id else None)))
+        return page_of(Product, service.list_products(conn, cursor, limit, str(site_id) if site_id else None))
 
 
 @router.get("/products/{product_id}", tags=["content"], responses=problems(404))
@@ -179,8 +178,8 @@ def cancel_run(run_id: UUID, principal: Writer) -> ArticlePipelineRun:
 def list_clusters(principal: CurrentPrincipal, limit: Limit = 50, cursor: Cursor = None,
                   product_id: UUID | None = None) -> Page[Cluster]:
     with db.tenant_transaction(principal.tenant_id) as conn:
-        return Page[Cluster].model_validate(page_body(
-            service.list_clusters(conn, cursor, limit, str(product_id) if product_id else None)))
+        return page_of(Cluster, service.list_clusters(conn, cursor, limit,
+                                                      str(product_id) if product_id else None))
 
 
 @router.get("/clusters/{cluster_id}", tags=["content"], responses=problems(404))
@@ -212,8 +211,8 @@ def list_articles(principal: CurrentPrincipal, limit: Limit = 50, cursor: Cursor
                   status: Literal["draft", "published", "archived"] | None = Query(default=None)
                   ) -> Page[Article]:
     with db.tenant_transaction(principal.tenant_id) as conn:
-        return Page[Article].model_validate(page_body(
-            service.list_articles(conn, cursor, limit, str(cluster_id) if cluster_id else None, status)))
+        return page_of(Article, service.list_articles(conn, cursor, limit,
+                                                      str(cluster_id) if cluster_id else None, status))
 
 
 @router.get("/articles/{article_id}", tags=["content"], responses=problems(404))
@@ -253,8 +252,8 @@ def archive_article(article_id: UUID, principal: Writer) -> Article:
 def list_images(principal: CurrentPrincipal, limit: Limit = 50, cursor: Cursor = None,
                 article_id: UUID | None = None) -> Page[ArticleImage]:
     with db.tenant_transaction(principal.tenant_id) as conn:
-        return Page[ArticleImage].model_validate(page_body(
-            service.list_images(conn, cursor, limit, str(article_id) if article_id else None)))
+        return page_of(ArticleImage, service.list_images(conn, cursor, limit,
+                                                         str(article_id) if article_id else None))
 
 
 @router.get("/images/{image_id}", tags=["content"], responses=problems(404))
@@ -298,7 +297,7 @@ def create_schedule(body: ScheduleBody, principal: Writer) -> ContentSchedule:
 @router.get("/schedules", tags=["content"])
 def list_schedules(principal: CurrentPrincipal, limit: Limit = 50, cursor: Cursor = None) -> Page[ContentSchedule]:
     with db.tenant_transaction(principal.tenant_id) as conn:
-        return Page[ContentSchedule].model_validate(page_body(schedules.list_schedules(conn, cursor, limit)))
+        return page_of(ContentSchedule, schedules.list_schedules(conn, cursor, limit))
 
 
 @router.get("/schedules/{schedule_id}", tags=["content"], responses=problems(404))

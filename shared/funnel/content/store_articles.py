@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from funnel.content.store_rows import delete_by_id, insert_row, select_by_id, update_by_id
-from funnel.db import Connection, Row
+from funnel.db import Connection, Row, fetch_one
 from funnel.platform.pagination import Page, keyset_page
 
 CLUSTER_COLUMNS = "id, product_id, run_id, pillar_keyword, status, created_at"
@@ -90,11 +90,9 @@ def site_of_article(conn: Connection, article_id: str) -> Row | None:
 
 def publication_counts(conn: Connection, run_id: str) -> Row:
     """``published`` (articles with a WordPress post) and ``total``, over the clusters the run planned."""
-    row = conn.execute("SELECT count(*) FILTER (WHERE a.wp_post_id IS NOT NULL) AS published, count(*) AS total "
-                       "FROM articles a JOIN article_clusters c ON c.id = a.cluster_id WHERE c.run_id = %s",
-                       (run_id,)).fetchone()
-    assert row is not None  # an aggregate without GROUP BY returns one row
-    return row
+    return fetch_one(conn.execute(
+        "SELECT count(*) FILTER (WHERE a.wp_post_id IS NOT NULL) AS published, count(*) AS total "
+        "FROM articles a JOIN article_clusters c ON c.id = a.cluster_id WHERE c.run_id = %s", (run_id,)))
 
 
 # ---------------------------------------------------------------- images

@@ -9,7 +9,7 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
-from funnel.db import Connection, Row
+from funnel.db import Connection, Row, fetch_one
 
 
 def _adapted(value: Any) -> Any:
@@ -33,10 +33,8 @@ def update_by_id(conn: Connection, table: str, columns: str, row_id: str, change
 
 def insert_row(conn: Connection, table: str, values: dict[str, Any], columns: str) -> Row:
     names = ", ".join(values)
-    row = conn.execute(f"INSERT INTO {table} ({names}) VALUES ({', '.join(['%s'] * len(values))}) "
-                       f"RETURNING {columns}", tuple(map(_adapted, values.values()))).fetchone()
-    assert row is not None  # INSERT ... RETURNING returns the row it inserted
-    return row
+    return fetch_one(conn.execute(f"INSERT INTO {table} ({names}) VALUES ({', '.join(['%s'] * len(values))}) "
+                                  f"RETURNING {columns}", tuple(map(_adapted, values.values()))))
 
 
 def delete_by_id(conn: Connection, table: str, row_id: str) -> bool:

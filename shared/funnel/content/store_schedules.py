@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from funnel.content.store_rows import delete_by_id, insert_row, select_by_id, update_by_id
-from funnel.db import Connection, Row
+from funnel.db import Connection, Row, fetch_one
 from funnel.platform.pagination import Page, keyset_page
 
 SCHEDULE_COLUMNS = ("id, user_id, site_id, product_id, cron_expression, timezone, articles_per_run, publish_mode, "
@@ -35,11 +35,9 @@ def update_schedule(conn: Connection, schedule_id: str, changes: dict[str, Any])
 
 
 def set_scheduler_name(conn: Connection, schedule_id: str, name: str) -> Row:
-    """Right after the insert (the name carries the new id)."""
-    row = conn.execute(f"UPDATE schedules SET scheduler_name = %s WHERE id = %s RETURNING {SCHEDULE_COLUMNS}",
-                       (name, schedule_id)).fetchone()
-    assert row is not None  # the schedule was inserted in this transaction
-    return row
+    """Right after the insert, in its transaction (the name carries the new id)."""
+    return fetch_one(conn.execute(f"UPDATE schedules SET scheduler_name = %s WHERE id = %s "
+                                  f"RETURNING {SCHEDULE_COLUMNS}", (name, schedule_id)))
 
 
 def set_next_run(conn: Connection, schedule_id: str, next_run_at: datetime) -> None:
