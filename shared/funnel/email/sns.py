@@ -93,10 +93,10 @@ def handle(body: bytes) -> dict:
         return {"confirmed": True}
     if message["Type"] != "Notification":
         return {"ignored": message["Type"]}
-    return _apply(json.loads(message["Message"]), message["MessageId"])
+    return record_notification(json.loads(message["Message"]), message["MessageId"])
 
 
-def _apply(event: dict, sns_message_id: str) -> dict:
+def record_notification(event: dict, sns_message_id: str) -> dict:
     kind = event.get("notificationType") or event.get("eventType")
     tags = (event.get("mail") or {}).get("tags") or {}
     tenant_id, message_id = (tags.get("tenant_id") or [None])[0], (tags.get("message_id") or [None])[0]
