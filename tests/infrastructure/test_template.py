@@ -154,6 +154,47 @@ def test_every_queue_has_a_dead_letter_queue_with_an_alarm(document):
     assert dead_letter_queues <= alarmed, f"DLQs without an alarm: {sorted(dead_letter_queues - alarmed)}"
 
 
+# Product areas (shared/funnel/<area>/): every function, state machine and queue names the one it belongs to.
+AREAS = {"platform", "content", "outreach", "email", "notifications", "community"}
+
+
+def _snake(camel: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", camel).lower()
+
+
+def _named(stem: str) -> dict:
+    """The ``!Sub funnel-${Environment}-<kebab stem>`` a resource named after ``stem`` (CamelCase) carries."""
+    return {"Fn::Sub": "funnel-${Environment}-" + _snake(stem).replace("_", "-")}
+
+
+def test_names_carry_the_area(document):
+    """docs/template.md "Names": folder functions/<area>_<part>/, logical id <Area><Part>Function, FunctionName
+    funnel-${Environment}-<area>-<part> (ApiFunction serves every area); statemachines/<area>_<name>.asl.json
+    for <Area><Name>; queues <Area><Name>Queue / <Area><Name>DeadLetterQueue named the same way."""
+    for lid, resource in document["Resources"].items():
+        props = resource.get("Properties", {})
+        if resource["Type"] == FUNCTION:
+            assert lid.endswith("Function"), lid
+            stem = lid.removesuffix("Function")
+            folder = f"functions/{_snake(stem)}/"
+            if props.get("PackageType") == "Image":
+                assert resource["Metadata"]["Dockerfile"] == folder + "Dockerfile", lid
+                assert props["ImageConfig"]["Command"] == [f"functions.{_snake(stem)}.app.handler"], lid
+            else:
+                assert props["CodeUri"] == folder, lid
+            assert props["FunctionName"] == _named(stem), lid
+            assert stem == "Api" or _snake(stem).split("_")[0] in AREAS, f"{lid}: no product area in its name"
+        elif resource["Type"] == STATE_MACHINE:
+            assert props["DefinitionUri"] == f"statemachines/{_snake(lid)}.asl.json", lid
+            assert props["Name"] == _named(lid), lid
+            assert _snake(lid).split("_")[0] in AREAS, f"{lid}: no product area in its name"
+        elif resource["Type"] == QUEUE:
+            stem = lid.removesuffix("DeadLetterQueue") if lid.endswith("DeadLetterQueue") else lid.removesuffix("Queue")
+            suffix = "-dlq" if lid.endswith("DeadLetterQueue") else ""
+            assert props["QueueName"] == {"Fn::Sub": _named(stem)["Fn::Sub"] + suffix}, lid
+            assert _snake(stem).split("_")[0] in AREAS, f"{lid}: no product area in its name"
+
+
 @pytest.mark.parametrize("path", templates())
 def test_every_sqs_event_reports_batch_item_failures(path):
     for source in SamTemplate(path).sqs_event_sources():
