@@ -1,4 +1,4 @@
-"""Lambda tasks of the send pipeline (statemachines/send_pipeline.asl.json)."""
+"""Lambda tasks of the send pipeline (statemachines/outreach_send_pipeline.asl.json)."""
 from __future__ import annotations
 
 import re
@@ -16,7 +16,7 @@ from funnel.platform.ssrf import UnsafeUrlError, fetch
 from funnel.settings import get_settings
 
 PERSONALIZE_STEP = "personalize_message"
-PREPARE_BUDGET_SECONDS = 200.0  # SendStepsFunction's Timeout is 300 s; one LLM call must fit in the rest
+PREPARE_BUDGET_SECONDS = 200.0  # OutreachSendStepsFunction's Timeout is 300 s; one LLM call must fit in the rest
 
 
 def _site_text(url: str) -> str:
