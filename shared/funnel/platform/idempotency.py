@@ -12,13 +12,14 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-import psycopg
-
 from funnel import db
+from funnel.db import Row
+from funnel.platform import store_requests
 from funnel.platform.errors import Conflict, ValidationFailed
 from funnel.platform.principal import Principal
 
 MAX_KEY_LENGTH = 255
+KEEP_HOURS = 24
 
 
 @dataclass(frozen=True)
@@ -38,17 +39,17 @@ def claim(principal: Principal, key: str, method: str, path: str, body: bytes) -
         raise ValidationFailed(f"Idempotency-Key must be 1-{MAX_KEY_LENGTH} characters")
     digest = request_hash(method, path, body)
     with db.tenant_transaction(principal.tenant_id) as conn:
-        conn.execute("DELETE FROM idempotency_keys WHERE created_at < now() - interval '24 hours' "
-                     "AND principal = %s", (principal.actor,))
-        try:
-            with conn.transaction():
-                conn.execute("INSERT INTO idempotency_keys (principal, key, method, path, request_hash) "
-                             "VALUES (%s, %s, %s, %s, %s)", (principal.actor, key, method, path, digest))
-            return None
-        except psycopg.errors.UniqueViolation:
-            pass
-        row = conn.execute("SELECT request_hash, status_code, response_body, content_type FROM idempotency_keys "
-                           "WHERE principal = %s AND key = %s", (principal.actor, key)).fetchone()
+        store_requests.delete_expired_keys(conn, principal.actor, KEEP_HOURS)
+        # Twice at most: the holder of the key may release it (a server error) between our claim and our read.
+        row: Row | None = None
+        for _attempt in range(2):
+            if store_requests.insert_key(conn, principal.actor, key, method, path, digest):
+                return None
+            row = store_requests.select_key(conn, principal.actor, key)
+            if row is not None:
+                break
+    if row is None:
+        raise Conflict("a request with this Idempotency-Key is still being processed")
     if row["request_hash"] != digest:
         raise ValidationFailed("this Idempotency-Key was used with a different request")
     if row["status_code"] is None:
@@ -57,10 +58,10 @@ def claim(principal: Principal, key: str, method: str, path: str, body: bytes) -
 
 
 def complete(principal: Principal, key: str, status_code: int, body: bytes, content_type: str) -> None:
+    """Store the response for replays; a server error releases the key instead, so the client may retry."""
     with db.tenant_transaction(principal.tenant_id) as conn:
         if status_code >= 500:
-            conn.execute("DELETE FROM idempotency_keys WHERE principal = %s AND key = %s", (principal.actor, key))
+            store_requests.delete_key(conn, principal.actor, key)
         else:
-            conn.execute("UPDATE idempotency_keys SET status_code = %s, response_body = %s, content_type = %s "
-                         "WHERE principal = %s AND key = %s",
-                         (status_code, body.decode("utf-8", errors="replace"), content_type, principal.actor, key))
+            store_requests.store_response(conn, principal.actor, key, status_code,
+                                          body.decode("utf-8", errors="replace"), content_type)

@@ -1,4 +1,8 @@
-"""Cursor pagination: opaque cursors over a (created_at, id) keyset, newest first."""
+"""Cursor pagination: opaque cursors over a (created_at, id) keyset, newest first.
+
+``keyset_page`` is the one generic page query every store's list runs (the store names the table, columns and
+filters); it is data-access machinery, exempt from the store-module check like ``funnel.db``.
+"""
 from __future__ import annotations
 
 import base64
@@ -7,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from funnel.db import Connection, Row
 from funnel.platform.errors import ValidationFailed
 
 MAX_LIMIT = 200
@@ -29,22 +34,24 @@ def decode_cursor(cursor: str, size: int) -> list[Any]:
 
 @dataclass
 class Page:
-    items: list[dict]
+    items: list[Row]
     next_cursor: str | None
 
     @classmethod
-    def from_rows(cls, rows: list[dict], limit: int, cursor_of: Callable[[dict], str]) -> Page:
+    def from_rows(cls, rows: list[Row], limit: int, cursor_of: Callable[[Row], str]) -> Page:
+        """``rows`` fetched with ``LIMIT limit + 1``: the extra row only says there is a next page."""
         has_more = len(rows) > limit
         items = rows[:limit]
         return cls(items=items, next_cursor=cursor_of(items[-1]) if has_more and items else None)
 
 
-def keyset_page(conn, *, table: str, columns: str, cursor: str | None, limit: int,
-                filters: dict[str, Any] | None = None, conditions: list[tuple[str, list]] | None = None,
+def keyset_page(conn: Connection, *, table: str, columns: str, cursor: str | None, limit: int,
+                filters: dict[str, Any] | None = None, conditions: list[tuple[str, list[Any]]] | None = None,
                 id_type: str = "uuid", newest_first: bool = True) -> Page:
     """One page of ``table`` ordered by (created_at, id): equality ``filters`` (None values ignored),
     extra ``conditions`` as (sql, params), and the keyset position from ``cursor``."""
-    clauses, params = [], []
+    clauses: list[str] = []
+    params: list[Any] = []
     for column, value in (filters or {}).items():
         if value is not None:
             clauses.append(f"{column} = %s")

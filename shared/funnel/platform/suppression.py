@@ -6,10 +6,11 @@ The ``suppressions`` table is in ``migrations/tenant/versions/outreach_0001_tabl
 """
 from __future__ import annotations
 
-from funnel.db import Connection
+from funnel.db import Connection, Row
+from funnel.platform import store_suppression
 from funnel.platform.errors import Conflict, NotFound, ValidationFailed
 from funnel.platform.normalize import domain_of, normalize_company, normalize_email, normalize_phone
-from funnel.platform.pagination import keyset_page
+from funnel.platform.pagination import Page
 
 KINDS = ("domain", "email", "phone", "company_name", "corporate_number")
 REASONS = ("unsubscribed", "hard_bounce", "complaint", "manual", "do_not_contact")
@@ -18,6 +19,7 @@ REMOVABLE_REASONS = ("manual", "do_not_contact")
 
 
 def normalized(kind: str, value: str) -> str:
+    """The form a value is stored and matched in ("" when nothing of it is left)."""
     if kind == "domain":
         text = value.strip().lower()
         return domain_of(text if "://" in text else "https://" + text)
@@ -30,23 +32,20 @@ def normalized(kind: str, value: str) -> str:
     return "".join(ch for ch in value if ch.isdigit())
 
 
-def suppress(conn: Connection, kind: str, value: str, reason: str, source: str | None = None) -> dict:
+def suppress(conn: Connection, kind: str, value: str, reason: str, source: str | None = None) -> Row:
     if kind not in KINDS or reason not in REASONS:
         raise ValidationFailed(f"kind must be one of {KINDS} and reason one of {REASONS}")
     key = normalized(kind, value)
     if not key:
         raise ValidationFailed(f"an empty {kind} cannot be suppressed")
-    return conn.execute(
-        "INSERT INTO suppressions (kind, value, reason, source) VALUES (%s, %s, %s, %s) "
-        "ON CONFLICT (tenant_id, kind, value) DO UPDATE SET reason = EXCLUDED.reason "
-        "RETURNING id, kind, value, reason, source, created_at", (kind, key, reason, source)).fetchone()
+    return store_suppression.upsert(conn, kind, key, reason, source)
 
 
 def is_suppressed(conn: Connection, *, email: str | None = None, domain: str | None = None,
                   phone: str | None = None, company_name: str | None = None,
                   corporate_number: str | None = None) -> str | None:
     """The reason the contact is on the list, or None. An e-mail also matches its domain."""
-    candidates = []
+    candidates: list[tuple[str, str]] = []
     for kind, value in (("email", email), ("domain", domain), ("phone", phone), ("company_name", company_name),
                         ("corporate_number", corporate_number)):
         if value:
@@ -57,22 +56,21 @@ def is_suppressed(conn: Connection, *, email: str | None = None, domain: str | N
         candidates.append(("domain", normalized("domain", email.split("@", 1)[1])))
     if not candidates:
         return None
-    row = conn.execute("SELECT kind, reason FROM suppressions WHERE (kind, value) IN (SELECT * FROM unnest(%s::text[], "
-                       "%s::text[])) LIMIT 1", ([k for k, _ in candidates], [v for _, v in candidates])).fetchone()
+    row = store_suppression.first_match(conn, candidates)
     return f"{row['kind']} on the do-not-contact list ({row['reason']})" if row else None
 
 
-def list_suppressions(conn: Connection, cursor: str | None, limit: int, kind: str | None = None):
-    return keyset_page(conn, table="suppressions", columns="id, kind, value, reason, source, created_at",
-                       cursor=cursor, limit=limit, filters={"kind": kind})
+def list_suppressions(conn: Connection, cursor: str | None, limit: int, kind: str | None = None) -> Page:
+    return store_suppression.page(conn, cursor, limit, kind)
 
 
-def remove_suppression(conn: Connection, suppression_id: str) -> dict:
-    row = conn.execute("SELECT id, kind, value, reason FROM suppressions WHERE id = %s", (suppression_id,)).fetchone()
+def remove_suppression(conn: Connection, suppression_id: str) -> Row:
+    """Remove a manual entry; returns it (``id, kind, value, reason``)."""
+    row = store_suppression.select(conn, suppression_id)
     if row is None:
         raise NotFound("suppression not found")
     if row["reason"] not in REMOVABLE_REASONS:
         raise Conflict(f"a suppression for reason {row['reason']!r} cannot be removed (the recipient asked or "
                        f"the address bounced)")
-    conn.execute("DELETE FROM suppressions WHERE id = %s", (suppression_id,))
+    store_suppression.delete(conn, suppression_id)
     return row
