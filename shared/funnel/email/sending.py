@@ -1,6 +1,7 @@
 """Sending a campaign, up to the queue: ``send`` (now, or scheduled for ``send_at``), the 5-minute schedule's
 ``send_scheduled``, and the sender's ``fan_out`` of a campaign record into records of message ids, which
-``delivery.deliver`` sends one by one. Also the email queue's two writers every part of the area uses."""
+``delivery.deliver`` sends one by one. Also the writers of the email queue (``reminders`` queues its rounds
+through them)."""
 from __future__ import annotations
 
 import json
