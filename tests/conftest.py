@@ -16,13 +16,14 @@ import pytest
 
 from funnel_dev.ports import free_port
 
-
-def pytest_configure(config):
-    """What template.yaml's Globals give every function and Powertools reads (before anything imports
-    funnel.observability): the service name; tracing off, as in the local runtime (no X-Ray daemon here)."""
-    os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "funnel")
-    os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "Funnel")
-    os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
+# What template.yaml's Globals give every function and Powertools reads when funnel.observability is first
+# imported: the service name and namespace; tracing off, as in the local runtime (no X-Ray daemon here).
+# At import of this root conftest, not in pytest_configure: pytest imports the conftests of the folders named on
+# its command line (tests/unit/outreach/conftest.py, ...) before any pytest_configure runs, and those import the
+# product.
+os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "funnel")
+os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "Funnel")
+os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
 
 
 def _child_processes(*, warm_browsers: bool = True) -> set[int]:
