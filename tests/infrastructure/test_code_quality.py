@@ -1,7 +1,7 @@
-"""Style and layering, checked in `make test`: ruff (the rules in pyproject.toml's [tool.ruff]) over the
-whole checkout, import-linter's contracts ([tool.importlinter]) over the packages funnel and funnel_dev,
-and, since functions/ is no package import-linter could read, an AST check that the Lambda handlers
-import only the product's public modules.
+"""Style, types and layering, checked in `make test`: ruff (the rules in pyproject.toml's [tool.ruff]) over the
+whole checkout, mypy over the product package ([tool.mypy]), import-linter's contracts ([tool.importlinter])
+over the packages funnel and funnel_dev, and, since functions/ is no package import-linter could read, an AST
+check that the Lambda handlers import only the product's public modules.
 """
 from __future__ import annotations
 
@@ -28,6 +28,12 @@ def test_ruff_finds_nothing():
     result = _run_tool("ruff", "check", "--no-cache", "--output-format", "concise", ".")
     assert result.returncode == 0, f"ruff check found problems (fix them, `ruff check --fix` for the safe ones):\n" \
                                    f"{result.stdout}{result.stderr}"
+
+
+def test_mypy_finds_nothing():
+    """The product package type-checks ([tool.mypy]: funnel, with pydantic's plugin)."""
+    result = _run_tool("mypy", "--no-incremental")
+    assert result.returncode == 0, f"mypy found problems:\n{result.stdout}{result.stderr}"
 
 
 def test_import_contracts_are_kept():
