@@ -19,9 +19,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
-from typing import Any
 
-from funnel.content import store_pipeline
 from funnel.db import Connection
 from funnel.platform import llm, prompts
 from funnel.platform.llm import OFFLINE_LABEL, LlmTransientError
@@ -39,11 +37,6 @@ def prompt_for(conn: Connection, step: str) -> tuple[str, str, str]:
     if row is not None:
         return default["system"], row["content"], f"tenant v{row['version']}"
     return default["system"], default["content"], "default"
-
-
-def tenant_ai_settings(conn: Connection) -> dict[str, Any]:
-    """The tenant's model choices per step (``system_settings.ai_settings``), passed to ``llm.complete``."""
-    return store_pipeline.ai_settings(conn)
 
 
 @dataclass

@@ -17,7 +17,7 @@ from funnel.content import ai, generation, service, store_articles, store_pipeli
 from funnel.content.errors import PermanentError, TransientError
 from funnel.content.extract import extract
 from funnel.content.images import render_png
-from funnel.platform import runs, storage
+from funnel.platform import llm, runs, storage
 from funnel.platform.llm import LlmTransientError
 from funnel.platform.ssrf import UnsafeUrlError, fetch
 from funnel.settings import get_settings
@@ -68,7 +68,7 @@ def analyze_product(ctx: Ctx) -> StepResult:
     with db.tenant_transaction(ctx.tenant_id) as conn:
         product = service.get_product(conn, ctx.config["product_id"])
         system, template, source = ai.prompt_for(conn, "analyze_product")
-        ai_settings = ai.tenant_ai_settings(conn)
+        ai_settings = llm.tenant_ai_settings(conn)
     try:
         page = fetch(product["url"], get_settings().ssrf_allow_hosts, timeout=20)
     except UnsafeUrlError as exc:
@@ -106,7 +106,7 @@ def plan_cluster(ctx: Ctx) -> StepResult:
     count = int(ctx.config["articles_count"])
     with db.tenant_transaction(ctx.tenant_id) as conn:
         system, template, source = ai.prompt_for(conn, "plan_cluster")
-        ai_settings = ai.tenant_ai_settings(conn)
+        ai_settings = llm.tenant_ai_settings(conn)
     values = {"product_name": analysis["product_name"], "summary": analysis["summary"],
               "persona": analysis["persona"], "keywords": ", ".join(analysis["keywords"]), "articles_count": count}
     answer = ai.ask_json("plan_cluster", system, template, values, ai_settings, source,
@@ -147,7 +147,7 @@ def write_article(ctx: Ctx) -> StepResult:
             raise PermanentError("the article's cluster no longer exists")
         product = service.get_product(conn, ctx.config["product_id"])
         system, template, source = ai.prompt_for(conn, "write_article")
-        ai_settings = ai.tenant_ai_settings(conn)
+        ai_settings = llm.tenant_ai_settings(conn)
     outline = article["outline"] or []
     values = {"product_name": analysis["product_name"], "url": product["url"], "persona": analysis["persona"],
               "pillar_keyword": cluster["pillar_keyword"] or "", "title": article["title"],
@@ -173,7 +173,7 @@ def generate_image(ctx: Ctx) -> StepResult:
         article = service.get_article(conn, ctx.item_key)
         product = service.get_product(conn, ctx.config["product_id"])
         system, template, source = ai.prompt_for(conn, "generate_image")
-        ai_settings = ai.tenant_ai_settings(conn)
+        ai_settings = llm.tenant_ai_settings(conn)
     started = time.perf_counter()
     values = {"title": article["title"], "image_style": product["image_style"],
               "color_theme": product["color_theme"], "image_size": product["image_size"]}

@@ -1,9 +1,7 @@
 """What the article pipeline reads of the platform's tables beyond ``funnel.platform.runs``: a step output's
-recorded digest (``artifacts``), the step that failed (``steps``), who is told of a failure (``users``) and the
-tenant's AI settings (``system_settings``). Run and step writes go through ``funnel.platform.runs``."""
+recorded digest (``artifacts``), the step that failed (``steps``) and who is told of a failure (``users``). Run and
+step writes go through ``funnel.platform.runs``, the tenant's model choices through ``funnel.platform.llm``."""
 from __future__ import annotations
-
-from typing import Any
 
 from funnel.db import Connection, Row
 
@@ -27,7 +25,4 @@ def active_admin_ids(conn: Connection) -> list[str]:
     return [str(row["id"]) for row in rows]
 
 
-def ai_settings(conn: Connection) -> dict[str, Any]:
-    """``system_settings.ai_settings`` (model choices per step); empty when unset."""
-    row = conn.execute("SELECT ai_settings FROM system_settings").fetchone()
-    return (row or {}).get("ai_settings") or {}
+

@@ -62,7 +62,7 @@ def prepare(event: dict) -> dict:
             runs.start_step(conn, event["run_id"], "prepare")
     if task["settings"].get("ai_mode") and phase != "submit":
         with db.tenant_transaction(tenant_id) as conn:
-            ai_settings = store.tenant_ai_settings(conn)
+            ai_settings = llm.tenant_ai_settings(conn)
             done = store.personalised_targets(conn, PERSONALIZE_STEP, [t["id"] for t in targets])
         deadline = time.monotonic() + PREPARE_BUDGET_SECONDS
         todo = [t for t in targets if t["id"] not in done]

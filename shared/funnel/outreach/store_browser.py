@@ -81,7 +81,3 @@ def fail_running_job(conn: Connection, job_id: str, error: str) -> None:
 def end_job(conn: Connection, job_id: str, state: str) -> None:
     conn.execute("UPDATE browser_jobs SET state = %s, ended_at = now() WHERE id = %s", (state, job_id))
 
-
-def count_target_done(conn: Connection, run_id: str) -> None:
-    """One more target of the run done (its progress; the browser step itself is not a run step)."""
-    conn.execute("UPDATE runs SET steps_done = steps_done + 1, updated_at = now() WHERE id = %s", (run_id,))

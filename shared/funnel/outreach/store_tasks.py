@@ -206,12 +206,6 @@ def submitted_today(conn: Connection, timezone: str) -> int:
 
 # ---------------------------------------------------------------- AI personalisation
 
-def tenant_ai_settings(conn: Connection) -> dict[str, Any]:
-    """The tenant's ``system_settings.ai_settings`` ({} when it has none)."""
-    row = conn.execute("SELECT ai_settings FROM system_settings").fetchone()
-    return (row or {}).get("ai_settings") or {}
-
-
 def personalised_targets(conn: Connection, step: str, target_ids: list[Any]) -> set[Any]:
     """Those of ``target_ids`` with an ``ai_runs`` row for ``step``."""
     rows = conn.execute("SELECT DISTINCT task_target_id FROM ai_runs WHERE step = %s "

@@ -178,7 +178,7 @@ def process(tenant_id: str, task_id: str, target_id: str, phase: str) -> dict:
         if result.status == Status.SUBMITTED:
             store_tasks.record_sent(conn, target["domain"],
                                     str(target["contact_id"]) if target["contact_id"] else None, task_id)
-        store_browser.count_target_done(conn, task["run_id"])
+        runs.count_item_done(conn, task["run_id"])
     if result.status in FORM_METRICS:
         count(FORM_METRICS[result.status], tenant_id=tenant_id)
     logger.info("browser job finished", extra={"target": target_id, "status": status})

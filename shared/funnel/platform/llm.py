@@ -20,8 +20,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from funnel import db
+from funnel.db import Connection
 from funnel.observability import llm_usage, tracer
-from funnel.platform import store_llm
+from funnel.platform import store_llm, store_settings
 from funnel.platform.errors import FunnelError, ValidationFailed
 from funnel.platform.secrets import get_secret
 from funnel.settings import get_settings
@@ -111,6 +112,12 @@ def _parse_overrides(text: str) -> dict[str, tuple[str, str]]:
         provider, _, model_class = target.partition(":")
         overrides[step.strip()] = (provider.strip(), model_class.strip() or "standard")
     return overrides
+
+
+def tenant_ai_settings(conn: Connection) -> dict:
+    """The tenant's own model choices (``system_settings.ai_settings``), for ``complete(..., tenant_ai_settings=)``:
+    read once per pipeline step by the areas that call the LLM."""
+    return store_settings.ai_settings(conn)
 
 
 def resolve_model(step: str, tenant_ai_settings: dict | None = None) -> ModelChoice:

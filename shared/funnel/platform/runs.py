@@ -61,6 +61,12 @@ def complete_step(conn: Connection, run_id: str, step: str, item_key: str = "", 
     return row
 
 
+def count_item_done(conn: Connection, run_id: str) -> None:
+    """One more item of the run done where the item is not a run step of its own (an outreach target's browser
+    job): the run's progress."""
+    store_runs.count_step_done(conn, run_id)
+
+
 def fail_step(conn: Connection, run_id: str, step: str, item_key: str = "", error: str = "") -> Row:
     return store_runs.upsert_failed_step(conn, run_id, step, item_key, error[:MAX_ERROR_LENGTH])
 

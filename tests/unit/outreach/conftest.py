@@ -8,7 +8,7 @@ import pytest
 
 from funnel import db
 from funnel.outreach import contacts, pipeline, safety, tasks, worker
-from funnel.platform import audit, suppression
+from funnel.platform import audit, llm, runs, suppression
 from tests.unit.outreach.fake_store import FakeOutreachStore
 
 
@@ -27,5 +27,7 @@ def outreach_store(monkeypatch):
         for name in names:
             monkeypatch.setattr(module, name, store)
     monkeypatch.setattr(suppression, "is_suppressed", store.is_suppressed)
+    monkeypatch.setattr(llm, "tenant_ai_settings", store.tenant_ai_settings)
+    monkeypatch.setattr(runs, "count_item_done", store.count_item_done)
     monkeypatch.setattr(audit, "record", lambda conn, principal, action, *args, **kwargs: store.audit.append(action))
     return store

@@ -238,7 +238,7 @@ class FakeOutreachStore:
         return sum(1 for row in self.sent if row["today"])
 
     # ---------------------------------------------------------------- store_tasks: AI personalisation
-    def tenant_ai_settings(self, conn):
+    def tenant_ai_settings(self, conn):  # funnel.platform.llm's
         return {"step_models": {}}
 
     def personalised_targets(self, conn, step, target_ids):
@@ -296,7 +296,7 @@ class FakeOutreachStore:
     def end_job(self, conn, job_id, state):
         self.jobs[job_id]["state"] = state
 
-    def count_target_done(self, conn, run_id):
+    def count_item_done(self, conn, run_id):  # funnel.platform.runs'
         self.steps_done += 1
 
     # ---------------------------------------------------------------- the do-not-contact list
