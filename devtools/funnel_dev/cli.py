@@ -64,23 +64,24 @@ def _seed_demo_tenant(credentials_file: Path) -> dict:
 def _use_offline_models(tenant_id: str) -> None:
     """The demo tenant starts on the labelled offline model for every step, so pipelines run with no API key;
     an admin switches a step to a real provider with PUT /v1/llm/step-defaults/{step}."""
-    from psycopg.types.json import Jsonb
-
     from funnel import db
+    from funnel.platform import store_llm, store_settings
 
     with db.control_transaction() as conn:
-        steps = [row["step"] for row in conn.execute("SELECT step FROM step_llm_defaults")]
+        steps = [row["step"] for row in store_llm.step_defaults(conn)]
     choice = {step: {"provider_id": "offline", "model_class": "standard"} for step in steps}
     with db.tenant_transaction(tenant_id) as conn:
-        conn.execute("INSERT INTO system_settings (ai_settings) VALUES (%s) ON CONFLICT (tenant_id) "
-                     "DO UPDATE SET ai_settings = EXCLUDED.ai_settings", (Jsonb({"step_models": choice}),))
+        store_settings.save_ai_settings(conn, {"step_models": choice})
 
 
 def _owner(tenant_id: str) -> dict:
     from funnel import db
+    from funnel.platform import store_users
 
     with db.tenant_transaction(tenant_id) as conn:
-        return conn.execute("SELECT id FROM users WHERE email = %s", (DEMO_OWNER,)).fetchone()
+        owner = store_users.user_by_email(conn, DEMO_OWNER)
+    assert owner is not None, "the demo tenant has its owner (provisioned with it)"
+    return owner
 
 
 def run(args: argparse.Namespace, command: str) -> int:  # noqa: ARG001 (dispatcher signature)

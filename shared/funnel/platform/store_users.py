@@ -63,6 +63,10 @@ def login_user(conn: Connection, user_id: str) -> Row | None:
     return conn.execute(f"SELECT {USER_COLUMNS}, password_hash FROM users WHERE id = %s", (user_id,)).fetchone()
 
 
+def user_by_email(conn: Connection, email: str) -> Row | None:
+    return conn.execute(f"SELECT {USER_COLUMNS} FROM users WHERE email = %s", (email,)).fetchone()
+
+
 def principal_user(conn: Connection, user_id: str) -> Row | None:
     """What a request's principal needs: ``id, email, role, disabled`` and ``active`` (has a password, i.e.
     is not a pending invitation)."""
