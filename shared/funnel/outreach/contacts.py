@@ -10,15 +10,17 @@ import psycopg
 
 from funnel import db
 from funnel.db import Connection, Row
+from funnel.notifications.service import notify
 from funnel.outreach import store_contacts as store
 from funnel.platform import audit, aws, storage
 from funnel.platform.errors import Conflict, NotFound, ValidationFailed
-from funnel.platform.normalize import domain_of, normalize_email, normalize_phone, normalize_url
+from funnel.platform.normalize import ascii_digits, domain_of, normalize_email, normalize_phone, normalize_url
 from funnel.platform.pagination import Page
 from funnel.platform.principal import Principal
 from funnel.settings import get_settings
 
 MAX_IMPORT_ROWS = 50_000
+MAX_CELL_CHARS = 10_000  # no contact field needs more; a longer cell rejects its row
 # CSV header -> field; Japanese headers as Excel users write them.
 HEADERS = {
     "company_name": ("company_name", "company", "会社名", "企業名", "社名"),
@@ -33,7 +35,7 @@ HEADERS = {
 
 def _clean(fields: dict) -> dict:
     url = normalize_url(fields["url"]) if fields.get("url") else None
-    corporate = "".join(c for c in (fields.get("corporate_number") or "") if c.isdigit()) or None
+    corporate = ascii_digits(fields.get("corporate_number")) or None  # full-width １２３ typed in Japan counts
     if corporate and len(corporate) != 13:
         raise ValidationFailed("a corporate number (法人番号) has 13 digits")
     company = (fields.get("company_name") or "").strip()
@@ -104,9 +106,32 @@ def _column_map(header: list[str]) -> dict[str, int]:
     return mapping
 
 
+def _read_rows(text: str) -> list[list[str]]:
+    """Every row of the file. A cell the csv module cannot read (over its 128 KiB field limit, e.g. a 200 KB
+    cell) makes the file unreadable from that point: the whole file is refused, naming the line."""
+    reader = csv.reader(io.StringIO(text))
+    try:
+        return list(reader)
+    except csv.Error as exc:
+        raise ValidationFailed(f"the CSV cannot be read at line {reader.line_num}: {exc}", errors=[
+            {"loc": ["body", "line", reader.line_num], "msg": str(exc), "type": "csv"}]) from exc
+
+
+def _unstorable_cell(row: list[str], header: list[str]) -> str | None:
+    """Why a row cannot be stored as it is (a NUL character, which PostgreSQL text cannot hold; a cell longer
+    than MAX_CELL_CHARS), or None."""
+    for index, cell in enumerate(row):
+        column = header[index].strip() if index < len(header) else f"column {index + 1}"
+        if "\x00" in cell:
+            return f"{column} contains a NUL character"
+        if len(cell) > MAX_CELL_CHARS:
+            return f"{column} is longer than {MAX_CELL_CHARS} characters"
+    return None
+
+
 def _parse(data: bytes) -> tuple[int, list[tuple[int, dict]], list[dict]]:
     """(data rows, accepted (row number, values), report of rejected/duplicate rows); raises on a broken file."""
-    rows = list(csv.reader(io.StringIO(decode_csv(data))))
+    rows = _read_rows(decode_csv(data))
     if not rows:
         raise ValidationFailed("the CSV is empty")
     mapping = _column_map(rows[0])
@@ -117,6 +142,10 @@ def _parse(data: bytes) -> tuple[int, list[tuple[int, dict]], list[dict]]:
     for number, row in enumerate(body, start=2):
         fields = {field: row[index] if index < len(row) else "" for field, index in mapping.items()}
         if not any(cell.strip() for cell in row):
+            continue
+        unstorable = _unstorable_cell(row, rows[0])
+        if unstorable:
+            report.append({"row": number, "status": "rejected", "reason": unstorable})
             continue
         try:
             values = _clean(fields)
@@ -177,25 +206,75 @@ def import_csv(principal: Principal, data: bytes) -> dict:
 IMPORT_CHUNK_ROWS = 500
 
 
+# A background import with no end this long after it was created is stuck (its worker died, or every retry
+# failed): the sweep ends it. 50,000 rows (the most a file may have) take a few minutes.
+STUCK_IMPORT_SECONDS = 3600
+
+
 def run_import_job(tenant_id: str, job_id: str) -> dict:
-    """The background import: chunks of rows, each committed with the job's progress."""
+    """The background import: chunks of rows, each committed with the job's progress. Rows that cannot be
+    imported are rejected in the report (the job completes: a partial import, its report names each row). A
+    chunk that cannot be written for a reason retrying cannot mend (the database refuses a value) ends the job
+    ``failed`` with the reason and the rows of that chunk; the rows of earlier chunks stay imported (importing the
+    file again skips them as duplicates). The owner is notified either way when something was not imported."""
     with db.tenant_transaction(tenant_id) as conn:
         job = store.lock_import_job(conn, job_id)
-        if job is None or job["status"] == "completed":
+        if job is None or job["status"] in ("completed", "failed"):
             return {"import_job_id": job_id, "status": job["status"] if job else "gone"}
         store.mark_import_running(conn, job_id)
-    total, accepted, report = _parse(storage.get_bytes(job["source_path"]))
+    owner = str(job["user_id"]) if job["user_id"] else None
+    try:
+        total, accepted, report = _parse(storage.get_bytes(job["source_path"]))
+    except ValidationFailed as exc:  # the file was checked at upload: only a changed object gets here
+        return _fail_import_job(tenant_id, job_id, owner, exc.detail, [])
     imported = 0
     for start in range(0, len(accepted), IMPORT_CHUNK_ROWS):
         chunk = accepted[start:start + IMPORT_CHUNK_ROWS]
-        with db.tenant_transaction(tenant_id) as conn:
-            imported += _insert(conn, str(job["user_id"]) if job["user_id"] else None, chunk, report)
-            # the chunk's last CSV line (the header is line 1) is how many data rows are processed
-            store.record_import_progress(conn, job_id, min(total, chunk[-1][0] - 1), imported)
+        try:
+            with db.tenant_transaction(tenant_id) as conn:
+                imported += _insert(conn, owner, chunk, report)
+                # the chunk's last CSV line (the header is line 1) is how many data rows are processed
+                store.record_import_progress(conn, job_id, min(total, chunk[-1][0] - 1), imported)
+        except psycopg.DataError as exc:
+            rows = f"rows {chunk[0][0]}-{chunk[-1][0]}"
+            return _fail_import_job(tenant_id, job_id, owner,
+                                    f"{rows} could not be written ({exc}); {imported} contacts were imported before "
+                                    f"them", report)
     result = _result(job_id, total, imported, report)
     with db.tenant_transaction(tenant_id) as conn:
         store.complete_import_job(conn, job_id, imported, result["rejected"], result["report"])
+        if owner and report:
+            _notify_owner(tenant_id, owner, job_id, f"Contact import finished: {imported} of {total} rows imported",
+                          f"{result['rejected']} rejected, {result['duplicates']} duplicates; the job's report names "
+                          f"each row.", conn)
     return result
+
+
+def _fail_import_job(tenant_id: str, job_id: str, owner: str | None, reason: str, report: list[dict]) -> dict:
+    report.sort(key=lambda item: item["row"])
+    with db.tenant_transaction(tenant_id) as conn:
+        store.fail_import_job(conn, job_id, reason, report)
+        if owner:
+            _notify_owner(tenant_id, owner, job_id, "Contact import failed", reason, conn)
+    return {"import_job_id": job_id, "status": "failed", "error": reason}
+
+
+def _notify_owner(tenant_id: str, owner: str, job_id: Any, title: str, body: str, conn: Connection) -> None:
+    notify(tenant_id, recipient_user_ids=[owner], category="outreach.import", title=title, body=body,
+           priority="HIGH", related_entity_type="import_job", related_entity_id=str(job_id), conn=conn)
+
+
+def fail_stuck_import_jobs(tenant_id: str, older_than_seconds: int = STUCK_IMPORT_SECONDS) -> int:
+    """The sweep: every import still pending or running ``older_than_seconds`` after it was created ends
+    ``failed`` with the reason, and its owner is notified. Returns how many."""
+    with db.tenant_transaction(tenant_id) as conn:
+        stuck = store.fail_import_jobs_older_than(
+            conn, older_than_seconds, f"stopped: no end {older_than_seconds // 60} minutes after the upload "
+                                      f"(the import worker stopped or kept failing); upload the file again")
+        for job in stuck:
+            if job["user_id"]:
+                _notify_owner(tenant_id, str(job["user_id"]), job["id"], "Contact import failed", job["error"], conn)
+    return len(stuck)
 
 
 def import_job(conn: Connection, job_id: str) -> dict:

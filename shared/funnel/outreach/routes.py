@@ -1,11 +1,11 @@
 """Outreach API: contacts (and CSV import), templates, the do-not-contact list, send tasks."""
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Request
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 from funnel import db
 from funnel.api.contract import Page, problems
@@ -207,11 +207,15 @@ class SenderBody(StrictModel):
     url: str = ""
 
 
+CLOCK_TIME = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"  # HH:MM, 00:00-23:59
+
+
 class SendWindow(StrictModel):
-    days: list[int] = Field(default_factory=lambda: [0, 1, 2, 3, 4])
-    start: str = Field(default="09:00", pattern=r"^\d{2}:\d{2}$")
-    end: str = Field(default="18:00", pattern=r"^\d{2}:\d{2}$")
-    timezone: str = "Asia/Tokyo"
+    days: list[Annotated[int, Field(ge=0, le=6)]] = Field(default_factory=lambda: [0, 1, 2, 3, 4], max_length=7,
+                                                          description="weekdays, 0 = Monday ... 6 = Sunday")
+    start: str = Field(default="09:00", pattern=CLOCK_TIME, description="HH:MM local time")
+    end: str = Field(default="18:00", pattern=CLOCK_TIME, description="HH:MM local time")
+    timezone: Annotated[str, Field(max_length=64), AfterValidator(tasks.known_timezone)] = "Asia/Tokyo"
 
 
 class TaskBody(StrictModel):

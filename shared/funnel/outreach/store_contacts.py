@@ -122,5 +122,20 @@ def complete_import_job(conn: Connection, job_id: str, imported: int, rejected: 
                  (imported, rejected, Jsonb(report), job_id))
 
 
+def fail_import_job(conn: Connection, job_id: str, error: str, report: list[dict[str, Any]]) -> None:
+    """Failed for ``error``, with the report of the rows processed so far; the counts stay as far as it got."""
+    conn.execute("UPDATE import_jobs SET status = 'failed', error = %s, report = %s, "
+                 "rejected = (SELECT count(*) FROM jsonb_array_elements(%s::jsonb) r WHERE r->>'status' = 'rejected'), "
+                 "finished_at = now() WHERE id = %s", (error, Jsonb(report), Jsonb(report), job_id))
+
+
+def fail_import_jobs_older_than(conn: Connection, seconds: int, error: str) -> list[Row]:
+    """Every job still pending or running ``seconds`` after it was created ends failed with ``error``:
+    ``id, user_id, error`` of each."""
+    return conn.execute("UPDATE import_jobs SET status = 'failed', error = %s, finished_at = now() "
+                        "WHERE status IN ('pending', 'running') AND created_at < now() - make_interval(secs => %s) "
+                        "RETURNING id, user_id, error", (error, seconds)).fetchall()
+
+
 def get_import_job(conn: Connection, job_id: str) -> Row | None:
     return conn.execute(f"SELECT {IMPORT_JOB_COLUMNS} FROM import_jobs WHERE id = %s", (job_id,)).fetchone()

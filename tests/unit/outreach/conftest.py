@@ -30,4 +30,7 @@ def outreach_store(monkeypatch):
     monkeypatch.setattr(llm, "tenant_ai_settings", store.tenant_ai_settings)
     monkeypatch.setattr(runs, "count_item_done", store.count_item_done)
     monkeypatch.setattr(audit, "record", lambda conn, principal, action, *args, **kwargs: store.audit.append(action))
+    store.notified = []  # contacts' notifications to an import's owner: (user ids, title, body)
+    monkeypatch.setattr(contacts, "notify", lambda tenant_id, *, recipient_user_ids, title, body, **kwargs:
+                        store.notified.append((recipient_user_ids, title, body)))
     return store

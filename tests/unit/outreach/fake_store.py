@@ -107,6 +107,18 @@ class FakeOutreachStore:
         job.update(status="completed", processed_rows=job["total_rows"], imported=imported, rejected=rejected,
                    report=report)
 
+    def fail_import_job(self, conn, job_id, error, report):
+        self.import_jobs[job_id].update(status="failed", error=error, report=report,
+                                        rejected=sum(1 for r in report if r["status"] == "rejected"))
+
+    def fail_import_jobs_older_than(self, conn, seconds, error):
+        """A job's ``age`` (seconds since it was created, 0 unless a test sets it) stands in for ``created_at``."""
+        stuck = [job for job in self.import_jobs.values()
+                 if job["status"] in ("pending", "running") and job.get("age", 0) > seconds]
+        for job in stuck:
+            job.update(status="failed", error=error)
+        return [{"id": job["id"], "user_id": job["user_id"], "error": error} for job in stuck]
+
     # ---------------------------------------------------------------- store_tasks: tasks
     def add_task(self, **fields):
         task = {"id": str(uuid.uuid4()), "user_id": USER, "name": "t", "mode": "auto", "status": "draft",
