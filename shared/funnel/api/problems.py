@@ -1,11 +1,13 @@
 """RFC 9457 problem responses for every error the API returns."""
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from psycopg.errors import ForeignKeyViolation
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from funnel.api.contract import PROBLEM_MEDIA_TYPE
@@ -70,3 +72,32 @@ async def http_error_handler(request: Request, exc: Exception) -> JSONResponse:
 async def unhandled_error_handler(request: Request, exc: Exception) -> JSONResponse:
     logger.exception("unhandled error", extra={"path": request.url.path})
     return problem(500, "an internal error occurred; it has been logged", instance=request.url.path)
+
+
+# A row the request names that the database cannot find in this tenant: references between tenant tables are
+# (tenant_id, column) -> (tenant_id, id) keys (migrations/README.md), so a neighbour's id and an unknown id
+# fail the same key, and the answer is the same 422 naming the field. PostgreSQL reports the key's columns
+# in the detail ("Key (tenant_id, contact_id)=(...) is not present in table ..."); the name is the fallback.
+_KEY_COLUMNS = re.compile(r"^Key \(([^)]*)\)")
+
+
+def referencing_field(exc: ForeignKeyViolation) -> str:
+    """The column (other than ``tenant_id``) of the foreign key ``exc`` broke: the body's field."""
+    match = _KEY_COLUMNS.match(exc.diag.message_detail or "")
+    if match:
+        columns = [c.strip().strip('"') for c in match.group(1).split(",")]
+    else:  # a key named as PostgreSQL names one-column keys: <table>_<column>_fkey
+        name, table = exc.diag.constraint_name or "", exc.diag.table_name or ""
+        columns = [name.removeprefix(f"{table}_").removesuffix("_fkey")]
+    return ", ".join(c for c in columns if c != "tenant_id") or "body"
+
+
+async def foreign_key_violation_handler(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ForeignKeyViolation)
+    if request.method == "DELETE" or "still referenced" in (exc.diag.message_detail or ""):
+        return problem(409, "other records still refer to it", instance=request.url.path, type_suffix="conflict",
+                       title="Conflict")
+    field = referencing_field(exc)
+    message = "not found in this workspace"
+    return problem(422, f"{field}: {message}", instance=request.url.path, type_suffix="validation",
+                   errors=[{"loc": ["body", field], "msg": message, "type": "reference"}])

@@ -3,12 +3,16 @@ after it): the database itself refuses a reference into another tenant's row, al
 where PostgreSQL checks foreign keys without row-level security."""
 from __future__ import annotations
 
+import asyncio
+import json
 import uuid
 
 import psycopg
 import pytest
+from starlette.requests import Request
 
 from funnel import db
+from funnel.api import problems
 from funnel.platform import migrations, tenants
 
 pytestmark = pytest.mark.usefixtures("runtime")
@@ -50,7 +54,13 @@ def test_every_reference_between_tenant_tables_carries_the_tenant_and_migrations
         tenants.drop_database(scratch)
 
 
-def test_upgrading_a_pooled_database_cleans_references_that_already_point_into_another_tenant():
+def _problem(exc: Exception, method: str):
+    """The API's answer to ``exc`` raised by a request's transaction."""
+    request = Request({"type": "http", "method": method, "path": "/v1/x", "headers": [], "query_string": b""})
+    return asyncio.run(problems.foreign_key_violation_handler(request, exc))
+
+
+def test_upgrading_a_pooled_database_cleans_references_into_another_tenant_and_the_api_names_a_broken_key():
     scratch = f"scratch_{uuid.uuid4().hex[:8]}"
     migrations.ensure_database(scratch)
     url = db.admin_url(scratch)
@@ -81,8 +91,15 @@ def test_upgrading_a_pooled_database_cleans_references_that_already_point_into_a
             assert conn.execute("SELECT count(*) FROM notification_channels").fetchone() == (0,)
             assert conn.execute("SELECT relforcerowsecurity FROM pg_class WHERE relname = 'email_messages'"
                                 ).fetchone() == (True,)
-            with pytest.raises(psycopg.errors.ForeignKeyViolation):
+            with pytest.raises(psycopg.errors.ForeignKeyViolation) as refused:
                 conn.execute("INSERT INTO email_messages (tenant_id, campaign_id, contact_id, email) "
                              "VALUES ('b', %s, %s, 'y@example.com')", (campaign_b, contact_a))
+            conn.rollback()
+            with pytest.raises(psycopg.errors.ForeignKeyViolation) as still_needed:  # ON DELETE RESTRICT
+                conn.execute("DELETE FROM users WHERE id = %s", (user_b,))
+        insert_answer = _problem(refused.value, "POST")
+        assert insert_answer.status_code == 422 and json.loads(insert_answer.body)["errors"] == [
+            {"loc": ["body", "contact_id"], "msg": "not found in this workspace", "type": "reference"}]
+        assert _problem(still_needed.value, "POST").status_code == 409
     finally:
         tenants.drop_database(scratch)
