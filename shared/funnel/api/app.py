@@ -12,7 +12,7 @@ import importlib
 import threading
 from collections.abc import Callable, Iterable
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import BaseRoute
@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from funnel.api import openapi, problems
 from funnel.api.context import RequestContextMiddleware
 from funnel.api.contract import Health
+from funnel.api.deps import no_nul_in_parameters
 from funnel.platform.errors import FunnelError
 
 # Each area exposes ``router`` (a fastapi.APIRouter with prefix /v1) in its routes module, and lists the
@@ -106,7 +107,7 @@ def _before_snapshot(load_all: Callable[[], object]) -> None:
 
 def create_app() -> FastAPI:
     app = FastAPI(title="Funnel API", version="1.0.0", openapi_url="/openapi.json", docs_url="/docs",
-                  redoc_url=None,
+                  redoc_url=None, dependencies=[Depends(no_nul_in_parameters)],
                   description="Multi-tenant growth automation backend. Errors are application/problem+json; "
                               "lists use cursor pagination; POSTs honour Idempotency-Key.")
     app.add_exception_handler(FunnelError, problems.funnel_error_handler)

@@ -1,4 +1,4 @@
-"""Request context middleware: body limits, authentication, tenant context, idempotency.
+"""Request context middleware: body limits (size, JSON depth, NaN, NUL), authentication, tenant context, idempotency.
 
 The tenant context is established here, once, and carried on ``request.state``
 (routes read it through ``deps.principal``) and on every log line.
@@ -9,14 +9,19 @@ and skipping thread hops and BaseHTTPMiddleware's streams keeps latency low.
 """
 from __future__ import annotations
 
+import json
+import math
+from typing import Any
+
 from starlette.datastructures import Headers
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from funnel.api.contract import MAX_JSON_DEPTH
 from funnel.api.problems import from_error, problem
 from funnel.observability import bind_tenant
 from funnel.platform import auth, idempotency
-from funnel.platform.errors import FunnelError, Unauthorized
+from funnel.platform.errors import FunnelError, Unauthorized, ValidationFailed
 from funnel.settings import get_settings
 
 # Routes anyone may call; everything else under /v1 needs a token or an API key.
@@ -61,6 +66,45 @@ async def _read_body(receive: Receive, limit: int) -> bytes | None:
     return b"".join(chunks)
 
 
+class _NonFinite:
+    """What ``NaN``, ``Infinity`` and ``-Infinity`` parse to here, so that the check can say where they were."""
+
+
+def _non_finite(_name: str) -> _NonFinite:
+    return _NonFinite()
+
+
+def json_body_error(body: bytes) -> ValidationFailed | None:
+    """Why a JSON body cannot be taken although it parses, naming the place (``["body", "metadata", ...]``):
+    nested deeper than MAX_JSON_DEPTH, NaN/Infinity (not JSON; PostgreSQL's jsonb refuses them), or a NUL character
+    in a string or a key (PostgreSQL text cannot hold it). None when it is fine or not JSON at all (FastAPI answers
+    400 for that)."""
+    try:
+        document = json.loads(body, parse_constant=_non_finite)
+    except RecursionError:
+        return ValidationFailed.at(["body"], f"nested deeper than {MAX_JSON_DEPTH} levels", "json_depth")
+    except json.JSONDecodeError:
+        return None
+    except ValueError as exc:  # e.g. an integer of more than 4,300 digits, or bytes that are no Unicode text
+        return ValidationFailed.at(["body"], str(exc), "json_invalid_value")
+    stack: list[tuple[Any, list[str | int], int]] = [(document, ["body"], 0)]
+    while stack:
+        value, loc, depth = stack.pop()
+        if isinstance(value, dict | list):
+            if depth >= MAX_JSON_DEPTH:
+                return ValidationFailed.at(loc, f"nested deeper than {MAX_JSON_DEPTH} levels", "json_depth")
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            for key, item in items:
+                if isinstance(key, str) and "\x00" in key:
+                    return ValidationFailed.at([*loc, key], "a key contains a NUL character", "string_nul")
+                stack.append((item, [*loc, key], depth + 1))
+        elif isinstance(value, str) and "\x00" in value:
+            return ValidationFailed.at(loc, "contains a NUL character, which text cannot hold", "string_nul")
+        elif isinstance(value, _NonFinite) or isinstance(value, float) and not math.isfinite(value):
+            return ValidationFailed.at(loc, "NaN and Infinity are not JSON numbers", "finite_number")
+    return None
+
+
 def _replay(body: bytes) -> Receive:
     sent = False
 
@@ -100,6 +144,10 @@ class RequestContextMiddleware:
             content_type = headers.get("content-type", "").split(";")[0].strip().lower()
             if body and content_type not in ACCEPTED_BODY_TYPES:
                 await problem(415, "send the body as application/json", instance=path)(scope, receive, send)
+                return
+            unfit = json_body_error(body) if body and content_type == "application/json" else None
+            if unfit is not None:
+                await from_error(unfit, path)(scope, receive, send)
                 return
             receive = _replay(body)
         bind_tenant(None)

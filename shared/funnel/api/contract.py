@@ -13,9 +13,10 @@ A frontend generates its client from ``/openapi.json``, so every route says what
 """
 from __future__ import annotations
 
-from typing import Any, Generic, Literal, TypeVar
+import json
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_SCHEMA_REF = "#/components/schemas/Problem"
@@ -33,6 +34,33 @@ ERROR_DESCRIPTIONS = {
     429: "Too many requests; retry after `Retry-After` seconds",
     503: "An upstream service is unavailable; retry after `Retry-After` seconds",
 }
+
+
+# Objects and arrays nested deeper than this are refused in every JSON body (``funnel.api.context``;
+# docs/conventions.md, "Limits"): no body of the API needs more, and a document a few hundred levels deep
+# can be stored but not serialised back (pydantic stops at 255 levels), so one contact's metadata would
+# break every list holding it.
+MAX_JSON_DEPTH = 32
+
+
+def _within_depth(value: Any, levels: int) -> Any:
+    """``value`` with whatever lies ``levels`` containers down given as its JSON text."""
+    if not isinstance(value, dict | list):
+        return value
+    if levels <= 0:
+        try:
+            return json.dumps(value, ensure_ascii=False)
+        except (RecursionError, ValueError):
+            return "(nested too deep to show)"
+    if isinstance(value, dict):
+        return {key: _within_depth(item, levels - 1) for key, item in value.items()}
+    return [_within_depth(item, levels - 1) for item in value]
+
+
+# A free-form object a client stored (contact metadata). Rows saved before bodies were limited to MAX_JSON_DEPTH may
+# nest deeper; they are answered with their deeper part as JSON text instead of failing every page that holds them.
+FreeJsonObject = Annotated[dict[str, Any], PlainSerializer(lambda value: _within_depth(value, MAX_JSON_DEPTH),
+                                                           return_type=dict[str, Any])]
 
 
 class Out(BaseModel):

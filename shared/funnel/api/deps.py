@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, StringConstraints
 
 from funnel.api.contract import Out
 from funnel.api.contract import Page as PageBody
-from funnel.platform.errors import Forbidden, Unauthorized
+from funnel.platform.errors import Forbidden, Unauthorized, ValidationFailed
 from funnel.platform.pagination import MAX_LIMIT, Page
 from funnel.platform.principal import Principal
 
@@ -29,6 +29,35 @@ async def principal(request: Request) -> Principal:
 
 
 CurrentPrincipal = Annotated[Principal, Depends(principal)]
+
+_declared_query: dict[int, frozenset[str]] = {}
+
+
+def _query_names(route: object) -> frozenset[str]:
+    """The query parameters ``route`` declares (found once per route)."""
+    names = _declared_query.get(id(route))
+    if names is None:
+        found: set[str] = set()
+        pending = [getattr(route, "dependant", None)]
+        while pending:
+            dependant = pending.pop()
+            if dependant is not None:
+                found.update(field.alias for field in dependant.query_params)
+                pending += dependant.dependencies
+        names = _declared_query[id(route)] = frozenset(found)
+    return names
+
+
+async def no_nul_in_parameters(request: Request) -> None:
+    """Every route's first dependency (``funnel.api.app``): a NUL character in a path or query parameter is a 422
+    naming it. PostgreSQL text cannot hold NUL, so it would otherwise fail in the database as a 500; JSON bodies
+    are checked by ``funnel.api.context``. Undeclared query parameters are ignored, as FastAPI ignores them."""
+    for name, value in request.path_params.items():
+        if isinstance(value, str) and "\x00" in value:
+            raise ValidationFailed.at(["path", name], "contains a NUL character", "string_nul")
+    for name, value in request.query_params.multi_items():
+        if "\x00" in value and name in _query_names(request.scope.get("route")):
+            raise ValidationFailed.at(["query", name], "contains a NUL character", "string_nul")
 
 
 def require(role: str):

@@ -61,6 +61,11 @@ def validate(cron_expression: str, zone: str) -> None:
     except (ZoneInfoNotFoundError, ValueError) as exc:
         raise ValidationFailed(f"unknown time zone {zone!r}") from exc
     aws_expression(cron_expression)
+    try:
+        next_run_at(cron_expression, zone)
+    except ValueError as exc:  # croniter's CroniterBadDateError: a day that never comes, as 0 9 31 2 * (Feb 31)
+        raise ValidationFailed.at(["body", "cron_expression"], f"{cron_expression!r} names no date that exists "
+                                                               f"(such as 31 February): it would never run") from exc
 
 
 def next_run_at(cron_expression: str, zone: str, after: datetime | None = None) -> datetime:

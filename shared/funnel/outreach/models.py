@@ -8,12 +8,12 @@ the suite until it is declared here.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 from uuid import UUID
 
 from pydantic import Field
 
-from funnel.api.contract import Out
+from funnel.api.contract import FreeJsonObject, Out
 
 SuppressionKind = Literal["domain", "email", "phone", "company_name", "corporate_number"]
 SuppressionReason = Literal["unsubscribed", "hard_bounce", "complaint", "manual", "do_not_contact"]
@@ -39,7 +39,7 @@ class Contact(Out):
     phone: str | None = Field(description="digits only")
     corporate_number: str | None = Field(description="the 13-digit 法人番号")
     industry: str | None
-    metadata: dict[str, Any] = Field(description="free-form data given when saving ({} when none)")
+    metadata: FreeJsonObject = Field(description="free-form data given when saving ({} when none)")
     created_at: datetime
     updated_at: datetime
 

@@ -17,6 +17,12 @@ class FunnelError(Exception):
 class ValidationFailed(FunnelError):
     status, title, type_suffix = 422, "Validation failed", "validation"
 
+    @classmethod
+    def at(cls, loc: list[str | int], msg: str, type_: str = "value_error") -> ValidationFailed:
+        """A 422 naming the one field at fault, in the ``errors`` shape of request validation
+        (``loc`` like ``["query", "cursor"]`` or ``["body", "metadata", "a"]``)."""
+        return cls(f"{'.'.join(map(str, loc))}: {msg}", errors=[{"loc": loc, "msg": msg, "type": type_}])
+
 
 class NotFound(FunnelError):
     status, title, type_suffix = 404, "Not found", "not-found"

@@ -32,9 +32,15 @@ def domain_of(url: str) -> str:
     return host[4:] if host.startswith("www.") else host
 
 
+def ascii_digits(raw: str | None) -> str:
+    """The digits of ``raw`` as ASCII 0-9, whatever else it holds: full-width ``１２３`` (as Japanese input methods
+    type numbers) counts as ``123``; separators and other scripts' digits that NFKC does not map to 0-9 are dropped,
+    so the result always fits a ``[0-9]`` check."""
+    return re.sub(r"[^0-9]", "", unicodedata.normalize("NFKC", raw or ""))
+
+
 def normalize_phone(raw: str | None) -> str | None:
-    digits = re.sub(r"\D", "", unicodedata.normalize("NFKC", raw or ""))
-    return digits or None
+    return ascii_digits(raw) or None
 
 
 def normalize_company(raw: str | None) -> str | None:

@@ -9,7 +9,9 @@ import base64
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 from funnel.db import Connection, Row
 from funnel.platform.errors import ValidationFailed
@@ -21,15 +23,39 @@ def encode_cursor(values: list[Any]) -> str:
     return base64.urlsafe_b64encode(json.dumps(values, default=str).encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str, size: int) -> list[Any]:
+def _invalid_cursor(why: str) -> ValidationFailed:
+    return ValidationFailed.at(["query", "cursor"], f"not a cursor this list gave ({why}); pass `next_cursor` as it "
+                                                    f"came, or leave it out for the first page")
+
+
+def decode_cursor(cursor: str, size: int) -> list[str]:
+    """The ``size`` strings a cursor of ``encode_cursor`` holds. A cursor is the caller's input: anything else
+    (other JSON, numbers, objects) is a 422 naming ``cursor``, never a value handed to the database."""
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         values = json.loads(base64.urlsafe_b64decode(padded.encode()))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ValidationFailed("invalid cursor") from exc
-    if not isinstance(values, list) or len(values) != size:
-        raise ValidationFailed("invalid cursor")
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise _invalid_cursor("not base64 of JSON") from exc
+    if not isinstance(values, list) or len(values) != size or not all(isinstance(v, str) for v in values):
+        raise _invalid_cursor(f"not a list of {size} strings")
+    if any("\x00" in value for value in values):
+        raise _invalid_cursor("a NUL character")
     return values
+
+
+def _keyset_position(cursor: str, id_type: str) -> tuple[datetime, str | int]:
+    """(created_at, id) of a keyset cursor, parsed here so that a crafted one is a 422, not a database error."""
+    created_at, last_id = decode_cursor(cursor, 2)
+    try:
+        moment = datetime.fromisoformat(created_at)
+        position: str | int = str(UUID(last_id)) if id_type == "uuid" else int(last_id)
+    except ValueError as exc:
+        raise _invalid_cursor("not a (time, id) position") from exc
+    if moment.tzinfo is None:
+        raise _invalid_cursor("a time without its zone")
+    if isinstance(position, int) and not -2**63 <= position < 2**63:
+        raise _invalid_cursor("an id out of range")
+    return moment, position
 
 
 @dataclass
@@ -61,7 +87,7 @@ def keyset_page(conn: Connection, *, table: str, columns: str, cursor: str | Non
         params += clause_params
     direction, comparison = ("DESC", "<") if newest_first else ("ASC", ">")
     if cursor:
-        created_at, last_id = decode_cursor(cursor, 2)
+        created_at, last_id = _keyset_position(cursor, id_type)
         clauses.append(f"(created_at, id) {comparison} (%s::timestamptz, %s::{id_type})")
         params += [created_at, last_id]
     where = ("WHERE " + " AND ".join(clauses)) if clauses else ""

@@ -9,7 +9,7 @@ from __future__ import annotations
 from funnel.db import Connection, Row
 from funnel.platform import store_suppression
 from funnel.platform.errors import Conflict, NotFound, ValidationFailed
-from funnel.platform.normalize import domain_of, normalize_company, normalize_email, normalize_phone
+from funnel.platform.normalize import ascii_digits, domain_of, normalize_company, normalize_email, normalize_phone
 from funnel.platform.pagination import Page
 
 KINDS = ("domain", "email", "phone", "company_name", "corporate_number")
@@ -29,7 +29,7 @@ def normalized(kind: str, value: str) -> str:
         return normalize_phone(value) or ""
     if kind == "company_name":
         return normalize_company(value) or ""
-    return "".join(ch for ch in value if ch.isdigit())
+    return ascii_digits(value)
 
 
 def suppress(conn: Connection, kind: str, value: str, reason: str, source: str | None = None) -> Row:
