@@ -1,11 +1,11 @@
 """Document e-mail API: campaigns, sending, messages, stats."""
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Request
-from pydantic import AwareDatetime, Field
+from pydantic import AfterValidator, AwareDatetime, Field
 
 from funnel import db
 from funnel.api.contract import Page, problem_response, problems
@@ -26,11 +26,33 @@ from funnel.email.models import (
 
 router = APIRouter(prefix="/v1")
 
+# Text that becomes (part of) a mail header: a CR or LF there would start a new header, and the sender refuses
+# such a message only when it is written, long after the campaign was accepted. Every control character is refused
+# at input instead, so the 422 names the field and nothing is stored.
+HEADER_SAFE = r"^[^\x00-\x1f\x7f]*$"
+# A MIME type as RFC 6838 spells it (type/subtype), with optional `; name=value` parameters.
+_MIME_NAME = r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*"
+MIME_TYPE = rf"^{_MIME_NAME}/{_MIME_NAME}(; ?[A-Za-z0-9_.+-]+=[A-Za-z0-9_.+-]+)*$"
+
+
+def _not_a_path_step(filename: str) -> str:
+    """An attachment's file name is the last part of its S3 key and of the download's name: `.` and `..` would
+    name a folder, not a file."""
+    if set(filename) <= {"."}:
+        raise ValueError("a file name cannot be only dots")
+    return filename
+
+
+AttachmentFilename = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^/\\\x00-\x1f\x7f]+$",
+                                          description="a file name: no path separators, no control characters"),
+                               AfterValidator(_not_a_path_step)]
+
 
 class Recipient(StrictModel):
     email: Email
-    name: str | None = Field(default=None, max_length=200)
-    company: str | None = Field(default=None, max_length=300)
+    name: str | None = Field(default=None, max_length=200, pattern=HEADER_SAFE,
+                             description="goes into the To header: no control characters")
+    company: str | None = Field(default=None, max_length=300, pattern=HEADER_SAFE)
     contact_id: UUID | None = None
 
 
@@ -42,14 +64,16 @@ class ReminderRule(StrictModel):
 class ReminderStrategy(StrictModel):
     rules: list[ReminderRule] = Field(min_length=1, max_length=4)
     max_reminders: int = Field(default=1, ge=0, le=10)
-    subject_prefix: str = Field(default="【再送】", max_length=50)
+    subject_prefix: str = Field(default="【再送】", max_length=50, pattern=HEADER_SAFE)
 
 
 class CampaignBody(StrictModel):
     name: str = Field(min_length=1, max_length=200)
-    subject: str = Field(min_length=1, max_length=300)
+    subject: str = Field(min_length=1, max_length=300, pattern=HEADER_SAFE,
+                         description="the Subject header: no control characters")
     body: str = Field(min_length=1, max_length=50_000)
-    from_name: str = Field(min_length=1, max_length=200)
+    from_name: str = Field(min_length=1, max_length=200, pattern=HEADER_SAFE,
+                           description="goes into the From header: no control characters")
     sender_identity: str = Field(min_length=5, max_length=500,
                                  description="who sends: company, address, contact (特定電子メール法)")
     recipients: list[Recipient] = Field(default_factory=list, max_length=100_000)
@@ -106,8 +130,9 @@ def send_campaign(campaign_id: UUID, principal: Writer, body: SendBody | None = 
 
 
 class AttachmentBody(StrictModel):
-    filename: str = Field(min_length=1, max_length=200, pattern=r"^[^/\\]+$")
-    content_type: str = Field(default="application/pdf", max_length=100)
+    filename: AttachmentFilename
+    content_type: str = Field(default="application/pdf", max_length=100, pattern=MIME_TYPE,
+                              description="a MIME type (`type/subtype`, optional `; name=value` parameters)")
 
 
 @router.post("/email-campaigns/{campaign_id}/attachments", status_code=201, tags=["email"],

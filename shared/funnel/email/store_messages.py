@@ -73,15 +73,26 @@ def start_scheduled_campaign(conn: Connection, campaign_id: str) -> bool:
                         "RETURNING id", (campaign_id,)).fetchone() is not None
 
 
-def complete_campaigns_with_nothing_queued(conn: Connection, campaign_id: Any = None) -> int:
+def complete_campaigns_with_nothing_queued(conn: Connection, campaign_id: Any = None) -> list[Row]:
     """Mark sending campaigns (one, or all when ``campaign_id`` is None) 'sent' once none of their messages is
-    queued; returns how many. Only a campaign with nothing queued is locked, and a row another transaction holds
-    is skipped (SKIP LOCKED), never waited on."""
+    queued; returns ``id, tenant_id, user_id, name`` of each. Only a campaign with nothing queued is locked, and a
+    row another transaction holds is skipped (SKIP LOCKED), never waited on."""
     return conn.execute(
         "UPDATE email_campaigns SET status = 'sent' WHERE id IN (SELECT c.id FROM email_campaigns c "
         "WHERE c.status = 'sending' AND (%s::uuid IS NULL OR c.id = %s::uuid) AND NOT EXISTS "
         "(SELECT 1 FROM email_messages m WHERE m.campaign_id = c.id AND m.status = 'queued') "
-        "FOR NO KEY UPDATE OF c SKIP LOCKED)", (campaign_id, campaign_id)).rowcount
+        "FOR NO KEY UPDATE OF c SKIP LOCKED) RETURNING id, tenant_id, user_id, name",
+        (campaign_id, campaign_id)).fetchall()
+
+
+def failed_messages(conn: Connection, campaign_id: Any) -> tuple[int, int, str | None]:
+    """(messages that failed, all messages, the most frequent failure reason) of a campaign."""
+    row = conn.execute(
+        "SELECT count(*) FILTER (WHERE status = 'failed') AS failed, count(*) AS total, "
+        "mode() WITHIN GROUP (ORDER BY error) FILTER (WHERE status = 'failed') AS reason "
+        "FROM email_messages WHERE campaign_id = %s", (campaign_id,)).fetchone()
+    assert row is not None  # an aggregate always returns a row
+    return int(row["failed"]), int(row["total"]), row["reason"]
 
 
 # ---------------------------------------------------------------- one message

@@ -4,6 +4,7 @@ refusal is final (SendRefused; a refused address is a hard bounce), anything els
 from __future__ import annotations
 
 import smtplib
+from email.errors import MessageError
 from email.message import Message
 from typing import Any
 
@@ -63,12 +64,18 @@ def take_send_slot(conn: Connection) -> None:
 def transmit(conn: Connection, tenant_id: str, campaign: Row, message: Row, mail: Message) -> str:
     """Send one rendered message through the campaign's channel (the tenant's SMTP profile, or SES v2 raw
     MIME with the configuration set and routing tags); returns the provider's message id. SES throttling becomes
-    EmailThrottled (retried later); a permanent refusal (SES, or an SMTP 5xx) becomes SendRefused; anything else
-    is raised to be retried."""
+    EmailThrottled (retried later); a permanent refusal (SES, an SMTP 5xx, or a message that cannot be written as
+    MIME) becomes SendRefused; anything else is raised to be retried."""
     settings = get_settings()
+    try:
+        raw = mail.as_bytes()
+    except MessageError as exc:
+        # The message cannot be written (a header that would start another header: input refuses control
+        # characters, rows stored before it did may hold them). The same message fails the same way every time.
+        raise SendRefused(f"the message cannot be written as MIME: {exc}") from exc
     request: dict[str, Any] = {
         "FromEmailAddress": campaign["from_address"], "Destination": {"ToAddresses": [message["email"]]},
-        "Content": {"Raw": {"Data": mail.as_bytes()}},
+        "Content": {"Raw": {"Data": raw}},
         # SES echoes these tags in bounce/complaint notifications: they route back without a lookup.
         "EmailTags": [{"Name": "tenant_id", "Value": tenant_id}, {"Name": "message_id", "Value": str(message["id"])}]}
     if settings.ses_configuration_set:

@@ -143,13 +143,19 @@ class FakeStore:
         return True
 
     def complete_campaigns_with_nothing_queued(self, conn, campaign_id=None):
-        done = 0
+        done = []
         for campaign in self.campaigns.values():
             if (campaign["status"] == "sending" and campaign_id in (None, campaign["id"])
                     and not any(m["status"] == "queued" for m in self._of(campaign["id"]))):
                 campaign["status"] = "sent"
-                done += 1
+                done.append({"id": campaign["id"], "tenant_id": campaign.get("tenant_id"),
+                             "user_id": campaign.get("user_id"), "name": campaign.get("name")})
         return done
+
+    def failed_messages(self, conn, campaign_id):
+        messages = self._of(campaign_id)
+        reasons = [m.get("error") for m in messages if m["status"] == "failed"]
+        return len(reasons), len(messages), reasons[0] if reasons else None
 
     def message(self, conn, message_id):
         found = self.messages.get(message_id)
