@@ -74,20 +74,24 @@ def test_a_malformed_content_length_answers_400_at_once(gateway, length):
 
 
 def test_idle_connections_are_closed_by_the_gateway(gateway):
-    used, unused = connection(gateway), socket.create_connection(gateway, timeout=SOCKET_TIMEOUT_SECONDS)
+    used = connection(gateway)
+    unused, trickling = (socket.create_connection(gateway, timeout=SOCKET_TIMEOUT_SECONDS) for _ in range(2))
     try:
         used.request("GET", "/healthz")
         answer = used.getresponse()
         assert answer.status == 200 and answer.getheader("connection") != "close"
         answer.read()
         started = time.monotonic()
-        # the server closes both: the one kept alive after its request and the one that never sent any
-        assert used.sock.recv(1) == b""
-        assert unused.recv(1) == b""
+        trickling.sendall(b"GET /healthz HTTP/1.1\r\n")  # a request head that never ends
+        # the server closes all three: the one kept alive after its request, the one that never sent any,
+        # and the one still sending its head
+        for sock in (used.sock, unused, trickling):
+            assert sock.recv(1) == b""
         assert time.monotonic() - started < IDLE_TIMEOUT_SECONDS + 2
     finally:
         used.close()
         unused.close()
+        trickling.close()
 
 
 @pytest.mark.parametrize(("method", "path"), [("TRACE", "/healthz"), ("TRACE", "/v1/me"), ("CONNECT", "/v1/me"),
@@ -132,3 +136,17 @@ def test_a_declared_length_over_10_mb_is_413_before_the_body_is_sent(gateway):
     response, seconds = raw_exchange(gateway, request)
     assert response.status == 413
     assert seconds < 2
+
+
+@pytest.mark.parametrize("path", ["/fixture/files/raises", "/fixture/files/header-injection"])
+def test_a_failing_or_unwritable_handler_answer_is_api_gateways_json_500(api, path):
+    response = api.post(path, content=b"x", headers={"content-type": "text/plain"})
+    assert response.status_code == 500
+    assert response.json() == {"message": "Internal Server Error"}
+    assert "set-cookie" not in response.headers and "x-note" not in response.headers
+
+
+def test_source_ip_is_the_peer_whatever_x_forwarded_for_says(api, gateway):
+    event = api.get("/fixture/items/1", headers={"X-Forwarded-For": "203.0.113.9"}).json()
+    assert event["requestContext"]["http"]["sourceIp"] == "127.0.0.1"
+    assert event["headers"]["x-forwarded-for"] == "203.0.113.9"
