@@ -45,6 +45,19 @@ def update_run(conn: Connection, run_id: str, **changes: Any) -> Row:
     return row
 
 
+# A run still pending or running with no progress (no step started or done, no status change) for this long is
+# stuck: its execution died without reporting (a Lambda killed mid-step, an execution stopped by hand). A live
+# run moves at least every few minutes; one waiting for a send window is 'paused', never swept.
+STUCK_RUN_SECONDS = 6 * 3600
+
+
+def fail_stuck_runs(conn: Connection, idle_seconds: int = STUCK_RUN_SECONDS) -> list[Row]:
+    """The sweep: every pending or running run without progress for ``idle_seconds`` ends ``failed`` with the
+    reason in ``error_message``. Returns those runs (the caller notifies their ``created_by``)."""
+    return store_runs.fail_runs_idle_for(
+        conn, idle_seconds, f"stopped by the stuck-run sweep: no progress for {idle_seconds // 60} minutes")
+
+
 def start_step(conn: Connection, run_id: str, step: str, item_key: str = "", llm_model: str | None = None) -> Row:
     """Record that a step (one item of it, for Map states) starts; a re-start counts as a retry."""
     store_runs.set_current_step(conn, run_id, step)

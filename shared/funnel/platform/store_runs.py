@@ -52,6 +52,14 @@ def update_run(conn: Connection, run_id: str, changes: dict[str, Any], *, mark_s
                         f"RETURNING {RUN_COLUMNS}", (*values.values(), run_id)).fetchone()
 
 
+def fail_runs_idle_for(conn: Connection, seconds: int, error: str) -> list[Row]:
+    """Pending or running runs not updated for ``seconds`` become failed with ``error`` (finished now)."""
+    return conn.execute(f"UPDATE runs SET status = 'failed', error_message = %s, finished_at = now(), "
+                        f"updated_at = now() WHERE status IN ('pending', 'running') "
+                        f"AND updated_at < now() - make_interval(secs => %s) RETURNING {RUN_COLUMNS}",
+                        (error, seconds)).fetchall()
+
+
 def set_current_step(conn: Connection, run_id: str, step: str) -> None:
     conn.execute("UPDATE runs SET current_step = %s, updated_at = now() WHERE id = %s", (step, run_id))
 
