@@ -12,7 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from funnel.api.contract import PROBLEM_MEDIA_TYPE
 from funnel.observability import logger
-from funnel.platform.errors import FunnelError
+from funnel.platform.errors import FunnelError, RateLimited
 
 PROBLEM_BASE = "https://docs.funnel.dev/problems/"
 HTTP_TITLES = {400: "Bad request", 401: "Unauthorized", 403: "Forbidden", 404: "Not found",
@@ -32,7 +32,7 @@ def problem(status: int, detail: str, *, instance: str | None = None, type_suffi
 
 
 def from_error(error: FunnelError, instance: str | None = None) -> JSONResponse:
-    retry_after = {429: "60", 503: "5"}.get(error.status)
+    retry_after = str(error.retry_after_seconds) if isinstance(error, RateLimited) else {503: "5"}.get(error.status)
     headers = {"Retry-After": retry_after} if retry_after else None
     if error.status == 401:
         headers = {"WWW-Authenticate": "Bearer"}

@@ -10,13 +10,13 @@ import base64
 import hashlib
 import hmac
 import secrets
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from funnel import db
 from funnel.db import Row
-from funnel.platform import audit, ratelimit, store_api_keys, store_tenants, store_users, tokens
-from funnel.platform.errors import Forbidden, NotFound, RateLimited, Unauthorized, ValidationFailed
+from funnel.platform import audit, ratelimit, store_api_keys, store_sessions, store_tenants, store_users, tokens
+from funnel.platform.errors import Forbidden, NotFound, Unauthorized, ValidationFailed
 from funnel.platform.pagination import Page
 from funnel.platform.passwords import verify_password
 from funnel.platform.principal import SCOPE_ROLE_CAP, Principal, capped_role
@@ -27,46 +27,100 @@ from funnel.settings import get_settings
 API_KEY_PREFIX = "fnl"
 
 
-def _token_pair(tenant_id: str, user: dict[str, Any]) -> dict[str, Any]:
+def _token_pair(tenant_id: str, user: dict[str, Any], family_id: str, refresh_jti: str) -> dict[str, Any]:
+    """Both tokens name the session's family (``fam``): revoking it ends them; the refresh token's ``jti`` is the
+    family's current one."""
     settings = get_settings()
-    claims = {"sub": str(user["id"]), "tid": tenant_id, "role": user["role"]}
+    claims = {"sub": str(user["id"]), "tid": tenant_id, "role": user["role"], "fam": family_id}
     return {
         "access_token": tokens.sign(claims, "access", settings.access_token_ttl_seconds),
-        "refresh_token": tokens.sign(claims, "refresh", settings.refresh_token_ttl_seconds),
+        "refresh_token": tokens.sign({**claims, "jti": refresh_jti}, "refresh", settings.refresh_token_ttl_seconds),
         "token_type": "Bearer",
         "expires_in": settings.access_token_ttl_seconds,
     }
 
 
+def _start_session(tenant_id: str, user: dict[str, Any]) -> dict[str, Any]:
+    jti = tokens.new_token_id()
+    with db.control_transaction() as conn:
+        family_id = store_sessions.insert_family(conn, tenant_id, str(user["id"]), jti,
+                                                 get_settings().refresh_token_ttl_seconds)
+        store_sessions.prune_expired(conn)
+    return _token_pair(tenant_id, user, family_id, jti)
+
+
 def login(email: str, password: str, tenant_slug: str | None, ip: str | None) -> dict[str, Any]:
+    """Tokens for the one workspace of ``email`` where ``password`` is right (``tenant_slug`` narrows the search).
+
+    Every answer but success is the same 401, whatever is wrong: an unknown e-mail, a wrong password, a disabled
+    user, a workspace the e-mail is not in. The password is verified against every candidate workspace's user (a
+    dummy hash when there is none), so no answer comes without a verification. Only when the password is right
+    for several workspaces and none is named does the answer (422) list them. Each attempt is counted against
+    the account's and the IP's windows before the password is checked (``ratelimit.reserve``: concurrent
+    attempts cannot overtake the limit); a sign-in that succeeds is taken back, a 401 or a 422 stays counted.
+    """
     settings = get_settings()
-    account_key, ip_key = f"login:account:{email.lower()}", f"login:ip:{ip or 'unknown'}"
-    window = settings.login_window_seconds
-    if (ratelimit.count(account_key, window) >= settings.login_max_attempts_per_account
-            or ratelimit.count(ip_key, window) >= settings.login_max_attempts_per_ip):
-        raise RateLimited("too many login attempts; try again later")
+    reservation = ratelimit.reserve({f"login:account:{email.lower()}": settings.login_max_attempts_per_account,
+                                     f"login:ip:{ip or 'unknown'}": settings.login_max_attempts_per_ip},
+                                    settings.login_window_seconds, "too many login attempts; try again later")
     with db.control_transaction() as conn:
         entries = store_tenants.login_entries(conn, email)
     if tenant_slug is not None:
         entries = [e for e in entries if e["slug"] == tenant_slug]
-    if len(entries) > 1:
-        raise ValidationFailed("this e-mail belongs to several workspaces; say which with 'tenant'",
-                               tenants=[e["slug"] for e in entries])
-    user = login_password_hash(entries[0]["tenant_id"], str(entries[0]["user_id"])) if entries else None
-    # verify_password runs for an unknown e-mail too (against no hash), so both answers take as long.
-    if not verify_password(user["password_hash"] if user else None, password) or user is None or user["disabled"]:
-        ratelimit.hit(account_key, window)
-        ratelimit.hit(ip_key, window)
+    matches = []
+    candidates: list[Row | None] = [*entries] or [None]
+    for entry in candidates:
+        user = login_password_hash(entry["tenant_id"], str(entry["user_id"])) if entry else None
+        # verify_password runs for an unknown e-mail too (against a dummy hash), so no answer is quicker.
+        right = verify_password(user["password_hash"] if user else None, password)
+        if right and entry and user and not user["disabled"]:
+            matches.append((entry["tenant_id"], entry["slug"], user))
+    if not matches:
         raise Unauthorized("wrong e-mail or password")
-    tenant_id = entries[0]["tenant_id"]
+    if len(matches) > 1:
+        raise ValidationFailed("the password is right for several workspaces of this e-mail; say which with "
+                               "'tenant'", tenants=[slug for _, slug, _ in matches],
+                               errors=[{"loc": ["body", "tenant"], "msg": "name one of `tenants`", "type": "missing"}])
+    ratelimit.release(reservation)
+    tenant_id, _, user = matches[0]
     record_login(tenant_id, str(user["id"]), ip)
-    return _token_pair(tenant_id, user)
+    return _start_session(tenant_id, user)
 
 
 def refresh(refresh_token: str) -> dict[str, Any]:
+    """New tokens for a session, rotating its refresh token: the one presented is spent. Presenting a spent one
+    again (a replay: it was copied) revokes the whole family, so neither copy goes on."""
     claims = tokens.verify(refresh_token, "refresh")
-    principal = _user_principal(claims["tid"], claims["sub"], None)
-    return _token_pair(principal.tenant_id, {"id": principal.user_id, "role": principal.role})
+    family_id, jti, tenant_id, user_id = claims.get("fam"), claims.get("jti"), claims["tid"], claims["sub"]
+    if not family_id or not jti:
+        raise Unauthorized("this refresh token is no longer accepted; sign in again")
+    principal = _user_principal(tenant_id, user_id, None)
+    new_jti = tokens.new_token_id()
+    with db.control_transaction() as conn:
+        rotated = store_sessions.rotate(conn, family_id, tenant_id, user_id, jti, new_jti,
+                                        get_settings().refresh_token_ttl_seconds)
+        if not rotated:
+            store_sessions.revoke_family(conn, family_id, tenant_id, user_id, "reuse")
+    if not rotated:
+        raise Unauthorized("refresh token revoked or already used; sign in again")
+    return _token_pair(tenant_id, {"id": principal.user_id, "role": principal.role}, family_id, new_jti)
+
+
+def logout(refresh_token: str, everywhere: bool) -> None:
+    """End the session of ``refresh_token`` (its family: every refresh and access token of that sign-in), or
+    with ``everywhere`` every session of its user. Ending a session already ended is no error; ending them all
+    needs the session's current refresh token (a spent or revoked one proves nothing any more)."""
+    claims = tokens.verify(refresh_token, "refresh")
+    family_id, jti, tenant_id, user_id = claims.get("fam"), claims.get("jti"), claims["tid"], claims["sub"]
+    if not family_id or not jti:
+        raise Unauthorized("this refresh token is no longer accepted; sign in again")
+    with db.control_transaction() as conn:
+        if not everywhere:
+            store_sessions.revoke_family(conn, family_id, tenant_id, user_id, "logout")
+            return
+        if not store_sessions.is_current(conn, family_id, tenant_id, user_id, jti):
+            raise Unauthorized("refresh token revoked or already used; sign in again")
+        store_sessions.revoke_user_families(conn, tenant_id, user_id, "logout_everywhere")
 
 
 def _require_active_tenant(tenant_id: str, unknown: str) -> None:
@@ -90,7 +144,16 @@ def _user_principal(tenant_id: str, user_id: str, ip: str | None) -> Principal:
 
 
 def authenticate_bearer(token: str, ip: str | None) -> Principal:
+    """The access token's user, while its session (family) is live: logging out, a replayed refresh token or
+    disabling the user ends it, and re-enabling the user does not bring it back."""
     claims = tokens.verify(token, "access")
+    family_id = claims.get("fam")
+    if not family_id:
+        raise Unauthorized("this token is no longer accepted; sign in again")
+    with db.control_transaction() as conn:
+        live = store_sessions.is_live(conn, family_id, claims["tid"], claims["sub"])
+    if not live:
+        raise Unauthorized("session ended; sign in again")
     return _user_principal(claims["tid"], claims["sub"], ip)
 
 
@@ -127,6 +190,12 @@ def create_api_key(principal: Principal, name: str, scope: str, expires_at: date
         raise Forbidden("viewers cannot create API keys")
     if principal.api_key_id is not None:
         raise Forbidden("API keys cannot create API keys; sign in")
+    if expires_at is not None:
+        # Without an offset the time is UTC (as the database would have read it).
+        expires_at = expires_at if expires_at.tzinfo else expires_at.replace(tzinfo=UTC)
+        if expires_at <= datetime.now(UTC):
+            raise ValidationFailed("expires_at must be in the future", errors=[
+                {"loc": ["body", "expires_at"], "msg": "must be in the future", "type": "value_error"}])
     prefix = secrets.token_hex(6)
     secret = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip("=").replace("_", "-")
     key = f"{API_KEY_PREFIX}_{prefix}_{secret}"

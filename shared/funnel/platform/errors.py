@@ -43,6 +43,10 @@ class Forbidden(FunnelError):
 class RateLimited(FunnelError):
     status, title, type_suffix = 429, "Too many requests", "rate-limited"
 
+    def __init__(self, detail: str, *, retry_after_seconds: int = 60, **extra):
+        super().__init__(detail, **extra)
+        self.retry_after_seconds = retry_after_seconds  # the API's Retry-After
+
 
 class PaymentRequired(FunnelError):
     status, title, type_suffix = 402, "Payment required", "payment-required"

@@ -26,7 +26,8 @@ class TokenPair(Out):
     """A signed-in session: send `access_token` as `Authorization: Bearer`, renew it with the refresh token."""
 
     access_token: str = Field(description="JWT for `Authorization: Bearer`")
-    refresh_token: str = Field(description="JWT for POST /v1/auth/refresh")
+    refresh_token: str = Field(description="JWT for POST /v1/auth/refresh, usable once: each refresh answers a "
+                                           "new one, and presenting a spent one again ends the session")
     token_type: Literal["Bearer"]
     expires_in: int = Field(description="seconds until the access token expires")
 

@@ -10,7 +10,7 @@ from pydantic import Field
 
 from funnel import db
 from funnel.api.context import client_ip
-from funnel.api.contract import Page, problems
+from funnel.api.contract import Page, problem_response, problems
 from funnel.api.deps import Admin, CurrentPrincipal, Cursor, Email, Limit, StrictModel, Writer, page_of
 from funnel.platform import audit, auth, llm_registry, prompts, runs, users
 from funnel.platform.models import (
@@ -54,15 +54,34 @@ class AcceptInviteBody(StrictModel):
 
 
 @router.post("/auth/login", tags=["auth"], responses=problems(
-    401, 422, 429, validation="The request is not valid, or the e-mail belongs to several workspaces and `tenant` "
-                              "does not name one (`tenants` lists their slugs)"))
+    401, 422, 429,
+    validation="The request is not valid, or the password is right for several workspaces of the e-mail and "
+               "`tenant` does not name one (`tenants` lists those workspaces' slugs; a wrong password is a 401)",
+    rate_limited="Too many attempts for this account or address; retry after `Retry-After` seconds (the time "
+                 "left in the window that refused it)"))
 def login(body: LoginBody, request: Request) -> TokenPair:
     return TokenPair.model_validate(auth.login(body.email, body.password, body.tenant, client_ip(request)))
 
 
-@router.post("/auth/refresh", tags=["auth"], responses=problems(401))
+@router.post("/auth/refresh", tags=["auth"], responses={401: problem_response(
+    401, "The refresh token is invalid, expired, revoked or already used (using one twice revokes its session: "
+         "sign in again)")})
 def refresh(body: RefreshBody) -> TokenPair:
+    """New tokens for the session; the refresh token sent is spent (use the new one next time)."""
     return TokenPair.model_validate(auth.refresh(body.refresh_token))
+
+
+class LogoutBody(StrictModel):
+    refresh_token: str = Field(min_length=1, max_length=4096)
+    everywhere: bool = Field(default=False, description="end every session of the user, not only this one "
+                                                        "(needs the session's current refresh token)")
+
+
+@router.post("/auth/logout", status_code=204, tags=["auth"], responses={401: problem_response(
+    401, "The refresh token is invalid or expired (with `everywhere`: also revoked or already used)")})
+def logout(body: LogoutBody) -> None:
+    """End this session (its refresh and access tokens), or with `everywhere` all the user's sessions."""
+    auth.logout(body.refresh_token, body.everywhere)
 
 
 @router.post("/auth/accept-invite", tags=["auth"], responses=problems(

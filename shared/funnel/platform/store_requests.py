@@ -1,5 +1,5 @@
 """Per-request bookkeeping's data access: Idempotency-Keys (tenant DB, ``idempotency_keys``) and the
-fixed-window rate-limit counters (control DB, ``rate_limit_counters``).
+rate-limit windows (control DB, ``rate_limit_windows``).
 
 The rules (a key's validity, replay or refusal, releasing a key after a server error; what is limited and how
 much) stay in ``funnel.platform.idempotency`` and the callers of ``funnel.platform.ratelimit``.
@@ -7,11 +7,6 @@ much) stay in ``funnel.platform.idempotency`` and the callers of ``funnel.platfo
 from __future__ import annotations
 
 from funnel.db import Connection, Row, fetch_one
-
-# The start of the current fixed window of %s seconds (params: the window twice), on the database's clock so
-# every Lambda counts into the same window.
-_WINDOW_START = "to_timestamp(floor(extract(epoch FROM now()) / %s) * %s)"
-
 
 # ---------------------------------------------------------------- Idempotency-Keys (tenant DB)
 
@@ -44,23 +39,32 @@ def delete_key(conn: Connection, principal: str, key: str) -> None:
     conn.execute("DELETE FROM idempotency_keys WHERE principal = %s AND key = %s", (principal, key))
 
 
-# ---------------------------------------------------------------- rate-limit counters (control DB)
+# ---------------------------------------------------------------- rate-limit windows (control DB)
 
-def window_count(conn: Connection, key: str, window_seconds: int) -> int:
-    row = conn.execute(f"SELECT count FROM rate_limit_counters WHERE key = %s AND window_start = {_WINDOW_START}",
-                       (key, window_seconds, window_seconds)).fetchone()
-    return int(row["count"]) if row else 0
+def add_hit(conn: Connection, key: str, window_seconds: int) -> Row:
+    """One more hit for ``key``, counted by this single upsert (concurrent hits queue on the row's lock, so each
+    sees its own count). A window starts at its key's first hit and lasts ``window_seconds``; a hit after it
+    starts a new one. Returns ``count`` (with this hit), ``window_start`` and ``seconds_left`` (until the
+    window ends, rounded up)."""
+    return fetch_one(conn.execute(
+        "INSERT INTO rate_limit_windows AS w (key, window_start, count) VALUES (%(key)s, now(), 1) "
+        "ON CONFLICT (key) DO UPDATE SET "
+        "count = CASE WHEN w.window_start <= now() - make_interval(secs => %(window)s) THEN 1 ELSE w.count + 1 END, "
+        "window_start = CASE WHEN w.window_start <= now() - make_interval(secs => %(window)s) THEN now() "
+        "ELSE w.window_start END "
+        "RETURNING count, window_start, "
+        "ceil(extract(epoch FROM w.window_start + make_interval(secs => %(window)s) - now()))::int AS seconds_left",
+        {"key": key, "window": window_seconds}))
 
 
-def add_hit(conn: Connection, key: str, window_seconds: int) -> int:
-    """One more hit in the current window; returns the window's count."""
-    return int(fetch_one(conn.execute(
-        f"INSERT INTO rate_limit_counters (key, window_start, count) VALUES (%s, {_WINDOW_START}, 1) "
-        f"ON CONFLICT (key, window_start) DO UPDATE SET count = rate_limit_counters.count + 1 RETURNING count",
-        (key, window_seconds, window_seconds)))["count"])
+def remove_hit(conn: Connection, key: str, window_start: object) -> None:
+    """Take back one hit of the window that started at ``window_start`` (a newer window is left alone)."""
+    conn.execute("UPDATE rate_limit_windows SET count = count - 1 WHERE key = %s AND window_start = %s "
+                 "AND count > 0", (key, window_start))
 
 
 def prune_old_windows(conn: Connection, batch: int = 100) -> None:
-    """Delete up to ``batch`` windows older than a day (cheap and bounded, so a hit can do it on the way)."""
-    conn.execute("DELETE FROM rate_limit_counters WHERE ctid IN (SELECT ctid FROM rate_limit_counters "
+    """Delete up to ``batch`` windows that started more than a day ago (cheap and bounded, so a hit can do it
+    on the way; no window lasts a day)."""
+    conn.execute("DELETE FROM rate_limit_windows WHERE key IN (SELECT key FROM rate_limit_windows "
                  "WHERE window_start < now() - interval '1 day' LIMIT %s)", (batch,))

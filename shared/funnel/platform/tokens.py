@@ -64,11 +64,16 @@ def _keys() -> dict[str, str]:
     return keys
 
 
+def new_token_id() -> str:
+    return uuid.uuid4().hex
+
+
 def sign(claims: dict, token_type: str, ttl_seconds: int) -> str:
+    """A token of ``claims`` (a ``jti`` among them is kept: a refresh token's is stored to rotate it)."""
     current = get_secret(get_settings().jwt_secret_id)
     now = int(time.time())
     payload = {**claims, "typ": token_type, "iss": ISSUER, "iat": now, "exp": now + ttl_seconds,
-               "jti": uuid.uuid4().hex}
+               "jti": claims.get("jti") or new_token_id()}
     return _jwt().encode(payload, current["secret"], algorithm=ALGORITHM, headers={"kid": current["kid"]})
 
 

@@ -12,7 +12,7 @@ import psycopg
 
 from funnel import db
 from funnel.db import Row
-from funnel.platform import audit, store_tenants, store_users, tokens
+from funnel.platform import audit, store_sessions, store_tenants, store_users, tokens
 from funnel.platform.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from funnel.platform.pagination import Page
 from funnel.platform.passwords import hash_password
@@ -114,6 +114,11 @@ def update_user(principal: Principal, user_id: str, *, role: str | None = None, 
         if changes:
             user = store_users.update_user(conn, user_id, changes)
             audit.record(conn, principal, "user.update", "user", user_id, changes)
+            if disabled:
+                # Every session of the user ends, so re-enabling them later does not revive an old token. Inside
+                # the tenant transaction: if the sessions cannot be revoked, the user is not disabled either.
+                with db.control_transaction() as control:
+                    store_sessions.revoke_user_families(control, principal.tenant_id, user_id, "user_disabled")
     return user
 
 

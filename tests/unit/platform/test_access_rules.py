@@ -4,9 +4,10 @@
 - an API key authenticates only when its hash matches and it is neither revoked nor expired, its creator is
   enabled and its tenant active; its role is capped by its scope, and its last use is recorded;
 - only members and above create keys (never with a key), only the creator or an admin revokes one;
-- sign-in: a wrong password or an unknown e-mail is the same 401 and counts against the rate limits, an
-  e-mail of several workspaces must say which; a bearer token of a disabled or invited user, or of a tenant
-  that is not active, is refused;
+- sign-in: a wrong password or an unknown e-mail is the same 401 and counts against the rate limits (reserved
+  before the password is checked, taken back on success); only a password right for several workspaces asks
+  which; a bearer token of a disabled or invited user, of a tenant that is not active, or of an ended session
+  is refused; refresh tokens rotate and a replayed one ends its session; disabling a user ends their sessions;
 - user management: only owners and admins manage users, only an owner touches an owner, nobody disables or
   re-roles themselves, and the last active owner stays.
 No database: the fake holds the rows in dicts.
@@ -23,7 +24,7 @@ import pytest
 
 from funnel import db
 from funnel.db import Tenant
-from funnel.platform import auth, users
+from funnel.platform import auth, ratelimit, users
 from funnel.platform.errors import Conflict, Forbidden, NotFound, RateLimited, Unauthorized, ValidationFailed
 from funnel.platform.pagination import Page
 from funnel.platform.passwords import hash_password
@@ -34,11 +35,13 @@ PASSWORD = "correct horse battery"
 
 
 class FakeStores:
-    """Stands in for ``store_tenants``, ``store_users`` and ``store_api_keys`` (their function names do not
-    overlap), over ``users`` (id -> row), ``api_keys`` (prefix -> row) and the control DB's lookups."""
+    """Stands in for ``store_tenants``, ``store_users``, ``store_api_keys`` and ``store_sessions`` (their function
+    names do not overlap), over ``users`` (id -> row), ``api_keys`` (prefix -> row), ``families`` (id -> row)
+    and the control DB's lookups."""
 
     def __init__(self) -> None:
         self.users: dict[str, dict] = {}
+        self.families: dict[str, dict] = {}
         self.api_keys: dict[str, dict] = {}
         self.prefixes: dict[str, str] = {}
         self.login_directory: list[dict] = []  # tenant_id, user_id, slug, email
@@ -119,6 +122,45 @@ class FakeStores:
     def touch_last_used(self, conn, api_key_id):
         self.touched.append(api_key_id)
 
+    # ---- sessions (refresh-token families)
+    def insert_family(self, conn, tenant_id, user_id, jti, ttl_seconds):
+        family_id = str(uuid.uuid4())
+        self.families[family_id] = {"tenant_id": tenant_id, "user_id": user_id, "jti": jti, "revoked": None}
+        return family_id
+
+    def _family(self, family_id, tenant_id, user_id):
+        family = self.families.get(family_id)
+        return family if family and (family["tenant_id"], family["user_id"]) == (tenant_id, user_id) else None
+
+    def rotate(self, conn, family_id, tenant_id, user_id, jti, new_jti, ttl_seconds):
+        if not self.is_current(conn, family_id, tenant_id, user_id, jti):
+            return False
+        self.families[family_id]["jti"] = new_jti
+        return True
+
+    def is_current(self, conn, family_id, tenant_id, user_id, jti):
+        family = self._family(family_id, tenant_id, user_id)
+        return bool(family and family["revoked"] is None and family["jti"] == jti)
+
+    def is_live(self, conn, family_id, tenant_id, user_id):
+        family = self._family(family_id, tenant_id, user_id)
+        return bool(family and family["revoked"] is None)
+
+    def revoke_family(self, conn, family_id, tenant_id, user_id, reason):
+        family = self._family(family_id, tenant_id, user_id)
+        if family and family["revoked"] is None:
+            family["revoked"] = reason
+
+    def revoke_user_families(self, conn, tenant_id, user_id, reason):
+        live = [f for f in self.families.values() if (f["tenant_id"], f["user_id"]) == (tenant_id, user_id)
+                and f["revoked"] is None]
+        for family in live:
+            family["revoked"] = reason
+        return len(live)
+
+    def prune_expired(self, conn):
+        pass
+
     def _by_id(self, api_key_id):
         return next((k for k in self.api_keys.values() if k["id"] == api_key_id), None)
 
@@ -156,28 +198,38 @@ class FakeAudit:
 
 
 class FakeRateLimit:
+    """``reserve`` as ``funnel.platform.ratelimit`` does it: count first, refuse (counting nothing) over a limit."""
+
     def __init__(self) -> None:
         self.hits: dict[str, int] = {}
 
-    def count(self, key, window_seconds):
-        return self.hits.get(key, 0)
+    def reserve(self, limits, window_seconds, refusal):
+        if any(self.hits.get(key, 0) + 1 > limit for key, limit in limits.items()):
+            raise RateLimited(refusal, retry_after_seconds=window_seconds)
+        for key in limits:
+            self.hits[key] = self.hits.get(key, 0) + 1
+        return ratelimit.Reservation({key: None for key in limits})
 
-    def hit(self, key, window_seconds):
-        self.hits[key] = self.hits.get(key, 0) + 1
-        return self.hits[key]
+    def release(self, reservation):
+        for key in reservation.windows:
+            self.hits[key] -= 1
 
 
 class FakeTokens:
-    """Tokens as readable strings (the signing itself is tokens' own business)."""
+    """Tokens as readable strings ``kind|tenant|user|family|jti`` (the signing itself is tokens' own business)."""
+
+    def new_token_id(self):
+        return uuid.uuid4().hex
 
     def sign(self, claims, kind, ttl_seconds):
-        return f"{kind}|{claims['tid']}|{claims['sub']}"
+        return "|".join([kind, claims["tid"], claims["sub"], claims.get("fam", ""), claims.get("jti", "")])
 
     def verify(self, token, kind):
-        token_kind, tenant_id, user_id = token.split("|")
+        token_kind, tenant_id, user_id, family_id, jti = token.split("|")
         if token_kind != kind:
             raise Unauthorized("wrong kind of token")
-        return {"tid": tenant_id, "sub": user_id}
+        return {"tid": tenant_id, "sub": user_id} | ({"fam": family_id} if family_id else {}) | (
+            {"jti": jti} if jti else {})
 
 
 @pytest.fixture
@@ -191,7 +243,7 @@ def fake(monkeypatch):
     monkeypatch.setattr(db, "tenant_transaction", transaction)
     monkeypatch.setattr(db, "control_transaction", transaction)
     for module in (auth, users):
-        for name in ("store_tenants", "store_users"):
+        for name in ("store_tenants", "store_users", "store_sessions"):
             monkeypatch.setattr(module, name, stores)
         monkeypatch.setattr(module, "audit", audit)
         monkeypatch.setattr(module, "tokens", FakeTokens())
@@ -243,7 +295,8 @@ def test_a_revoked_or_expired_key_or_one_of_a_disabled_creator_is_refused(fake):
     member = fake.add_user("member")
     revoked = auth.create_api_key(principal(member), "old", "write", None)
     auth.revoke_api_key(principal(member), revoked["id"])
-    expired = auth.create_api_key(principal(member), "tmp", "read", datetime.now(UTC) - timedelta(seconds=1))
+    expired = auth.create_api_key(principal(member), "tmp", "read", datetime.now(UTC) + timedelta(days=1))
+    fake.api_keys[expired["prefix"]]["expires_at"] = datetime.now(UTC) - timedelta(seconds=1)  # time passed
     for created in (revoked, expired):
         with pytest.raises(Unauthorized, match="invalid, revoked or expired"):
             auth.authenticate_api_key(created["key"], None)
@@ -272,6 +325,10 @@ def test_viewers_and_api_keys_cannot_create_keys_and_the_scope_is_checked(fake):
         auth.create_api_key(principal(admin, api_key_id=str(uuid.uuid4())), "x", "read", None)
     with pytest.raises(ValidationFailed):
         auth.create_api_key(principal(admin), "x", "root", None)
+    for past in (datetime.now(UTC) - timedelta(seconds=1), datetime.now(UTC).replace(tzinfo=None) - timedelta(hours=1)):
+        with pytest.raises(ValidationFailed) as raised:
+            auth.create_api_key(principal(admin), "x", "read", past)
+        assert raised.value.extra["errors"][0]["loc"] == ["body", "expires_at"]
     assert fake.api_keys == {}
 
 
@@ -298,28 +355,35 @@ def test_sign_in_checks_the_password_hash_and_records_the_login(fake):
     user = fake.add_user("member", email="ann@example.com")
     in_directory(fake, user)
     tokens = auth.login("ann@example.com", PASSWORD, None, "10.0.0.1")
-    assert tokens["access_token"] == f"access|{TENANT}|{user['id']}" and tokens["token_type"] == "Bearer"
+    assert tokens["access_token"].startswith(f"access|{TENANT}|{user['id']}|") and tokens["token_type"] == "Bearer"
     assert fake.logins == [user["id"]] and ("auth.login", user["id"]) in fake.audit.entries
     assert auth.authenticate_bearer(tokens["access_token"], None).user_id == user["id"]
-    assert auth.refresh(tokens["refresh_token"])["access_token"] == tokens["access_token"]
+    assert auth.ratelimit.hits == {"login:account:ann@example.com": 0, "login:ip:10.0.0.1": 0}  # a success is free
+    [family] = fake.families.values()
+    assert (family["tenant_id"], family["user_id"]) == (TENANT, user["id"])
 
 
-def test_a_wrong_password_and_an_unknown_email_are_the_same_401_and_count_toward_the_limits(fake):
+def test_a_wrong_password_and_an_unknown_email_are_the_same_401_and_count_toward_the_limits(fake, monkeypatch):
     in_directory(fake, fake.add_user("member", email="ann@example.com"))
+    verified = []
+    monkeypatch.setattr(auth, "verify_password", lambda stored, given: verified.append(stored) or False)
     for email, password in (("ann@example.com", "wrong password"), ("nobody@example.com", PASSWORD)):
         with pytest.raises(Unauthorized, match="wrong e-mail or password"):
             auth.login(email, password, None, "10.0.0.1")
+    assert len(verified) == 2 and verified[1] is None  # the unknown e-mail is verified too (a dummy hash)
     limits = auth.ratelimit.hits
     assert limits["login:ip:10.0.0.1"] == 2
     assert limits["login:account:ann@example.com"] == limits["login:account:nobody@example.com"] == 1
-    assert fake.logins == []
+    assert fake.logins == [] and fake.families == {}
 
 
-def test_sign_in_is_refused_once_the_account_reached_its_limit(fake, monkeypatch):
+def test_sign_in_is_refused_once_the_account_reached_its_limit(fake):
     in_directory(fake, fake.add_user("member", email="ann@example.com"))
-    monkeypatch.setattr(auth.ratelimit, "count", lambda key, window: 10**6 if key.startswith("login:account") else 0)
-    with pytest.raises(RateLimited):
+    auth.ratelimit.hits["login:account:ann@example.com"] = auth.get_settings().login_max_attempts_per_account
+    with pytest.raises(RateLimited) as refused:
         auth.login("ann@example.com", PASSWORD, None, "10.0.0.1")
+    assert refused.value.retry_after_seconds == auth.get_settings().login_window_seconds
+    assert fake.logins == []
 
 
 def test_a_disabled_user_cannot_sign_in(fake):
@@ -328,29 +392,98 @@ def test_a_disabled_user_cannot_sign_in(fake):
         auth.login("ann@example.com", PASSWORD, None, None)
 
 
-def test_an_email_of_several_workspaces_must_name_one(fake):
+def test_only_a_password_right_for_several_workspaces_asks_which(fake):
     first, second = fake.add_user("member", email="ann@example.com"), fake.add_user("admin", email="ann@example.com")
     in_directory(fake, first, slug="acme")
     in_directory(fake, second, slug="beta")
+    with pytest.raises(Unauthorized, match="wrong e-mail or password") as wrong:
+        auth.login("ann@example.com", "wrong password", None, None)
+    assert "tenants" not in wrong.value.extra
     with pytest.raises(ValidationFailed) as raised:
         auth.login("ann@example.com", PASSWORD, None, None)
     assert raised.value.extra["tenants"] == ["acme", "beta"]
-    assert auth.login("ann@example.com", PASSWORD, "beta", None)["access_token"].endswith(second["id"])
+    assert raised.value.extra["errors"][0]["loc"] == ["body", "tenant"]
+    assert auth.ratelimit.hits["login:account:ann@example.com"] == 2  # the question counts as an attempt
+    assert auth.login("ann@example.com", PASSWORD, "beta", None)["access_token"].startswith(
+        f"access|{TENANT}|{second['id']}|")
+    fake.users[first["id"]]["password_hash"] = hash_password("another password entirely")
+    assert auth.login("ann@example.com", PASSWORD, None, None)["access_token"].startswith(
+        f"access|{TENANT}|{second['id']}|")
+
+
+def _session(fake, user: dict) -> dict:
+    if not any(entry["user_id"] == user["id"] for entry in fake.login_directory):
+        in_directory(fake, user)
+    return auth.login(user["email"], PASSWORD, None, None)
 
 
 def test_a_bearer_token_of_a_disabled_or_invited_user_or_an_inactive_tenant_is_refused(fake):
     disabled, invited, active = fake.add_user("member", disabled=True), fake.add_user("member", invited=True), \
         fake.add_user("member")
     for user in (disabled, invited):
+        family = fake.insert_family(None, TENANT, user["id"], "j", 60)
         with pytest.raises(Unauthorized, match="not found or disabled"):
-            auth.authenticate_bearer(f"access|{TENANT}|{user['id']}", None)
-    with pytest.raises(Unauthorized, match="not found or disabled"):
-        auth.authenticate_bearer(f"access|{TENANT}|{uuid.uuid4()}", None)
-    with pytest.raises(Unauthorized, match="unknown tenant"):
-        auth.authenticate_bearer(f"access|other-tenant|{active['id']}", None)
+            auth.authenticate_bearer(f"access|{TENANT}|{user['id']}|{family}|", None)
+    token = _session(fake, active)["access_token"]
+    other_tenant = token.replace(f"|{TENANT}|", "|other-tenant|")
+    with pytest.raises(Unauthorized, match="session ended"):  # the family is not that tenant's
+        auth.authenticate_bearer(other_tenant, None)
     fake.directory.set_status(TENANT, "suspended")
     with pytest.raises(Unauthorized, match="tenant is not active"):
-        auth.authenticate_bearer(f"access|{TENANT}|{active['id']}", None)
+        auth.authenticate_bearer(token, None)
+
+
+def test_a_token_without_a_session_is_refused(fake):
+    user = fake.add_user("member")
+    with pytest.raises(Unauthorized, match="no longer accepted"):
+        auth.authenticate_bearer(f"access|{TENANT}|{user['id']}||", None)
+    with pytest.raises(Unauthorized, match="no longer accepted"):
+        auth.refresh(f"refresh|{TENANT}|{user['id']}||")
+
+
+def test_refresh_rotates_and_a_replay_revokes_the_family(fake):
+    user = fake.add_user("member", email="ann@example.com")
+    first = _session(fake, user)
+    second = auth.refresh(first["refresh_token"])
+    assert second["refresh_token"] != first["refresh_token"]
+    assert auth.authenticate_bearer(second["access_token"], None).user_id == user["id"]
+    with pytest.raises(Unauthorized, match="already used"):
+        auth.refresh(first["refresh_token"])
+    [family] = fake.families.values()
+    assert family["revoked"] == "reuse"
+    for attempt in (lambda: auth.refresh(second["refresh_token"]),
+                    lambda: auth.authenticate_bearer(second["access_token"], None)):
+        with pytest.raises(Unauthorized):
+            attempt()
+
+
+def test_logout_ends_one_session_and_everywhere_all_of_them(fake):
+    user = fake.add_user("member", email="ann@example.com")
+    here, there, elsewhere = _session(fake, user), _session(fake, user), _session(fake, user)
+    auth.logout(here["refresh_token"], everywhere=False)
+    auth.logout(here["refresh_token"], everywhere=False)  # again: no error
+    with pytest.raises(Unauthorized):
+        auth.authenticate_bearer(here["access_token"], None)
+    with pytest.raises(Unauthorized, match="already used"):
+        auth.logout(here["refresh_token"], everywhere=True)  # a spent session cannot end the others
+    assert auth.authenticate_bearer(there["access_token"], None).user_id == user["id"]
+    auth.logout(there["refresh_token"], everywhere=True)
+    assert sorted(f["revoked"] for f in fake.families.values()) == ["logout", "logout_everywhere",
+                                                                      "logout_everywhere"]
+    with pytest.raises(Unauthorized):
+        auth.authenticate_bearer(elsewhere["access_token"], None)
+
+
+def test_disabling_a_user_ends_their_sessions_for_good(fake):
+    admin, member = fake.add_user("admin"), fake.add_user("member", email="ann@example.com")
+    session = _session(fake, member)
+    users.update_user(principal(admin), member["id"], disabled=True)
+    users.update_user(principal(admin), member["id"], disabled=False)
+    for attempt in (lambda: auth.refresh(session["refresh_token"]),
+                    lambda: auth.authenticate_bearer(session["access_token"], None)):
+        with pytest.raises(Unauthorized):
+            attempt()
+    assert [f["revoked"] for f in fake.families.values()] == ["user_disabled"]
 
 
 # ---------------------------------------------------------------- user management
@@ -414,7 +547,7 @@ def test_a_change_without_fields_writes_nothing(fake):
 
 def test_an_invitation_is_accepted_once_with_a_long_enough_password(fake, monkeypatch):
     invited = fake.add_user("member", invited=True)
-    token = f"invite|{TENANT}|{invited['id']}"
+    token = f"invite|{TENANT}|{invited['id']}||"
 
     def accept(conn, user_id, password_hash):
         row = fake.users.get(user_id)
@@ -429,4 +562,5 @@ def test_an_invitation_is_accepted_once_with_a_long_enough_password(fake, monkey
     assert users.accept_invite(token, PASSWORD)["invited_at"] is None
     with pytest.raises(NotFound, match="already used"):
         users.accept_invite(token, PASSWORD)
-    assert auth.authenticate_bearer(f"access|{TENANT}|{invited['id']}", None).user_id == invited["id"]
+    family = fake.insert_family(None, TENANT, invited["id"], "j", 60)
+    assert auth.authenticate_bearer(f"access|{TENANT}|{invited['id']}|{family}|", None).user_id == invited["id"]
