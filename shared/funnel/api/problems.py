@@ -12,7 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from funnel.api.contract import PROBLEM_MEDIA_TYPE
 from funnel.observability import logger
-from funnel.platform.errors import FunnelError, RateLimited
+from funnel.platform.errors import FunnelError, RateLimited, ValidationFailed
 
 PROBLEM_BASE = "https://docs.funnel.dev/problems/"
 HTTP_TITLES = {400: "Bad request", 401: "Unauthorized", 403: "Forbidden", 404: "Not found",
@@ -97,7 +97,5 @@ async def foreign_key_violation_handler(request: Request, exc: Exception) -> JSO
     if request.method == "DELETE" or "still referenced" in (exc.diag.message_detail or ""):
         return problem(409, "other records still refer to it", instance=request.url.path, type_suffix="conflict",
                        title="Conflict")
-    field = referencing_field(exc)
-    message = "not found in this workspace"
-    return problem(422, f"{field}: {message}", instance=request.url.path, type_suffix="validation",
-                   errors=[{"loc": ["body", field], "msg": message, "type": "reference"}])
+    return from_error(ValidationFailed.at(["body", referencing_field(exc)], "not found in this workspace", "reference"),
+                      request.url.path)

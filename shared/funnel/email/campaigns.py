@@ -27,11 +27,11 @@ def contact_recipients(conn: Connection, *, contact_ids: list[str] | None = None
     if contact_ids:
         found = store.contacts_by_id(conn, contact_ids)
         if len(found) != len(set(contact_ids)):
-            raise ValidationFailed("some contact_ids are not contacts of this tenant")
+            raise ValidationFailed.at(["body", "contact_ids"], "not contacts of this workspace")
         rows += [r for r in found if r["email"]]
     if task_id:
         if not store.task_exists(conn, task_id):
-            raise ValidationFailed("unknown task_id")
+            raise ValidationFailed.at(["body", "task_id"], "not a task of this workspace")
         rows += store.task_contacts_with_email(conn, task_id)
     return rows
 
@@ -64,7 +64,7 @@ def create_campaign(principal: Principal, *, name: str, subject: str, body: str,
         if smtp_profile_id:
             profile_address = store.smtp_from_address(conn, smtp_profile_id)
             if profile_address is None:
-                raise ValidationFailed("unknown smtp_profile_id")
+                raise ValidationFailed.at(["body", "smtp_profile_id"], "unknown smtp_profile_id")
             from_address = profile_address
         campaign = store.insert_campaign(
             conn, user_id=principal.user_id, task_id=task_id, name=name, subject=subject, body=body,

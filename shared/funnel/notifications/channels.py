@@ -39,7 +39,7 @@ def save_channel(conn: Connection, principal: Principal, kind: str, url: str, us
             row = store.upsert_channel(conn, kind, user_id, crypto.encrypt(url, tenant_id),
                                        crypto.encrypt(signing_secret, tenant_id) if signing_secret else None)
     except psycopg.errors.ForeignKeyViolation as exc:
-        raise ValidationFailed("user_id: not a user of this workspace") from exc
+        raise ValidationFailed.at(["body", "user_id"], "not a user of this workspace") from exc
     audit.record(conn, principal, "notification_channel.save", "notification_channel", row["id"],
                  {"kind": kind, "user_id": str(user_id) if user_id else None})
     return {**row, "signing_secret": signing_secret} if signing_secret else row

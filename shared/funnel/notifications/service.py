@@ -95,7 +95,7 @@ def notify(tenant_id: str, *, recipient_user_ids: list[str], category: str, titl
         with db.tenant_transaction(tenant_id) as own:
             created = store.insert_notifications(own, params)
     except psycopg.errors.ForeignKeyViolation as exc:
-        raise ValidationFailed("a recipient or sender is not a user of this workspace") from exc
+        raise ValidationFailed.at(["body", "recipient_ids"], "not users of this workspace") from exc
     except psycopg.errors.CheckViolation as exc:
         raise ValidationFailed(f"invalid notification: {exc.diag.constraint_name}") from exc
     except psycopg.errors.DataError as exc:  # a value too long for its column, an id that is not a UUID

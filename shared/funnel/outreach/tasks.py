@@ -82,7 +82,7 @@ def _targets(conn: Connection, contact_ids: list[str], urls: list[str]) -> list[
     if contact_ids:
         rows = store_contacts.contacts_by_ids(conn, contact_ids)
         if len(rows) != len(set(contact_ids)):
-            raise ValidationFailed("some contact_ids are not contacts of this workspace")
+            raise ValidationFailed.at(["body", "contact_ids"], "not contacts of this workspace")
         for row in rows:
             if not row["default_url"]:
                 raise ValidationFailed(f"contact {row['company_name']} has no URL")
