@@ -20,7 +20,7 @@ from funnel.platform import audit, crypto
 from funnel.platform.errors import Conflict, NotFound, ValidationFailed
 from funnel.platform.pagination import Page
 from funnel.platform.principal import Principal
-from funnel.platform.ssrf import UnsafeUrlError, check_url
+from funnel.platform.ssrf import UnsafeUrlError, check_url, refused
 from funnel.platform.storage import presigned_url
 from funnel.settings import get_settings
 
@@ -32,7 +32,7 @@ def safe_url(url: str, what: str) -> str:
     try:
         return check_url(url, get_settings().ssrf_allow_hosts)
     except UnsafeUrlError as exc:
-        raise ValidationFailed(f"{what}: {exc}") from exc
+        raise refused(what, exc) from exc
 
 
 def found(row: Row | None, what: str) -> Row:

@@ -1,16 +1,15 @@
 """Tenants' own SMTP servers (SMTP profiles): password encrypted at rest, STARTTLS, SSRF-guarded."""
 from __future__ import annotations
 
-import smtplib
 import ssl
 from email.message import Message
 
 from funnel.db import Connection, Row
 from funnel.email import store_campaigns as store
 from funnel.platform import audit, crypto
-from funnel.platform.errors import NotFound, ValidationFailed
+from funnel.platform.errors import NotFound
 from funnel.platform.principal import Principal
-from funnel.platform.ssrf import UnsafeUrlError, check_host
+from funnel.platform.ssrf import PinnedSMTP, UnsafeUrlError, check_host, refused
 from funnel.settings import get_settings
 
 TIMEOUT_SECONDS = 30
@@ -21,7 +20,7 @@ def save_profile(conn: Connection, principal: Principal, *, name: str, host: str
     try:
         check_host(host, port, get_settings().ssrf_allow_hosts)
     except UnsafeUrlError as exc:
-        raise ValidationFailed(f"host: {exc}") from exc
+        raise refused("host", exc) from exc
     row = store.insert_smtp_profile(
         conn, name=name, host=host, port=port, username=username,
         password_encrypted=crypto.encrypt(password, principal.tenant_id) if password else None, starttls=starttls,
@@ -38,9 +37,10 @@ def send(conn: Connection, tenant_id: str, profile_id: str, mail: Message, recip
     profile = store.smtp_profile_with_password(conn, profile_id)
     if profile is None:
         raise NotFound("SMTP profile not found")
-    check_host(profile["host"], profile["port"], get_settings().ssrf_allow_hosts)
     context = ssl.create_default_context(cafile=get_settings().smtp_ca_file)
-    with smtplib.SMTP(profile["host"], profile["port"], timeout=TIMEOUT_SECONDS) as server:
+    # Connects to the address the SSRF guard approves at this moment; STARTTLS verifies the host name.
+    with PinnedSMTP(profile["host"], profile["port"], get_settings().ssrf_allow_hosts,
+                    timeout=TIMEOUT_SECONDS) as server:
         server.ehlo()
         if profile["starttls"]:
             server.starttls(context=context)

@@ -15,7 +15,7 @@ from funnel.notifications import store
 from funnel.platform import audit, crypto
 from funnel.platform.errors import NotFound, ValidationFailed
 from funnel.platform.principal import Principal
-from funnel.platform.ssrf import UnsafeUrlError, check_url
+from funnel.platform.ssrf import UnsafeUrlError, check_url, refused
 from funnel.settings import get_settings
 
 
@@ -31,7 +31,7 @@ def save_channel(conn: Connection, principal: Principal, kind: str, url: str, us
     try:
         check_url(url, get_settings().ssrf_allow_hosts)
     except UnsafeUrlError as exc:
-        raise ValidationFailed(f"url: {exc}") from exc
+        raise refused("url", exc) from exc
     signing_secret = f"whsec_{secrets.token_urlsafe(32)}" if kind == "WEBHOOK" else None
     tenant_id = principal.tenant_id
     try:

@@ -25,8 +25,7 @@ from funnel import db
 from funnel.notifications import signing, store
 from funnel.notifications.channels import channel_for
 from funnel.observability import count, tracer
-from funnel.platform import aws
-from funnel.platform.ssrf import check_url
+from funnel.platform import aws, ssrf
 from funnel.settings import get_settings
 
 HTTP_TIMEOUT_SECONDS = 10.0
@@ -133,18 +132,19 @@ _http_client = None
 
 
 def _http():
-    """One HTTP client per process: building a TLS context costs ~0.1 s, and connections are kept alive."""
+    """One HTTP client per process: building a TLS context costs ~0.1 s, and connections are kept alive.
+
+    Each new connection passes the SSRF guard and goes to the address it approved (a channel's host may
+    resolve elsewhere now than when it was saved); redirects are not followed."""
     global _http_client
     if _http_client is None:
-        import httpx  # lazy: e-mail-only deliveries never need it
-
-        _http_client = httpx.Client(timeout=HTTP_TIMEOUT_SECONDS, follow_redirects=False,
-                                    headers={"User-Agent": "Funnel-Notifications/1.0"})
+        _http_client = ssrf.http_client(timeout=HTTP_TIMEOUT_SECONDS,
+                                        headers={"User-Agent": "Funnel-Notifications/1.0"})
     return _http_client
 
 
 def _post(url: str, body: bytes, headers: dict) -> None:
-    check_url(url, get_settings().ssrf_allow_hosts)  # every time: a channel's host may resolve elsewhere now
+    ssrf.parse_url(url)  # the connection itself is checked (and pinned) by the client
     response = _http().post(url, content=body, headers={"content-type": "application/json", **headers})
     if not 200 <= response.status_code < 300:
         raise DeliveryError(f"{url.split('?')[0]} answered {response.status_code}")

@@ -18,12 +18,17 @@ def normalize_url(raw: str) -> str:
         raise ValidationFailed("the URL is empty")
     if "://" not in text:
         text = "https://" + text
-    parts = urlsplit(text)
-    if (parts.scheme.lower() not in ("http", "https") or not parts.hostname or "." not in parts.hostname
-            or parts.username is not None):  # "mailto:a@b.jp" or credentials are not a company's site
-        raise ValidationFailed(f"not a web address: {raw!r}")
-    host = parts.hostname.encode("idna").decode() if any(ord(c) > 127 for c in parts.hostname) else parts.hostname
-    netloc = host.lower() + (f":{parts.port}" if parts.port else "")
+    try:  # urlsplit and .port raise ValueError on "http://[::1" or "host:80:80"; idna raises UnicodeError
+        parts = urlsplit(text)
+        if (parts.scheme.lower() not in ("http", "https") or not parts.hostname or "." not in parts.hostname
+                or parts.username is not None  # "mailto:a@b.jp" or credentials are not a company's site
+                or any(c.isspace() or ord(c) < 32 for c in parts.hostname)):
+            raise ValueError("not a web address")
+        host = parts.hostname.encode("idna").decode() if any(ord(c) > 127 for c in parts.hostname) else parts.hostname
+        port = parts.port
+    except ValueError as exc:
+        raise ValidationFailed(f"not a web address: {raw!r}") from exc
+    netloc = host.lower() + (f":{port}" if port else "")
     return urlunsplit((parts.scheme.lower(), netloc, parts.path or "/", parts.query, ""))
 
 

@@ -1,93 +1,193 @@
 """SSRF guard for every URL Funnel fetches or submits to on a user's behalf.
 
 A URL is refused unless its scheme is http(s) and every address its host
-resolves to is public. Loopback, private, link-local (cloud metadata lives at
-169.254.169.254), multicast, reserved and unspecified addresses are refused.
-The only way around it is an explicit allow-list of ``host`` or ``host:port``
-entries (settings ``ssrf_allow_hosts``), meant for local test sites.
+resolves to is public (see :func:`is_public_address`; the decisions are in
+``ssrf.md`` next to this module). The only way around it is an explicit
+allow-list of ``host`` or ``host:port`` entries (settings ``ssrf_allow_hosts``),
+meant for local test sites.
 
-Redirects must be re-checked hop by hop: use :func:`fetch` rather than letting
-an HTTP client follow them, or call :func:`check_url` on every hop.
+Checking a URL when it is saved is not enough: its host may resolve elsewhere
+when it is fetched (DNS rebinding). So every connection is made by
+:func:`connect`, which resolves the host once, checks every answer and connects
+to an approved address; nothing looks the name up a second time. HTTP clients
+get this through :func:`http_client` (an httpx client whose connections all go
+through :func:`connect`, TLS still verified for the host name), SMTP through
+:class:`PinnedSMTP`. Redirects are not followed by the client: :func:`fetch`
+follows them hop by hop, each hop's connection passing the guard again.
 """
 from __future__ import annotations
 
 import ipaddress
+import smtplib
 import socket
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import urljoin, urlsplit
+
+from funnel.platform.errors import ValidationFailed
+
+if TYPE_CHECKING:
+    import httpx
 
 ALLOWED_SCHEMES = {"http", "https"}
 MAX_REDIRECTS = 5
+# IPv6 ranges that carry or route to an IPv4 address (Python's ``is_global`` accepts some of them, e.g. 6to4
+# 2002:a9fe:a9fe:: is 169.254.169.254). Refused whatever the embedded address: no public site needs them.
+IPV4_EMBEDDING_RANGES = tuple(ipaddress.IPv6Network(n) for n in (
+    "::/96",            # IPv4-compatible (deprecated)
+    "::ffff:0:0/96",    # IPv4-mapped
+    "::ffff:0:0:0/96",  # IPv4-translated (SIIT)
+    "64:ff9b::/96",     # NAT64, well-known prefix
+    "64:ff9b:1::/48",   # NAT64, local-use prefixes
+    "2001::/32",        # Teredo
+    "2002::/16",        # 6to4
+))
+
+AllowHosts = Iterable[str] | Callable[[], Iterable[str]]
 
 
 class UnsafeUrlError(ValueError):
-    """The URL may not be fetched: bad scheme, unresolvable, or not a public address."""
+    """The URL may not be fetched: bad scheme, malformed, unresolvable, or not a public address."""
 
 
-def _is_public(address: str) -> bool:
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
-    return not (
-        ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_multicast
-        or ip.is_reserved or ip.is_unspecified or not ip.is_global
-    )
+def refused(field: str, exc: UnsafeUrlError) -> ValidationFailed:
+    """The 422 for a refused URL or host in a request body field (``FieldError`` shape, field named)."""
+    return ValidationFailed(f"{field}: {exc}", errors=[{"loc": ["body", field], "msg": str(exc), "type": "unsafe_url"}])
 
 
-def _allowed(host: str, port: int, allow_hosts: Iterable[str]) -> bool:
+def is_public_address(address: str) -> bool:
+    """True for a globally routable unicast address that does not embed or route to IPv4."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and any(ip in network for network in IPV4_EMBEDDING_RANGES):
+        return False
+    return ip.is_global and not (ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_multicast
+                                 or ip.is_reserved or ip.is_unspecified)
+
+
+def _allow_list(allow_hosts: AllowHosts) -> tuple[str, ...]:
+    return tuple(allow_hosts() if callable(allow_hosts) else allow_hosts)
+
+
+def _allowed(host: str, port: int, allow_hosts: AllowHosts) -> bool:
     host = host.lower().strip("[]")
-    for entry in allow_hosts:
+    for entry in _allow_list(allow_hosts):
         entry = entry.strip().lower()
-        if not entry:
-            continue
-        if entry == host or entry == f"{host}:{port}":
+        if entry and (entry == host or entry == f"{host}:{port}"):
             return True
     return False
 
 
-def check_url(url: str, allow_hosts: Iterable[str] = ()) -> str:
-    """Return the URL unchanged when it is safe to fetch, else raise UnsafeUrlError."""
+def parse_url(url: str) -> tuple[str, str, int]:
+    """(scheme, host, port) of a URL the guard may look at, without any DNS; else UnsafeUrlError."""
+    if any(ord(c) < 32 or ord(c) == 127 for c in url):  # urlsplit would silently drop tabs and newlines
+        raise UnsafeUrlError("the URL contains control characters")
     try:
         parts = urlsplit(url)
-    except ValueError as exc:
-        raise UnsafeUrlError(f"not a valid URL: {url!r}") from exc
-    if parts.scheme.lower() not in ALLOWED_SCHEMES:
-        raise UnsafeUrlError(f"only http and https URLs are allowed, not {parts.scheme or 'none'!r}")
-    host = parts.hostname
+        scheme, host = parts.scheme.lower(), parts.hostname
+        if scheme not in ALLOWED_SCHEMES:
+            raise UnsafeUrlError(f"only http and https URLs are allowed, not {parts.scheme or 'none'!r}")
+        if not host:
+            raise UnsafeUrlError("the URL has no host")
+        if parts.username is not None or parts.password is not None:
+            raise UnsafeUrlError("URLs with credentials are not allowed")
+        port = parts.port or (443 if scheme == "https" else 80)
+    except UnsafeUrlError:
+        raise
+    except ValueError as exc:  # "[::1" (unclosed bracket), "host:80:80", a port out of range
+        raise UnsafeUrlError(f"not a valid URL: {exc}") from exc
+    if any(c.isspace() for c in host):
+        raise UnsafeUrlError("the URL's host is not valid")
+    return scheme, host, port
+
+
+def approved_addresses(host: str, port: int, allow_hosts: AllowHosts = ()) -> list[str]:
+    """Resolve ``host`` once; its addresses when every one is public, else UnsafeUrlError.
+
+    An allow-listed host is returned as it is (the connection resolves it itself)."""
     if not host:
-        raise UnsafeUrlError("the URL has no host")
-    if parts.username or parts.password:
-        raise UnsafeUrlError("URLs with credentials are not allowed")
-    try:
-        port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
-    except ValueError as exc:
-        raise UnsafeUrlError("the URL has an invalid port") from exc
+        raise UnsafeUrlError("no host")
+    host = host.strip("[]")
     if _allowed(host, port, allow_hosts):
-        return url
+        return [host]
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError) as exc:
+    except (OSError, UnicodeError, ValueError) as exc:
         raise UnsafeUrlError(f"the host {host!r} does not resolve") from exc
     # The sockaddr is typed for every family; for the IPv4/IPv6 ones asked here its first item is the address.
-    addresses = {str(info[4][0]) for info in infos}
-    if not addresses or not all(_is_public(a) for a in addresses):
+    addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
+    if not addresses or not all(is_public_address(a) for a in addresses):
         raise UnsafeUrlError(f"the host {host!r} resolves to a private or reserved address")
+    return addresses
+
+
+def check_url(url: str, allow_hosts: AllowHosts = ()) -> str:
+    """Return the URL unchanged when it is safe to fetch now, else raise UnsafeUrlError."""
+    _, host, port = parse_url(url)
+    approved_addresses(host, port, allow_hosts)
     return url
 
 
-def check_host(host: str, port: int, allow_hosts: Iterable[str] = ()) -> None:
+def check_host(host: str, port: int, allow_hosts: AllowHosts = ()) -> None:
     """The same guard for a non-HTTP connection (an SMTP server): public addresses or the allow-list only."""
-    if not host or _allowed(host, port, allow_hosts):
-        if not host:
-            raise UnsafeUrlError("no host")
-        return
-    try:
-        addresses = {str(info[4][0]) for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)}
-    except (socket.gaierror, UnicodeError) as exc:
-        raise UnsafeUrlError(f"the host {host!r} does not resolve") from exc
-    if not addresses or not all(_is_public(a) for a in addresses):
-        raise UnsafeUrlError(f"the host {host!r} resolves to a private or reserved address")
+    if not host or any(c.isspace() or c in "/[]@" for c in host.strip("[]")):
+        raise UnsafeUrlError("not a valid host name")
+    approved_addresses(host, port, allow_hosts)
+
+
+def connect(host: str, port: int, allow_hosts: AllowHosts = (), timeout: float | None = None,
+            source_address: tuple[str, int] | None = None) -> socket.socket:
+    """A TCP connection to an address the guard approved in this very call (one DNS lookup, no second one)."""
+    last_error: OSError | None = None
+    for address in approved_addresses(host, port, allow_hosts):
+        try:
+            return socket.create_connection((address, port), timeout, source_address=source_address)
+        except OSError as exc:  # try the host's next approved address
+            last_error = exc
+    assert last_error is not None  # approved_addresses never answers an empty list
+    raise last_error
+
+
+# ---------------------------------------------------------------- HTTP
+def _settings_allow_hosts() -> Iterable[str]:
+    from funnel.settings import get_settings
+
+    return get_settings().ssrf_allow_hosts
+
+
+def http_client(allow_hosts: AllowHosts | None = None, **kwargs) -> httpx.Client:
+    """An httpx client whose every connection goes through :func:`connect`.
+
+    The request keeps its URL, so the Host header, TLS SNI and certificate verification are for the host
+    name; only the TCP connection goes to the address the guard approved. Redirects are not followed and
+    environment proxies are ignored (a proxy would make the connection for us, unchecked).
+    ``allow_hosts`` defaults to the settings' ``ssrf_allow_hosts``, read at each connection."""
+    import httpcore  # lazy: not every function that imports this module fetches
+    import httpx
+
+    allow = _settings_allow_hosts if allow_hosts is None else allow_hosts
+
+    class PinnedBackend(httpcore.SyncBackend):
+        def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
+            try:
+                sock = connect(host, port, allow, timeout, None if local_address is None else (local_address, 0))
+            except TimeoutError as exc:
+                raise httpcore.ConnectTimeout(str(exc)) from exc
+            except OSError as exc:
+                raise httpcore.ConnectError(str(exc)) from exc
+            for option in socket_options or ():
+                sock.setsockopt(*option)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            return httpcore._backends.sync.SyncStream(sock)
+
+    transport = httpx.HTTPTransport(verify=kwargs.pop("verify", True), trust_env=False)
+    # httpx builds its connection pool itself; its network backend is the one place every connection is made.
+    transport._pool._network_backend = PinnedBackend()
+    kwargs.setdefault("follow_redirects", False)
+    return httpx.Client(transport=transport, trust_env=False, **kwargs)
 
 
 @dataclass(frozen=True)
@@ -98,19 +198,21 @@ class FetchedPage:
     text: str
 
 
-def fetch(url: str, allow_hosts: Iterable[str] = (), timeout: float = 10.0,
+def fetch(url: str, allow_hosts: AllowHosts = (), timeout: float = 10.0,
           max_bytes: int = 2_000_000, headers: dict[str, str] | None = None) -> FetchedPage:
     """GET a URL, following redirects only to URLs that pass the guard too."""
-    import httpx  # lazy: not every function that imports this module fetches
-
-    allow = tuple(allow_hosts)
-    current = check_url(url, allow)
-    with httpx.Client(follow_redirects=False, timeout=timeout,
-                      headers={"User-Agent": "FunnelBot/1.0", **(headers or {})}) as client:
+    current = url
+    parse_url(current)
+    with http_client(allow_hosts, timeout=timeout,
+                     headers={"User-Agent": "FunnelBot/1.0", **(headers or {})}) as client:
         for _ in range(MAX_REDIRECTS + 1):
             with client.stream("GET", current) as response:
                 if response.is_redirect and "location" in response.headers:
-                    current = check_url(urljoin(current, response.headers["location"]), allow)
+                    try:
+                        current = urljoin(current, response.headers["location"])
+                    except ValueError as exc:
+                        raise UnsafeUrlError(f"the redirect goes to no valid URL: {exc}") from exc
+                    parse_url(current)
                     continue
                 body = bytearray()
                 for chunk in response.iter_bytes():
@@ -122,3 +224,16 @@ def fetch(url: str, allow_hosts: Iterable[str] = (), timeout: float = 10.0,
                                    content_type=response.headers.get("content-type", ""),
                                    text=bytes(body).decode(encoding, errors="replace"))
     raise UnsafeUrlError(f"more than {MAX_REDIRECTS} redirects")
+
+
+# ---------------------------------------------------------------- SMTP
+class PinnedSMTP(smtplib.SMTP):
+    """smtplib.SMTP connecting through :func:`connect`; STARTTLS still verifies the server's host name
+    (smtplib passes the name given to ``connect`` as ``server_hostname``)."""
+
+    def __init__(self, host: str, port: int, allow_hosts: AllowHosts = (), timeout: float = 30.0):
+        self.allow_hosts = allow_hosts
+        super().__init__(host, port, timeout=timeout)
+
+    def _get_socket(self, host, port, timeout):
+        return connect(host, port, self.allow_hosts, timeout, self.source_address)

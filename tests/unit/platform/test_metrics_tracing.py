@@ -161,9 +161,7 @@ def recorded():
 def test_a_traced_handler_records_its_subsegment_and_one_around_a_wordpress_call(recorded, monkeypatch):
     from funnel.content import wordpress
 
-    monkeypatch.setattr(wordpress, "check_url", lambda url, allow: None)
-    real_client = httpx.Client
-    monkeypatch.setattr(wordpress.httpx, "Client", lambda **kw: real_client(
+    monkeypatch.setattr(wordpress, "http_client", lambda allow, **kw: httpx.Client(
         transport=httpx.MockTransport(lambda request: httpx.Response(200, json=[{"id": 7}])), **kw))
     site = wordpress.WordPressSite("https://blog.example.com", "editor", "app password")
 

@@ -1,0 +1,235 @@
+"""Every fetcher connects to the address the SSRF guard approved: a DNS answer that changes between the check
+and the connection (rebinding: public first, loopback next) never reaches the private address, a redirect to a
+private address is refused, and the Host header and TLS verification stay those of the host name."""
+from __future__ import annotations
+
+import datetime
+import http.server
+import socket
+import ssl
+import threading
+from email.message import EmailMessage
+
+import httpx
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+
+from funnel.content import wordpress
+from funnel.content.errors import TransientError
+from funnel.email import smtp
+from funnel.notifications import delivery
+from funnel.platform import ssrf
+from funnel.platform.ssrf import UnsafeUrlError
+
+REBINDING_HOST = "rebind.example"
+PUBLIC = "8.8.8.8"  # what the name resolves to first; the test network answers no connection to it
+
+
+class Listener:
+    """A local TCP server counting the connections it accepts (the private address a rebinding would reach)."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.sock.settimeout(0.05)  # so that close() stops the accepting thread at once
+        self.port = self.sock.getsockname()[1]
+        self.accepted = 0
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except TimeoutError:
+                continue
+            self.accepted += 1
+            conn.close()
+
+    def close(self) -> None:
+        self.stopping.set()
+        self.thread.join(5)
+        self.sock.close()
+
+
+@pytest.fixture
+def listener():
+    server = Listener()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def rebinding_dns(monkeypatch):
+    """``rebind.example`` resolves to a public address once, then to 127.0.0.1; connections to the public
+    address are refused (and recorded) instead of going out to the network."""
+    real_getaddrinfo, real_create_connection = socket.getaddrinfo, socket.create_connection
+    lookups: list[str] = []
+    connections: list[str] = []
+
+    def getaddrinfo(host, port, *args, **kwargs):
+        if host == REBINDING_HOST:
+            address = PUBLIC if not lookups else "127.0.0.1"
+            lookups.append(address)
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port))]
+        return real_getaddrinfo(host, port, *args, **kwargs)
+
+    def create_connection(address, *args, **kwargs):
+        connections.append(address[0])
+        if address[0] == PUBLIC:
+            raise ConnectionRefusedError(f"test network: no route to {PUBLIC}")
+        return real_create_connection(address, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    monkeypatch.setattr(socket, "create_connection", create_connection)
+    return {"lookups": lookups, "connections": connections}
+
+
+def _never_reached_loopback(listener, rebinding_dns) -> None:
+    assert listener.accepted == 0
+    assert rebinding_dns["connections"] == [PUBLIC]  # one connection, to the address the check approved
+    assert rebinding_dns["lookups"] == [PUBLIC]      # and one lookup: nothing resolved the name again
+
+
+def test_fetch_connects_to_the_checked_address(listener, rebinding_dns):
+    with pytest.raises(httpx.ConnectError):
+        ssrf.fetch(f"http://{REBINDING_HOST}:{listener.port}/")
+    _never_reached_loopback(listener, rebinding_dns)
+
+
+def test_webhook_and_slack_posts_connect_to_the_checked_address(listener, rebinding_dns, monkeypatch):
+    monkeypatch.setattr(delivery, "_http_client", None)
+    with pytest.raises(httpx.ConnectError):
+        delivery._post(f"http://{REBINDING_HOST}:{listener.port}/hook", b"{}", {})
+    _never_reached_loopback(listener, rebinding_dns)
+    delivery._http().close()
+
+
+def test_wordpress_requests_connect_to_the_checked_address(listener, rebinding_dns):
+    site = wordpress.WordPressSite(f"http://{REBINDING_HOST}:{listener.port}", "editor", "app password")
+    with pytest.raises(TransientError):
+        site.request("GET", "posts")
+    _never_reached_loopback(listener, rebinding_dns)
+
+
+def test_smtp_connects_to_the_checked_address(listener, rebinding_dns, monkeypatch):
+    monkeypatch.setattr(smtp.store, "smtp_profile_with_password", lambda conn, profile_id: {
+        "host": REBINDING_HOST, "port": listener.port, "starttls": True, "username": None,
+        "password_encrypted": None, "from_address": "sales@example.com"})
+    mail = EmailMessage()
+    mail["Message-ID"] = "<x@example.com>"
+    with pytest.raises(ConnectionRefusedError):
+        smtp.send(None, "tenant", "profile", mail, "reader@example.org")
+    _never_reached_loopback(listener, rebinding_dns)
+
+
+def test_a_private_answer_is_refused_before_any_connection(listener, monkeypatch):
+    monkeypatch.setattr(socket, "getaddrinfo", lambda host, port, *a, **k: [
+        (socket.AF_INET6, socket.SOCK_STREAM, 6, "", ("2002:a9fe:a9fe::", port, 0, 0))])
+    for attempt in (lambda: ssrf.fetch("http://six-to-four.example/"),
+                    lambda: ssrf.PinnedSMTP("six-to-four.example", 25)):
+        with pytest.raises(UnsafeUrlError, match="private or reserved"):
+            attempt()
+
+
+class _Site(http.server.BaseHTTPRequestHandler):
+    """``/to?url`` redirects there; any other path answers the Host header it was sent."""
+
+    def do_GET(self):  # noqa: N802 (http.server's name)
+        if self.path.startswith("/to?"):
+            self.send_response(302)
+            self.send_header("Location", self.path[4:])
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        body = (self.headers.get("Host") or "").encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def site():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Site)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+    thread.join(5)
+
+
+@pytest.mark.parametrize("target", ["http://169.254.169.254/latest/meta-data/", "http://[2002:a9fe:a9fe::]/",
+                                    "http://127.0.0.1:1/", "file:///etc/passwd"])
+def test_a_redirect_to_a_private_address_is_refused(site, target):
+    port = site.server_address[1]
+    with pytest.raises(UnsafeUrlError):
+        ssrf.fetch(f"http://127.0.0.1:{port}/to?{target}", allow_hosts=[f"127.0.0.1:{port}"])
+
+
+def test_a_redirect_to_a_name_that_rebinds_is_refused_at_its_connection(site, listener, rebinding_dns):
+    port = site.server_address[1]
+    with pytest.raises(httpx.ConnectError):
+        ssrf.fetch(f"http://127.0.0.1:{port}/to?http://{REBINDING_HOST}:{listener.port}/",
+                   allow_hosts=[f"127.0.0.1:{port}"])
+    assert listener.accepted == 0 and "127.0.0.1" not in rebinding_dns["connections"][1:]
+
+
+@pytest.fixture
+def public_name_routed_to(monkeypatch):
+    """``shop.example`` resolves to a public address that the test network routes to a local server."""
+    real_getaddrinfo, real_create_connection = socket.getaddrinfo, socket.create_connection
+    monkeypatch.setattr(socket, "getaddrinfo", lambda host, port, *a, **k: (
+        [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (PUBLIC, port))] if host == "shop.example"
+        else real_getaddrinfo(host, port, *a, **k)))
+    monkeypatch.setattr(socket, "create_connection", lambda address, *a, **k: real_create_connection(
+        ("127.0.0.1" if address[0] == PUBLIC else address[0], address[1]), *a, **k))
+
+
+def test_the_pinned_connection_keeps_the_host_header(site, public_name_routed_to):
+    page = ssrf.fetch(f"http://shop.example:{site.server_address[1]}/")
+    assert page.status_code == 200 and page.text == f"shop.example:{site.server_address[1]}"
+
+
+def _certificate(directory, name: str) -> tuple[str, str]:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now)
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = directory / "site.pem", directory / "site.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return str(cert_path), str(key_path)
+
+
+@pytest.fixture
+def tls_site(site, tmp_path):
+    cert, key = _certificate(tmp_path, "shop.example")
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_context.load_cert_chain(cert, key)
+    site.socket = server_context.wrap_socket(site.socket, server_side=True)
+    return site, cert
+
+
+def test_tls_is_verified_for_the_host_name_not_the_address(tls_site, public_name_routed_to):
+    site, cert = tls_site
+    port = site.server_address[1]
+    with ssrf.http_client(allow_hosts=(), verify=ssl.create_default_context(cafile=cert)) as client:
+        assert client.get(f"https://shop.example:{port}/").text == f"shop.example:{port}"
+    with ssrf.http_client(allow_hosts=()) as client, pytest.raises(httpx.ConnectError, match="CERTIFICATE"):
+        client.get(f"https://shop.example:{port}/")  # the system's trust store does not know the test CA
+
