@@ -13,7 +13,8 @@ import pytest
 from funnel import db
 from tests.support.tenants import new_tenant
 
-CAMPAIGN = {"name": "資料送付", "subject": "資料のご送付", "from_name": "山田 太郎", "body": "{{name}} 様\nよろしくお願いいたします。",
+CAMPAIGN = {"name": "資料送付", "subject": "資料のご送付", "from_name": "山田 太郎",
+            "body": "{{name}} 様\nよろしくお願いいたします。",
             "sender_identity": "株式会社サンプル商事 東京都千代田区千代田1-1 03-1234-5678"}
 INJECTION = "Yamada\r\nBcc: victim@example.net"  # ASCII: a non-ASCII name is RFC 2047-encoded whole
 

@@ -39,7 +39,7 @@ def _resources_of(client, handle) -> dict[str, str]:
     user = client.post("/v1/users", headers=handle.headers, json={"email": f"{uuid.uuid4().hex[:8]}@example.com"})
     key = client.post("/v1/api-keys", headers=handle.headers, json={"name": "k"})
     prompt = client.post("/v1/prompts", headers=handle.headers,
-                         json={"step": "demo_step", "content": "Hello {{name}}", "variables": ["name"]})
+                         json={"step": "write_article", "content": "Hello {{name}}", "variables": ["name"]})
     with db.tenant_transaction(handle.tenant_id) as conn:
         run = runs.create_run(conn, "test", {}, handle.owner_id, 1)
     return {"user": user.json()["id"], "api_key": key.json()["id"], "prompt": str(prompt.json()["id"]),
@@ -197,7 +197,7 @@ def test_every_write_is_audited_and_the_log_filters(client, two_tenants):
 
 def test_prompts_are_versioned_and_validated(client, two_tenants):
     owner, _ = two_tenants
-    step = f"step_{uuid.uuid4().hex[:6]}"
+    step = "analyze_product"  # a known step (the registry's); no other test of this module writes its prompts
     first = client.post("/v1/prompts", headers=owner.headers,
                         json={"step": step, "content": "Write about {{topic}}", "variables": ["topic"]}).json()
     second = client.post("/v1/prompts", headers=owner.headers,
