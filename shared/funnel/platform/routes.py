@@ -53,12 +53,17 @@ class AcceptInviteBody(StrictModel):
     password: str = Field(min_length=10, max_length=1024)
 
 
-@router.post("/auth/login", tags=["auth"], responses=problems(
+LOGIN_PROBLEMS = problems(
     401, 422, 429,
     validation="The request is not valid, or the password is right for several workspaces of the e-mail and "
                "`tenant` does not name one (`tenants` lists those workspaces' slugs; a wrong password is a 401)",
     rate_limited="Too many attempts for this account or address; retry after `Retry-After` seconds (the time "
-                 "left in the window that refused it)"))
+                 "left in the window that refused it)")
+LOGIN_PROBLEMS[429]["headers"] = {"Retry-After": {"description": "seconds until the window that refused the "
+                                                                 "attempt ends", "schema": {"type": "integer"}}}
+
+
+@router.post("/auth/login", tags=["auth"], responses=LOGIN_PROBLEMS)
 def login(body: LoginBody, request: Request) -> TokenPair:
     return TokenPair.model_validate(auth.login(body.email, body.password, body.tenant, client_ip(request)))
 
