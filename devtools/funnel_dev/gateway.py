@@ -201,7 +201,6 @@ class CorsPolicy:
         return headers
 
 
-
 JSON_HEADERS = {"content-type": "application/json"}
 NOT_FOUND = b'{"message":"Not Found"}'
 TOO_LARGE = b'{"message":"Request Entity Too Large"}'
@@ -243,11 +242,12 @@ class IdleClosingH11Protocol(H11Protocol):
     then), and again after each response, as uvicorn does.
     """
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:  # type: ignore[override]
-        super().connection_made(transport)  # type: ignore[arg-type]
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
         self.timeout_keep_alive_task = self.loop.call_later(self.timeout_keep_alive, self.timeout_keep_alive_handler)
 
     def data_received(self, data: bytes) -> None:
+        # uvicorn's, without stopping the idle timer first
         self.conn.receive_data(data)
         self.handle_events()
 
@@ -342,8 +342,9 @@ class LocalGateway:
             if not message.get("more_body", False):
                 break
         origin = headers.get("origin")
-        if method == "OPTIONS" and self.cors.allows(origin) and headers.get("access-control-request-method"):
-            await self._send(send, 204, self.cors.response_headers(origin, preflight=True), [], b"")
+        cors_origin = origin if origin is not None and self.cors.allows(origin) else None
+        if method == "OPTIONS" and cors_origin is not None and headers.get("access-control-request-method"):
+            await self._send(send, 204, self.cors.response_headers(cors_origin, preflight=True), [], b"")
             return
         matched = self.router.match(method, raw_path)
         if matched is None:
@@ -356,8 +357,8 @@ class LocalGateway:
         try:
             result = await self._in_own_thread(self.invoke, route.function_id, event)
             status, response_headers, cookies, payload = _normalise_result(result)
-            if self.cors.allows(origin):
-                response_headers.update(self.cors.response_headers(origin, preflight=False))
+            if cors_origin is not None:
+                response_headers.update(self.cors.response_headers(cors_origin, preflight=False))
             head = response_head(status, response_headers, cookies, len(payload))
         except Exception:
             log.exception("%s %s: handler %s failed", method, raw_path, route.function_id)
