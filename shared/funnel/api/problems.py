@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from psycopg.errors import ForeignKeyViolation
+from psycopg.errors import CheckViolation, DataError, ForeignKeyViolation, NotNullViolation
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from funnel.api.contract import PROBLEM_MEDIA_TYPE
@@ -98,4 +98,21 @@ async def foreign_key_violation_handler(request: Request, exc: Exception) -> JSO
         return problem(409, "other records still refer to it", instance=request.url.path, type_suffix="conflict",
                        title="Conflict")
     return from_error(ValidationFailed.at(["body", referencing_field(exc)], "not found in this workspace", "reference"),
+                      request.url.path)
+
+
+# A value of the request that the database refuses although the models let it through: an explicit null for a
+# column that has none (``PATCH {"url": null}``), a CHECK the body broke, a number out of the column's range, a
+# text PostgreSQL cannot hold. It came from the request, so it is a 422 (naming the column when PostgreSQL says
+# which), never a 500; it is logged, as the model should have refused it first.
+async def refused_value_handler(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, NotNullViolation | CheckViolation | DataError)
+    logger.warning("the database refused a value of the request", extra={"path": request.url.path,
+                                                                         "error": type(exc).__name__})
+    column = exc.diag.column_name
+    if column is None and isinstance(exc, CheckViolation):  # <table>_<column>_check, as PostgreSQL names them
+        column = (exc.diag.constraint_name or "").removeprefix(f"{exc.diag.table_name}_").removesuffix("_check")
+    reasons: dict[type, str] = {NotNullViolation: "may not be null", CheckViolation: "is not an allowed value"}
+    reason = reasons.get(type(exc)) or exc.diag.message_primary or "is not a value the database can hold"
+    return from_error(ValidationFailed.at(["body", column] if column else ["body"], reason, "database_refused"),
                       request.url.path)

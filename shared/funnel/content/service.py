@@ -123,7 +123,7 @@ def create_product(conn: Connection, principal: Principal, fields: dict[str, Any
 
 
 def update_product(conn: Connection, principal: Principal, product_id: str, changes: dict[str, Any]) -> Product:
-    if "url" in changes:
+    if changes.get("url") is not None:  # an explicit null reaches the NOT NULL column: a 422 naming url
         changes["url"] = safe_url(changes["url"], "url")
     if changes.get("site_id"):
         get_site(conn, str(changes["site_id"]))

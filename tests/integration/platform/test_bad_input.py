@@ -217,3 +217,13 @@ def test_a_cron_for_a_day_that_never_comes_is_422_naming_it(api, tenant):
         "site_id": str(uuid.uuid4()), "product_id": str(uuid.uuid4()), "cron_expression": "0 9 31 2 *"})
     _refused(response, 422, ["body", "cron_expression"])
     assert api.get("/v1/schedules", headers=tenant.headers).json()["items"] == []
+
+
+@pytest.mark.parametrize("change", [{"url": None}, {"color_theme": None}, {"image_style": None}])
+def test_a_null_for_a_value_that_cannot_be_null_is_422_naming_it(api, tenant, change):
+    created = api.post("/v1/products", headers=tenant.headers, json={"url": "http://127.0.0.1/product"})
+    assert created.status_code == 201, created.text
+    product = created.json()
+    _refused(api.patch(f"/v1/products/{product['id']}", headers=tenant.headers, json=change), 422,
+             ["body", *change])
+    assert api.get(f"/v1/products/{product['id']}", headers=tenant.headers).json() == product
