@@ -5,7 +5,9 @@ fresh browser context (own cookies and storage), so a warm engine can process
 form after form. The engine is not thread-safe: use one per thread.
 
 Every request the browser makes passes the SSRF guard (:class:`NavigationGuard`),
-including form posts and each redirect hop.
+including form posts and each redirect hop, and every connection it opens goes through the
+egress proxy (:mod:`funnel.platform.egress_proxy`), which connects only to the address the
+guard approves as it connects (``funnel/platform/ssrf.md``).
 """
 from __future__ import annotations
 
@@ -42,6 +44,7 @@ from funnel.outreach.forms.page_scripts import (
     SNAPSHOT,
     redirect_interstitial,
 )
+from funnel.platform.egress_proxy import EgressProxy
 from funnel.platform.ssrf import UnsafeUrlError, check_url
 
 if TYPE_CHECKING:
@@ -50,7 +53,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 # WebRTC's UDP would bypass the egress proxy (and so the SSRF guard): no UDP that is not proxied.
+                 "--force-webrtc-ip-handling-policy=disable_non_proxied_udp"]
 SYSTEM_CHROMIUM = "/usr/bin/chromium"
 # Pictures, media and fonts are never needed to read or fill a form; skipping them saves time.
 SKIPPED_RESOURCE_TYPES = frozenset({"image", "media", "font"})
@@ -181,6 +186,7 @@ class FormEngine:
         self.timeout = timeout
         self._playwright: Playwright | None = None
         self._browser: Browser | None = None
+        self._proxy: EgressProxy | None = None
 
     def __enter__(self) -> FormEngine:
         self.start()
@@ -195,14 +201,20 @@ class FormEngine:
         from playwright.sync_api import sync_playwright  # heavy: only when a browser is really needed
 
         self._playwright = sync_playwright().start()
+        # Every connection of the browser (pages, sub-requests, the guard's own fetches) goes through this proxy,
+        # which connects only to addresses the SSRF guard approves as it connects: Chromium never resolves a
+        # site's name itself, so a name cannot rebind between the guard's check and the connection.
+        self._proxy = EgressProxy(lambda: self.allow_hosts, self.timeout)
         try:
             # Playwright launches with a fresh temporary user-data dir and removes it on close.
             self._browser = self._playwright.chromium.launch(
                 executable_path=resolve_chromium(self._playwright, self.chromium_path),
-                args=CHROMIUM_ARGS, headless=True)
+                args=CHROMIUM_ARGS, headless=True, proxy={"server": self._proxy.url})
         except Exception:
             self._playwright.stop()
             self._playwright = None
+            self._proxy.close()
+            self._proxy = None
             raise
 
     def close(self) -> None:
@@ -212,6 +224,9 @@ class FormEngine:
         if self._playwright is not None:
             self._playwright.stop()
             self._playwright = None
+        if self._proxy is not None:
+            self._proxy.close()
+            self._proxy = None
 
     def submit(self, url: str, sender: SenderProfile, message: str, subject: str | None = None,
                dry_run: bool = False, before_submit: Callable[[], bool] | None = None) -> FormResult:
