@@ -11,7 +11,7 @@ from typing import Any
 
 from funnel import db
 from funnel.db import Row
-from funnel.platform import audit, llm, store_llm, store_settings
+from funnel.platform import audit, llm, llm_steps, store_llm, store_settings
 from funnel.platform.errors import NotFound, ValidationFailed
 from funnel.platform.principal import Principal
 
@@ -35,22 +35,11 @@ def step_defaults(principal: Principal) -> list[dict[str, Any]]:
     return [{**default, "tenant_override": tenant_choices.get(default["step"])} for default in defaults]
 
 
-def check_known_step(step: str, loc: list[str | int]) -> None:
-    """A step is known when the registry has a default for it (``step_llm_defaults``: the pipelines' LLM steps,
-    and any an operator added with ``funnel llm set-default``); anything else (a typo, a 10 KB name, a NUL) is a
-    ValidationFailed naming ``loc``, before anything is read or written under that name."""
-    with db.control_transaction() as conn:
-        known = sorted(row["step"] for row in store_llm.step_defaults(conn))
-    if step not in known:
-        message = f"unknown step; known steps: {', '.join(known)}"
-        raise ValidationFailed(message, errors=[{"loc": loc, "msg": message, "type": "unknown_step"}])
-
-
 def set_tenant_step_model(principal: Principal, step: str, choice: dict[str, Any]) -> dict[str, Any]:
     """The workspace's own model for ``step`` (a known step, else ValidationFailed; ``provider_id``,
     ``model_class``, optional ``model_name``); a choice no active model answers is a NotFound, and nothing is
     written."""
-    check_known_step(step, ["path", "step"])
+    llm_steps.check_known_step(step, ["path", "step"])
     with db.tenant_transaction(principal.tenant_id) as conn:
         ai_settings = store_settings.ai_settings(conn)
         ai_settings["step_models"] = {**ai_settings.get("step_models", {}), step: choice}

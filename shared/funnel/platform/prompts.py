@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 
 from funnel.db import Connection, Row
-from funnel.platform import audit, llm_registry, store_llm
+from funnel.platform import audit, llm_steps, store_llm
 from funnel.platform.errors import NotFound, ValidationFailed
 from funnel.platform.principal import Principal
 
@@ -29,8 +29,8 @@ def render(text: str, values: dict[str, object]) -> str:
 def create_prompt(conn: Connection, principal: Principal, step: str, content: str, variables: list[str],
                   activate: bool) -> Row:
     """Save ``content`` as the step's next version (active when ``activate``: the others are then not); ``step``
-    must be a known step (``llm_registry.check_known_step``)."""
-    llm_registry.check_known_step(step, ["body", "step"])
+    must be a known step (``llm_steps.check_known_step``)."""
+    llm_steps.check_known_step(step, ["body", "step"])
     used = placeholders(content)
     declared = set(variables)
     if used - declared:

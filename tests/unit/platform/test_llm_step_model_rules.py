@@ -49,6 +49,7 @@ def settings(monkeypatch):
     monkeypatch.setattr(db, "control_transaction", transaction)
     monkeypatch.setattr(llm_registry, "store_settings", fake)
     monkeypatch.setattr(llm_registry, "store_llm", FakeRegistry())
+    monkeypatch.setattr(llm_registry.llm_steps, "store_llm", FakeRegistry())
     monkeypatch.setattr(llm_registry.llm, "resolve_model", resolve_model)
     monkeypatch.setattr(llm_registry.audit, "record", lambda conn, actor, action, *rest: audited.append(action))
     fake.audited = audited
