@@ -34,7 +34,7 @@ HEADERS = {
 
 
 def _clean(fields: dict) -> dict:
-    url = normalize_url(fields["url"]) if fields.get("url") else None
+    url = normalize_url(fields["url"], loc=["body", "url"]) if fields.get("url") else None
     corporate = ascii_digits(fields.get("corporate_number")) or None  # full-width １２３ typed in Japan counts
     if corporate and len(corporate) != 13:
         raise ValidationFailed("a corporate number (法人番号) has 13 digits")

@@ -91,8 +91,8 @@ def _targets(conn: Connection, contact_ids: list[str], urls: list[str]) -> list[
                                              "email": row["email"], "contact_person": row["default_contact_person"],
                                              "phone": row["phone"], "corporate_number": row["corporate_number"],
                                              "industry": row["industry"]})
-    for raw in urls:
-        url = normalize_url(raw)
+    for index, raw in enumerate(urls):
+        url = normalize_url(raw, loc=["body", "urls", index])
         found.setdefault(domain_of(url), {"url": url, "domain": domain_of(url)})
     allow = get_settings().ssrf_allow_hosts
     for target in found.values():

@@ -11,11 +11,16 @@ COMPANY_AFFIXES = re.compile(r"(株式会社|有限会社|合同会社|\(株\)|�
                              re.IGNORECASE)
 
 
-def normalize_url(raw: str) -> str:
-    """``example.co.jp/contact`` -> ``https://example.co.jp/contact``; only http(s) with a host."""
+def normalize_url(raw: str, loc: list[str | int] | None = None) -> str:
+    """``example.co.jp/contact`` -> ``https://example.co.jp/contact``; only http(s) with a host. Anything else is
+    a ValidationFailed, naming ``loc`` (e.g. ``["body", "url"]``) when the caller gives the field."""
+
+    def refused(message: str) -> ValidationFailed:
+        return ValidationFailed.at(loc, message) if loc else ValidationFailed(message)
+
     text = unicodedata.normalize("NFKC", (raw or "").strip())
     if not text:
-        raise ValidationFailed("the URL is empty")
+        raise refused("the URL is empty")
     if "://" not in text:
         text = "https://" + text
     try:  # urlsplit and .port raise ValueError on "http://[::1" or "host:80:80"; idna raises UnicodeError
@@ -27,7 +32,7 @@ def normalize_url(raw: str) -> str:
         host = parts.hostname.encode("idna").decode() if any(ord(c) > 127 for c in parts.hostname) else parts.hostname
         port = parts.port
     except ValueError as exc:
-        raise ValidationFailed(f"not a web address: {raw!r}") from exc
+        raise refused(f"not a web address: {raw!r}") from exc
     netloc = host.lower() + (f":{port}" if port else "")
     return urlunsplit((parts.scheme.lower(), netloc, parts.path or "/", parts.query, ""))
 

@@ -69,8 +69,10 @@ def test_smtp_hosts_are_refused(api, tenant, host):
 def test_a_contact_or_a_task_with_a_malformed_url_is_a_422(api, tenant, url):
     contact = api.post("/v1/contacts", headers=tenant.headers, json={"company_name": "株式会社テスト", "url": url})
     assert contact.status_code == 422 and contact.headers["content-type"].startswith(PROBLEM), contact.text
+    assert [e["loc"] for e in contact.json()["errors"]] == [["body", "url"]]
     task = api.post("/v1/tasks", headers=tenant.headers, json={
         "name": "t", "message": "こんにちは", "urls": [url],
         "sender": {"company": "株式会社サンプル", "last_name": "山田", "first_name": "太郎",
                    "email": "yamada@example.com"}})
     assert task.status_code == 422 and task.headers["content-type"].startswith(PROBLEM), task.text
+    assert [e["loc"] for e in task.json()["errors"]] == [["body", "urls", 0]]
