@@ -172,8 +172,22 @@ def install(scale: float = 1.0) -> None:
     from moto.awslambda_simple.models import LambdaSimpleBackend
     from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
     from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
+    from moto.stepfunctions.parser.asl.eval.callback.callback import CallbackEndpoint
 
     LambdaSimpleBackend.invoke = _moto_invoke
     retrier_decl.time = _ScaledTime()
     WaitFunction._wait_interval = _scaled_wait_interval
+    CallbackEndpoint.notify_heartbeat = _heartbeat_of_a_registered_token
     _installed["done"] = True
+
+
+def _heartbeat_of_a_registered_token(endpoint) -> bool:
+    """AWS accepts a heartbeat for any task token of a waiting state. moto registers the token before the state
+    sends its message but sets up the heartbeat endpoint only once it starts waiting, and refuses a heartbeat in
+    between (InvalidToken): a local worker fast enough to heartbeat in that gap dropped a live message and the
+    send pipeline waited for it until its timeout. A heartbeat before the wait begins only says the worker is
+    alive, which the wait (starting now) already assumes."""
+    heartbeat = endpoint._heartbeat_endpoint
+    if heartbeat is not None:
+        heartbeat.notify()
+    return True
