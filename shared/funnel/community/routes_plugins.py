@@ -1,0 +1,6 @@
+"""Community API: plugins routes (included by funnel.community.routes)."""
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter()

@@ -1,0 +1,299 @@
+"""The community area's identity data: developers, organizations, accounts, identifiers, merge logs and merge
+suggestions. Every SQL statement over those tables, as small named functions; the rules are in
+``funnel.community.identity`` and ``funnel.community.matching``.
+
+Lists of rows go in as arrays (``unnest``), so a batch of accounts costs a few statements, not a few per account.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+from uuid import UUID
+
+from psycopg.types.json import Jsonb
+
+from funnel.db import Connection, Row, fetch_one
+
+DEVELOPER_COLUMNS = ("developer_id, display_name, primary_email, org_id, consent_analytics, tags, merged_into, "
+                     "erased_at, created_at, updated_at")
+ACCOUNT_COLUMNS = ("account_id, developer_id, provider, external_user_id, handle, email, display_name, profile_url, "
+                   "avatar_url, first_seen, last_seen, verified_at, is_primary, confidence, attributes, match_keys, "
+                   "created_at, updated_at")
+IDENTIFIER_COLUMNS = ("identifier_id, developer_id, account_id, kind, value_normalized, confidence, attributes, "
+                      "first_seen, last_seen")
+SUGGESTION_COLUMNS = ("suggestion_id, developer_id, other_developer_id, confidence, evidence, status, decided_by, "
+                      "decided_at, created_at, updated_at")
+MERGE_COLUMNS = ("merge_id, action, into_developer_id, from_developer_id, reason, evidence, moved, undoes_merge_id, "
+                 "undone_at, merged_at, merged_by")
+
+
+def lock_identities(conn: Connection) -> None:
+    """One resolver at a time per tenant (until the transaction ends): two batches with the same e-mail would
+    otherwise each create a developer for it."""
+    conn.execute("SELECT pg_advisory_xact_lock(hashtextextended('funnel.community.identity:' "
+                 "|| current_setting('app.tenant_id', true), 0))")
+
+
+# ---------------------------------------------------------------- accounts and identifiers
+
+def accounts_by_external_id(conn: Connection, providers: Sequence[str], external_ids: Sequence[str]) -> list[Row]:
+    return conn.execute(
+        f"SELECT {ACCOUNT_COLUMNS} FROM accounts a JOIN unnest(%s::text[], %s::text[]) AS k(key_provider, key_ext) "
+        "ON a.provider = k.key_provider AND a.external_user_id = k.key_ext",
+        (list(providers), list(external_ids))).fetchall()
+
+
+def identifier_owners(conn: Connection, kinds: Sequence[str], values: Sequence[str]) -> list[Row]:
+    return conn.execute(
+        "SELECT i.kind, i.value_normalized, i.developer_id FROM developer_identifiers i "
+        "JOIN unnest(%s::text[], %s::text[]) AS k(key_kind, key_value) "
+        "ON i.kind = k.key_kind AND i.value_normalized = k.key_value",
+        (list(kinds), list(values))).fetchall()
+
+
+def insert_developers(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    """``rows``: developer_id, display_name, primary_email (ids chosen by the caller)."""
+    conn.execute(
+        "INSERT INTO developers (developer_id, display_name, primary_email) "
+        "SELECT * FROM unnest(%s::uuid[], %s::text[], %s::citext[])",
+        ([r["developer_id"] for r in rows], [r["display_name"] for r in rows], [r["primary_email"] for r in rows]))
+
+
+def taken_primary_emails(conn: Connection, emails: Sequence[str]) -> set[str]:
+    rows = conn.execute("SELECT lower(primary_email::text) AS email FROM developers "
+                        "WHERE primary_email = ANY(%s::citext[])", (list(emails),)).fetchall()
+    return {r["email"] for r in rows}
+
+
+def insert_accounts(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    columns = ("account_id", "developer_id", "provider", "external_user_id", "handle", "email", "display_name",
+               "profile_url", "avatar_url", "attributes", "match_keys", "first_seen", "last_seen", "dedup_key")
+    with conn.cursor() as cur:
+        cur.executemany(
+            f"INSERT INTO accounts ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))})",
+            [tuple(Jsonb(r[c]) if c == "attributes" else r[c] for c in columns) for r in rows])
+
+
+def update_account(conn: Connection, account_id: UUID, fields: dict[str, Any]) -> None:
+    """Refresh what the provider says now (handle, e-mail, name, profile); first_seen keeps the earliest."""
+    conn.execute(
+        "UPDATE accounts SET handle = coalesce(%(handle)s, handle), email = coalesce(%(email)s, email), "
+        "display_name = coalesce(%(display_name)s, display_name), "
+        "profile_url = coalesce(%(profile_url)s, profile_url), "
+        "avatar_url = coalesce(%(avatar_url)s, avatar_url), attributes = attributes || %(attributes)s, "
+        "match_keys = %(match_keys)s, last_seen = greatest(last_seen, %(last_seen)s), "
+        "first_seen = least(first_seen, %(first_seen)s), updated_at = now() WHERE account_id = %(account_id)s",
+        {**fields, "attributes": Jsonb(fields["attributes"]), "account_id": account_id})
+
+
+def insert_identifiers(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    """``rows``: developer_id, account_id, kind, value_normalized; an identifier already owned stays its owner's
+    (the caller links to that owner first)."""
+    conn.execute(
+        "INSERT INTO developer_identifiers (developer_id, account_id, kind, value_normalized, first_seen, last_seen) "
+        "SELECT d, a, k, v, now(), now() FROM unnest(%s::uuid[], %s::uuid[], %s::text[], %s::text[]) AS r(d, a, k, v) "
+        "ON CONFLICT (tenant_id, kind, value_normalized) DO UPDATE SET last_seen = now()",
+        ([r["developer_id"] for r in rows], [r["account_id"] for r in rows], [r["kind"] for r in rows],
+         [r["value_normalized"] for r in rows]))
+
+
+def accounts_sharing_keys(conn: Connection, keys: Sequence[str]) -> list[Row]:
+    """Accounts of live developers that share a blocking key with ``keys`` (candidates for suggestions)."""
+    return conn.execute(
+        f"SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE match_keys && %s::text[] AND developer_id IS NOT NULL",
+        (list(keys),)).fetchall()
+
+
+def accounts_of_developers(conn: Connection, developer_ids: Iterable[UUID]) -> list[Row]:
+    return conn.execute(f"SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE developer_id = ANY(%s::uuid[]) "
+                        "ORDER BY created_at, account_id", (list(developer_ids),)).fetchall()
+
+
+def identifiers_of_developers(conn: Connection, developer_ids: Iterable[UUID]) -> list[Row]:
+    return conn.execute(f"SELECT {IDENTIFIER_COLUMNS} FROM developer_identifiers WHERE developer_id = ANY(%s::uuid[]) "
+                        "ORDER BY kind, value_normalized", (list(developer_ids),)).fetchall()
+
+
+def account_developers(conn: Connection, providers: Sequence[str], external_ids: Sequence[str]) -> list[Row]:
+    return conn.execute(
+        "SELECT a.provider, a.external_user_id, a.developer_id FROM accounts a "
+        "JOIN unnest(%s::text[], %s::text[]) AS k(provider, ext) ON a.provider = k.provider "
+        "AND a.external_user_id = k.ext", (list(providers), list(external_ids))).fetchall()
+
+
+# ---------------------------------------------------------------- developers
+
+def developers_by_id(conn: Connection, developer_ids: Iterable[UUID], *, for_update: bool = False) -> list[Row]:
+    return conn.execute(f"SELECT {DEVELOPER_COLUMNS} FROM developers WHERE developer_id = ANY(%s::uuid[])"
+                        + (" FOR UPDATE" if for_update else ""), (list(developer_ids),)).fetchall()
+
+
+def set_merged_into(conn: Connection, developer_id: UUID, into: UUID | None) -> None:
+    conn.execute("UPDATE developers SET merged_into = %s, updated_at = now() WHERE developer_id = %s",
+                 (into, developer_id))
+
+
+def fill_developer(conn: Connection, developer_id: UUID, display_name: str | None, org_id: UUID | None) -> None:
+    """What a merge gives the surviving developer that it lacked (its own values win)."""
+    conn.execute("UPDATE developers SET display_name = coalesce(display_name, %s), org_id = coalesce(org_id, %s), "
+                 "updated_at = now() WHERE developer_id = %s", (display_name, org_id, developer_id))
+
+
+def set_developer_fields(conn: Connection, developer_id: UUID, display_name: str | None, org_id: UUID | None) -> None:
+    conn.execute("UPDATE developers SET display_name = %s, org_id = %s, updated_at = now() WHERE developer_id = %s",
+                 (display_name, org_id, developer_id))
+
+
+def move_accounts(conn: Connection, account_ids: Sequence[UUID], to: UUID) -> None:
+    conn.execute("UPDATE accounts SET developer_id = %s, updated_at = now() WHERE account_id = ANY(%s::uuid[])",
+                 (to, list(account_ids)))
+
+
+def move_identifiers(conn: Connection, identifier_ids: Sequence[UUID], to: UUID) -> None:
+    conn.execute("UPDATE developer_identifiers SET developer_id = %s WHERE identifier_id = ANY(%s::uuid[])",
+                 (to, list(identifier_ids)))
+
+
+def activity_ids_of(conn: Connection, developer_id: UUID) -> list[UUID]:
+    rows = conn.execute("SELECT activity_id FROM activities WHERE developer_id = %s", (developer_id,)).fetchall()
+    return [r["activity_id"] for r in rows]
+
+
+def move_activities(conn: Connection, activity_ids: Sequence[UUID], to: UUID) -> int:
+    return conn.execute("UPDATE activities SET developer_id = %s WHERE activity_id = ANY(%s::uuid[])",
+                        (to, list(activity_ids))).rowcount
+
+
+def move_all_activities(conn: Connection, from_developer: UUID, to: UUID) -> int:
+    return conn.execute("UPDATE activities SET developer_id = %s WHERE developer_id = %s",
+                        (to, from_developer)).rowcount
+
+
+def delete_developer_stats(conn: Connection, developer_ids: Sequence[UUID]) -> None:
+    """Stats are a cache of activities (recomputed by the rollup): a merge or unmerge invalidates them."""
+    conn.execute("DELETE FROM developer_stats WHERE developer_id = ANY(%s::uuid[])", (list(developer_ids),))
+
+
+# ---------------------------------------------------------------- merge logs
+
+def insert_merge_log(conn: Connection, *, action: str, into: UUID, from_: UUID, reason: str | None,
+                     evidence: list[dict[str, Any]], moved: dict[str, Any], merged_by: UUID | None,
+                     undoes: UUID | None = None) -> Row:
+    return fetch_one(conn.execute(
+        "INSERT INTO developer_merge_logs (action, into_developer_id, from_developer_id, reason, evidence, moved, "
+        f"merged_by, undoes_merge_id) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING {MERGE_COLUMNS}",
+        (action, into, from_, reason, Jsonb(evidence), Jsonb(moved), merged_by, undoes)))
+
+
+def merge_log(conn: Connection, merge_id: UUID, *, for_update: bool = False) -> Row | None:
+    return conn.execute(f"SELECT {MERGE_COLUMNS} FROM developer_merge_logs WHERE merge_id = %s"
+                        + (" FOR UPDATE" if for_update else ""), (merge_id,)).fetchone()
+
+
+def mark_merge_undone(conn: Connection, merge_id: UUID) -> None:
+    conn.execute("UPDATE developer_merge_logs SET undone_at = now() WHERE merge_id = %s", (merge_id,))
+
+
+def later_merges_into(conn: Connection, developer_id: UUID, after: Any) -> list[Row]:
+    """Merges still in force that moved more into ``developer_id`` after ``after`` (an unmerge must not undo them)."""
+    return conn.execute(f"SELECT {MERGE_COLUMNS} FROM developer_merge_logs WHERE action = 'merge' "
+                        "AND undone_at IS NULL AND (into_developer_id = %s OR from_developer_id = %s) "
+                        "AND merged_at > %s",
+                        (developer_id, developer_id, after)).fetchall()
+
+
+def merge_history(conn: Connection, developer_id: UUID | None, limit: int, before: Any = None) -> list[Row]:
+    return conn.execute(
+        f"SELECT {MERGE_COLUMNS} FROM developer_merge_logs WHERE (%(dev)s::uuid IS NULL OR into_developer_id = %(dev)s "
+        "OR from_developer_id = %(dev)s) AND (%(before)s::timestamptz IS NULL OR merged_at < %(before)s) "
+        "ORDER BY merged_at DESC, merge_id DESC LIMIT %(limit)s",
+        {"dev": developer_id, "before": before, "limit": limit}).fetchall()
+
+
+# ---------------------------------------------------------------- suggestions
+
+def decided_pairs(conn: Connection, developer_ids: Sequence[UUID]) -> list[Row]:
+    """Rejected ("not the same person") pairs that involve any of ``developer_ids``."""
+    return conn.execute("SELECT developer_id, other_developer_id FROM developer_merge_suggestions "
+                        "WHERE status = 'rejected' AND (developer_id = ANY(%s::uuid[]) "
+                        "OR other_developer_id = ANY(%s::uuid[]))", (list(developer_ids), list(developer_ids))
+                        ).fetchall()
+
+
+def upsert_suggestions(conn: Connection, rows: Sequence[tuple[UUID, UUID, float, list[dict[str, Any]]]]) -> None:
+    """Open suggestions (a < b); a pair someone decided keeps the decision."""
+    with conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO developer_merge_suggestions (developer_id, other_developer_id, confidence, evidence) "
+            "VALUES (%s, %s, %s, %s) ON CONFLICT (tenant_id, developer_id, other_developer_id) DO UPDATE "
+            "SET confidence = excluded.confidence, evidence = excluded.evidence, updated_at = now() "
+            "WHERE developer_merge_suggestions.status = 'open'",
+            [(a, b, c, Jsonb(e)) for a, b, c, e in rows])
+
+
+def drop_open_suggestions(conn: Connection, developer_ids: Sequence[UUID]) -> None:
+    conn.execute("DELETE FROM developer_merge_suggestions WHERE status = 'open' AND (developer_id = ANY(%s::uuid[]) "
+                 "OR other_developer_id = ANY(%s::uuid[]))", (list(developer_ids), list(developer_ids)))
+
+
+def carry_rejections(conn: Connection, from_developer: UUID, into: UUID) -> None:
+    """A "not the same person" said of the merged developer holds for the one it was merged into."""
+    conn.execute(
+        "INSERT INTO developer_merge_suggestions (developer_id, other_developer_id, confidence, evidence, status, "
+        "decided_by, decided_at) "
+        "SELECT least(%(into)s, other), greatest(%(into)s, other), confidence, evidence, 'rejected', decided_by, "
+        "decided_at FROM (SELECT CASE WHEN developer_id = %(from)s THEN other_developer_id ELSE developer_id END "
+        "AS other, confidence, evidence, decided_by, decided_at FROM developer_merge_suggestions "
+        "WHERE status = 'rejected' AND %(from)s IN (developer_id, other_developer_id)) s WHERE other <> %(into)s "
+        "ON CONFLICT (tenant_id, developer_id, other_developer_id) DO UPDATE SET status = 'rejected'",
+        {"from": from_developer, "into": into})
+
+
+def suggestion(conn: Connection, suggestion_id: UUID, *, for_update: bool = False) -> Row | None:
+    return conn.execute(f"SELECT {SUGGESTION_COLUMNS} FROM developer_merge_suggestions WHERE suggestion_id = %s"
+                        + (" FOR UPDATE" if for_update else ""), (suggestion_id,)).fetchone()
+
+
+def suggestion_for_pair(conn: Connection, a: UUID, b: UUID) -> Row | None:
+    return conn.execute(f"SELECT {SUGGESTION_COLUMNS} FROM developer_merge_suggestions WHERE developer_id = %s "
+                        "AND other_developer_id = %s", (min(a, b), max(a, b))).fetchone()
+
+
+def decide_suggestion(conn: Connection, suggestion_id: UUID, status: str, decided_by: UUID | None) -> Row:
+    return fetch_one(conn.execute(
+        f"UPDATE developer_merge_suggestions SET status = %s, decided_by = %s, decided_at = now(), updated_at = now() "
+        f"WHERE suggestion_id = %s RETURNING {SUGGESTION_COLUMNS}", (status, decided_by, suggestion_id)))
+
+
+def reject_pair(conn: Connection, a: UUID, b: UUID, decided_by: UUID | None, evidence: list[dict[str, Any]]) -> Row:
+    return fetch_one(conn.execute(
+        "INSERT INTO developer_merge_suggestions (developer_id, other_developer_id, confidence, evidence, status, "
+        "decided_by, decided_at) VALUES (%s, %s, 0.5, %s, 'rejected', %s, now()) "
+        "ON CONFLICT (tenant_id, developer_id, other_developer_id) DO UPDATE SET status = 'rejected', "
+        f"decided_by = excluded.decided_by, decided_at = now(), updated_at = now() RETURNING {SUGGESTION_COLUMNS}",
+        (min(a, b), max(a, b), Jsonb(evidence), decided_by)))
+
+
+def open_suggestions(conn: Connection, min_confidence: float, limit: int,
+                     after: tuple[float, UUID] | None = None, developer_id: UUID | None = None) -> list[Row]:
+    return conn.execute(
+        f"SELECT {SUGGESTION_COLUMNS} FROM developer_merge_suggestions WHERE status = 'open' "
+        "AND confidence >= %(min)s AND (%(dev)s::uuid IS NULL OR %(dev)s IN (developer_id, other_developer_id)) "
+        "AND (%(after_c)s::numeric IS NULL OR (confidence, suggestion_id) < (%(after_c)s, %(after_id)s::uuid)) "
+        "ORDER BY confidence DESC, suggestion_id DESC LIMIT %(limit)s",
+        {"min": min_confidence, "dev": developer_id, "after_c": after[0] if after else None,
+         "after_id": after[1] if after else None, "limit": limit}).fetchall()
+
+
+def all_open_suggestions(conn: Connection) -> list[Row]:
+    return conn.execute(f"SELECT {SUGGESTION_COLUMNS} FROM developer_merge_suggestions WHERE status = 'open' "
+                        "ORDER BY confidence DESC, suggestion_id").fetchall()
+
+
+def live_developer_ids(conn: Connection) -> list[UUID]:
+    return [r["developer_id"] for r in conn.execute(
+        "SELECT developer_id FROM developers WHERE merged_into IS NULL ORDER BY created_at, developer_id").fetchall()]
+
+
+def all_account_developers(conn: Connection) -> list[Row]:
+    return conn.execute("SELECT provider, external_user_id, developer_id FROM accounts").fetchall()
