@@ -2,35 +2,26 @@
 (plain HTTP in origin form, CONNECT as a tunnel), and close() stops its threads."""
 from __future__ import annotations
 
-import http.server
 import socket
 import threading
 
 import pytest
 
 from funnel.platform.egress_proxy import EgressProxy
+from tests.support.network import QuietHandler, serving
+
+
+class _Echo(QuietHandler):
+    """Answers the path, Host and Proxy-Connection it was sent."""
+
+    def do_GET(self):  # noqa: N802 (http.server's name)
+        self.answer(200, f"{self.path} {self.headers.get('Host')} {self.headers.get('Proxy-Connection')}".encode())
 
 
 @pytest.fixture
 def site():
-    class Echo(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802 (http.server's name)
-            body = f"{self.path} {self.headers.get('Host')} {self.headers.get('Proxy-Connection')}".encode()
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Echo)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server.server_address[1]
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
+    with serving(_Echo) as server:
+        yield server.server_address[1]
 
 
 @pytest.fixture

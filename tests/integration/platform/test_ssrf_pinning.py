@@ -3,19 +3,12 @@ and the connection (rebinding: public first, loopback next) never reaches the pr
 private address is refused, and the Host header and TLS verification stay those of the host name."""
 from __future__ import annotations
 
-import datetime
-import http.server
 import socket
 import ssl
-import threading
 from email.message import EmailMessage
 
 import httpx
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 
 from funnel.content import wordpress
 from funnel.content.errors import TransientError
@@ -23,75 +16,13 @@ from funnel.email import smtp
 from funnel.notifications import delivery
 from funnel.platform import ssrf
 from funnel.platform.ssrf import UnsafeUrlError
-
-REBINDING_HOST = "rebind.example"
-PUBLIC = "8.8.8.8"  # what the name resolves to first; the test network answers no connection to it
-
-
-class Listener:
-    """A local TCP server counting the connections it accepts (the private address a rebinding would reach)."""
-
-    def __init__(self) -> None:
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.sock.settimeout(0.05)  # so that close() stops the accepting thread at once
-        self.port = self.sock.getsockname()[1]
-        self.accepted = 0
-        self.stopping = threading.Event()
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def _serve(self) -> None:
-        while not self.stopping.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except TimeoutError:
-                continue
-            self.accepted += 1
-            conn.close()
-
-    def close(self) -> None:
-        self.stopping.set()
-        self.thread.join(5)
-        self.sock.close()
-
-
-@pytest.fixture
-def listener():
-    server = Listener()
-    yield server
-    server.close()
-
-
-@pytest.fixture
-def rebinding_dns(monkeypatch):
-    """``rebind.example`` resolves to a public address once, then to 127.0.0.1; connections to the public
-    address are refused (and recorded) instead of going out to the network."""
-    real_getaddrinfo, real_create_connection = socket.getaddrinfo, socket.create_connection
-    lookups: list[str] = []
-    connections: list[str] = []
-
-    def getaddrinfo(host, port, *args, **kwargs):
-        if host == REBINDING_HOST:
-            address = PUBLIC if not lookups else "127.0.0.1"
-            lookups.append(address)
-            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port))]
-        return real_getaddrinfo(host, port, *args, **kwargs)
-
-    def create_connection(address, *args, **kwargs):
-        connections.append(address[0])
-        if address[0] == PUBLIC:
-            raise ConnectionRefusedError(f"test network: no route to {PUBLIC}")
-        return real_create_connection(address, *args, **kwargs)
-
-    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
-    monkeypatch.setattr(socket, "create_connection", create_connection)
-    return {"lookups": lookups, "connections": connections}
+from tests.support.network import PUBLIC, REBINDING_HOST, QuietHandler, self_signed_certificate, serving
 
 
 def _never_reached_loopback(listener, rebinding_dns) -> None:
     assert listener.accepted == 0
-    assert rebinding_dns["connections"] == [PUBLIC]  # one connection, to the address the check approved
-    assert rebinding_dns["lookups"] == [PUBLIC]      # and one lookup: nothing resolved the name again
+    assert rebinding_dns.connections == [PUBLIC]  # one connection, to the address the check approved
+    assert rebinding_dns.lookups == [PUBLIC]      # and one lookup: nothing resolved the name again
 
 
 def test_fetch_connects_to_the_checked_address(listener, rebinding_dns):
@@ -135,7 +66,7 @@ def test_a_private_answer_is_refused_before_any_connection(listener, monkeypatch
             attempt()
 
 
-class _Site(http.server.BaseHTTPRequestHandler):
+class _Site(QuietHandler):
     """``/to?url`` redirects there; any other path answers the Host header it was sent."""
 
     def do_GET(self):  # noqa: N802 (http.server's name)
@@ -144,27 +75,14 @@ class _Site(http.server.BaseHTTPRequestHandler):
             self.send_header("Location", self.path[4:])
             self.send_header("Content-Length", "0")
             self.end_headers()
-            return
-        body = (self.headers.get("Host") or "").encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "text/plain")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
+        else:
+            self.answer(200, (self.headers.get("Host") or "").encode())
 
 
 @pytest.fixture
 def site():
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Site)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
+    with serving(_Site) as server:
+        yield server
 
 
 @pytest.mark.parametrize("target", ["http://169.254.169.254/latest/meta-data/", "http://[2002:a9fe:a9fe::]/",
@@ -180,7 +98,7 @@ def test_a_redirect_to_a_name_that_rebinds_is_refused_at_its_connection(site, li
     with pytest.raises(httpx.ConnectError):
         ssrf.fetch(f"http://127.0.0.1:{port}/to?http://{REBINDING_HOST}:{listener.port}/",
                    allow_hosts=[f"127.0.0.1:{port}"])
-    assert listener.accepted == 0 and "127.0.0.1" not in rebinding_dns["connections"][1:]
+    assert listener.accepted == 0 and "127.0.0.1" not in rebinding_dns.connections[1:]
 
 
 @pytest.fixture
@@ -199,26 +117,9 @@ def test_the_pinned_connection_keeps_the_host_header(site, public_name_routed_to
     assert page.status_code == 200 and page.text == f"shop.example:{site.server_address[1]}"
 
 
-def _certificate(directory, name: str) -> tuple[str, str]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now)
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
-            .sign(key, hashes.SHA256()))
-    cert_path, key_path = directory / "site.pem", directory / "site.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    return str(cert_path), str(key_path)
-
-
 @pytest.fixture
 def tls_site(site, tmp_path):
-    cert, key = _certificate(tmp_path, "shop.example")
+    cert, key = self_signed_certificate(tmp_path, "shop.example")
     server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server_context.load_cert_chain(cert, key)
     site.socket = server_context.wrap_socket(site.socket, server_side=True)
