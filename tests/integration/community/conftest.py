@@ -4,12 +4,17 @@ and a transaction in the tenant's database for setting rows up through the area'
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
+from psycopg.types.json import Jsonb
 
 from funnel import db
+from funnel.community import identity
+from funnel.community.identity import AccountIn, Resolved
 from funnel.db import Connection
 from funnel.platform import users
 from tests.support.tenants import PASSWORD, TenantHandle, new_tenant
@@ -62,3 +67,37 @@ def tenant_conn(community_tenant) -> Callable[[], AbstractContextManager[Connect
             yield conn
 
     return transaction
+
+
+@pytest.fixture(scope="module")
+def resolve(tenant_conn) -> Callable[..., list[Resolved]]:
+    """``resolve(AccountIn(...), ...)``: ingest accounts as every ingest path does (``identity.resolve_accounts``,
+    one batch, committed)."""
+
+    def run(*accounts: AccountIn) -> list[Resolved]:
+        with tenant_conn() as conn:
+            return identity.resolve_accounts(conn, list(accounts))
+
+    return run
+
+
+@pytest.fixture(scope="module")
+def add_activities(tenant_conn) -> Callable[..., list[uuid.UUID]]:
+    """``add_activities(resolved, ["star", "fork"], metadata={...})``: activity rows of a resolved account (one per
+    action, a minute apart, newest last), inserted directly: the tests here are about identity, not ingestion.
+    Returns their ids."""
+
+    def insert(of: Resolved, actions: Sequence[str], *, metadata: dict[str, Any] | None = None,
+               source: str = "test") -> list[uuid.UUID]:
+        start = datetime.now(UTC) - timedelta(days=1)
+        ids = [uuid.uuid4() for _ in actions]
+        with tenant_conn() as conn, conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO activities (activity_id, developer_id, account_id, action, occurred_at, source, "
+                "metadata, dedup_key) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                [(activity_id, of.developer_id, of.account_id, action, start + timedelta(minutes=n), source,
+                  Jsonb(metadata) if metadata is not None else None, f"test:{activity_id}")
+                 for n, (activity_id, action) in enumerate(zip(ids, actions, strict=True))])
+        return ids
+
+    return insert
