@@ -4,6 +4,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
+from funnel import db
 from funnel.platform import auth, tenants
 from funnel.platform.principal import Principal
 
@@ -36,3 +37,9 @@ def new_tenant(pool: str | None = None, name: str | None = None) -> TenantHandle
     tenant, owner = tenants.provision(name or f"Tenant {suffix}", email, PASSWORD, slug=slug, pool=pool)
     tokens = auth.login(email, PASSWORD, None, "127.0.0.1")
     return TenantHandle(tenant.id, slug, str(owner["id"]), email, tokens["access_token"], tokens["refresh_token"])
+
+
+def row_count(tenant: TenantHandle, table: str) -> int:
+    """How many rows of ``table`` the tenant sees (through RLS)."""
+    with db.tenant_transaction(tenant.tenant_id) as conn:
+        return conn.execute(f"SELECT count(*) AS n FROM {table}").fetchone()["n"]

@@ -5,24 +5,15 @@ import pytest
 
 from funnel import db
 from funnel.settings import reset_settings
-from tests.support.tenants import new_tenant
+from tests.support.outreach import SENDER, finished_import_job, import_csv
+from tests.support.tenants import new_tenant, row_count
 
 PROBLEM = "application/problem+json"
-SENDER = {"company": "株式会社サンプル", "last_name": "山田", "first_name": "太郎", "email": "taro@example.co.jp"}
 
 
 @pytest.fixture(scope="module")
 def tenant(runtime):
     return new_tenant()
-
-
-def _count(tenant, table: str) -> int:
-    with db.tenant_transaction(tenant.tenant_id) as conn:
-        return conn.execute(f"SELECT count(*) AS n FROM {table}").fetchone()["n"]
-
-
-def _csv(api, tenant, data: bytes):
-    return api.post("/v1/contacts/import", headers={**tenant.headers, "content-type": "text/csv"}, content=data)
 
 
 def test_csv_import_accepts_shift_jis_normalises_and_reports_each_rejected_row(api, tenant):
@@ -33,7 +24,7 @@ def test_csv_import_accepts_shift_jis_normalises_and_reports_each_rejected_row(a
             ",https://nameless.example.com,,,\n"
             "ガンマ,ftp://gamma.example.com,,,\n"
             "デルタ,https://delta.example.com,,,12345\n")
-    result = _csv(api, tenant, text.encode("cp932"))
+    result = import_csv(api, tenant, text.encode("cp932"))
     assert result.status_code == 200, result.text
     body = result.json()
     assert (body["imported"], body["duplicates"], body["rejected"]) == (2, 1, 3)
@@ -44,18 +35,18 @@ def test_csv_import_accepts_shift_jis_normalises_and_reports_each_rejected_row(a
     assert contacts["alpha.example.co.jp"]["default_url"] == "https://alpha.example.co.jp/"
     assert contacts["alpha.example.co.jp"]["phone"] == "0311112222"
     assert "beta.example.com" in contacts
-    again = _csv(api, tenant, "company_name,url\nAlpha again,https://alpha.example.co.jp\n".encode("utf-8-sig"))
+    again = import_csv(api, tenant, "company_name,url\nAlpha again,https://alpha.example.co.jp\n".encode("utf-8-sig"))
     assert again.json()["imported"] == 0 and again.json()["report"][0]["status"] == "duplicate"
 
 
 def test_broken_files_are_refused_with_a_clear_message_and_import_nothing(api, tenant):
-    before = _count(tenant, "contacts")
-    broken = _csv(api, tenant, b"company,url\n\x82\xa0\xff\xfe\xfd broken,\xff\xff\n")
+    before = row_count(tenant, "contacts")
+    broken = import_csv(api, tenant, b"company,url\n\x82\xa0\xff\xfe\xfd broken,\xff\xff\n")
     assert broken.status_code == 422 and "neither UTF-8 nor Shift_JIS" in broken.json()["detail"]
-    no_url = _csv(api, tenant, "会社名,電話番号\n株式会社イプシロン,03-0000-0000\n".encode())
+    no_url = import_csv(api, tenant, "会社名,電話番号\n株式会社イプシロン,03-0000-0000\n".encode())
     assert no_url.status_code == 422 and "no URL column" in no_url.json()["detail"]
     assert broken.headers["content-type"] == no_url.headers["content-type"] == PROBLEM
-    assert _count(tenant, "contacts") == before
+    assert row_count(tenant, "contacts") == before
 
 
 def test_templates_refuse_unknown_variables(api, tenant):
@@ -68,7 +59,7 @@ def test_templates_refuse_unknown_variables(api, tenant):
 
 
 def test_bad_tasks_create_nothing(api, tenant):
-    before = (_count(tenant, "tasks"), _count(tenant, "task_targets"))
+    before = (row_count(tenant, "tasks"), row_count(tenant, "task_targets"))
     cases = [
         {"name": "empty", "sender": SENDER, "message": "hi"},
         {"name": "vars", "sender": SENDER, "message": "{{boss}}", "urls": ["https://a.example.com"]},
@@ -81,7 +72,7 @@ def test_bad_tasks_create_nothing(api, tenant):
         response = api.post("/v1/tasks", headers=tenant.headers, json=body)
         assert response.status_code == 422, (body["name"], response.text)
         assert response.headers["content-type"] == PROBLEM
-    assert (_count(tenant, "tasks"), _count(tenant, "task_targets")) == before
+    assert (row_count(tenant, "tasks"), row_count(tenant, "task_targets")) == before
 
 
 @pytest.fixture
@@ -125,19 +116,12 @@ def test_do_not_contact_matches_domain_phone_company_and_corporate_number(api, t
 
 
 def test_a_10000_row_import_runs_in_the_background_with_progress(api, tenant):
-    import time
-
     lines = ["会社名,ホームページ"] + [f"会社{i},https://bulk{i}.example.jp/" for i in range(10_000)]
     lines.append("会社X,not a url at all")
-    started = _csv(api, tenant, "\n".join(lines).encode("cp932"))
+    started = import_csv(api, tenant, "\n".join(lines).encode("cp932"))
     assert started.status_code == 200 and started.json()["status"] == "pending", started.text
     job_id = started.json()["import_job_id"]
-    deadline = time.monotonic() + 120
-    while True:
-        job = api.get(f"/v1/contacts/import-jobs/{job_id}", headers=tenant.headers).json()
-        if job["status"] == "completed" or time.monotonic() > deadline:
-            break
-        time.sleep(0.5)
+    job = finished_import_job(api, tenant, job_id, timeout=120)
     assert job["status"] == "completed" and job["progress"] == 100
     assert job["imported"] == 10_000 and job["rejected"] == 1 and job["report"][0]["row"] == 10_002
     with db.tenant_transaction(tenant.tenant_id) as conn:

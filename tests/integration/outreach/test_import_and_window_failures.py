@@ -3,29 +3,17 @@ running; a 422 names the field or line, a background import ends with every row 
 owner told."""
 from __future__ import annotations
 
-import time
-
 import pytest
 
-from funnel import db
-from tests.support.tenants import new_tenant
+from tests.support.outreach import SENDER, finished_import_job, import_csv
+from tests.support.tenants import new_tenant, row_count
 
 PROBLEM = "application/problem+json"
-SENDER = {"company": "株式会社サンプル", "last_name": "山田", "first_name": "太郎", "email": "taro@example.co.jp"}
 
 
 @pytest.fixture(scope="module")
 def tenant(runtime):
     return new_tenant()
-
-
-def _count(tenant, table: str) -> int:
-    with db.tenant_transaction(tenant.tenant_id) as conn:
-        return conn.execute(f"SELECT count(*) AS n FROM {table}").fetchone()["n"]
-
-
-def _csv(api, tenant, data: bytes):
-    return api.post("/v1/contacts/import", headers={**tenant.headers, "content-type": "text/csv"}, content=data)
 
 
 def _rows(prefix: str, count: int, bad: dict[int, str]) -> bytes:
@@ -36,7 +24,7 @@ def _rows(prefix: str, count: int, bad: dict[int, str]) -> bytes:
 
 
 def test_a_nul_in_a_cell_of_a_small_file_rejects_that_row_only(api, tenant):
-    answer = _csv(api, tenant, _rows("nulsync", 3, {3: "Null\x00Corp"}))
+    answer = import_csv(api, tenant, _rows("nulsync", 3, {3: "Null\x00Corp"}))
     assert answer.status_code == 200, answer.text
     body = answer.json()
     assert (body["status"], body["imported"], body["rejected"]) == ("completed", 2, 1)
@@ -44,26 +32,21 @@ def test_a_nul_in_a_cell_of_a_small_file_rejects_that_row_only(api, tenant):
 
 
 def test_a_200_kb_cell_refuses_the_file_naming_the_line_and_imports_nothing(api, tenant):
-    before = (_count(tenant, "contacts"), _count(tenant, "import_jobs"))
+    before = (row_count(tenant, "contacts"), row_count(tenant, "import_jobs"))
     for rows in (3, 1_200):  # a small file, and one that would have been a background job
-        answer = _csv(api, tenant, _rows(f"huge{rows}-", rows, {3: "x" * 200_000}))
+        answer = import_csv(api, tenant, _rows(f"huge{rows}-", rows, {3: "x" * 200_000}))
         assert answer.status_code == 422, answer.text
         assert answer.headers["content-type"] == PROBLEM
         assert "line 3" in answer.json()["detail"]
         assert answer.json()["errors"][0]["loc"] == ["body", "line", 3]
-    assert (_count(tenant, "contacts"), _count(tenant, "import_jobs")) == before
+    assert (row_count(tenant, "contacts"), row_count(tenant, "import_jobs")) == before
 
 
 def test_a_background_import_with_a_nul_in_row_1101_completes_naming_the_row_and_tells_its_owner(api, tenant):
-    started = _csv(api, tenant, _rows("nulbg", 1_200, {1_101: "Broken\x00Row"}))
+    started = import_csv(api, tenant, _rows("nulbg", 1_200, {1_101: "Broken\x00Row"}))
     assert started.status_code == 200 and started.json()["status"] == "pending", started.text
     job_id = started.json()["import_job_id"]
-    deadline = time.monotonic() + 60
-    while True:
-        job = api.get(f"/v1/contacts/import-jobs/{job_id}", headers=tenant.headers).json()
-        if job["status"] in ("completed", "failed") or time.monotonic() > deadline:
-            break
-        time.sleep(0.3)
+    job = finished_import_job(api, tenant, job_id)
     assert (job["status"], job["progress"], job["imported"], job["rejected"]) == ("completed", 100, 1_199, 1)
     assert job["report"] == [{"row": 1_101, "status": "rejected", "reason": "company_name contains a NUL character"}]
     inbox = api.get("/v1/notifications", headers=tenant.headers, params={"category": "outreach.import"}).json()
@@ -80,13 +63,13 @@ def test_a_background_import_with_a_nul_in_row_1101_completes_naming_the_row_and
 ])
 def test_a_send_window_outside_the_week_the_clock_or_the_time_zones_is_a_422_naming_the_field(
         api, tenant, window, loc):
-    before = _count(tenant, "tasks")
+    before = row_count(tenant, "tasks")
     answer = api.post("/v1/tasks", headers=tenant.headers, json={
         "name": "window", "sender": SENDER, "message": "hello", "urls": ["http://127.0.0.1/contact"],
         "send_window": window})
     assert answer.status_code == 422, answer.text
     assert [e["loc"] for e in answer.json()["errors"]] == [loc]
-    assert _count(tenant, "tasks") == before
+    assert row_count(tenant, "tasks") == before
 
 
 def test_a_send_window_within_bounds_is_accepted(api, tenant):

@@ -7,9 +7,8 @@ import pytest
 from funnel import db
 from funnel.outreach import tasks
 from funnel.settings import reset_settings
+from tests.support.outreach import SENDER
 from tests.support.tenants import new_tenant
-
-SENDER = {"company": "株式会社サンプル", "last_name": "山田", "first_name": "太郎", "email": "taro@example.co.jp"}
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from funnel.api.app import create_app
 from funnel.platform import runs, tokens
 from funnel.platform.secrets import get_secret
 from funnel.settings import get_settings
-from tests.support.tenants import PASSWORD, new_tenant
+from tests.support.tenants import PASSWORD, new_tenant, row_count
 
 PROBLEM = "application/problem+json"
 
@@ -27,11 +27,6 @@ def client(runtime):
 @pytest.fixture(scope="module")
 def two_tenants(runtime):
     return new_tenant(), new_tenant()
-
-
-def _audit_count(tenant_id: str) -> int:
-    with db.tenant_transaction(tenant_id) as conn:
-        return conn.execute("SELECT count(*) AS n FROM audit_logs").fetchone()["n"]
 
 
 def _resources_of(client, handle) -> dict[str, str]:
@@ -101,7 +96,7 @@ def test_refresh_issues_a_working_access_token(client, two_tenants):
 
 def test_bad_input_gets_problem_responses_and_changes_nothing(client, two_tenants):
     owner, _ = two_tenants
-    before = _audit_count(owner.tenant_id)
+    before = row_count(owner, "audit_logs")
     cases = [
         (client.post, "/v1/users", {"json": {"email": 42}}, 422),
         (client.post, "/v1/users", {"json": {"email": "a@example.com", "admin": True}}, 422),
@@ -120,7 +115,7 @@ def test_bad_input_gets_problem_responses_and_changes_nothing(client, two_tenant
         assert response.status_code == status, (path, response.status_code, response.text[:300])
         assert response.headers["content-type"] == PROBLEM
         assert response.json()["status"] == status
-    assert _audit_count(owner.tenant_id) == before
+    assert row_count(owner, "audit_logs") == before
 
 
 def test_idempotency_key_replays_the_first_response(client, two_tenants):
