@@ -80,6 +80,11 @@ class Settings(BaseSettings):
     # CSV imports with more rows than this run as a background job.
     contact_import_sync_rows: int = 1000
 
+    # --- community -----------------------------------------------------------
+    # GitHub's REST API, which the GitHub pull plugin reads (a GitHub Enterprise Server's /api/v3, or a local
+    # server speaking its shapes in tests); every request passes the SSRF guard.
+    github_api_url: str = "https://api.github.com"
+
     # --- notifications -------------------------------------------------------
     # First retry after this many seconds, then x4 per retry (capped at 15 minutes).
     notification_retry_base_seconds: int = 30
