@@ -7,20 +7,21 @@ allow-list of ``host`` or ``host:port`` entries (settings ``ssrf_allow_hosts``),
 meant for local test sites.
 
 Checking a URL when it is saved is not enough: its host may resolve elsewhere
-when it is fetched (DNS rebinding). So every connection is made by
-:func:`connect`, which resolves the host once, checks every answer and connects
-to an approved address; nothing looks the name up a second time. HTTP clients
-get this through :func:`http_client` (an httpx client whose connections all go
-through :func:`connect`, TLS still verified for the host name), SMTP through
-:class:`PinnedSMTP`. Redirects are not followed by the client: :func:`fetch`
+when it is fetched (DNS rebinding). So every connection resolves the host once,
+in :func:`approved_addresses`, which checks every answer, and connects to an
+approved address; nothing looks the name up a second time. HTTP clients get
+this through :func:`http_client` (an httpx client whose connection pool's
+network backend is handed approved addresses only, TLS still verified for the
+host name), SMTP through :class:`PinnedSMTP` (:func:`connect`). Redirects are not followed by the client: :func:`fetch`
 follows them hop by hop, each hop's connection passing the guard again.
 """
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import smtplib
 import socket
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urljoin, urlsplit
@@ -28,6 +29,8 @@ from urllib.parse import urljoin, urlsplit
 from funnel.platform.errors import ValidationFailed
 
 if TYPE_CHECKING:
+    import ssl
+
     import httpx
 
 ALLOWED_SCHEMES = {"http", "https"}
@@ -159,35 +162,86 @@ def _settings_allow_hosts() -> Iterable[str]:
 
 
 def http_client(allow_hosts: AllowHosts | None = None, **kwargs) -> httpx.Client:
-    """An httpx client whose every connection goes through :func:`connect`.
+    """An httpx client whose every connection goes through the guard (see :func:`_pinned_transport`).
 
     The request keeps its URL, so the Host header, TLS SNI and certificate verification are for the host
     name; only the TCP connection goes to the address the guard approved. Redirects are not followed and
     environment proxies are ignored (a proxy would make the connection for us, unchecked).
     ``allow_hosts`` defaults to the settings' ``ssrf_allow_hosts``, read at each connection."""
-    import httpcore  # lazy: not every function that imports this module fetches
-    import httpx
+    import httpx  # lazy: not every function that imports this module fetches
 
-    allow = _settings_allow_hosts if allow_hosts is None else allow_hosts
-
-    class PinnedBackend(httpcore.SyncBackend):
-        def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
-            try:
-                sock = connect(host, port, allow, timeout, None if local_address is None else (local_address, 0))
-            except TimeoutError as exc:
-                raise httpcore.ConnectTimeout(str(exc)) from exc
-            except OSError as exc:
-                raise httpcore.ConnectError(str(exc)) from exc
-            for option in socket_options or ():
-                sock.setsockopt(*option)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            return httpcore._backends.sync.SyncStream(sock)
-
-    transport = httpx.HTTPTransport(verify=kwargs.pop("verify", True), trust_env=False)
-    # httpx builds its connection pool itself; its network backend is the one place every connection is made.
-    transport._pool._network_backend = PinnedBackend()
+    transport = _pinned_transport(_settings_allow_hosts if allow_hosts is None else allow_hosts,
+                                  verify=kwargs.pop("verify", True))
     kwargs.setdefault("follow_redirects", False)
     return httpx.Client(transport=transport, trust_env=False, **kwargs)
+
+
+def _pinned_transport(allow: AllowHosts, verify: ssl.SSLContext | str | bool) -> httpx.BaseTransport:
+    """An httpx transport over an httpcore connection pool whose network backend connects only to addresses
+    :func:`approved_addresses` gave in that very call: the name is resolved once, by the guard, and the
+    backend is handed an address, never the name. httpx's own ``HTTPTransport`` has no public way to choose
+    its pool's backend, so this is the small part of it that maps a request onto httpcore's (both public
+    APIs: ``httpx.BaseTransport``, ``httpcore.ConnectionPool(network_backend=...)``)."""
+    import httpcore
+    import httpx
+
+    class PinnedBackend(httpcore.SyncBackend):
+        def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
+                        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None) -> httpcore.NetworkStream:
+            last_error: httpcore.ConnectError | httpcore.ConnectTimeout | None = None
+            for address in approved_addresses(host, port, allow):
+                try:  # an address (no DNS lookup for it), or an allow-listed name as it is
+                    return super().connect_tcp(address, port, timeout, local_address, socket_options)
+                except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:  # try the next approved address
+                    last_error = exc
+            assert last_error is not None  # approved_addresses never answers an empty list
+            raise last_error
+
+    @contextlib.contextmanager
+    def as_httpx_errors() -> Iterator[None]:
+        """httpcore's errors as httpx's (callers catch ``httpx.TransportError``): each httpcore error class has
+        an httpx one of the same name; the most specific wins (ConnectTimeout, not TimeoutException)."""
+        try:
+            yield
+        except Exception as exc:
+            for cls in type(exc).__mro__:
+                if cls.__module__.startswith("httpcore") and isinstance(getattr(httpx, cls.__name__, None), type):
+                    raise getattr(httpx, cls.__name__)(str(exc)) from exc
+            raise
+
+    class ResponseStream(httpx.SyncByteStream):
+        def __init__(self, stream) -> None:
+            self.stream = stream
+
+        def __iter__(self) -> Iterator[bytes]:
+            with as_httpx_errors():
+                yield from self.stream
+
+        def close(self) -> None:
+            self.stream.close()
+
+    class PinnedTransport(httpx.BaseTransport):
+        def __init__(self) -> None:
+            # httpx's HTTPTransport defaults: 100 connections, 20 kept alive for 5 s; HTTP/1.1 only.
+            self.pool = httpcore.ConnectionPool(
+                ssl_context=httpx.create_ssl_context(verify=verify, trust_env=False), max_connections=100,
+                max_keepalive_connections=20, keepalive_expiry=5.0, network_backend=PinnedBackend())
+
+        def handle_request(self, request: httpx.Request) -> httpx.Response:
+            core_request = httpcore.Request(
+                method=request.method, headers=request.headers.raw, content=request.stream,
+                url=httpcore.URL(scheme=request.url.raw_scheme, host=request.url.raw_host, port=request.url.port,
+                                 target=request.url.raw_path),
+                extensions=request.extensions)
+            with as_httpx_errors():
+                response = self.pool.handle_request(core_request)
+            return httpx.Response(status_code=response.status, headers=response.headers,
+                                  stream=ResponseStream(response.stream), extensions=response.extensions)
+
+        def close(self) -> None:
+            self.pool.close()
+
+    return PinnedTransport()
 
 
 @dataclass(frozen=True)

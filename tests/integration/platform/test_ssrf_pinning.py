@@ -67,10 +67,16 @@ def test_a_private_answer_is_refused_before_any_connection(listener, monkeypatch
 
 
 class _Site(QuietHandler):
-    """``/to?url`` redirects there; any other path answers the Host header it was sent."""
+    """``/to?url`` redirects there; ``/short`` ends its body before its Content-Length; any other path answers
+    the Host header it was sent."""
 
     def do_GET(self):  # noqa: N802 (http.server's name)
-        if self.path.startswith("/to?"):
+        if self.path == "/short":
+            self.send_response(200)
+            self.send_header("Content-Length", "100")
+            self.end_headers()
+            self.wfile.write(b"short")
+        elif self.path.startswith("/to?"):
             self.send_response(302)
             self.send_header("Location", self.path[4:])
             self.send_header("Content-Length", "0")
@@ -99,6 +105,23 @@ def test_a_redirect_to_a_name_that_rebinds_is_refused_at_its_connection(site, li
         ssrf.fetch(f"http://127.0.0.1:{port}/to?http://{REBINDING_HOST}:{listener.port}/",
                    allow_hosts=[f"127.0.0.1:{port}"])
     assert listener.accepted == 0 and "127.0.0.1" not in rebinding_dns.connections[1:]
+
+
+def test_a_pinned_clients_failures_are_httpx_errors(site, listener):
+    """Callers catch httpx's errors (the WordPress client: ``httpx.TransportError``), the most specific one."""
+    # The listener closes each connection unanswered: an end of stream, or a reset once the request is sent.
+    with ssrf.http_client(allow_hosts=[f"127.0.0.1:{listener.port}"]) as client, \
+            pytest.raises((httpx.RemoteProtocolError, httpx.ReadError)):
+        client.get(f"http://127.0.0.1:{listener.port}/")
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # connected from its backlog; nothing ever answers
+        port = silent.getsockname()[1]
+        with ssrf.http_client(allow_hosts=[f"127.0.0.1:{port}"], timeout=0.2) as client, \
+                pytest.raises(httpx.ReadTimeout):
+            client.get(f"http://127.0.0.1:{port}/")
+    port = site.server_address[1]
+    with ssrf.http_client(allow_hosts=[f"127.0.0.1:{port}"]) as client, \
+            pytest.raises(httpx.RemoteProtocolError):  # raised while the body is read
+        client.get(f"http://127.0.0.1:{port}/short")
 
 
 @pytest.fixture
