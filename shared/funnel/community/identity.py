@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from funnel.community import matching
+from funnel.community import matching, names
 from funnel.community import store_identity as store
 from funnel.community.matching import Profile
 from funnel.db import Connection, Row
@@ -65,10 +65,13 @@ def profile_of(account: AccountIn | Row) -> Profile:
 
 
 class _Clusters:
-    """Union-find over the batch's accounts, identifier keys and existing developers."""
+    """Union-find over the batch's accounts, identifier keys and existing developers. A union that would put two
+    accounts of one provider with different ids (two GitHub accounts, two X accounts) into one person is refused:
+    whatever they share, the provider says they are two accounts (``matching.RECORD_PROVIDERS`` excepted)."""
 
     def __init__(self) -> None:
         self.parent: dict[Any, Any] = {}
+        self.accounts: dict[Any, dict[str, str]] = {}  # root -> provider -> external id
 
     def find(self, x: Any) -> Any:
         self.parent.setdefault(x, x)
@@ -77,10 +80,22 @@ class _Clusters:
             x = self.parent[x]
         return x
 
-    def union(self, a: Any, b: Any) -> None:
+    def holds(self, node: Any, provider: str, external_user_id: str) -> None:
+        root = self.find(node)
+        self.accounts.setdefault(root, {}).setdefault(provider, external_user_id)
+
+    def union(self, a: Any, b: Any, *, force: bool = False) -> bool:
         ra, rb = self.find(a), self.find(b)
-        if ra != rb:
-            self.parent[rb] = ra
+        if ra == rb:
+            return True
+        held_a, held_b = self.accounts.get(ra, {}), self.accounts.get(rb, {})
+        if not force and any(held_a[p] != ext for p, ext in held_b.items() if p in held_a):
+            return False
+        self.parent[rb] = ra
+        if held_b:
+            self.accounts[ra] = {**held_b, **held_a}
+            del self.accounts[rb]
+        return True
 
 
 def validate_account(account: AccountIn, loc: list[str | int]) -> None:
@@ -103,48 +118,78 @@ def resolve_accounts(conn: Connection, accounts: Sequence[AccountIn], *, suggest
                 for r in store.accounts_by_external_id(conn, [k[0] for k in keys], [k[1] for k in keys])}
     profiles = {k: profile_of(a) for k, a in unique.items()}
     wanted = sorted({ident for p in profiles.values() for ident in p.identifiers})
-    owners = {(r["kind"], r["value_normalized"]): r["developer_id"]
-              for r in store.identifier_owners(conn, [w[0] for w in wanted], [w[1] for w in wanted])}
+    owners: dict[tuple[str, str], UUID] = {
+        (r["kind"], r["value_normalized"]): r["developer_id"]
+        for r in store.identifier_owners(conn, [w[0] for w in wanted], [w[1] for w in wanted])} if wanted else {}
+    known = sorted({*owners.values(), *(r["developer_id"] for r in existing.values() if r["developer_id"])}, key=str)
+    # the accounts already behind developers this batch may join (their providers and names are evidence too)
+    known_accounts: dict[UUID, list[Profile]] = defaultdict(list)
+    for row in store.accounts_of_developers(conn, known) if known else []:
+        if (row["provider"], row["external_user_id"]) not in unique:
+            known_accounts[row["developer_id"]].append(profile_of(row))
 
     clusters = _Clusters()
     for k, p in profiles.items():
         clusters.find(("account", k))
-        if k in existing and existing[k]["developer_id"]:
-            clusters.union(("account", k), ("developer", existing[k]["developer_id"]))
+        if not p.record_provider:
+            clusters.holds(("account", k), *k)
+    for developer_id, held in known_accounts.items():
+        for p in held:
+            if not p.record_provider:
+                clusters.holds(("developer", developer_id), p.provider, p.external_user_id)
+    for k, row in existing.items():
+        if row["developer_id"]:
+            clusters.union(("developer", row["developer_id"]), ("account", k), force=True)
+    carriers: dict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)
+    for k, p in profiles.items():
         for ident in p.identifiers:
-            clusters.union(("account", k), ("identifier", ident))
-            if ident in owners:
-                clusters.union(("identifier", ident), ("developer", owners[ident]))
+            carriers[ident].append(k)
+    shared = {ident for ident, ks in carriers.items()
+              if _shared_by_different_people([profiles[k] for k in ks]
+                                             + (known_accounts.get(owners[ident], []) if ident in owners else []))}
+    for ident, ks in carriers.items():
+        if ident in shared:
+            continue
+        if ident in owners:
+            clusters.union(("developer", owners[ident]), ("identifier", ident), force=True)
+        for k in ks:
+            clusters.union(("identifier", ident), ("account", k))
     members: dict[Any, list[Any]] = defaultdict(list)
     for node in list(clusters.parent):
         members[clusters.find(node)].append(node)
 
+    created_at = {r["developer_id"]: (r["created_at"], str(r["developer_id"]))
+                  for r in store.developers_by_id(conn, known)} if known else {}
     developer_of: dict[tuple[str, str], UUID] = {}
+    developer_of_identifier: dict[tuple[str, str], UUID] = {}
     new_developers: list[dict[str, Any]] = []
     proven_merges: list[tuple[UUID, UUID, list[dict[str, Any]]]] = []
     for nodes in members.values():
         account_keys = [n[1] for n in nodes if n[0] == "account"]
         if not account_keys:
             continue
-        developers = sorted({n[1] for n in nodes if n[0] == "developer"}, key=str)
+        developers = sorted({n[1] for n in nodes if n[0] == "developer"}, key=lambda d: created_at.get(d, (d, "")))
         if developers:
-            target = _oldest(conn, developers)
-            for other in developers:
-                if other != target:
-                    shared = [f"{kind}: {value}" for n in nodes if n[0] == "identifier"
-                              for kind, value in [n[1]] if owners.get(n[1]) in (other, target)]
-                    proven_merges.append((target, other, [{"kind": "shared_identifier", "weight": 1.0,
-                                                           "detail": "; ".join(shared) or "shared identifier"}]))
+            target = developers[0]
+            for other in developers[1:]:
+                both = [f"{kind}: {value}" for n in nodes if n[0] == "identifier"
+                        for kind, value in [n[1]] if owners.get(n[1]) in (other, target)]
+                proven_merges.append((target, other, [{"kind": "shared_identifier", "weight": 1.0,
+                                                       "detail": "; ".join(both) or "shared identifier"}]))
         else:
             target = uuid.uuid4()
             first = unique[account_keys[0]]
             names = [unique[k].display_name for k in account_keys if profiles[k].name]
-            emails = [unique[k].email for k in account_keys if _personal_address(profiles[k])]
+            emails = [matching.clean_address(address) for k in account_keys
+                      if (address := unique[k].email) and _personal_address(profiles[k])]
             new_developers.append({"developer_id": target, "display_name": (names or [first.display_name
                                                                                         or first.handle])[0],
-                                   "primary_email": (emails or [None])[0]})
+                                   "primary_email": emails[0] if emails else None})
         for k in account_keys:
             developer_of[k] = target
+        for n in nodes:
+            if n[0] == "identifier":
+                developer_of_identifier[n[1]] = target
 
     if new_developers:
         taken = store.taken_primary_emails(conn, [d["primary_email"] for d in new_developers if d["primary_email"]])
@@ -157,34 +202,48 @@ def resolve_accounts(conn: Connection, accounts: Sequence[AccountIn], *, suggest
         store.insert_developers(conn, new_developers)
     for into, from_, evidence in proven_merges:
         _merge(conn, into, from_, reason="certain: an account carries identifiers of both", evidence=evidence,
-               merged_by=None)
+               merged_by=None, refresh=False)
 
-    now_rows: list[dict[str, Any]] = []
+    new_rows: list[dict[str, Any]] = []
+    updated_rows: list[dict[str, Any]] = []
     results: dict[tuple[str, str], Resolved] = {}
     for k, account in unique.items():
         p = profiles[k]
         row = _account_fields(account, p)
         if k in existing:
-            store.update_account(conn, existing[k]["account_id"], row)
             account_id = existing[k]["account_id"]
-            if existing[k]["developer_id"] != developer_of[k]:
-                store.move_accounts(conn, [account_id], developer_of[k])
+            updated_rows.append({**row, "account_id": account_id, "developer_id": developer_of[k]})
             results[k] = Resolved(account_id, developer_of[k], created=False)
         else:
             account_id = uuid.uuid4()
-            now_rows.append({**row, "account_id": account_id, "developer_id": developer_of[k],
+            new_rows.append({**row, "account_id": account_id, "developer_id": developer_of[k],
                              "provider": k[0], "external_user_id": k[1], "dedup_key": None})
             results[k] = Resolved(account_id, developer_of[k], created=True)
-    if now_rows:
-        store.insert_accounts(conn, now_rows)
-    identifiers = [{"developer_id": developer_of[k], "account_id": results[k].account_id, "kind": kind,
-                    "value_normalized": value}
-                   for k, p in profiles.items() for kind, value in p.identifiers if (kind, value) not in owners]
+    if updated_rows:
+        store.update_accounts(conn, updated_rows)
+    if new_rows:
+        store.insert_accounts(conn, new_rows)
+    identifiers: dict[tuple[str, str], dict[str, Any]] = {}
+    for k, p in profiles.items():
+        for ident in p.identifiers:
+            if ident in owners or ident in shared or ident in identifiers:
+                continue
+            if developer_of_identifier.get(ident) == developer_of[k]:
+                identifiers[ident] = {"developer_id": developer_of[k], "account_id": results[k].account_id,
+                                      "kind": ident[0], "value_normalized": ident[1]}
     if identifiers:
-        store.insert_identifiers(conn, list({(r["kind"], r["value_normalized"]): r for r in identifiers}.values()))
+        store.insert_identifiers(conn, list(identifiers.values()))
     if suggest:
-        refresh_suggestions(conn, sorted({r.developer_id for r in results.values()}, key=str))
+        touched = {r.developer_id for r in results.values()} | {into for into, _, _ in proven_merges}
+        refresh_suggestions(conn, sorted(touched, key=str))
     return [results[a.key] for a in accounts]
+
+
+def _shared_by_different_people(holders: list[Profile]) -> bool:
+    """An identifier that accounts with unrelated full names carry is a shared one (a team's mailbox, an office
+    phone): it proves nothing about a person, whatever its spelling."""
+    named = [p.name for p in holders if p.name is not None and p.name.full]
+    return any(names.names_disjoint(a, b) for i, a in enumerate(named) for b in named[i + 1:])
 
 
 def _personal_address(p: Profile) -> bool:
@@ -217,28 +276,41 @@ def refresh_suggestions(conn: Connection, developer_ids: Sequence[UUID]) -> None
 
 def _refresh_chunk(conn: Connection, developer_ids: Sequence[UUID]) -> None:
     own = store.accounts_of_developers(conn, developer_ids)
-    keys = sorted({key for row in own for key in row["match_keys"]})
-    if not keys:
-        return
-    candidates = store.accounts_sharing_keys(conn, keys)
-    by_developer: dict[UUID, list[Row]] = defaultdict(list)
-    for row in [*own, *candidates]:
-        if row not in by_developer[row["developer_id"]]:
-            by_developer[row["developer_id"]].append(row)
-    profiles = {dev: [profile_of(r) for r in rows] for dev, rows in by_developer.items()}
+    keys = sorted({key for row in own for key in matching.blocking_keys(row["match_keys"])})
+    found: list[tuple[UUID, UUID, float, list[dict[str, Any]]]] = []
+    if keys:
+        found = _suggestions(conn, developer_ids, own, keys)
+    store.drop_open_suggestions(conn, list(developer_ids))
+    if found:
+        store.upsert_suggestions(conn, found)
+
+
+def _suggestions(conn: Connection, developer_ids: Sequence[UUID], own: list[Row],
+                 keys: list[str]) -> list[tuple[UUID, UUID, float, list[dict[str, Any]]]]:
+    """The suggestions between ``developer_ids`` and the developers whose accounts share a blocking key."""
+    mine = set(developer_ids)
+    sharing = store.developers_sharing_keys(conn, keys)
+    others = sorted({d for d in sharing if d not in mine}, key=str)
+    rows = own + (store.accounts_of_developers(conn, others) if others else [])
+    by_developer: dict[UUID, dict[UUID, Row]] = defaultdict(dict)
+    for row in rows:
+        by_developer[row["developer_id"]].setdefault(row["account_id"], row)
+    profiles = {dev: [profile_of(r) for r in accounts.values()] for dev, accounts in by_developer.items()}
     by_key: dict[str, set[UUID]] = defaultdict(set)
-    for dev, rows in by_developer.items():
-        for row in rows:
-            for key in row["match_keys"]:
+    for dev, accounts in by_developer.items():
+        for row in accounts.values():
+            for key in matching.blocking_keys(row["match_keys"]):
                 by_key[key].add(dev)
-    rejected = {(r["developer_id"], r["other_developer_id"]) for r in store.decided_pairs(conn, list(by_developer))}
     pairs: set[tuple[UUID, UUID]] = set()
     for dev in developer_ids:
-        for row in by_developer.get(dev, []):
-            for key in row["match_keys"]:
+        for row in by_developer.get(dev, {}).values():
+            for key in matching.blocking_keys(row["match_keys"]):
                 for other in by_key[key]:
                     if other != dev:
                         pairs.add((min(dev, other), max(dev, other)))
+    if not pairs:
+        return []
+    rejected = {(r["developer_id"], r["other_developer_id"]) for r in store.decided_pairs(conn, list(mine))}
     found: list[tuple[UUID, UUID, float, list[dict[str, Any]]]] = []
     for a, b in sorted(pairs, key=lambda p: (str(p[0]), str(p[1]))):
         if (a, b) in rejected:
@@ -247,9 +319,7 @@ def _refresh_chunk(conn: Connection, developer_ids: Sequence[UUID]) -> None:
         if match:
             score, evidence = match
             found.append((a, b, score, [e.as_json() for e in evidence]))
-    store.drop_open_suggestions(conn, list(developer_ids))
-    if found:
-        store.upsert_suggestions(conn, found)
+    return found
 
 
 # ---------------------------------------------------------------- merge and unmerge
@@ -271,7 +341,7 @@ def merge(conn: Connection, into: UUID, from_: UUID, *, reason: str | None, evid
 
 
 def _merge(conn: Connection, into: UUID, from_: UUID, *, reason: str | None, evidence: list[dict[str, Any]],
-           merged_by: UUID | None) -> Row:
+           merged_by: UUID | None, refresh: bool = True) -> Row:
     target, source = _live(conn, into), _live(conn, from_)
     accounts = [r["account_id"] for r in store.accounts_of_developers(conn, [from_])]
     identifiers = [r["identifier_id"] for r in store.identifiers_of_developers(conn, [from_])]
@@ -293,7 +363,8 @@ def _merge(conn: Connection, into: UUID, from_: UUID, *, reason: str | None, evi
     store.delete_developer_stats(conn, [into, from_])
     log = store.insert_merge_log(conn, action="merge", into=into, from_=from_, reason=reason, evidence=evidence,
                                  moved=moved, merged_by=merged_by)
-    refresh_suggestions(conn, [into])
+    if refresh:
+        refresh_suggestions(conn, [into])
     return log
 
 

@@ -19,12 +19,17 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from funnel.community.names import (
+    FAMILY_NAMES,
+    GIVEN_NAMES,
     NameKey,
+    NameMatch,
     compact,
+    compare_names,
     fold_romaji,
     handle_spellings,
     is_bot_name,
@@ -38,30 +43,59 @@ FREE_MAIL_DOMAINS = frozenset({
     "proton.me", "protonmail.com", "pm.me", "gmx.com", "gmx.de", "gmx.net", "web.de", "mail.com", "yandex.com",
     "yandex.ru", "mail.ru", "qq.com", "163.com", "126.com", "naver.com", "docomo.ne.jp", "ezweb.ne.jp",
     "au.com", "softbank.ne.jp", "i.softbank.jp", "nifty.com", "biglobe.ne.jp", "ocn.ne.jp", "so-net.ne.jp",
-    "fastmail.com", "hey.com", "tutanota.com", "zoho.com", "users.noreply.github.com",
+    "fastmail.com", "hey.com", "tutanota.com", "zoho.com", "users.noreply.github.com", "yahoo.co.uk", "hotmail.co.uk",
+    "rakuten.jp", "excite.co.jp", "infoseek.jp", "goo.jp", "livedoor.com", "dion.ne.jp", "plala.or.jp",
 })
-# Local parts that name a function, a list or a machine, not a person.
-ROLE_LOCAL_PARTS = frozenset({
-    "info", "information", "support", "help", "helpdesk", "admin", "administrator", "contact", "contactus", "sales",
-    "hello", "hi", "team", "devrel", "dev", "developers", "developer", "community", "marketing", "press", "pr",
-    "media", "news", "newsletter", "office", "billing", "accounts", "accounting", "finance", "hr", "jobs",
-    "careers", "recruit", "recruiting", "security", "abuse", "postmaster", "hostmaster", "webmaster", "root",
-    "mail", "email", "service", "services", "customerservice", "inquiry", "inquiries", "enquiries", "feedback",
-    "events", "event", "notifications", "notification", "alerts", "system", "ops", "it", "legal", "privacy",
-    "partners", "partner", "staff", "all", "everyone", "general", "mailer-daemon", "bounce", "bounces", "git",
-    "github", "test", "example", "user", "owner", "oss", "opensource", "engineering", "tech", "contact-us",
+# Words of local parts that name a function, a list, a machine or nobody in particular, not a person.
+ROLE_WORDS = frozenset({
+    "info", "information", "support", "help", "helpdesk", "admin", "administrator", "admins", "contact", "contactus",
+    "sales", "hello", "hi", "team", "devrel", "dev", "devs", "developers", "developer", "community", "marketing",
+    "press", "pr", "media", "news", "newsletter", "office", "billing", "accounts", "accounting", "finance", "hr",
+    "jobs", "careers", "recruit", "recruiting", "security", "abuse", "postmaster", "hostmaster", "webmaster", "root",
+    "mail", "email", "service", "services", "customerservice", "inquiry", "inquiries", "enquiries", "enquiry",
+    "feedback", "events", "event", "notifications", "notification", "notify", "alerts", "alert", "system", "ops",
+    "it", "legal", "privacy", "partners", "partner", "staff", "all", "everyone", "general", "mailer", "daemon",
+    "bounce", "bounces", "git", "github", "gitlab", "test", "tests", "testing", "example", "sample", "dummy", "user",
+    "users", "owner", "owners", "oss", "opensource", "engineering", "tech", "us", "reply", "noreply", "donotreply",
+    "nobody", "none", "null", "unknown", "anonymous", "guest", "foo", "bar", "bot", "bots", "robot", "ci", "build",
+    "builds", "deploy", "release", "releases", "desk", "center", "centre", "group", "staffs", "members", "member",
+    "relations", "rel", "advocacy", "evangelist", "program", "programs", "meetup", "meetups", "orders", "order",
+    "shop", "store", "booking", "reservations", "reception", "secretary", "kouhou", "koho", "jimukyoku", "soumu",
+    "somu", "saiyo", "saiyou", "toiawase", "otoiawase", "customer", "customers", "care", "success", "biz",
+    "business", "corp", "corporate", "ir", "webinar", "seminar", "conference", "conf", "hackathon", "api", "docs",
+})
+# Words that only qualify a role (support-jp, info.tokyo, devrel-team).
+ROLE_QUALIFIERS = frozenset({
+    "jp", "japan", "tokyo", "osaka", "en", "ja", "global", "intl", "us", "eu", "apac", "asia", "team", "dept",
+    "desk", "main", "official", "online", "web", "www", "the", "and", "of", "a", "no", "do", "not", "de",
 })
 NO_REPLY = re.compile(r"^(no-?reply|do-?not-?reply|donotreply|noreply[-+.].*|.*[-+.]noreply)$")
 GITHUB_NOREPLY = re.compile(r"^(?:(\d+)\+)?([a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\[bot\])?)@users\.noreply\.github\.com$")
+GITHUB_LOGIN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,38})$")
 EMAIL = re.compile(r"^[^@\s]{1,64}@[a-z0-9](?:[a-z0-9.-]{0,251}[a-z0-9])?\.[a-z0-9-]{2,63}$")
+_ANGLE_ADDRESS = re.compile(r"<([^<>@\s]+@[^<>\s]+)>")
 DOT_INSENSITIVE = frozenset({"gmail.com"})
 SUBADDRESS_DOMAINS_DASH = frozenset({"yahoo.com", "ymail.com"})
+# Domains no mailbox is behind (RFC 2606 / 6761 names used as placeholders).
+PLACEHOLDER_DOMAINS = frozenset({"example.com", "example.org", "example.net", "localhost", "invalid", "test",
+                                 "localdomain", "email.com", "domain.com", "test.com", "none.com", "noemail.com"})
 IDENTIFIER_KINDS = ("email", "domain", "phone", "click_id", "mlid", "key_fp")
-# Handles too common to tell people apart on their own.
-GENERIC_HANDLES = frozenset({"admin", "user", "test", "dev", "developer", "coder", "hacker", "guest", "root", "me"})
+# Handles too common to tell people apart on their own (also with digits: coder2, dev01).
+GENERIC_HANDLES = frozenset({
+    "admin", "user", "test", "dev", "developer", "coder", "hacker", "guest", "root", "me", "code", "codes", "devs",
+    "engineer", "eng", "programmer", "prog", "geek", "nerd", "ninja", "master", "tech", "techie", "web", "webdev",
+    "frontend", "backend", "fullstack", "data", "ai", "ml", "linux", "python", "java", "js", "go", "rust", "ruby",
+    "php", "cpp", "taro", "hanako", "john", "jane", "alex", "anon", "someone", "hello", "info", "official", "jp",
+    "japan", "tokyo", "osaka", "abc", "xyz", "aaa", "qwerty", "null", "none", "foo", "bar", "baz", "hoge", "fuga",
+    "piyo", "noname", "nanashi", "sample", "demo", "tester",
+})
+# Providers whose ids name a source record (a CSV row, a commit author), not a person's account: several
+# records of one provider can be one person. Every other provider's ids are accounts: two ids, two accounts.
+RECORD_PROVIDERS = frozenset({"csv", "git", "import", "api", "form", "forms", "manual", "email", "webhook"})
 
 CERTAIN = 1.0
 MIN_SUGGESTION = 0.3
+MAX_SUGGESTION = 0.95
 
 
 @dataclass(frozen=True)
@@ -75,14 +109,40 @@ class Email:
     github_login: str | None = None
 
 
+def clean_address(raw: str) -> str:
+    """An address as written, without what surrounds it (a name and angle brackets, ``mailto:``, spaces), in
+    lower case: deliverable, unlike ``normalize_email``'s value (which drops Gmail's dots and tags)."""
+    return _address(raw)
+
+
+def _address(raw: str) -> str:
+    text = unicodedata.normalize("NFKC", raw).strip()
+    angle = _ANGLE_ADDRESS.search(text)  # "Yumi Murakami <ymurakami@example.jp>"
+    if angle:
+        text = angle.group(1)
+    text = text.strip().strip("<>\"'()[],;").strip()
+    if text[:7].casefold() == "mailto:":
+        text = text[7:].split("?", 1)[0].strip()
+    return text.casefold()
+
+
+def is_role_local(local: str) -> bool:
+    """A local part that names a function or nobody (info, support-jp, devrel.team, noreply, admin2)."""
+    if NO_REPLY.match(local):
+        return True
+    words = [w for w in re.split(r"[^a-z]+", local) if w]
+    if not words:
+        return True  # digits only: 12345@...
+    if not any(w in ROLE_WORDS for w in words):
+        return "".join(words) in ROLE_WORDS
+    return all(w in ROLE_WORDS or w in ROLE_QUALIFIERS for w in words)
+
+
 def normalize_email(raw: str | None) -> Email | None:
     """The mailbox an address reaches, or None when it is not an address."""
     if not raw:
         return None
-    text = unicodedata.normalize("NFKC", raw).strip().strip("<>").strip()
-    if text[:7].casefold() == "mailto:":
-        text = text[7:].split("?", 1)[0]
-    text = text.casefold()
+    text = _address(raw)
     if not EMAIL.match(text):
         return None
     local, domain = text.rsplit("@", 1)
@@ -92,18 +152,20 @@ def normalize_email(raw: str | None) -> Email | None:
     noreply = GITHUB_NOREPLY.match(f"{local}@{domain}")
     if noreply:
         user_id, login = noreply.groups()
+        person = not is_bot_name(login) and login not in ("ghost", "deleted-user")
         if user_id:  # the user id survives renames: it is the identity, the login is not
-            return Email(f"{user_id}@users.noreply.github.com", user_id, domain, personal=True, free_mail=True,
+            return Email(f"{user_id}@users.noreply.github.com", user_id, domain, personal=person, free_mail=True,
                          github_user_id=user_id, github_login=login)
-        return Email(f"{login}@users.noreply.github.com", login, domain, personal=not is_bot_name(login),
-                     free_mail=True, github_login=login)
+        return Email(f"{login}@users.noreply.github.com", login, domain, personal=person, free_mail=True,
+                     github_login=login)
     base = local.split("+", 1)[0] if "+" in local[1:] else local  # RFC 5233 sub-addressing
     if domain in SUBADDRESS_DOMAINS_DASH and "-" in base[1:]:
         base = base.split("-", 1)[0]
     if domain in DOT_INSENSITIVE:
         base = base.replace(".", "")
-    personal = not (base in ROLE_LOCAL_PARTS or NO_REPLY.match(local) or NO_REPLY.match(base)
-                    or is_bot_name(base) or domain.startswith("noreply.") or ".noreply." in domain)
+    personal = not (is_role_local(base) or NO_REPLY.match(local) or is_bot_name(base)
+                    or domain.startswith("noreply.") or ".noreply." in domain or domain in PLACEHOLDER_DOMAINS
+                    or domain.rsplit(".", 1)[-1] in ("invalid", "localhost", "test"))
     return Email(f"{base}@{domain}", base, domain, personal=personal, free_mail=domain in FREE_MAIL_DOMAINS)
 
 
@@ -146,6 +208,14 @@ def normalize_opaque(raw: Any) -> str | None:
     return text[:320] or None
 
 
+def _handle_core(text: str | None) -> str:
+    return fold_romaji(compact(text))
+
+
+def _stem(core: str) -> str:
+    return re.sub(r"\d+$", "", core)
+
+
 @dataclass(frozen=True)
 class Profile:
     """An account as the rules see it."""
@@ -162,18 +232,27 @@ class Profile:
     @property
     def handle_key(self) -> str:
         """The handle as compared: letters and digits, romaji folded ("Hfujita" = "hfujita", "ryo1185" != "ryo8486")."""
-        return fold_romaji(compact(self.handle))
+        return _handle_core(self.handle)
 
     @property
     def handle_stem(self) -> str:
         """The handle without trailing digits, to compare with a name's spellings ("hanakoh87" -> "hanakoh")."""
-        return fold_romaji(re.sub(r"\d+$", "", compact(self.handle)))
+        return _stem(self.handle_key)
 
     @property
     def email_key(self) -> str:
+        """A personal mailbox's name ("hina.fujita" -> "hinafujita"); not GitHub's commit address."""
         if not self.email or not self.email.personal or self.email.github_user_id:
             return ""
-        return fold_romaji(compact(self.email.local))
+        return _handle_core(self.email.local)
+
+    @property
+    def email_stem(self) -> str:
+        return _stem(self.email_key)
+
+    @property
+    def record_provider(self) -> bool:
+        return self.provider in RECORD_PROVIDERS
 
 
 def profile(provider: str, external_user_id: str, *, handle: str | None = None, email: str | None = None,
@@ -182,12 +261,16 @@ def profile(provider: str, external_user_id: str, *, handle: str | None = None, 
     attributes = attributes or {}
     provider = provider.strip().casefold()
     normalized = normalize_email(email)
+    login = unicodedata.normalize("NFKC", handle).strip().casefold() if handle else ""
     machine = (is_bot_name(handle) or is_bot_name(display_name) or is_placeholder(handle)
-               or (is_placeholder(display_name) and not handle)
-               or (provider == "github" and (handle or "").casefold() in ("ghost", "deleted-user")))
+               or (is_placeholder(display_name) and not handle and not (normalized and normalized.personal))
+               or (provider == "github" and login in ("ghost", "deleted-user", "web-flow"))
+               or bool(normalized and normalized.github_login and is_bot_name(normalized.github_login)))
     keys: list[tuple[str, str]] = []
-    if provider == "github":
+    if provider == "github" and not machine:
         keys.append(("email", github_noreply_email(external_user_id)))
+        if GITHUB_LOGIN.match(login):  # the old login-only commit address, login@users.noreply.github.com
+            keys.append(("email", f"{login}@users.noreply.github.com"))
     if normalized and normalized.personal and not machine:
         keys.append(("email", normalized.value))
     if not machine:
@@ -198,7 +281,8 @@ def profile(provider: str, external_user_id: str, *, handle: str | None = None, 
                      else normalize_opaque(raw))
             if value:
                 keys.append((kind, value))
-    org_key = _org_key(org) or (normalized.domain if normalized and not normalized.free_mail else None)
+    org_key = _org_key(org) or (normalized.domain if normalized and normalized.personal and not normalized.free_mail
+                                else None)
     location = attributes.get("location")
     return Profile(provider=provider, external_user_id=external_user_id, handle=handle, email=normalized,
                    name=None if machine else name_key(display_name), org=org_key,
@@ -214,22 +298,53 @@ def _org_key(org: str | None) -> str | None:
     return domain or compact(org) or unicodedata.normalize("NFKC", org).strip().casefold()
 
 
+def _common_word(core: str) -> bool:
+    """A handle that is only a common name or word: many people pick it (taro, sato, coder2, dev01)."""
+    stem = _stem(core)
+    if stem in GENERIC_HANDLES or len(re.sub(r"[^a-z]", "", core)) < 3:
+        return True
+    return stem in _common_name_readings()
+
+
+_COMMON_READINGS: set[str] = set()
+
+
+def _common_name_readings() -> set[str]:
+    if not _COMMON_READINGS:
+        _COMMON_READINGS.update(fold_romaji(r) for table in (FAMILY_NAMES, GIVEN_NAMES)
+                                for readings in table.values() for r in readings)
+    return _COMMON_READINGS
+
+
+def distinctive_handle(core: str) -> bool:
+    return len(core) >= 4 and not _common_word(core)
+
+
 def match_keys(p: Profile) -> list[str]:
-    """Blocking keys (accounts.match_keys): two accounts are compared only when they share one."""
+    """Keys stored in accounts.match_keys. ``n:``/``c:``/``h:`` keys block suggestions (two accounts are compared
+    only when they share one); ``t:`` keys (a name's tokens in every reading) serve name search only."""
     if p.machine:
         return []
     keys: set[str] = set()
-    if p.name and p.name.full:
-        keys.add("n:" + " ".join(p.name.tokens))
-        for spelling in handle_spellings(p.name):
-            keys.add("h:" + spelling)
-        for token in p.name.tokens:  # a kanji given name has several readings: the family name still blocks
-            if len(token) >= 3:
-                keys.add("t:" + token)
-    for core in (p.handle_key, p.handle_stem, p.email_key):
-        if len(core) >= 3 and core not in GENERIC_HANDLES:
+    if p.name:
+        for part in p.name.parts:
+            keys.update("t:" + r for r in part.readings if len(r) >= 3)
+        if p.name.full:
+            if len(p.name.parts) == 2:
+                a, b = p.name.parts
+                keys.update("n:" + " ".join(sorted((x, y))) for x in a.readings for y in b.readings)
+            else:
+                keys.add("n:" + " ".join(p.name.tokens))
+            keys.update("h:" + spelling for spelling in handle_spellings(p.name))
+        keys.update("c:" + spelled for spelled in p.name.spelled_together() if len(spelled) >= 5)
+    for core in (p.handle_key, p.handle_stem, p.email_key, p.email_stem):
+        if len(core) >= 3 and _stem(core) not in GENERIC_HANDLES:
             keys.add("h:" + core)
     return sorted(keys)
+
+
+def blocking_keys(keys: list[str]) -> list[str]:
+    return [k for k in keys if not k.startswith("t:")]
 
 
 @dataclass(frozen=True)
@@ -242,72 +357,103 @@ class Evidence:
         return {"kind": self.kind, "detail": self.detail, "weight": self.weight}
 
 
-def _name_evidence(a: NameKey, b: NameKey) -> Evidence | None | bool:
-    """Evidence from two full names; False when they contradict each other."""
-    if a.tokens == b.tokens:
-        if a.from_kanji or b.from_kanji:
-            return Evidence("name_reading", f"same name read from kanji: {' '.join(a.tokens)}", 0.55)
-        return Evidence("name", f"same full name: {' '.join(a.tokens)}", 0.6)
-    if len(a.tokens) == 2 and len(b.tokens) == 2:
-        for x in a.tokens:
-            for y in b.tokens:
-                if x == y and len(x) >= 3:
-                    other_a = next(t for t in a.tokens if t != x) if a.tokens.count(x) == 1 else x
-                    other_b = next(t for t in b.tokens if t != y) if b.tokens.count(y) == 1 else y
-                    if (a.from_kanji or b.from_kanji) and other_a[:1] == other_b[:1]:
-                        # 陽菜 is read haruna or hina: the family name agrees and the given names begin alike
-                        return Evidence("name_partial", f"same family name {x}, given names {other_a}/{other_b} "
-                                        "may be one name read two ways", 0.4)
-                    if a.from_kanji or b.from_kanji:
-                        return Evidence("name_partial", f"same family name {x}; given names read from kanji differ",
-                                        0.2)
-                    return False  # Yumi Suzuki and Yumi Hasegawa: the same given name, two people
-    return False
+NAME_WEIGHTS = {NameMatch.SAME: ("name", 0.6, "same full name"),
+                NameMatch.SAME_READING: ("name_reading", 0.55, "same name in two scripts"),
+                NameMatch.SAME_COMPACT: ("name_compact", 0.55, "same name"),
+                NameMatch.PARTIAL: ("name_partial", 0.3, "names may be one")}
+
+
+def _different_company_mailboxes(a: Profile, b: Profile) -> bool:
+    """A company gives a person one address: two personal addresses at one company domain are two people."""
+    return bool(a.email and b.email and a.email.personal and b.email.personal and not a.email.free_mail
+                and not a.email.github_login and a.email.domain == b.email.domain and a.email.value != b.email.value)
 
 
 def compare(a: Profile, b: Profile) -> list[Evidence] | None:
-    """What two accounts of different developers have in common; None when they cannot be one person."""
+    """What two accounts of different developers have in common; None when they cannot be one person (or have
+    nothing in common that names a person)."""
     if a.machine or b.machine:
         return None
-    if a.provider == b.provider and a.external_user_id != b.external_user_id:
+    if a.provider == b.provider and a.external_user_id != b.external_user_id and not a.record_provider:
         return None  # two accounts of one provider are two people until a user says otherwise
-    if (a.email and b.email and a.email.personal and b.email.personal and not a.email.free_mail
-            and a.email.domain == b.email.domain and a.email.value != b.email.value):
-        return None  # a company gives a person one address: two addresses there are two people
-    evidence: list[Evidence] = []
-    name_conflict = False
-    if a.name and b.name and a.name.full and b.name.full:
-        found = _name_evidence(a.name, b.name)
-        if found is False:
-            name_conflict = True
-        elif isinstance(found, Evidence):
-            evidence.append(found)
-    ha, hb = a.handle_key, b.handle_key
-    if ha and ha == hb and len(ha) >= 3 and ha not in GENERIC_HANDLES:
-        evidence.append(Evidence("handle", f"same handle on {a.provider} and {b.provider}: {ha}", 0.45))
-    else:
-        for x, y in ((a, b), (b, a)):
-            if x.handle_stem and y.name and x.handle_stem in handle_spellings(y.name):
-                evidence.append(Evidence("handle_from_name", f"{x.provider} handle {x.handle} spells the name "
-                                         f"{' '.join(y.name.tokens)}", 0.35))
-                break
-    ea, eb = a.email_key, b.email_key
-    if ea and eb and ea == eb and len(ea) >= 4 and a.email and b.email and a.email.value != b.email.value:
-        evidence.append(Evidence("email_local_part", f"same e-mail name at {a.email.domain} and {b.email.domain}",
-                                 0.5))
-    elif ea and hb and ea == hb and len(ea) >= 4 and "handle" not in {e.kind for e in evidence}:
-        evidence.append(Evidence("email_matches_handle", f"e-mail name {ea} is the {b.provider} handle", 0.4))
-    elif eb and ha and eb == ha and len(eb) >= 4 and "handle" not in {e.kind for e in evidence}:
-        evidence.append(Evidence("email_matches_handle", f"e-mail name {eb} is the {a.provider} handle", 0.4))
-    if name_conflict:
-        return None  # different names: a shared handle or mailbox name is a coincidence ("coder2")
-    if not evidence:
+    if _different_company_mailboxes(a, b):
         return None
+    found: dict[str, Evidence] = {}
+
+    def add(group: str, evidence: Evidence) -> None:
+        if group not in found or found[group].weight < evidence.weight:
+            found[group] = evidence
+
+    if a.name and b.name:
+        match, detail = compare_names(a.name, b.name)
+        if match is NameMatch.CONFLICT:
+            return None  # different names: a shared handle or mailbox name is a coincidence ("coder2")
+        if match in NAME_WEIGHTS:
+            kind, weight, what = NAME_WEIGHTS[match]
+            add("name", Evidence(kind, f"{what}: {detail}", weight))
+    # A handle or mailbox spelled from the name says little more once the names agree: people of one name spell
+    # it alike (maokobayashi). The same handle with digits of its own (fujita_hina87) or a handle that is not the
+    # name still counts.
+    named = "name" in found and found["name"].weight >= 0.5
+    spelled = {s for p in (a, b) if p.name for s in handle_spellings(p.name)}
+    ha, hb = a.handle_key, b.handle_key
+    if ha and ha == hb and distinctive_handle(ha):
+        only_name = _spells_a_name(ha, spelled)
+        add("account", Evidence("handle", f"same handle on {a.provider} and {b.provider}: {ha}"
+                                + (" (the name spelled out)" if only_name else ""), 0.2 if only_name else 0.45))
+    ea, eb = a.email_key, b.email_key
+    if ea and ea == eb and len(ea) >= 4 and a.email and b.email and a.email.value != b.email.value:
+        only_name = _spells_a_name(ea, spelled)
+        add("account", Evidence("email_local_part", f"same e-mail name {ea} at {a.email.domain} and "
+                                f"{b.email.domain}", 0.2 if only_name or not distinctive_handle(ea) else 0.5))
+    for x, y in ((a, b), (b, a)):
+        for core in dict.fromkeys((x.email_key, x.email_stem)):
+            if core and distinctive_handle(core) and core in (y.handle_key, y.handle_stem):
+                only_name = _spells_a_name(core, spelled)
+                add("account", Evidence("email_matches_handle", f"e-mail name {core} is the {y.provider} handle",
+                                        0.2 if only_name else 0.4))
+    if not named:  # without a name in common, a handle or mailbox that spells the other's name is evidence
+        for x, y in ((a, b), (b, a)):
+            if y.name is not None:
+                _spelled_evidence(x, y, y.name, handle_spellings(y.name), add)
+    if not found:
+        return None
+    evidence = list(found.values())
+    # what colleagues and neighbours share too: it adds to evidence about the person, at most 0.2 together
     if a.org and a.org == b.org:
-        evidence.append(Evidence("organization", f"same organization: {a.org}", 0.2))
+        evidence.append(Evidence("organization", f"same organization: {a.org}", 0.15))
     if a.location and a.location == b.location:
-        evidence.append(Evidence("location", f"same location: {a.location}", 0.1))
+        evidence.append(Evidence("location", f"same location: {a.location}", 0.05))
     return evidence
+
+
+def _spells_a_name(core: str, spelled: set[str]) -> bool:
+    """The name spelled out, maybe with one digit (a company's second Ayaka Kimura is ayakakimura2): two people
+    of one name spell it so. Two digits or more are a person's own choice (fujitahina87)."""
+    stem = _stem(core)
+    return stem in spelled and len(core) - len(stem) <= 1
+
+
+def _spelled_evidence(x: Profile, y: Profile, name: NameKey, spellings: dict[str, bool],
+                      add: Callable[[str, Evidence], None]) -> None:
+    if not spellings:
+        return
+    for core in dict.fromkeys((x.handle_key, x.handle_stem)):
+        if core in spellings:
+            add("spelled", Evidence("handle_from_name", f"{x.provider} handle {x.handle} spells the {y.provider} "
+                                    f"name {_shown(name)}", 0.5 if spellings[core] else 0.4))
+    for core in dict.fromkeys((x.email_key, x.email_stem)):
+        if core in spellings and x.email:
+            add("spelled", Evidence("email_from_name", f"the e-mail name {x.email.local} spells the {y.provider} "
+                                    f"name {_shown(name)}", 0.45 if spellings[core] else 0.35))
+    if x.name and len(x.name.parts) == 1 and len(x.name.parts[0].primary) >= 5 and (
+            x.name.parts[0].primary in spellings):
+        add("spelled", Evidence("handle_from_name", f"{x.provider} name {x.name.parts[0].written} spells the "
+                                f"{y.provider} name {_shown(name)}", 0.4))
+
+
+def _shown(key: NameKey) -> str:
+    return " ".join(p.written for p in key.parts)
 
 
 def confidence(evidence: list[Evidence]) -> float:
@@ -315,21 +461,22 @@ def confidence(evidence: list[Evidence]) -> float:
     remaining = 1.0
     for item in evidence:
         remaining *= 1.0 - item.weight
-    return round(min(0.95, 1.0 - remaining), 3)
+    return round(min(MAX_SUGGESTION, 1.0 - remaining), 3)
 
 
 def best_match(left: list[Profile], right: list[Profile]) -> tuple[float, list[Evidence]] | None:
     """The suggestion between two developers, from their accounts; None when any pair rules it out."""
-    left_providers = {(p.provider, p.external_user_id) for p in left}
+    left_accounts = {(p.provider, p.external_user_id) for p in left if not p.record_provider}
     for p in right:
-        if any(provider == p.provider and ext != p.external_user_id for provider, ext in left_providers):
+        if not p.record_provider and any(provider == p.provider and ext != p.external_user_id
+                                         for provider, ext in left_accounts):
             return None
     best: tuple[float, list[Evidence]] | None = None
     for a in left:
         for b in right:
             found = compare(a, b)
             if found is None:
-                if _contradicts(a, b):
+                if contradicts(a, b):
                     return None
                 continue
             score = confidence(found)
@@ -340,11 +487,10 @@ def best_match(left: list[Profile], right: list[Profile]) -> tuple[float, list[E
     return best
 
 
-def _contradicts(a: Profile, b: Profile) -> bool:
-    """True when two accounts say the developers are different people (not merely unrelated)."""
+def contradicts(a: Profile, b: Profile) -> bool:
+    """True when two accounts say they are different people (not merely unrelated)."""
     if a.machine or b.machine:
         return False
-    if a.name and b.name and a.name.full and b.name.full and _name_evidence(a.name, b.name) is False:
+    if a.name and b.name and compare_names(a.name, b.name)[0] is NameMatch.CONFLICT:
         return True
-    return bool(a.email and b.email and a.email.personal and b.email.personal and not a.email.free_mail
-                and a.email.domain == b.email.domain and a.email.value != b.email.value)
+    return _different_company_mailboxes(a, b)

@@ -65,13 +65,45 @@ def taken_primary_emails(conn: Connection, emails: Sequence[str]) -> set[str]:
     return {r["email"] for r in rows}
 
 
+ACCOUNT_INSERT = (("account_id", "uuid"), ("developer_id", "uuid"), ("provider", "text"),
+                  ("external_user_id", "text"), ("handle", "text"), ("email", "citext"), ("display_name", "text"),
+                  ("profile_url", "text"), ("avatar_url", "text"), ("attributes", "jsonb"),
+                  ("first_seen", "timestamptz"), ("last_seen", "timestamptz"), ("dedup_key", "text"))
+
+
 def insert_accounts(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
-    columns = ("account_id", "developer_id", "provider", "external_user_id", "handle", "email", "display_name",
-               "profile_url", "avatar_url", "attributes", "match_keys", "first_seen", "last_seen", "dedup_key")
-    with conn.cursor() as cur:
-        cur.executemany(
-            f"INSERT INTO accounts ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))})",
-            [tuple(Jsonb(r[c]) if c == "attributes" else r[c] for c in columns) for r in rows])
+    """One statement for the batch (arrays, ``unnest``); match_keys go as one text[] per row, which unnest cannot
+    take apart, so they travel as a JSON array of arrays."""
+    names = [c for c, _ in ACCOUNT_INSERT]
+    arrays = [[Jsonb(r[c]) if c == "attributes" else r[c] for r in rows] for c in names]
+    conn.execute(
+        f"INSERT INTO accounts ({', '.join(names)}, match_keys) "
+        f"SELECT {', '.join(f'u.{c}' for c in names)}, "
+        "ARRAY(SELECT jsonb_array_elements_text(u.keys)) "
+        f"FROM unnest({', '.join(f'%s::{t}[]' for _, t in ACCOUNT_INSERT)}, %s::jsonb[]) "
+        f"AS u({', '.join(names)}, keys)",
+        (*arrays, [Jsonb(r["match_keys"]) for r in rows]))
+
+
+def update_accounts(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    """Refresh what the provider says now (handle, e-mail, name, profile) and the developer the account resolved
+    to; first_seen keeps the earliest. One statement for the batch."""
+    conn.execute(
+        "UPDATE accounts a SET developer_id = u.developer_id, handle = coalesce(u.handle, a.handle), "
+        "email = coalesce(u.email, a.email), display_name = coalesce(u.display_name, a.display_name), "
+        "profile_url = coalesce(u.profile_url, a.profile_url), avatar_url = coalesce(u.avatar_url, a.avatar_url), "
+        "attributes = a.attributes || u.attributes, "
+        "match_keys = ARRAY(SELECT jsonb_array_elements_text(u.keys)), "
+        "last_seen = greatest(a.last_seen, u.last_seen), first_seen = least(a.first_seen, u.first_seen), "
+        "updated_at = now() "
+        "FROM unnest(%s::uuid[], %s::uuid[], %s::text[], %s::citext[], %s::text[], %s::text[], %s::text[], "
+        "%s::jsonb[], %s::jsonb[], %s::timestamptz[], %s::timestamptz[]) "
+        "AS u(account_id, developer_id, handle, email, display_name, profile_url, avatar_url, attributes, keys, "
+        "first_seen, last_seen) WHERE a.account_id = u.account_id",
+        ([r["account_id"] for r in rows], [r["developer_id"] for r in rows], [r["handle"] for r in rows],
+         [r["email"] for r in rows], [r["display_name"] for r in rows], [r["profile_url"] for r in rows],
+         [r["avatar_url"] for r in rows], [Jsonb(r["attributes"]) for r in rows],
+         [Jsonb(r["match_keys"]) for r in rows], [r["first_seen"] for r in rows], [r["last_seen"] for r in rows]))
 
 
 def update_account(conn: Connection, account_id: UUID, fields: dict[str, Any]) -> None:
@@ -95,6 +127,13 @@ def insert_identifiers(conn: Connection, rows: Sequence[dict[str, Any]]) -> None
         "ON CONFLICT (tenant_id, kind, value_normalized) DO UPDATE SET last_seen = now()",
         ([r["developer_id"] for r in rows], [r["account_id"] for r in rows], [r["kind"] for r in rows],
          [r["value_normalized"] for r in rows]))
+
+
+def developers_sharing_keys(conn: Connection, keys: Sequence[str]) -> set[UUID]:
+    """Developers with an account that shares a blocking key with ``keys`` (candidates for suggestions)."""
+    rows = conn.execute("SELECT DISTINCT developer_id FROM accounts WHERE match_keys && %s::text[] "
+                        "AND developer_id IS NOT NULL", (list(keys),)).fetchall()
+    return {r["developer_id"] for r in rows}
 
 
 def accounts_sharing_keys(conn: Connection, keys: Sequence[str]) -> list[Row]:
@@ -221,14 +260,15 @@ def decided_pairs(conn: Connection, developer_ids: Sequence[UUID]) -> list[Row]:
 
 
 def upsert_suggestions(conn: Connection, rows: Sequence[tuple[UUID, UUID, float, list[dict[str, Any]]]]) -> None:
-    """Open suggestions (a < b); a pair someone decided keeps the decision."""
-    with conn.cursor() as cur:
-        cur.executemany(
-            "INSERT INTO developer_merge_suggestions (developer_id, other_developer_id, confidence, evidence) "
-            "VALUES (%s, %s, %s, %s) ON CONFLICT (tenant_id, developer_id, other_developer_id) DO UPDATE "
-            "SET confidence = excluded.confidence, evidence = excluded.evidence, updated_at = now() "
-            "WHERE developer_merge_suggestions.status = 'open'",
-            [(a, b, c, Jsonb(e)) for a, b, c, e in rows])
+    """Open suggestions (a < b); a pair someone decided keeps the decision. One statement for the batch."""
+    conn.execute(
+        "INSERT INTO developer_merge_suggestions (developer_id, other_developer_id, confidence, evidence) "
+        "SELECT * FROM unnest(%s::uuid[], %s::uuid[], %s::numeric[], %s::jsonb[]) "
+        "ON CONFLICT (tenant_id, developer_id, other_developer_id) DO UPDATE "
+        "SET confidence = excluded.confidence, evidence = excluded.evidence, updated_at = now() "
+        "WHERE developer_merge_suggestions.status = 'open'",
+        ([a for a, _, _, _ in rows], [b for _, b, _, _ in rows], [c for _, _, c, _ in rows],
+         [Jsonb(e) for _, _, _, e in rows]))
 
 
 def drop_open_suggestions(conn: Connection, developer_ids: Sequence[UUID]) -> None:
