@@ -45,7 +45,7 @@ def github_delivery(api: httpx.Client, url: str, event: str, payload: dict[str, 
 
 
 def generic_delivery(api: httpx.Client, url: str, body: dict[str, Any] | bytes, secret: str | None, *,
-                     timestamp: int | None = None, delivery: str | None = None,
+                     timestamp: int | str | None = None, delivery: str | None = None,
                      signature: str | None = None) -> httpx.Response:
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
     stamp = str(timestamp if timestamp is not None else int(time.time()))
