@@ -46,6 +46,7 @@ class Settings(BaseSettings):
     email_queue_url: str | None = None
     tracking_events_queue_url: str | None = None
     contact_import_queue_url: str | None = None
+    activity_import_queue_url: str | None = None
     article_pipeline_arn: str | None = None
     send_pipeline_arn: str | None = None
     scheduler_group: str = "funnel"
@@ -92,6 +93,9 @@ class Settings(BaseSettings):
     # --- HTTP --------------------------------------------------------------
     public_base_url: str = "http://127.0.0.1:8000"
     max_body_bytes: int = 1_048_576
+    # The bulk routes (funnel.api.context.BULK_BODY_PATHS: an activity batch of up to 10,000 items, an activity CSV):
+    # under Lambda's 6 MB invocation payload once API Gateway has base64-encoded the body (x 4/3).
+    max_bulk_body_bytes: int = 4_194_304
     ssrf_allow_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     # --- limits ------------------------------------------------------------

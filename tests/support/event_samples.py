@@ -70,6 +70,13 @@ def seed(runtime, stack: ExitStack) -> dict[str, str]:
     with db.tenant_transaction(tenant.tenant_id) as conn:
         job = conn.execute("INSERT INTO import_jobs (user_id, status, total_rows, source_path) "
                            "VALUES (%s, 'pending', 1, %s) RETURNING id", (tenant.owner_id, import_key)).fetchone()
+    activity_key = f"imports/{tenant.tenant_id}/activities/event-sample.csv"  # a queued job, as the API leaves one
+    storage.put_bytes(activity_key, b"occurred_at,action,provider,external_user_id\n"
+                                    b"2026-01-05T10:00:00Z,star,github,583231\n", "text/csv")
+    with db.tenant_transaction(tenant.tenant_id) as conn:
+        activity_job = conn.execute("INSERT INTO activity_import_jobs (status, file_path, encoding, created_by) "
+                                    "VALUES ('queued', %s, 'utf-8', %s) RETURNING job_id",
+                                    (activity_key, tenant.owner_id)).fetchone()
     campaign = api("POST", "/v1/email-campaigns", {
         "name": "Samples", "subject": "Our whitepaper", "from_name": "Sam Sample",
         "sender_identity": "Acme Inc., 1-1 Chiyoda, Tokyo", "body": "Hello {{name}}, here it is.",
@@ -127,6 +134,7 @@ def seed(runtime, stack: ExitStack) -> dict[str, str]:
         "browser_execution_arn": execution_arn,
         "sent_message_id": str(sent["id"]),
         "import_job_id": str(job["id"]),
+        "activity_import_job_id": str(activity_job["job_id"]),
         "task_id": task["id"],
         "send_run_id": str(send_run["id"]),
         "notification_id": str(notification["id"]),
@@ -214,6 +222,15 @@ def _browser_target_afterwards(runtime, values: dict[str, str]) -> dict:
 
 
 # "<Function>/<sample name>": (what it observes, what it should see given the seeded values).
+def _activity_import_afterwards(runtime, values: dict[str, str]) -> dict:
+    from funnel import db
+
+    with db.tenant_transaction(values["tenant_id"]) as conn:
+        job = conn.execute("SELECT status, metrics FROM activity_import_jobs WHERE job_id = %s",
+                           (values["activity_import_job_id"],)).fetchone()
+    return {"job": {"status": job["status"], "inserted": job["metrics"].get("inserted")}}
+
+
 AFTERWARDS: dict[str, tuple[Callable[[Any, dict[str, str]], dict], Callable[[dict[str, str]], dict]]] = {
     "EmailSenderFunction/send-of-a-queued-message": (_queued_message_afterwards, lambda values: {
         "message": {"status": "sent", "sent_at": "*", "provider_message_id": "*"},
@@ -222,6 +239,8 @@ AFTERWARDS: dict[str, tuple[Callable[[Any, dict[str, str]], dict], Callable[[dic
         "target": {"status": "submitted"}, "sent_history_rows": 1,
         "execution": {"status": "SUCCEEDED",
                       "output": {"target_id": values["browser_target_id"], "status": "submitted"}}}),
+    "CommunityActivityImportFunction/import-of-a-queued-job": (_activity_import_afterwards, lambda values: {
+        "job": {"status": "completed", "inserted": 1}}),
 }
 
 

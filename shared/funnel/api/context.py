@@ -31,6 +31,8 @@ BODY_METHODS = {"POST", "PUT", "PATCH"}
 # Webhook senders (Stripe, SNS, plugins) authenticate by signature, checked by their routes.
 PUBLIC_PREFIXES = ("/v1/webhooks/",)
 ACCEPTED_BODY_TYPES = ("application/json", "multipart/form-data", "text/plain", "text/csv")
+# Routes whose bodies are bulk data, allowed settings.max_bulk_body_bytes instead of max_body_bytes.
+BULK_BODY_PATHS = {"/v1/activities/batch", "/v1/activity-imports"}
 
 
 def client_ip(request) -> str | None:
@@ -132,11 +134,12 @@ class RequestContextMiddleware:
         body = b""
         if method in BODY_METHODS:
             declared = headers.get("content-length", "")
-            too_large = problem(413, f"the body exceeds {settings.max_body_bytes} bytes", instance=path)
-            if declared.isdigit() and int(declared) > settings.max_body_bytes:
+            limit = settings.max_bulk_body_bytes if path in BULK_BODY_PATHS else settings.max_body_bytes
+            too_large = problem(413, f"the body exceeds {limit} bytes", instance=path)
+            if declared.isdigit() and int(declared) > limit:
                 await too_large(scope, receive, send)
                 return
-            read = await _read_body(receive, settings.max_body_bytes)
+            read = await _read_body(receive, limit)
             if read is None:
                 await too_large(scope, receive, send)
                 return

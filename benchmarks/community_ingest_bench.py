@@ -1,0 +1,170 @@
+"""Community ingestion benchmark: a CSV of 1,000,000 activities (50,000 distinct accounts) through the import's
+processing code (``funnel.community.imports.run_import``: S3 read, decode, row checks, account resolution per
+chunk, COPY into staging, INSERT ... ON CONFLICT) into a tenant database, against a bare COPY of the same rows
+into an equivalent table (the same columns, indexes and foreign keys) in the same run; then the p99 of the
+activity list (first page, and a page filtered by developer) over those 1,000,000 activities.
+
+Run: .venv/bin/python benchmarks/community_ingest_bench.py [--rows 1000000] [--accounts 50000] [--chunk 20000]
+      [--list-requests 300] [--metadata-share 0.2] [--profile]
+Prints a table; nothing asserts on time. It starts its own local runtime (PostgreSQL, moto) in a temporary
+directory.
+"""
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import pstats
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from funnel_dev.ports import free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+FIRST = ["Haruto", "Yui", "Sota", "Aoi", "Ren", "Mei", "Alex", "Maria", "Wei", "Priya", "Lukas", "Sofia", "Omar",
+         "Chen", "Emma", "Noah", "Liam", "Olivia", "Mateo", "Zara"]
+ACTIONS = ["star", "fork", "comment", "attend", "click", "view", "issue", "pull_request", "download", "signup"]
+COPY_COLUMNS = ("developer_id, account_id, anon_id, resource_id, action, occurred_at, source, source_ref, category, "
+                "group_key, metadata, dedup_key")
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+def generate_csv(rows: int, accounts: int, metadata_share: float, seed: int = 15) -> bytes:
+    rng = random.Random(seed)
+    out = io.StringIO()
+    out.write("occurred_at,action,provider,external_user_id,handle,display_name,resource_category,"
+              "resource_external_id,resource_title,utm_source\n")
+    for n in range(rows):
+        user = rng.randrange(accounts)
+        second = rng.randrange(365 * 86400)
+        day, rest = divmod(second, 86400)
+        month, mday = 1 + day // 31 % 12, 1 + day % 28
+        resource = rng.randrange(500)
+        utm = f"src{rng.randrange(20)}" if rng.random() < metadata_share else ""
+        out.write(f"2025-{month:02d}-{mday:02d}T{rest // 3600:02d}:{rest // 60 % 60:02d}:{rest % 60:02d}Z,"
+                  f"{ACTIONS[n % len(ACTIONS)]},github,{100000 + user},dev{user},"
+                  f"{FIRST[user % len(FIRST)]} Tester{user},repo,acme/repo{resource},Repo {resource},{utm}\n")
+    return out.getvalue().encode()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--accounts", type=int, default=50_000)
+    parser.add_argument("--chunk", type=int, default=20_000)
+    parser.add_argument("--list-requests", type=int, default=300)
+    parser.add_argument("--metadata-share", type=float, default=0.2)
+    parser.add_argument("--profile", action="store_true", help="print the import's top functions (cProfile)")
+    args = parser.parse_args()
+
+    from funnel import db
+    from funnel.community import activities, imports, store_imports
+    from funnel.platform import storage
+    from funnel_dev.runtime import LocalRuntime
+    from tests.support.tenants import new_tenant
+
+    generated = time.perf_counter()
+    data = generate_csv(args.rows, args.accounts, args.metadata_share)
+    generated = time.perf_counter() - generated
+    with tempfile.TemporaryDirectory() as state, LocalRuntime(
+            Path(state), api_port=free_port(), moto_port=free_port(), pg_port=free_port(), time_scale=0,
+            tuned_for_tests=False) as runtime:
+        tenant = new_tenant()
+        key = f"imports/{tenant.tenant_id}/activities/bench.csv"
+        storage.put_bytes(key, data, "text/csv")
+        with db.tenant_transaction(tenant.tenant_id) as conn:
+            job = store_imports.insert_job(conn, tenant.owner_id, "utf-8", {"timezone": "UTC"})
+            store_imports.set_job_file(conn, job["job_id"], key)
+
+        profiler = cProfile.Profile() if args.profile else None
+        started = time.perf_counter()
+        if profiler:
+            profiler.enable()
+        result = imports.run_import(tenant.tenant_id, str(job["job_id"]), chunk_rows=args.chunk)
+        if profiler:
+            profiler.disable()
+        imported = time.perf_counter() - started
+        assert result["status"] == "completed", result
+
+        # The bare COPY: the same rows (as the import stored them, ids resolved) into an equivalent table.
+        record = db.directory.get(tenant.tenant_id)
+        dbname = record.database_url.rsplit("/", 1)[1].split("?")[0]
+        with db.admin_connect(dbname) as admin:
+            admin.execute("CREATE TABLE activities_bare (LIKE activities INCLUDING ALL)")
+            for column, table, key_column in (("developer_id", "developers", "developer_id"),
+                                              ("account_id", "accounts", "account_id"),
+                                              ("resource_id", "resources", "resource_id")):
+                admin.execute(f"ALTER TABLE activities_bare ADD FOREIGN KEY (tenant_id, {column}) "
+                              f"REFERENCES {table} (tenant_id, {key_column}) ON DELETE SET NULL ({column})")
+            dump = io.BytesIO()
+            with admin.cursor() as cur, cur.copy(f"COPY (SELECT tenant_id, {COPY_COLUMNS} FROM activities) "
+                                                 f"TO STDOUT") as copy:
+                for block in copy:
+                    dump.write(block)
+            payload = dump.getvalue()
+            bare_started = time.perf_counter()
+            with admin.transaction(), admin.cursor() as cur, \
+                    cur.copy(f"COPY activities_bare (tenant_id, {COPY_COLUMNS}) FROM STDIN") as copy:
+                for start in range(0, len(payload), 1 << 20):
+                    copy.write(payload[start:start + (1 << 20)])
+            bare = time.perf_counter() - bare_started
+            admin.execute("DROP TABLE activities_bare")
+            admin.execute("ANALYZE activities")
+
+        # The list's latency over the 1,000,000 activities, through the service function.
+        with db.tenant_transaction(tenant.tenant_id) as conn:
+            developers = [r["developer_id"] for r in conn.execute(
+                "SELECT developer_id FROM developers ORDER BY random() LIMIT 200").fetchall()]
+        first_page, by_developer, deeper = [], [], []
+        rng = random.Random(7)
+        for n in range(args.list_requests):
+            with db.tenant_transaction(tenant.tenant_id) as conn:
+                t = time.perf_counter()
+                page = activities.list_activities(conn, limit=50)
+                first_page.append(time.perf_counter() - t)
+                t = time.perf_counter()
+                activities.list_activities(conn, developer_id=rng.choice(developers), limit=50)
+                by_developer.append(time.perf_counter() - t)
+                t = time.perf_counter()
+                activities.list_activities(conn, cursor=page.next_cursor, action=ACTIONS[n % len(ACTIONS)],
+                                           limit=50)
+                deeper.append(time.perf_counter() - t)
+        del runtime
+
+    inserted = result["inserted"]
+    rows = [
+        ("CSV generated", f"{args.rows:,} rows, {args.accounts:,} accounts, {len(data) / 1e6:.0f} MB "
+                          f"({generated:.1f} s)"),
+        ("import (run_import: S3, decode, checks, resolution, COPY staging, INSERT ON CONFLICT)",
+         f"{imported:.1f} s, {inserted:,} inserted, {inserted / imported:,.0f} activities/s"),
+        ("bare COPY of the same rows into an equivalent table (same indexes, FKs)",
+         f"{bare:.1f} s, {args.rows / bare:,.0f} rows/s"),
+        ("import rate / bare COPY rate", f"{(inserted / imported) / (args.rows / bare):.2f}"),
+        ("GET /v1/activities first page (limit 50), p50 / p99",
+         f"{percentile(first_page, 50) * 1000:.1f} / {percentile(first_page, 99) * 1000:.1f} ms"),
+        ("... filtered by developer, p50 / p99",
+         f"{percentile(by_developer, 50) * 1000:.1f} / {percentile(by_developer, 99) * 1000:.1f} ms"),
+        ("... second page filtered by action, p50 / p99",
+         f"{percentile(deeper, 50) * 1000:.1f} / {percentile(deeper, 99) * 1000:.1f} ms"),
+    ]
+    width = max(len(r[0]) for r in rows)
+    print(f"{'measure':{width}}  result")
+    for label, value in rows:
+        print(f"{label:{width}}  {value}")
+    if profiler:
+        stats = io.StringIO()
+        pstats.Stats(profiler, stream=stats).sort_stats("cumulative").print_stats(30)
+        print(stats.getvalue())
+
+
+if __name__ == "__main__":
+    main()
