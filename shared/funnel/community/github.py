@@ -55,7 +55,7 @@ API_VERSION = "2022-11-28"
 STAR_MEDIA_TYPE = "application/vnd.github.star+json"
 JSON_MEDIA_TYPE = "application/vnd.github+json"
 PER_PAGE = 100
-REQUEST_TIMEOUT_SECONDS = 20.0
+REQUEST_TIMEOUT_SECONDS = 10.0
 
 
 class NotUnderstood(ValueError):

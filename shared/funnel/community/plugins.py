@@ -34,7 +34,7 @@ CONFIG_MODELS: dict[str, type[BaseModel]] = {"github": GithubConfig, "webhook": 
 SECRET_NAMES = {"github": ("webhook_secret", "token"), "webhook": ("webhook_secret",)}
 STATE_KEY = "pull_state"
 HINT_MIN_LENGTH = 16
-API_PULL_SECONDS = 20.0  # a manual pull answers within API Gateway's 30 s; the cron continues from its cursor
+API_PULL_SECONDS = 15.0  # with a last request of 10 s, a manual pull answers within API Gateway's 30 s
 
 
 # ---------------------------------------------------------------- shapes

@@ -78,8 +78,8 @@ def list_runs(plugin_id: UUID, principal: Admin, limit: Limit = 50, cursor: Curs
              responses=problems(404, 409, conflict="the plugin does not pull (a webhook plugin, disabled, no "
                                                    "repositories) or a pull of it is running"))
 def run_plugin(plugin_id: UUID, principal: Admin) -> PluginRun:
-    """Pull now (GitHub plugins): answered when the pull ends, or after 20 s with status `partial` (the hourly cron
-    goes on from the cursor)."""
+    """Pull now (GitHub plugins): answered when the pull ends, or after about 15 s with status `partial` (the hourly
+    cron goes on from the cursor)."""
     return PluginRun.model_validate(plugins.pull_now(principal, plugin_id))
 
 

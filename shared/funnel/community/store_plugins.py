@@ -14,7 +14,7 @@ from funnel.platform.pagination import Page, keyset_page
 PLUGIN_COLUMNS = "plugin_id, key, name, kind, enabled, config, secrets_encrypted, created_at, updated_at"
 RUN_COLUMNS = "run_id, plugin_id, trigger, status, started_at, finished_at, result"
 # How long a pull may stay 'running' before the next one takes it for interrupted (the cron's Lambda times out
-# after 5 minutes; an API-triggered pull stops after 20 s).
+# after 5 minutes; an API-triggered pull stops after 15 s).
 STALE_RUN_INTERVAL = "15 minutes"
 PREVIEW_CHARS = 200
 

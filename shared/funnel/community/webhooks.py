@@ -183,10 +183,18 @@ class Receipt:
                 "activities": self.activities, "duplicates": self.duplicates, "detail": self.detail}
 
 
+def _not_json_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
 def _archived_payload(body: bytes) -> tuple[Any, bool]:
-    """(what to archive, whether it parsed as JSON): a body that is not JSON text is kept as base64."""
+    """(what to archive, whether it parsed as JSON): a body that is not JSON text, or JSON that PostgreSQL's jsonb
+    cannot hold (NaN, Infinity, a NUL character; only a body sent as text/plain gets this far with them), is kept
+    as base64."""
     try:
-        return json.loads(body), True
+        if b"\\u0000" in body:
+            raise ValueError("a NUL character")
+        return json.loads(body, parse_constant=_not_json_constant), True
     except (ValueError, UnicodeDecodeError, RecursionError):
         return {"body_base64": base64.b64encode(body).decode()}, False
 
