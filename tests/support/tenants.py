@@ -9,6 +9,7 @@ from funnel.platform import auth, tenants
 from funnel.platform.principal import Principal
 
 PASSWORD = "correct horse battery staple"
+TESTS_POOL = "pool_tests"
 
 
 @dataclass
@@ -37,6 +38,14 @@ def new_tenant(pool: str | None = None, name: str | None = None) -> TenantHandle
     tenant, owner = tenants.provision(name or f"Tenant {suffix}", email, PASSWORD, slug=slug, pool=pool)
     tokens = auth.login(email, PASSWORD, None, "127.0.0.1")
     return TenantHandle(tenant.id, slug, str(owner["id"]), email, tokens["access_token"], tokens["refresh_token"])
+
+
+def new_pooled_tenant(name: str | None = None) -> TenantHandle:
+    """A fresh tenant in the pooled database the tests share, for a test that needs a tenant of its own (its own
+    rows, users, channels, sign-in limits) but not a database of its own: about 0.2 s, where a silo tenant (a
+    database created and migrated) takes about 1.3 s, and every silo database adds to what each later
+    ``migrate_all`` of the session migrates. Isolation from the other tenants is the pool's RLS."""
+    return new_tenant(pool=TESTS_POOL, name=name)
 
 
 def row_count(tenant: TenantHandle, table: str) -> int:

@@ -8,7 +8,7 @@ from funnel import db
 from funnel.outreach import tasks
 from funnel.settings import reset_settings
 from tests.support.outreach import SENDER
-from tests.support.tenants import new_tenant
+from tests.support.tenants import new_pooled_tenant
 
 
 @pytest.fixture
@@ -35,7 +35,7 @@ class _Unavailable:
 
 
 def test_a_start_that_cannot_reach_step_functions_leaves_the_task_startable(runtime, api, allowed, monkeypatch):
-    tenant = new_tenant()
+    tenant = new_pooled_tenant()
     task = _task(api, tenant)
     monkeypatch.setattr(tasks, "_stepfunctions", lambda: _Unavailable())
     failed = api.post(f"/v1/tasks/{task['id']}/start", headers=tenant.headers)
@@ -49,7 +49,7 @@ def test_a_start_that_cannot_reach_step_functions_leaves_the_task_startable(runt
 
 
 def test_state_transitions_are_checked(api, allowed):
-    tenant = new_tenant()
+    tenant = new_pooled_tenant()
     task = _task(api, tenant)
     assert api.post(f"/v1/tasks/{task['id']}/pause", headers=tenant.headers).status_code == 409  # not running
     [target, _] = api.get(f"/v1/tasks/{task['id']}/targets", headers=tenant.headers).json()["items"]
@@ -63,7 +63,7 @@ def test_state_transitions_are_checked(api, allowed):
 
 
 def test_another_tenant_cannot_see_or_drive_the_task(api, allowed):
-    owner, stranger = new_tenant(), new_tenant()
+    owner, stranger = new_pooled_tenant(), new_pooled_tenant()
     task = _task(api, owner)
     for method, path in (("GET", ""), ("GET", "/targets"), ("POST", "/start"), ("POST", "/pause"),
                          ("POST", "/cancel")):
@@ -73,7 +73,7 @@ def test_another_tenant_cannot_see_or_drive_the_task(api, allowed):
 
 
 def test_one_target_per_company_domain_within_a_task(api, allowed):
-    tenant = new_tenant()
+    tenant = new_pooled_tenant()
     task = _task(api, tenant, urls=["https://one.example.com/contact", "http://www.one.example.com/form",
                                     "one.example.com/other", "https://two.example.com/"])
     targets = api.get(f"/v1/tasks/{task['id']}/targets", headers=tenant.headers).json()["items"]
@@ -82,7 +82,7 @@ def test_one_target_per_company_domain_within_a_task(api, allowed):
 
 
 def test_contacts_can_be_updated_and_stay_one_per_domain(api, allowed):
-    tenant = new_tenant()
+    tenant = new_pooled_tenant()
     one = api.post("/v1/contacts", headers=tenant.headers,
                    json={"company_name": "One", "url": "https://one.example.com"}).json()
     api.post("/v1/contacts", headers=tenant.headers, json={"company_name": "Two", "url": "two.example.com"})
@@ -99,7 +99,7 @@ def test_contacts_can_be_updated_and_stay_one_per_domain(api, allowed):
 
 
 def test_templates_list_update_and_delete_with_variables_checked(api):
-    tenant = new_tenant()
+    tenant = new_pooled_tenant()
     made = api.post("/v1/templates", headers=tenant.headers,
                     json={"title": "Intro", "body": "{{company_name}} 御中"}).json()
     listed = api.get("/v1/templates", headers=tenant.headers).json()
@@ -115,7 +115,7 @@ def test_templates_list_update_and_delete_with_variables_checked(api):
 
 
 def test_do_not_contact_entries_are_listed_and_only_manual_ones_removed(api):
-    tenant = new_tenant()
+    tenant = new_pooled_tenant()
     added = api.post("/v1/do-not-contact", headers=tenant.headers,
                      json={"kind": "domain", "value": "https://www.nope.example.com/"}).json()
     with db.tenant_transaction(tenant.tenant_id) as conn:
@@ -132,7 +132,7 @@ def test_do_not_contact_entries_are_listed_and_only_manual_ones_removed(api):
 
 
 def test_only_a_paused_task_can_be_resumed(api, allowed):
-    tenant = new_tenant()
+    tenant = new_pooled_tenant()
     task = _task(api, tenant)
     refused = api.post(f"/v1/tasks/{task['id']}/resume", headers=tenant.headers)
     assert refused.status_code == 409 and "draft" in refused.json()["detail"]

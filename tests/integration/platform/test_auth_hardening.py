@@ -20,12 +20,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from fastapi.testclient import TestClient
 
-from funnel import db
 from funnel.api.app import create_app
 from funnel.platform import users
 from funnel.settings import get_settings
 from tests.support.contract import ContractCheck
-from tests.support.tenants import PASSWORD, new_tenant
+from tests.support.tenants import PASSWORD, new_pooled_tenant, row_count
 
 PROBLEM = "application/problem+json"
 OTHER_PASSWORD = "another horse battery staple"
@@ -65,7 +64,7 @@ def _bearer(token: str) -> dict[str, str]:
 
 def _in_second_workspace(email: str, password: str):
     """A second workspace where ``email`` has a user with ``password``."""
-    other = new_tenant()
+    other = new_pooled_tenant()
     users.create_user(other.tenant_id, email=email, password=password, role="member", display_name=None,
                       actor="system")
     return other
@@ -78,7 +77,7 @@ def _comparable(response) -> tuple:
 # ---------------------------------------------------------------- which workspaces an e-mail has
 
 def test_a_wrong_password_never_lists_the_workspaces_of_the_email(client):
-    first = new_tenant()
+    first = new_pooled_tenant()
     second = _in_second_workspace(first.owner_email, PASSWORD)
     unknown = _login(client, f"nobody-{uuid.uuid4().hex[:8]}@example.com", "wrong password")
     assert unknown.status_code == 401
@@ -90,7 +89,7 @@ def test_a_wrong_password_never_lists_the_workspaces_of_the_email(client):
 
 
 def test_the_workspace_choice_comes_after_a_right_password_and_is_rate_limited(client):
-    first = new_tenant()
+    first = new_pooled_tenant()
     second = _in_second_workspace(first.owner_email, PASSWORD)
     choice = _login(client, first.owner_email, PASSWORD)
     assert choice.status_code == 422 and choice.headers["content-type"] == PROBLEM
@@ -107,7 +106,7 @@ def test_the_workspace_choice_comes_after_a_right_password_and_is_rate_limited(c
 
 
 def test_a_password_right_for_one_of_several_workspaces_signs_in_there(client):
-    first = new_tenant()
+    first = new_pooled_tenant()
     second = _in_second_workspace(first.owner_email, OTHER_PASSWORD)
     signed_in = _login(client, first.owner_email, OTHER_PASSWORD)
     assert signed_in.status_code == 200
@@ -118,7 +117,7 @@ def test_a_password_right_for_one_of_several_workspaces_signs_in_there(client):
 # ---------------------------------------------------------------- the limit under concurrency, Retry-After
 
 def test_concurrent_wrong_passwords_are_counted_atomically(app, contract):
-    handle = new_tenant()
+    handle = new_pooled_tenant()
     limit = get_settings().login_max_attempts_per_account
     clients = [_client(app, contract) for _ in range(12)]  # other addresses: only the account's limit applies
     start, statuses, lock = threading.Barrier(len(clients)), [], threading.Lock()
@@ -138,7 +137,7 @@ def test_concurrent_wrong_passwords_are_counted_atomically(app, contract):
 
 
 def test_retry_after_is_the_time_left_in_the_lockout(client):
-    handle = new_tenant()
+    handle = new_pooled_tenant()
     settings = get_settings()
     for _ in range(settings.login_max_attempts_per_account):
         assert _login(client, handle.owner_email, "wrong password").status_code == 401
@@ -150,7 +149,7 @@ def test_retry_after_is_the_time_left_in_the_lockout(client):
 # ---------------------------------------------------------------- sessions
 
 def test_refresh_tokens_rotate_and_a_replay_ends_the_session(client):
-    handle = new_tenant()
+    handle = new_pooled_tenant()
     first = _login(client, handle.owner_email, PASSWORD).json()
     second = client.post("/v1/auth/refresh", json={"refresh_token": first["refresh_token"]})
     assert second.status_code == 200 and second.json()["refresh_token"] != first["refresh_token"]
@@ -168,7 +167,7 @@ def test_refresh_tokens_rotate_and_a_replay_ends_the_session(client):
 
 
 def test_logout_ends_this_session_and_everywhere_ends_them_all(client):
-    handle = new_tenant()
+    handle = new_pooled_tenant()
     here, there, elsewhere = (_login(client, handle.owner_email, PASSWORD).json() for _ in range(3))
     logged_out = client.post("/v1/auth/logout", json={"refresh_token": here["refresh_token"]})
     assert logged_out.status_code == 204
@@ -190,7 +189,7 @@ def test_logout_ends_this_session_and_everywhere_ends_them_all(client):
 
 
 def test_tokens_from_before_a_user_was_disabled_stay_dead_after_re_enabling(client):
-    owner = new_tenant()
+    owner = new_pooled_tenant()
     email = f"member-{uuid.uuid4().hex[:8]}@example.com"
     member = users.create_user(owner.tenant_id, email=email, password=PASSWORD, role="member", display_name=None,
                                actor="system")
@@ -207,19 +206,14 @@ def test_tokens_from_before_a_user_was_disabled_stay_dead_after_re_enabling(clie
 
 # ---------------------------------------------------------------- API key expiry
 
-def _key_count(tenant_id: str) -> int:
-    with db.tenant_transaction(tenant_id) as conn:
-        return conn.execute("SELECT count(*) AS n FROM api_keys").fetchone()["n"]
-
-
 def test_an_api_key_cannot_be_created_expired_and_stops_working_when_it_expires(client):
-    handle = new_tenant()
+    handle = new_pooled_tenant()
     for past in (datetime.now(UTC) - timedelta(minutes=5), datetime.now(UTC).replace(tzinfo=None) - timedelta(days=1)):
         refused = client.post("/v1/api-keys", headers=handle.headers,
                               json={"name": "old", "expires_at": past.isoformat()})
         assert refused.status_code == 422 and refused.headers["content-type"] == PROBLEM
         assert [e["loc"] for e in refused.json()["errors"]] == [["body", "expires_at"]]
-    assert _key_count(handle.tenant_id) == 0
+    assert row_count(handle, "api_keys") == 0
 
     soon = datetime.now(UTC) + timedelta(seconds=2)
     created = client.post("/v1/api-keys", headers=handle.headers, json={"name": "soon", "expires_at": soon.isoformat()})
