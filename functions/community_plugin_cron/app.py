@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from funnel.community.plugins import pull_due
+from funnel.community.plugin_runs import pull_due
 from funnel.observability import bind_tenant, log_metrics, logger, tracer
 from funnel.platform.tenants import active_tenant_ids
 

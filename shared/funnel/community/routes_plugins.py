@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from funnel import db
 from funnel.api.contract import Page, problem_response, problems
 from funnel.api.deps import Admin, Cursor, Limit, page_of
-from funnel.community import plugins, webhooks
+from funnel.community import plugin_runs, plugins, webhooks
 from funnel.community.models_plugins import (
     Plugin,
     PluginBody,
@@ -80,7 +80,7 @@ def list_runs(plugin_id: UUID, principal: Admin, limit: Limit = 50, cursor: Curs
 def run_plugin(plugin_id: UUID, principal: Admin) -> PluginRun:
     """Pull now (GitHub plugins): answered when the pull ends, or after about 15 s with status `partial` (the hourly
     cron goes on from the cursor)."""
-    return PluginRun.model_validate(plugins.pull_now(principal, plugin_id))
+    return PluginRun.model_validate(plugin_runs.pull_now(principal, plugin_id))
 
 
 @router.get("/plugins/{plugin_id}/events", tags=TAGS, responses=problems(404))

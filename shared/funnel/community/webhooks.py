@@ -36,15 +36,12 @@ from uuid import UUID
 from pydantic import ValidationError
 
 from funnel import db
-from funnel.community import activities, github, identity
+from funnel.community import github, plugin_runs
 from funnel.community import store_plugins as store
-from funnel.community.identity import AccountIn
 from funnel.community.models_plugins import WebhookDeliveryIn
 from funnel.db import Connection, Row
 from funnel.observability import count, logger
-from funnel.platform import crypto
 from funnel.platform.errors import Conflict, NotFound, Unauthorized, ValidationFailed
-from funnel.platform.principal import Principal
 
 TOKEN_KIND = "pw"
 KEY_PURPOSE = b"funnel.community.plugin-webhook-url"
@@ -138,32 +135,6 @@ def verify_generic_signature(secret: str, body: bytes, timestamp: str | None, he
         raise Unauthorized("missing or wrong X-Funnel-Signature")
 
 
-# ---------------------------------------------------------------- what webhooks and pulls share
-
-def secrets_of(plugin: Row, tenant_id: str) -> dict[str, str]:
-    """The plugin's decrypted secrets (``webhook_secret``, ``token``); never answered by the API."""
-    if not plugin["secrets_encrypted"]:
-        return {}
-    return json.loads(crypto.decrypt(plugin["secrets_encrypted"], tenant_id))
-
-
-def plugin_actor(tenant_id: str, plugin_id: Any) -> Principal:
-    """Who the audit log names for what a plugin ingests (no user is behind a webhook or a cron pull)."""
-    return Principal(tenant_id=tenant_id, user_id=f"plugin:{plugin_id}", role="member")
-
-
-def ingest(conn: Connection, plugin: Row, tenant_id: str, items: list[dict[str, Any]],
-           accounts: list[AccountIn] | None = None) -> dict[str, Any]:
-    """Write a plugin's activity items through the activities service (their accounts resolved there, in one
-    call), and resolve ``accounts`` that come without an activity (a pusher's commit e-mails)."""
-    if accounts:
-        identity.resolve_accounts(conn, accounts)
-    if not items:
-        return {"inserted": 0, "duplicates": 0}
-    outcome = activities.ingest(conn, plugin_actor(tenant_id, plugin["plugin_id"]), items, loc=["body", "events"])
-    return {"inserted": outcome["inserted"], "duplicates": outcome["duplicates"]}
-
-
 # ---------------------------------------------------------------- deliveries
 
 @dataclass
@@ -208,7 +179,7 @@ def receive(token: str, headers: dict[str, str], body: bytes) -> Receipt:
             raise NotFound("no such webhook")
         if not plugin["enabled"]:
             raise Conflict("the plugin is disabled: enable it to accept deliveries")
-        secret = secrets_of(plugin, target.tenant_id).get("webhook_secret")
+        secret = plugin_runs.secrets_of(plugin, target.tenant_id).get("webhook_secret")
         if not secret:
             raise Unauthorized("the plugin has no webhook secret: deliveries cannot be verified")
         if plugin["kind"] == "github":
@@ -263,7 +234,7 @@ def _ingest(conn: Connection, plugin: Row, tenant_id: str, event_type: str | Non
         item["source_ref"] = f"plugin_events_raw:{raw_id}"
     try:
         with conn.transaction():
-            outcome = ingest(conn, plugin, tenant_id, mapped.items, mapped.accounts)
+            outcome = plugin_runs.ingest(conn, plugin, tenant_id, mapped.items, mapped.accounts)
     except ValidationFailed as exc:
         return Receipt("not_understood", 202, detail=f"not understood: {exc.detail}",
                        result={"errors": exc.extra.get("errors", [])})
