@@ -18,6 +18,7 @@ follows them hop by hop, each hop's connection passing the guard again.
 from __future__ import annotations
 
 import contextlib
+import functools
 import ipaddress
 import smtplib
 import socket
@@ -176,6 +177,16 @@ def http_client(allow_hosts: AllowHosts | None = None, **kwargs) -> httpx.Client
     return httpx.Client(transport=transport, trust_env=False, **kwargs)
 
 
+@functools.cache
+def _default_tls() -> ssl.SSLContext:
+    """The TLS context of a client that verifies as httpx does by default, loaded once per process: loading the
+    trust store takes tens of milliseconds (more on a busy machine), and a WordPress site or a fetch makes a
+    client per call. One context serves many connections at once, as it does within one httpx client."""
+    import httpx
+
+    return httpx.create_ssl_context(verify=True, trust_env=False)
+
+
 def _pinned_transport(allow: AllowHosts, verify: ssl.SSLContext | str | bool) -> httpx.BaseTransport:
     """An httpx transport over an httpcore connection pool whose network backend connects only to addresses
     :func:`approved_addresses` gave in that very call: the name is resolved once, by the guard, and the
@@ -223,8 +234,9 @@ def _pinned_transport(allow: AllowHosts, verify: ssl.SSLContext | str | bool) ->
     class PinnedTransport(httpx.BaseTransport):
         def __init__(self) -> None:
             # httpx's HTTPTransport defaults: 100 connections, 20 kept alive for 5 s; HTTP/1.1 only.
+            ssl_context = _default_tls() if verify is True else httpx.create_ssl_context(verify=verify, trust_env=False)
             self.pool = httpcore.ConnectionPool(
-                ssl_context=httpx.create_ssl_context(verify=verify, trust_env=False), max_connections=100,
+                ssl_context=ssl_context, max_connections=100,
                 max_keepalive_connections=20, keepalive_expiry=5.0, network_backend=PinnedBackend())
 
         def handle_request(self, request: httpx.Request) -> httpx.Response:
