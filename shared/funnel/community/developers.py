@@ -6,6 +6,11 @@ Decisions (also in the routes' descriptions):
 
 - **Search and lists show live developers** (``merged_into IS NULL``). Erased developers are left out unless
   ``include_erased`` (they match no text any more: their names, e-mails and handles are gone).
+- **Search matches word prefixes**, not any substring: each word of ``q`` must start a term of the developer
+  (a word of its or its accounts' display names, an e-mail address, a handle, the romaji reading identity stored
+  for a kanji/kana name), or ``q`` is a whole e-mail address (normalised as identity does: Gmail dots, +tags),
+  or a part of its organization's name. Why prefixes: under row-level security PostgreSQL uses an index only for
+  leakproof operators, which ILIKE and the trigram operators are not (community_0002_search_terms).
 - **A merged developer's id still answers** ``GET /v1/developers/{id}`` with 200: its own record with
   ``merged_into`` and ``current_developer_id`` (the end of the chain), so old links keep working; its lists are
   empty (its rows moved). Writes to a merged developer are a 409 naming the developer it was merged into.
@@ -26,6 +31,8 @@ Decisions (also in the routes' descriptions):
 """
 from __future__ import annotations
 
+import re
+import unicodedata
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -52,7 +59,6 @@ PERSONAL_METADATA_KEYS = ("actor", "author", "avatar_url", "committer", "display
                           "full_name", "handle", "html_url", "ip", "ip_address", "last_name", "login", "name",
                           "phone", "profile_url", "sender", "user", "user_agent", "username")
 ERASED_EVIDENCE = [{"kind": "erased", "detail": "personal data erased", "weight": 0.0}]
-MIN_NAME_TOKEN = 3  # matching.match_keys writes a name's "t:" keys for tokens this long
 
 
 def _user_id(principal: Principal) -> UUID | None:
@@ -97,22 +103,31 @@ def _like(q: str | None) -> str | None:
 
 # ---------------------------------------------------------------- developers
 
-def _name_search_keys(q: str) -> list[str]:
-    """The accounts.match_keys a name in any script carries ("t:<romaji token>", see matching.match_keys): 山田 and
-    Yamada both give t:yamada, so either finds a developer whose accounts spell the name the other way."""
-    key = names.name_key(q)
-    if key is None:
-        return []
-    return sorted({f"t:{token}" for token in key.tokens if len(token) >= MIN_NAME_TOKEN})
+SEARCH_WORDS = re.compile(r"[\s,、・()<>\"`/|]+")  # how community_0002_search_terms splits names into terms
+MAX_SEARCH_WORDS = 8
+
+
+def _search_alternatives(q: str) -> list[list[str]]:
+    """The word lists a developer may match ``q`` by (each word a prefix of one of its terms): ``q``'s own words,
+    and the romaji reading of a name written in kanji or kana (山田 finds the accounts identity read as yamada)."""
+    text = unicodedata.normalize("NFKC", q)
+    words = [w.lstrip("@") for w in SEARCH_WORDS.split(text) if w.lstrip("@")][:MAX_SEARCH_WORDS]  # @handle
+    key = names.name_key(text)
+    japanese = bool(names.KANA.search(text) or names.KANJI.search(text))
+    readings = list(key.tokens[:MAX_SEARCH_WORDS]) if key and japanese else []
+    return [w for w in (words, readings) if w]
 
 
 def search(conn: Connection, *, q: str | None, tag: str | None, org_id: UUID | None, include_erased: bool,
            cursor: str | None, limit: int) -> Page:
+    """``q``: developers with a term (name word, e-mail, handle, name reading) starting with each of its words,
+    whose organization's name contains it, or holding it as an e-mail address (normalised as identity does)."""
     text = q.strip() if q else None
     email = matching.normalize_email(text) if text and "@" in text else None
-    rows = store.search_developers(conn, like=_like(text), name_keys=_name_search_keys(text) if text else [],
-                                   email=email.value if email else None, tag=tag, org_id=org_id,
-                                   include_erased=include_erased, after=_time_position(cursor), limit=limit)
+    rows = store.search_developers(conn, alternatives=_search_alternatives(text) if text else [],
+                                   org_like=_like(text), email=email.value if email else None, tag=tag,
+                                   org_id=org_id, include_erased=include_erased, after=_time_position(cursor),
+                                   limit=limit)
     return _time_page(rows, limit, "created_at", "developer_id")
 
 
@@ -300,8 +315,10 @@ def update_organization(conn: Connection, principal: Principal, org_id: UUID, ch
 
 def list_accounts(conn: Connection, *, provider: str | None, developer_id: UUID | None, q: str | None,
                   cursor: str | None, limit: int) -> Page:
+    handle = unicodedata.normalize("NFKC", q).strip().lstrip("@") if q and q.strip() else None
     rows = store.accounts_page(conn, provider=provider.strip().casefold() if provider else None,
-                               developer_id=developer_id, like=_like(q), after=_time_position(cursor), limit=limit)
+                               developer_id=developer_id, handle_prefix=handle or None, after=_time_position(cursor),
+                               limit=limit)
     return _time_page(rows, limit, "created_at", "account_id")
 
 

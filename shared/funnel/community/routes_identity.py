@@ -98,10 +98,11 @@ def search_developers(principal: CurrentPrincipal, q: SearchText = None,
                       tag: Annotated[str | None, Query(max_length=64)] = None, org_id: UUID | None = None,
                       include_erased: bool = False, limit: Limit = 50,
                       cursor: Cursor = None) -> Page[DeveloperSummary]:
-    """Live developers (not merged into another), newest first. `q` matches the display name, the primary
-    e-mail, an account's handle or the organization's name anywhere in them, a name written in another script
-    (山田 finds Yamada and the reverse), and a whole e-mail address as identity normalises it (Gmail dots and
-    +tags). Erased developers only with `include_erased`."""
+    """Live developers (not merged into another), newest first. Each word of `q` must start a word of the
+    developer's or its accounts' names, an e-mail address or a handle (`tana` finds Keiko Tanaka, `ktanaka` the
+    handle ktanaka87); a name in another script matches its reading (山田 finds Yamada and the reverse); a whole
+    e-mail address matches as identity normalises it (Gmail dots and +tags); `q` also matches a part of the
+    organization's name. Erased developers only with `include_erased`."""
     with db.tenant_transaction(principal.tenant_id) as conn:
         return page_of(DeveloperSummary, developers.search(conn, q=q, tag=tag, org_id=org_id,
                                                            include_erased=include_erased, cursor=cursor,
@@ -193,7 +194,7 @@ def update_organization(org_id: UUID, body: OrganizationChanges, principal: Writ
 def list_accounts(principal: CurrentPrincipal, provider: Annotated[str | None, Query(max_length=50)] = None,
                   developer_id: UUID | None = None, q: SearchText = None, limit: Limit = 50,
                   cursor: Cursor = None) -> Page[Account]:
-    """Newest first; `q` matches the handle anywhere in it."""
+    """Newest first; `q`: handles starting with it (a leading @ ignored)."""
     with db.tenant_transaction(principal.tenant_id) as conn:
         return page_of(Account, developers.list_accounts(conn, provider=provider, developer_id=developer_id, q=q,
                                                          cursor=cursor, limit=limit))

@@ -24,8 +24,8 @@ DEVELOPER_COLUMNS = ("developer_id, display_name, primary_email, org_id, consent
 SUMMARY_SELECT = (
     "SELECT d.developer_id, d.display_name, d.primary_email, d.org_id, o.name AS org_name, d.tags, "
     "d.consent_analytics, d.merged_into, d.erased_at, d.created_at, "
-    "coalesce(a.account_count, 0) AS account_count, coalesce(a.providers, '{}') AS providers "
-    "FROM developers d LEFT JOIN organizations o ON o.org_id = d.org_id "
+    "coalesce(a.account_count, 0) AS account_count, coalesce(a.providers, '{{}}') AS providers "
+    "FROM {developers} d LEFT JOIN organizations o ON o.org_id = d.org_id "
     "LEFT JOIN LATERAL (SELECT count(*) AS account_count, array_agg(DISTINCT provider ORDER BY provider) AS providers "
     "FROM accounts WHERE accounts.developer_id = d.developer_id) a ON true ")
 ACCOUNT_COLUMNS = ("account_id, developer_id, provider, external_user_id, handle, email, display_name, profile_url, "
@@ -46,22 +46,41 @@ MERGE_COLUMNS = ("merge_id, action, into_developer_id, from_developer_id, reason
 
 # ---------------------------------------------------------------- developers
 
-def search_developers(conn: Connection, *, like: str | None, name_keys: Sequence[str], email: str | None,
-                      tag: str | None, org_id: UUID | None, include_erased: bool,
+# Above every character a term can continue with (the terms' "C" collation orders by code point).
+PREFIX_END = "\U0010ffff"
+
+
+def _prefix_match(alternatives: Sequence[Sequence[str]], params: dict[str, Any]) -> str:
+    """Developers having, for one of ``alternatives``, a term starting with each of its words: a range of the
+    (tenant_id, term) btree per word (text >= and < are leakproof, so row-level security lets the index serve)."""
+    groups = []
+    for a, words in enumerate(alternatives):
+        selects = []
+        for w, word in enumerate(words):
+            params[f"w{a}_{w}"] = word
+            selects.append(f"SELECT developer_id FROM developer_search_terms WHERE term >= lower(%(w{a}_{w})s) "
+                           f"AND term < lower(%(w{a}_{w})s) || %(prefix_end)s")
+        groups.append("(" + " INTERSECT ".join(selects) + ")")
+    params["prefix_end"] = PREFIX_END
+    return " UNION ".join(groups)
+
+
+def search_developers(conn: Connection, *, alternatives: Sequence[Sequence[str]], org_like: str | None,
+                      email: str | None, tag: str | None, org_id: UUID | None, include_erased: bool,
                       after: tuple[datetime, UUID] | None, limit: int) -> list[Row]:
-    """Live developers, newest first. ``like`` (an ILIKE pattern) matches the display name, the primary e-mail,
-    an account's handle or the organization's name; ``name_keys`` (accounts.match_keys tokens, all required) match
-    a name in another script; ``email`` (normalised as identity stores it) matches an e-mail identifier. Each is a
-    trigram / GIN / unique-index lookup, united before the page is sorted."""
+    """Live developers, newest first. A developer matches when, for one of ``alternatives`` (lists of words),
+    each word starts one of its search terms (developer_search_terms: name words, e-mails, handles, name readings;
+    community_0002_search_terms), when its organization's name matches ``org_like`` (an ILIKE pattern; few
+    organizations), or when it holds the e-mail identifier ``email`` (normalised as identity stores it)."""
+    params: dict[str, Any] = {"org_like": org_like, "email": email, "tag": tag, "org_id": org_id,
+                              "after_at": after[0] if after else None, "after_id": after[1] if after else None,
+                              "limit": limit + 1}
     matches: list[str] = []
-    if like is not None:
-        matches += ["SELECT developer_id FROM developers WHERE display_name ILIKE %(like)s",
-                    "SELECT developer_id FROM developers WHERE primary_email::text ILIKE %(like)s",
-                    "SELECT developer_id FROM accounts WHERE handle ILIKE %(like)s",
-                    "SELECT developer_id FROM developers WHERE org_id IN "
-                    "(SELECT org_id FROM organizations WHERE name ILIKE %(like)s)"]
-    if name_keys:
-        matches.append("SELECT developer_id FROM accounts WHERE match_keys @> %(name_keys)s::text[]")
+    if any(alternatives):
+        matches.append(_prefix_match([words for words in alternatives if words], params))
+    if org_like is not None:
+        matches.append("SELECT developer_id FROM developers WHERE org_id IN "
+                       "(SELECT org_id FROM organizations WHERE name ILIKE %(org_like)s)")
     if email is not None:
         matches.append("SELECT developer_id FROM developer_identifiers WHERE kind = 'email' "
                        "AND value_normalized = %(email)s")
@@ -76,16 +95,16 @@ def search_developers(conn: Connection, *, like: str | None, name_keys: Sequence
         where.append("d.org_id = %(org_id)s")
     if after is not None:
         where.append("(d.created_at, d.developer_id) < (%(after_at)s, %(after_id)s)")
-    return conn.execute(
-        f"{SUMMARY_SELECT} WHERE {' AND '.join(where)} ORDER BY d.created_at DESC, d.developer_id DESC "
-        "LIMIT %(limit)s",
-        {"like": like, "name_keys": list(name_keys), "email": email, "tag": tag, "org_id": org_id,
-         "after_at": after[0] if after else None, "after_id": after[1] if after else None, "limit": limit + 1},
-    ).fetchall()
+    # the page first, then the summaries of its rows only (not of every developer that matched)
+    page = (f"(SELECT * FROM developers d WHERE {' AND '.join(where)} "
+            "ORDER BY d.created_at DESC, d.developer_id DESC LIMIT %(limit)s)")
+    return conn.execute(SUMMARY_SELECT.format(developers=page) + "ORDER BY d.created_at DESC, d.developer_id DESC",
+                        params).fetchall()
 
 
 def developer_summaries(conn: Connection, developer_ids: Sequence[UUID]) -> list[Row]:
-    return conn.execute(f"{SUMMARY_SELECT} WHERE d.developer_id = ANY(%s::uuid[])", (list(developer_ids),)).fetchall()
+    return conn.execute(SUMMARY_SELECT.format(developers="developers") + "WHERE d.developer_id = ANY(%s::uuid[])",
+                        (list(developer_ids),)).fetchall()
 
 
 def developer(conn: Connection, developer_id: UUID, *, for_update: bool = False) -> Row | None:
@@ -330,21 +349,23 @@ def update_organization(conn: Connection, org_id: UUID, fields: dict[str, Any]) 
 
 # ---------------------------------------------------------------- accounts
 
-def accounts_page(conn: Connection, *, provider: str | None, developer_id: UUID | None, like: str | None,
+def accounts_page(conn: Connection, *, provider: str | None, developer_id: UUID | None, handle_prefix: str | None,
                   after: tuple[datetime, UUID] | None, limit: int) -> list[Row]:
     where = ["true"]
     if provider is not None:
         where.append("provider = %(provider)s")
     if developer_id is not None:
         where.append("developer_id = %(dev)s")
-    if like is not None:
-        where.append("handle ILIKE %(like)s")
+    if handle_prefix is not None:
+        where.append("account_id IN (SELECT account_id FROM developer_search_terms WHERE term >= lower(%(handle)s) "
+                     "AND term < lower(%(handle)s) || %(prefix_end)s AND account_id IS NOT NULL)")
     if after is not None:
         where.append("(created_at, account_id) < (%(after_at)s, %(after_id)s)")
     return conn.execute(
         f"SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE {' AND '.join(where)} "
         "ORDER BY created_at DESC, account_id DESC LIMIT %(limit)s",
-        {"provider": provider, "dev": developer_id, "like": like, "after_at": after[0] if after else None,
+        {"provider": provider, "dev": developer_id, "handle": handle_prefix, "prefix_end": PREFIX_END,
+         "after_at": after[0] if after else None,
          "after_id": after[1] if after else None, "limit": limit + 1}).fetchall()
 
 

@@ -37,6 +37,8 @@ def test_accounts_of_two_providers_with_one_email_are_one_developer(api, owner_h
     assert {a["account_id"] for a in listed["items"]} == {str(github.account_id), str(discord.account_id)}
     one = api.get(f"/v1/accounts/{discord.account_id}", headers=owner_headers).json()
     assert one["provider"] == "discord" and one["handle"] == f"ann{tag}"
+    by_handle = api.get("/v1/accounts", headers=owner_headers, params={"q": f"@Octo{tag[:3]}"}).json()["items"]
+    assert [a["account_id"] for a in by_handle] == [str(github.account_id)]
     identifiers = api.get(f"/v1/developers/{github.developer_id}/identifiers", headers=owner_headers).json()["items"]
     assert identifiers == profile["identifiers"]
 
@@ -58,7 +60,8 @@ def test_search_by_name_in_either_script_email_handle_org_and_tag(api, owner_hea
     assert r in _found(api, owner_headers, q="すずき はなこ")  # kana finds the romaji name
     assert _found(api, owner_headers, q=f"TaroYamada.{tag}@GMAIL.com") == [k]  # as identity normalises it
     assert _found(api, owner_headers, q=f"taro.yamada.{tag}") == [k]  # a part of the primary e-mail
-    assert _found(api, owner_headers, q=f"yamada{tag}") == [k]  # a part of a handle
+    assert _found(api, owner_headers, q=f"@TYamada{tag[:4]}") == [k]  # the start of a handle
+    assert _found(api, owner_headers, q=f"yamada{tag}") == []  # words match by prefix, not anywhere
     assert _found(api, owner_headers, q=f"kaisha {tag}") == [r]  # the organization's name
     assert _found(api, owner_headers, tag=f"champion-{tag}") == [r]
     assert _found(api, owner_headers, org_id=org["org_id"]) == [r]
@@ -202,7 +205,8 @@ def test_erasure_removes_personal_data_and_keeps_the_counts(api, owner_headers, 
     with tenant_conn() as conn:
         text = conn.execute("SELECT string_agg(x::text, ' ') AS t FROM (SELECT to_jsonb(a) AS x FROM accounts a "
                             "UNION ALL SELECT to_jsonb(d) FROM developers d UNION ALL SELECT to_jsonb(l) "
-                            "FROM developer_merge_logs l) rows").fetchone()["t"]
+                            "FROM developer_merge_logs l UNION ALL SELECT to_jsonb(s) "
+                            "FROM developer_search_terms s) rows").fetchone()["t"]
     assert f"erase{tag}" not in text and "Mustermann" not in text and f"e-{tag}" not in text
 
     audit = api.get("/v1/audit-logs", headers=owner_headers,
