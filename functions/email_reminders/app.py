@@ -1,11 +1,11 @@
 """Scheduled every 5 minutes: queue the campaigns scheduled for now and the reminders that are due, in every
-tenant (the email sender sends them, within the tenant's sending limits), mark the campaigns with nothing left
-to send as sent, and end the jobs that are stuck (runs without progress, contact imports that never finished) as
-failed, telling their owners."""
+tenant (the email sender sends them, within the tenant's sending limits), end the campaigns with nothing left
+to send (sent, partial or failed), and end the jobs that are stuck (runs without progress, contact imports that
+never finished, campaigns whose messages no sender takes up any more) as failed, telling their owners."""
 from __future__ import annotations
 
 from funnel import db
-from funnel.email.completion import complete_sent_campaigns
+from funnel.email.completion import complete_finished_campaigns, fail_stalled_campaigns
 from funnel.email.reminders import send_due_reminders
 from funnel.email.sending import send_scheduled
 from funnel.notifications.service import notify
@@ -38,8 +38,8 @@ def handler(event, context):
         try:
             queued += send_scheduled(tenant_id)
             reminders += send_due_reminders(tenant_id)
-            completed += complete_sent_campaigns(tenant_id)
-            stuck += fail_stuck_runs(tenant_id) + fail_stuck_import_jobs(tenant_id)
+            completed += complete_finished_campaigns(tenant_id)
+            stuck += fail_stuck_runs(tenant_id) + fail_stuck_import_jobs(tenant_id) + fail_stalled_campaigns(tenant_id)
         except Exception:  # one broken tenant database must not stop the others
             failed += 1
             logger.exception("reminders failed for a tenant")

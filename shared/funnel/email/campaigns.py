@@ -129,7 +129,7 @@ def cancel(principal: Principal, campaign_id: str) -> dict[str, Any]:
     """Stop a campaign: messages not yet sent are cancelled, no reminder goes out."""
     with db.tenant_transaction(principal.tenant_id) as conn:
         campaign = get_campaign(conn, campaign_id, for_update=True)
-        if campaign["status"] in ("sent", "cancelled"):
+        if campaign["status"] not in ("draft", "scheduled", "sending"):  # ended: sent, partial, failed or cancelled
             raise Conflict(f"a {campaign['status']} campaign cannot be cancelled")
         store.set_campaign_status(conn, campaign_id, "cancelled")
         cancelled = store.cancel_queued_messages(conn, campaign_id)

@@ -1,6 +1,7 @@
 """The sender's step for one message: ``deliver`` sends a campaign message, or one reminder round of it, once,
 however often its queue record is retried. A suppressed address is never sent to; the tenant's sending limit
-is taken before the transaction that renders and sends."""
+is taken before the transaction that renders and sends, in the one that records that a sender took the message up
+(what the stalled-campaign sweep of ``completion`` looks at)."""
 from __future__ import annotations
 
 from funnel import db
@@ -27,7 +28,11 @@ def deliver(tenant_id: str, message_id: str, reminder_round: int = 0) -> str:
             store_messages.mark_suppressed(conn, message_id, reason)
             completion.complete_if_nothing_queued(conn, message["campaign_id"])
             return "suppressed"
-        transport.take_send_slot(conn)
+        if not reminder_round:  # the stalled-campaign sweep's sign of progress, kept whatever this attempt becomes
+            store_messages.mark_attempted(conn, message_id)
+        not_now = transport.take_send_slot(conn)
+    if not_now is not None:  # raised once the attempt is committed: a message waiting for its slot is not lost
+        raise not_now
     with db.tenant_transaction(tenant_id) as conn:
         message = store_messages.lock_message(conn, message_id)
         if message is None:

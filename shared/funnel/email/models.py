@@ -14,7 +14,8 @@ from pydantic import Field
 
 from funnel.api.contract import Out
 
-CampaignStatus = Literal["draft", "scheduled", "sending", "sent", "cancelled"]
+# sent / partial / failed: nothing is left to send, and every message went out / some failed / none went out.
+CampaignStatus = Literal["draft", "scheduled", "sending", "sent", "partial", "failed", "cancelled"]
 MessageStatus = Literal["queued", "sent", "suppressed", "bounced", "complained", "failed", "cancelled"]
 EventType = Literal["open", "click", "unsubscribe", "delivery", "bounce", "complaint"]
 
@@ -58,9 +59,13 @@ class EmailCampaign(Out):
     reminder_strategy: EmailReminderStrategy | None
     attachment_urls: list[EmailAttachment]
     smtp_profile_id: UUID | None = Field(description="sent through this SMTP profile; null: through SES")
-    status: CampaignStatus
+    status: CampaignStatus = Field(description="sent: every message to send went out; partial: some failed; failed: "
+                                               "none went out (suppressed and cancelled messages count for neither)")
+    error: str | None = Field(description="partial or failed: how many messages failed and the most frequent "
+                                          "reasons (each failed message says its own)")
     send_at: datetime | None = Field(description="when a scheduled campaign goes out")
     created_at: datetime
+    updated_at: datetime = Field(description="when it last changed (its status, its error, an attachment)")
 
 
 class EmailCampaignSendResult(Out):

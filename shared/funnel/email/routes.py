@@ -144,7 +144,7 @@ def add_attachment(campaign_id: UUID, body: AttachmentBody, principal: Writer) -
 
 
 @router.post("/email-campaigns/{campaign_id}/cancel", tags=["email"],
-             responses=problems(404, 409, conflict="the campaign is already sent or cancelled"))
+             responses=problems(404, 409, conflict="the campaign has ended (sent, partial, failed or cancelled)"))
 def cancel_campaign(campaign_id: UUID, principal: Writer) -> EmailCampaignCancelResult:
     return EmailCampaignCancelResult.model_validate(campaigns.cancel(principal, str(campaign_id)))
 

@@ -17,7 +17,8 @@ from funnel.db import Connection, Row
 from funnel.platform.pagination import Page, keyset_page
 
 CAMPAIGN_COLUMNS = ("id, user_id, task_id, name, subject, body, from_name, from_address, sender_identity, "
-                    "reminder_strategy, attachment_urls, smtp_profile_id, status, send_at, created_at")
+                    "reminder_strategy, attachment_urls, smtp_profile_id, status, error, send_at, created_at, "
+                    "updated_at")
 MESSAGE_COLUMNS = "id, email, name, company, status, reminder_sent, sent_at, error"
 PROFILE_COLUMNS = "id, name, host, port, username, starttls, from_address, created_at"
 _CONTACT_RECIPIENT = ("SELECT c.id::text AS contact_id, c.email::text AS email, c.default_contact_person AS name, "
@@ -87,16 +88,17 @@ def campaigns_page(conn: Connection, cursor: str | None, limit: int, status: str
 
 
 def set_campaign_status(conn: Connection, campaign_id: str, status: str) -> None:
-    conn.execute("UPDATE email_campaigns SET status = %s WHERE id = %s", (status, campaign_id))
+    conn.execute("UPDATE email_campaigns SET status = %s, updated_at = now() WHERE id = %s", (status, campaign_id))
 
 
 def set_campaign_send(conn: Connection, campaign_id: str, status: str, send_at: datetime | None) -> None:
     """A draft becomes ``sending`` or ``scheduled`` (for ``send_at``)."""
-    conn.execute("UPDATE email_campaigns SET status = %s, send_at = %s WHERE id = %s", (status, send_at, campaign_id))
+    conn.execute("UPDATE email_campaigns SET status = %s, send_at = %s, updated_at = now() WHERE id = %s",
+                 (status, send_at, campaign_id))
 
 
 def append_attachment(conn: Connection, campaign_id: str, attachment: dict[str, str]) -> None:
-    conn.execute("UPDATE email_campaigns SET attachment_urls = attachment_urls || %s WHERE id = %s",
+    conn.execute("UPDATE email_campaigns SET attachment_urls = attachment_urls || %s, updated_at = now() WHERE id = %s",
                  (Jsonb([attachment]), campaign_id))
 
 

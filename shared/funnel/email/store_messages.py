@@ -1,5 +1,6 @@
 """Data access for sending: the state of each ``email_messages`` row as it is queued, sent, refused and
-reminded, the campaign's move to ``sending`` and ``sent``, and the tenant's sending slots
+reminded, the campaign's move to ``sending`` and its end (``sent``, ``partial``, ``failed``), the sweep of
+campaigns whose messages no sender takes up any more, and the tenant's sending slots
 (``email_send_slots``).
 
 Small named functions, one statement each; the rules (what may be sent, when, how often) stay in
@@ -69,30 +70,56 @@ def due_scheduled_campaign_ids(conn: Connection) -> list[str]:
 
 def start_scheduled_campaign(conn: Connection, campaign_id: str) -> bool:
     """Move a still scheduled campaign to 'sending'; False if it no longer is scheduled."""
-    return conn.execute("UPDATE email_campaigns SET status = 'sending' WHERE id = %s AND status = 'scheduled' "
-                        "RETURNING id", (campaign_id,)).fetchone() is not None
+    return conn.execute("UPDATE email_campaigns SET status = 'sending', updated_at = now() "
+                        "WHERE id = %s AND status = 'scheduled' RETURNING id", (campaign_id,)).fetchone() is not None
 
 
-def complete_campaigns_with_nothing_queued(conn: Connection, campaign_id: Any = None) -> list[Row]:
-    """Mark sending campaigns (one, or all when ``campaign_id`` is None) 'sent' once none of their messages is
-    queued; returns ``id, tenant_id, user_id, name`` of each. Only a campaign with nothing queued is locked, and a
-    row another transaction holds is skipped (SKIP LOCKED), never waited on."""
+# As the stats count them: a bounce or complaint (even an address the SMTP server refused at RCPT) is the answer
+# to a mail that was sent; 'failed' is a message that could not be sent (refused, unwritable, lost in the queue).
+_SENT = "m.status IN ('sent', 'bounced', 'complained')"
+_FAILED = "m.status = 'failed'"
+
+
+def lock_finished_campaigns(conn: Connection, campaign_id: Any = None) -> list[Row]:
+    """Sending campaigns (one, or all when ``campaign_id`` is None) none of whose messages is still queued, locked
+    for this transaction: ``id, tenant_id, user_id, name`` and how many of their messages were ``sent`` and how
+    many ``failed`` for good. Only a campaign with nothing queued is locked, and a row another transaction holds
+    is skipped (SKIP LOCKED), never waited on."""
+    # The locking subquery is never flattened into the outer one: the messages are counted only for a campaign
+    # found finished and locked, not after every message of a running one.
     return conn.execute(
-        "UPDATE email_campaigns SET status = 'sent' WHERE id IN (SELECT c.id FROM email_campaigns c "
-        "WHERE c.status = 'sending' AND (%s::uuid IS NULL OR c.id = %s::uuid) AND NOT EXISTS "
-        "(SELECT 1 FROM email_messages m WHERE m.campaign_id = c.id AND m.status = 'queued') "
-        "FOR NO KEY UPDATE OF c SKIP LOCKED) RETURNING id, tenant_id, user_id, name",
+        f"SELECT c.id, c.tenant_id, c.user_id, c.name, n.sent, n.failed FROM (SELECT c.id, c.tenant_id, c.user_id, "
+        f"c.name FROM email_campaigns c WHERE c.status = 'sending' AND (%s::uuid IS NULL OR c.id = %s::uuid) "
+        f"AND NOT EXISTS (SELECT 1 FROM email_messages q WHERE q.campaign_id = c.id AND q.status = 'queued') "
+        f"FOR NO KEY UPDATE OF c SKIP LOCKED) c, LATERAL (SELECT count(*) FILTER (WHERE {_SENT}) AS sent, "
+        f"count(*) FILTER (WHERE {_FAILED}) AS failed FROM email_messages m WHERE m.campaign_id = c.id) n",
         (campaign_id, campaign_id)).fetchall()
 
 
-def failed_messages(conn: Connection, campaign_id: Any) -> tuple[int, int, str | None]:
-    """(messages that failed, all messages, the most frequent failure reason) of a campaign."""
-    row = conn.execute(
-        "SELECT count(*) FILTER (WHERE status = 'failed') AS failed, count(*) AS total, "
-        "mode() WITHIN GROUP (ORDER BY error) FILTER (WHERE status = 'failed') AS reason "
-        "FROM email_messages WHERE campaign_id = %s", (campaign_id,)).fetchone()
-    assert row is not None  # an aggregate always returns a row
-    return int(row["failed"]), int(row["total"]), row["reason"]
+def failure_reasons(conn: Connection, campaign_id: Any, limit: int) -> list[Row]:
+    """The ``limit`` most frequent reasons (``error, n``) among the campaign's messages that failed for good."""
+    return conn.execute(
+        f"SELECT m.error, count(*) AS n FROM email_messages m WHERE m.campaign_id = %s AND {_FAILED} "
+        f"GROUP BY m.error ORDER BY n DESC, m.error LIMIT %s", (campaign_id, limit)).fetchall()
+
+
+def end_campaign(conn: Connection, campaign_id: Any, status: str, error: str | None) -> None:
+    """The campaign ends as ``status`` ('sent', 'partial' or 'failed'); ``error`` says what failed."""
+    conn.execute("UPDATE email_campaigns SET status = %s, error = %s, updated_at = now() WHERE id = %s",
+                 (status, error, campaign_id))
+
+
+def fail_messages_of_stalled_campaigns(conn: Connection, idle_seconds: int, reason: str) -> list[str]:
+    """Fail (with ``reason``) the queued messages of every sending campaign that started sending more than
+    ``idle_seconds`` ago and none of whose messages a sender took up in the last ``idle_seconds``; returns those
+    campaigns' ids. A message a sender holds right now is waited for, and left alone once it is no longer queued."""
+    return [str(r["campaign_id"]) for r in conn.execute(
+        "WITH stalled AS (SELECT c.id FROM email_campaigns c WHERE c.status = 'sending' "
+        "AND c.updated_at < now() - make_interval(secs => %s) AND NOT EXISTS (SELECT 1 FROM email_messages m "
+        "WHERE m.campaign_id = c.id AND m.attempted_at >= now() - make_interval(secs => %s))), "
+        "failed AS (UPDATE email_messages m SET status = 'failed', error = %s, next_reminder_at = NULL "
+        "FROM stalled s WHERE m.campaign_id = s.id AND m.status = 'queued' RETURNING m.campaign_id) "
+        "SELECT DISTINCT campaign_id FROM failed", (idle_seconds, idle_seconds, reason))]
 
 
 # ---------------------------------------------------------------- one message
@@ -100,6 +127,11 @@ def failed_messages(conn: Connection, campaign_id: Any) -> tuple[int, int, str |
 def message(conn: Connection, message_id: str) -> Row | None:
     """The whole ``email_messages`` row."""
     return conn.execute("SELECT * FROM email_messages WHERE id = %s", (message_id,)).fetchone()
+
+
+def mark_attempted(conn: Connection, message_id: str) -> None:
+    """A sender takes a still queued message up now: the stalled-campaign sweep's sign of progress."""
+    conn.execute("UPDATE email_messages SET attempted_at = now() WHERE id = %s AND status = 'queued'", (message_id,))
 
 
 def lock_message(conn: Connection, message_id: str) -> Row | None:

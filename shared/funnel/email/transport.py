@@ -45,20 +45,22 @@ def _ses_client():
     return aws.client("sesv2")
 
 
-def take_send_slot(conn: Connection) -> None:
-    """Take one slot of the tenant's sending limits (per second and per rolling 24 hours), or raise
-    EmailThrottled. Called in a short transaction before the one that sends: senders queue on the tenant's
-    advisory lock only for this count-and-insert, never while SES or the SMTP server answers."""
+def take_send_slot(conn: Connection) -> EmailThrottled | None:
+    """Take one slot of the tenant's sending limits (per second and per rolling 24 hours), or return why not
+    (EmailThrottled: the caller raises it once its transaction has committed what else it wrote). Called in a short
+    transaction before the one that sends: senders queue on the tenant's advisory lock only for this
+    count-and-insert, never while SES or the SMTP server answers."""
     settings = get_settings()
     store_messages.lock_tenant_send_rate(conn)
     second, day = store_messages.slots_taken(conn)
     if day >= settings.email_max_per_day:
-        raise EmailThrottled(f"daily sending limit reached ({day} in 24 h)")
+        return EmailThrottled(f"daily sending limit reached ({day} in 24 h)")
     if second >= settings.email_max_per_second:  # the next second will do
-        raise EmailThrottled(f"sending limit reached ({second}/s)", retry_after=1)
+        return EmailThrottled(f"sending limit reached ({second}/s)", retry_after=1)
     store_messages.take_slot(conn)
     if day % FORGET_SLOTS_EVERY == 0:
         store_messages.forget_old_slots(conn)
+    return None
 
 
 def transmit(conn: Connection, tenant_id: str, campaign: Row, message: Row, mail: Message) -> str:

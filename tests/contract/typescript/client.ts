@@ -115,9 +115,11 @@ async function email(): Promise<void> {
   if (!campaigns.data) fail("GET /v1/email-campaigns", campaigns.error);
   for (const campaign of campaigns.data.items) {
     const subject: string = campaign.subject;
-    const status: "draft" | "scheduled" | "sending" | "sent" | "cancelled" = campaign.status;
+    const status: "draft" | "scheduled" | "sending" | "sent" | "partial" | "failed" | "cancelled" = campaign.status;
+    const error: string | null = campaign.error;
     const sendAt: string | null = campaign.send_at;
-    check("email_campaigns", [subject, "string"], [status, "string"], [sendAt, "string", true]);
+    check("email_campaigns", [subject, "string"], [status, "string"], [error, "string", true],
+      [sendAt, "string", true]);
 
     const stats = await client.GET("/v1/email-campaigns/{campaign_id}/stats",
       { params: { path: { campaign_id: campaign.id } } });

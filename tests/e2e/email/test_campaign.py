@@ -387,37 +387,49 @@ def test_when_the_queue_is_unreachable_a_send_changes_nothing_and_can_be_tried_a
     assert api.get(f"/v1/email-campaigns/{campaign['id']}", headers=tenant.headers).json()["status"] == "sent"
 
 
-def test_a_message_ses_refuses_is_failed_with_its_reason_and_the_campaign_still_completes(runtime, api, monkeypatch):
+def test_a_campaign_whose_every_message_ses_refuses_ends_failed_with_the_reason_and_its_owner_is_told(
+        runtime, api, monkeypatch):
     from funnel.settings import reset_settings
 
     tenant = new_tenant()
-    reader = f"refused-{uuid.uuid4().hex[:6]}@example.org"
+    readers = [f"refused{i}-{uuid.uuid4().hex[:6]}@example.org" for i in range(2)]
     monkeypatch.setenv("FUNNEL_SES_FROM_ADDRESS", "sales@unverified.example.net")  # SES refuses this sender
     reset_settings()
     try:
-        campaign = _campaign(api, tenant, [{"email": reader}])
+        campaign = _campaign(api, tenant, [{"email": r} for r in readers])
     finally:
         monkeypatch.undo()
         reset_settings()
     api.post(f"/v1/email-campaigns/{campaign['id']}/send", headers=tenant.headers)
     deadline = time.monotonic() + 30
-    while api.get(f"/v1/email-campaigns/{campaign['id']}", headers=tenant.headers).json()["status"] != "sent":
-        assert time.monotonic() < deadline, "the campaign never completed"
+    while (ended := api.get(f"/v1/email-campaigns/{campaign['id']}", headers=tenant.headers).json())[
+            "status"] == "sending":
+        assert time.monotonic() < deadline, "the campaign stayed sending"
         time.sleep(0.1)
-    [message] = api.get(f"/v1/email-campaigns/{campaign['id']}/messages", headers=tenant.headers,
-                        params={"status": "failed"}).json()["items"]
-    assert message["email"] == reader and "MessageRejected" in message["error"], message
-    assert not _sent_raw(reader)
+    assert ended["status"] == "failed", ended
+    assert ended["error"].startswith("no message was sent, 2 failed: SES MessageRejected: "), ended
+    assert ended["error"].endswith("(2 messages)") and ended["updated_at"] > ended["created_at"]
+    failed = api.get(f"/v1/email-campaigns/{campaign['id']}/messages", headers=tenant.headers,
+                     params={"status": "failed"}).json()["items"]
+    assert sorted(m["email"] for m in failed) == sorted(readers)
+    assert all("MessageRejected" in m["error"] for m in failed), failed
+    assert not any(_sent_raw(r) for r in readers)
     stats = api.get(f"/v1/email-campaigns/{campaign['id']}/stats", headers=tenant.headers).json()
-    assert stats["sent"] == 0 and stats["messages"] == {"failed": 1}
+    assert stats["sent"] == 0 and stats["messages"] == {"failed": 2}
+    listed = api.get("/v1/email-campaigns", headers=tenant.headers, params={"status": "failed"}).json()["items"]
+    assert [c["id"] for c in listed] == [campaign["id"]]
+    inbox = api.get("/v1/notifications", headers=tenant.headers, params={"category": "email.campaign"}).json()
+    assert [n["title"] for n in inbox["items"]] == ["Campaign \"資料送付\" failed: no message was sent"]
+    assert inbox["items"][0]["message"].startswith(ended["error"])
+    assert api.post(f"/v1/email-campaigns/{campaign['id']}/cancel", headers=tenant.headers).status_code == 409
 
     assert api.post("/v1/do-not-contact", headers=tenant.headers,
-                    json={"kind": "email", "value": reader, "reason": "manual"}).status_code == 201
-    everyone_suppressed = _campaign(api, tenant, [{"email": reader}])
+                    json={"kind": "email", "value": readers[0], "reason": "manual"}).status_code == 201
+    everyone_suppressed = _campaign(api, tenant, [{"email": readers[0]}])
     answer = api.post(f"/v1/email-campaigns/{everyone_suppressed['id']}/send", headers=tenant.headers).json()
     assert answer["queued"] == 0  # nothing to send: the campaign is complete at once
     campaign = api.get(f"/v1/email-campaigns/{everyone_suppressed['id']}", headers=tenant.headers).json()
-    assert campaign["status"] == "sent"
+    assert campaign["status"] == "sent" and campaign["error"] is None  # none was to be sent, so none failed
 
 
 def test_campaigns_and_their_messages_are_listed_a_page_at_a_time_and_only_to_their_tenant(runtime, api):

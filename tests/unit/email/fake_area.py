@@ -13,6 +13,7 @@ import pytest
 
 from funnel import db, observability
 from funnel.email import (
+    completion,
     delivery,
     events,
     reminders,
@@ -39,7 +40,8 @@ class FakeStore:
     (``suppressed``: normalised address or domain -> reason).
 
     ``next_reminder_in_days`` stands for ``next_reminder_at``: None (no reminder), or days from now (due when
-    <= 0)."""
+    <= 0); a campaign's ``updated_ago`` and a message's ``attempted_ago`` (None: never) for ``updated_at`` and
+    ``attempted_at``, in seconds before now. ``notified`` lists the notifications the rules sent."""
 
     def __init__(self) -> None:
         self.campaigns: dict[str, dict[str, Any]] = {}
@@ -53,6 +55,7 @@ class FakeStore:
         self.metrics: list[str] = []
         self.audited: list[str] = []
         self.queue_down = False
+        self.notified: list[dict[str, Any]] = []
 
     # ------------------------------------------------------------ building the world
 
@@ -61,7 +64,8 @@ class FakeStore:
                     "subject": "資料のご送付", "body": "{{name}} 様\nhttps://docs.example.com/a.pdf",
                     "from_name": "山田", "from_address": "sales@example.co.jp",
                     "sender_identity": "株式会社サンプル 東京都", "reminder_strategy": None, "attachment_urls": [],
-                    "smtp_profile_id": None, "status": "draft", "send_at": None, "created_at": None, **fields}
+                    "smtp_profile_id": None, "status": "draft", "error": None, "send_at": None, "created_at": None,
+                    "updated_ago": 0, **fields}
         self.campaigns[campaign["id"]] = campaign
         return campaign
 
@@ -69,7 +73,7 @@ class FakeStore:
         message = {"id": str(uuid.uuid4()), "tenant_id": TENANT, "campaign_id": campaign["id"], "contact_id": None,
                    "email": email, "name": None, "company": None, "status": "queued", "reminder_sent": 0,
                    "error": None, "sent_at": None, "provider_message_id": None, "tracking_token": None,
-                   "next_reminder_in_days": None, "age": None, **fields}
+                   "next_reminder_in_days": None, "age": None, "attempted_ago": None, **fields}
         self.messages[message["id"]] = message
         return message
 
@@ -142,20 +146,41 @@ class FakeStore:
         self.campaigns[campaign_id]["status"] = "sending"
         return True
 
-    def complete_campaigns_with_nothing_queued(self, conn, campaign_id=None):
-        done = []
-        for campaign in self.campaigns.values():
-            if (campaign["status"] == "sending" and campaign_id in (None, campaign["id"])
-                    and not any(m["status"] == "queued" for m in self._of(campaign["id"]))):
-                campaign["status"] = "sent"
-                done.append({"id": campaign["id"], "tenant_id": campaign.get("tenant_id"),
-                             "user_id": campaign.get("user_id"), "name": campaign.get("name")})
-        return done
+    def lock_finished_campaigns(self, conn, campaign_id=None):
+        return [{"id": c["id"], "tenant_id": c.get("tenant_id"), "user_id": c.get("user_id"), "name": c.get("name"),
+                 "sent": sum(1 for m in self._of(c["id"]) if m["status"] in ("sent", "bounced", "complained")),
+                 "failed": sum(1 for m in self._of(c["id"]) if m["status"] == "failed")}
+                for c in self.campaigns.values()
+                if c["status"] == "sending" and campaign_id in (None, c["id"])
+                and not any(m["status"] == "queued" for m in self._of(c["id"]))]
 
-    def failed_messages(self, conn, campaign_id):
-        messages = self._of(campaign_id)
-        reasons = [m.get("error") for m in messages if m["status"] == "failed"]
-        return len(reasons), len(messages), reasons[0] if reasons else None
+    def failure_reasons(self, conn, campaign_id, limit):
+        counts: dict[Any, int] = {}
+        for m in self._of(campaign_id):
+            if m["status"] == "failed":
+                counts[m["error"]] = counts.get(m["error"], 0) + 1
+        ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0] or ""))
+        return [{"error": error, "n": n} for error, n in ranked[:limit]]
+
+    def end_campaign(self, conn, campaign_id, status, error):
+        self.campaigns[str(campaign_id)].update(status=status, error=error, updated_ago=0)
+
+    def fail_messages_of_stalled_campaigns(self, conn, idle_seconds, reason):
+        stalled = [c["id"] for c in self.campaigns.values() if c["status"] == "sending"
+                   and c["updated_ago"] > idle_seconds
+                   and not any(m["attempted_ago"] is not None and m["attempted_ago"] <= idle_seconds
+                               for m in self._of(c["id"]))]
+        failed = []
+        for campaign_id in stalled:
+            for m in self._of(campaign_id):
+                if m["status"] == "queued":
+                    m.update(status="failed", error=reason, next_reminder_in_days=None)
+                    failed.append(campaign_id)
+        return list(dict.fromkeys(failed))
+
+    def mark_attempted(self, conn, message_id):
+        if self.messages[message_id]["status"] == "queued":
+            self.messages[message_id]["attempted_ago"] = 0
 
     def message(self, conn, message_id):
         found = self.messages.get(message_id)
@@ -236,7 +261,8 @@ class FakeStore:
 @pytest.fixture
 def email_area(monkeypatch) -> FakeStore:
     """Install a FakeStore in place of the store modules, the do-not-contact list, the queue, the tracking key,
-    SES (``fake.sent`` lists what went out) and the transaction; returns it."""
+    SES (``fake.sent`` lists what went out), the notifications (``fake.notified``) and the transaction; returns
+    it."""
     fake = FakeStore()
     for module in STORE_MODULES:
         for name, function in inspect.getmembers(module, inspect.isfunction):
@@ -291,6 +317,7 @@ def email_area(monkeypatch) -> FakeStore:
     monkeypatch.setattr(sending, "_queue", Queue)
     monkeypatch.setattr(transport, "_ses_client", Ses)
     monkeypatch.setattr(tokens, "tracking_key", lambda: KEY)
+    monkeypatch.setattr(completion, "notify", lambda tenant_id, **notification: fake.notified.append(notification))
     monkeypatch.setattr(observability, "count", counted)
     for module in (delivery, events, reminders, sns, stats, transport):
         if hasattr(module, "count"):

@@ -200,7 +200,8 @@ def test_a_message_ses_refuses_for_good_is_failed_with_the_reason(email_area, mo
     monkeypatch.setattr(transport, "_ses_client", Refusing)
     assert delivery.deliver(TENANT, message["id"]) == "failed"
     assert email_area.messages[message["id"]]["error"] == f"SES {code}: no"
-    assert campaign["status"] == "sent"  # a failed message is not waiting any more
+    assert campaign["status"] == "failed"  # a failed message is not waiting any more, and none went out
+    assert campaign["error"] == f"no message was sent, 1 failed: SES {code}: no"
 
 
 @pytest.mark.parametrize("error, raised", [
