@@ -54,9 +54,9 @@ def product_site():
 
 @pytest.fixture
 def tenant(runtime, api):
-    from tests.support.tenants import new_tenant
+    from tests.support.tenants import new_pooled_tenant
 
-    handle = new_tenant()
+    handle = new_pooled_tenant()
     use_models(api, handle, "offline")
     return handle
 

@@ -13,7 +13,7 @@ from funnel import db
 from funnel.platform.secrets import reset_clients
 from funnel.settings import get_settings, reset_settings
 from tests.support.stripe_server import StripeServer
-from tests.support.tenants import new_tenant
+from tests.support.tenants import new_pooled_tenant
 
 WEBHOOK_SECRET = "whsec_test_funnel"
 
@@ -62,7 +62,7 @@ def _post_webhook(api, payload: bytes, signature: str):
 
 
 def test_checkout_creates_one_customer_and_refuses_foreign_return_urls(api, stripe_api):
-    handle = new_tenant()
+    handle = new_pooled_tenant()
     origin = get_settings().frontend_origin
     body = {"price_id": "price_pro_monthly", "success_url": f"{origin}/billing/done",
             "cancel_url": f"{origin}/billing"}
@@ -80,7 +80,7 @@ def test_checkout_creates_one_customer_and_refuses_foreign_return_urls(api, stri
 
 
 def test_signed_subscription_events_update_the_tenant_once_and_gate_generation(api, stripe_server):
-    handle = new_tenant()
+    handle = new_pooled_tenant()
     customer = f"cus_{uuid.uuid4().hex[:10]}"
     with db.control_transaction() as conn:
         conn.execute("UPDATE tenants SET stripe_customer_id = %s WHERE id = %s", (customer, handle.tenant_id))
@@ -122,7 +122,7 @@ def test_signed_subscription_events_update_the_tenant_once_and_gate_generation(a
 
 
 def test_tampered_stale_or_unsigned_webhooks_are_refused_and_change_nothing(api, stripe_server):
-    handle = new_tenant()
+    handle = new_pooled_tenant()
     customer = f"cus_{uuid.uuid4().hex[:10]}"
     with db.control_transaction() as conn:
         conn.execute("UPDATE tenants SET stripe_customer_id = %s WHERE id = %s", (customer, handle.tenant_id))

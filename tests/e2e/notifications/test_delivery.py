@@ -10,12 +10,12 @@ import pytest
 from funnel import db
 from funnel.notifications import service, signing
 from tests.support.receivers import Receiver
-from tests.support.tenants import new_tenant
+from tests.support.tenants import new_pooled_tenant
 
 
 @pytest.fixture
 def tenant(runtime):
-    return new_tenant()
+    return new_pooled_tenant()
 
 
 def _wait_for(tenant_id: str, row_id, statuses=("DELIVERED", "FAILED"), timeout: float = 30.0) -> dict:

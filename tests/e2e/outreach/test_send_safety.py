@@ -15,7 +15,7 @@ from funnel.outreach import worker
 from funnel.settings import reset_settings
 from tests.e2e.outreach.conftest import MESSAGE, SENDER
 from tests.support.contact_sites import ContactSite
-from tests.support.tenants import new_tenant
+from tests.support.tenants import new_pooled_tenant
 
 pytestmark = pytest.mark.browser
 
@@ -66,7 +66,7 @@ def _history_errors(runtime, tenant, run_id) -> list[str]:
 
 
 def test_review_mode_stops_on_the_confirm_screen_and_the_approved_target_is_filled_afresh(api, more_sites):
-    tenant = new_tenant()
+    tenant = new_pooled_tenant()
     site = more_sites[0]
     task = _create(api, tenant, [site.url], mode="review")
     api.post(f"/v1/tasks/{task['id']}/start", headers=tenant.headers)
@@ -88,7 +88,7 @@ def test_review_mode_stops_on_the_confirm_screen_and_the_approved_target_is_fill
 
 def test_a_worker_crashing_after_its_click_is_retried_by_the_pipeline_without_a_second_post(
         runtime, api, more_sites, monkeypatch):
-    tenant = new_tenant()
+    tenant = new_pooled_tenant()
     site = more_sites[1]
     real, crashes = worker._store_screenshots, []
 
@@ -125,7 +125,7 @@ def _blocker_job(tenant, url: str, api, heartbeat_age: str) -> str:
 def test_a_busy_slot_makes_the_pipeline_retry_until_the_slot_is_free(runtime, api, more_sites, monkeypatch):
     """max_concurrency 1 and another job of the same user running: no second browser opens; the worker
     reports Outreach.NoSlot and the pipeline's retry loop dispatches the target again (new token)."""
-    tenant = new_tenant()
+    tenant = new_pooled_tenant()
     site = more_sites[2]
     before = len(site.posts)
     monkeypatch.setattr(worker, "SLOT_WAIT_SECONDS", 0.5)
@@ -142,7 +142,7 @@ def test_a_busy_slot_makes_the_pipeline_retry_until_the_slot_is_free(runtime, ap
 
 
 def test_a_stuck_browser_job_times_out_and_frees_its_slot(api, more_sites):
-    tenant = new_tenant()
+    tenant = new_pooled_tenant()
     site = more_sites[4]
     stuck = _blocker_job(tenant, more_sites[5].url, api, "1 hour")
     task = _create(api, tenant, [site.url])
@@ -154,7 +154,7 @@ def test_a_stuck_browser_job_times_out_and_frees_its_slot(api, more_sites):
 
 
 def test_outside_the_send_window_nothing_is_sent_and_the_task_pauses_until_started_again(api, more_sites):
-    tenant = new_tenant()
+    tenant = new_pooled_tenant()
     site = more_sites[5]
     today = datetime.now(ZoneInfo("Asia/Tokyo")).weekday()
     closed = {"days": [d for d in range(7) if d != today], "start": "00:00", "end": "23:59",
@@ -173,7 +173,7 @@ def test_outside_the_send_window_nothing_is_sent_and_the_task_pauses_until_start
 
 
 def test_the_daily_cap_holds_with_two_workers_at_once(api, more_sites):
-    tenant = new_tenant()
+    tenant = new_pooled_tenant()
     chosen = [more_sites[1], more_sites[6]]
     before = [len(s.posts) for s in chosen]
     task = _create(api, tenant, [s.url for s in chosen], daily_cap=1)
@@ -187,7 +187,7 @@ def test_the_daily_cap_holds_with_two_workers_at_once(api, more_sites):
 
 def test_pausing_stops_dispatching_before_the_next_target(api, more_sites, monkeypatch):
     """Pause while the first browser job runs: no further form is opened until the task is started again."""
-    tenant = new_tenant()
+    tenant = new_pooled_tenant()
     chosen = more_sites[2:5]
     before = [len(s.posts) for s in chosen]
     with db.tenant_transaction(tenant.tenant_id) as conn:
@@ -228,7 +228,7 @@ def test_ai_personalisation_continues_across_calls_and_never_personalises_a_targ
         runtime, api, more_sites, monkeypatch):
     from funnel.outreach import pipeline
 
-    tenant = new_tenant()
+    tenant = new_pooled_tenant()
     assert api.put("/v1/llm/step-defaults/personalize_message", headers=tenant.headers,
                    json={"provider_id": "offline", "model_class": "standard"}).status_code == 200
     template = api.post("/v1/templates", headers=tenant.headers,

@@ -8,7 +8,7 @@ import pytest
 from funnel import db
 from funnel.platform import storage
 from tests.e2e.outreach.conftest import MESSAGE, SENDER
-from tests.support.tenants import new_tenant
+from tests.support.tenants import new_pooled_tenant
 
 pytestmark = pytest.mark.browser
 
@@ -35,7 +35,7 @@ def _create(api, tenant, urls, **extra) -> dict:
 
 
 def test_a_task_over_ten_targets_records_every_result(runtime, api, sites):
-    tenant = new_tenant()
+    tenant = new_pooled_tenant()
     task = _create(api, tenant, [site.url for site in sites])
     assert task["summary"] == {"total": 10, "pending": 10}
     assert api.post(f"/v1/tasks/{task['id']}/start", headers=tenant.headers).status_code == 200
@@ -62,7 +62,7 @@ def test_a_task_over_ten_targets_records_every_result(runtime, api, sites):
 
 
 def test_review_mode_fills_without_sending_until_approved(runtime, api, sites):
-    tenant = new_tenant()
+    tenant = new_pooled_tenant()
     first, second = sites[0], sites[1]
     before = (len(first.posts), len(second.posts))
     task = _create(api, tenant, [first.url, second.url], mode="review", recontact_days=0)
@@ -84,7 +84,7 @@ def test_review_mode_fills_without_sending_until_approved(runtime, api, sites):
 
 
 def test_a_target_claimed_by_a_crashed_worker_is_not_submitted_again(runtime, api, sites):
-    tenant = new_tenant()
+    tenant = new_pooled_tenant()
     site = sites[2]
     before = len(site.posts)
     task = _create(api, tenant, [site.url], recontact_days=0)
@@ -101,7 +101,7 @@ def test_a_target_claimed_by_a_crashed_worker_is_not_submitted_again(runtime, ap
 
 
 def test_a_paused_task_stops_dispatching_and_resumes(runtime, api, sites):
-    tenant = new_tenant()
+    tenant = new_pooled_tenant()
     chosen = sites[3:7]
     before = [len(s.posts) for s in chosen]
     task = _create(api, tenant, [s.url for s in chosen], recontact_days=0)
@@ -125,7 +125,7 @@ def test_a_paused_task_stops_dispatching_and_resumes(runtime, api, sites):
 
 
 def test_ai_mode_personalises_each_message_and_records_the_call(runtime, api, sites):
-    tenant = new_tenant()
+    tenant = new_pooled_tenant()
     assert api.put("/v1/llm/step-defaults/personalize_message", headers=tenant.headers,
                    json={"provider_id": "offline", "model_class": "standard"}).status_code == 200
     template = api.post("/v1/templates", headers=tenant.headers,
@@ -147,7 +147,7 @@ def test_ai_mode_personalises_each_message_and_records_the_call(runtime, api, si
 
 
 def test_an_ai_provider_error_fails_the_task_visibly(runtime, api, sites):
-    tenant = new_tenant()  # personalize_message defaults to a real provider with no API key here
+    tenant = new_pooled_tenant()  # personalize_message defaults to a real provider with no API key here
     template = api.post("/v1/templates", headers=tenant.headers,
                         json={"title": "AI intro", "body": MESSAGE, "ai_mode": True}).json()
     task = api.post("/v1/tasks", headers=tenant.headers, json={
