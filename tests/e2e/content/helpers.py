@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import json
-import time
+
+from tests.support.waiting import wait_until
 
 PIPELINE_STEPS = ("analyze_product", "plan_cluster", "write_article", "generate_image")
 
@@ -32,14 +33,8 @@ def make_product(api, tenant, site_id, url, **overrides) -> dict:
 
 
 def wait_run(api, tenant, run_id, statuses=("completed", "failed", "cancelled"), timeout=60.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        run = api.get(f"/v1/runs/{run_id}", headers=tenant.headers).json()
-        if run["status"] in statuses:
-            return run
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"run {run_id} is still {run['status']}: {run}")
-        time.sleep(0.1)
+    return wait_until(lambda: api.get(f"/v1/runs/{run_id}", headers=tenant.headers).json(),
+                      lambda run: run["status"] in statuses, timeout, f"run {run_id} not {'/'.join(statuses)}")
 
 
 def steps_by_name(api, tenant, run_id) -> dict:

@@ -145,20 +145,21 @@ def test_failure_notifies_the_user(runtime, api, tenant, wordpress, product_site
     assert rows, "no notification for the failed run"
 
 
-def _slow_analysis(server, seconds: float = 1.5) -> None:
-    """The product analysis takes ``seconds`` at the provider: long enough to pause or cancel mid-run."""
+def _slow_run(api, tenant, wordpress, product_url: str, scripted_provider, seconds: float = 1.5) -> str:
+    """A run of one article on the scripted provider whose product analysis takes ``seconds``: long enough to
+    pause or cancel it mid-run. Its id."""
+    provider, server = scripted_provider
+    use_models(api, tenant, provider)
+    site = make_site(api, tenant, wordpress)
+    product = make_product(api, tenant, site["id"], product_url, image_style="none")
     server.script(Reply(content=scripted_answer({"messages": [{"content": "analyze_product"}]}), delay=seconds))
+    return api.post(f"/v1/products/{product['id']}/generate", headers=tenant.headers,
+                    json={"articles_count": 1}).json()["id"]
 
 
 def test_pause_stops_at_the_next_step_and_a_paused_run_can_be_cancelled(runtime, api, tenant, wordpress, product_site,
                                                           scripted_provider):
-    provider, server = scripted_provider
-    use_models(api, tenant, provider)
-    site = make_site(api, tenant, wordpress)
-    product = make_product(api, tenant, site["id"], product_site + "/pause", image_style="none")
-    _slow_analysis(server)
-    run_id = api.post(f"/v1/products/{product['id']}/generate", headers=tenant.headers,
-                      json={"articles_count": 1}).json()["id"]
+    run_id = _slow_run(api, tenant, wordpress, product_site + "/pause", scripted_provider)
     paused = api.post(f"/v1/runs/{run_id}/pause", headers=tenant.headers)
     assert paused.status_code == 200 and paused.json()["status"] == "paused", paused.text
     execution = runtime.client("stepfunctions")
@@ -178,13 +179,7 @@ def test_resume_after_pause_finishes_without_redoing_the_analysis(runtime, api, 
                                                                   scripted_provider, monkeypatch):
     from funnel.content import generation
 
-    provider, server = scripted_provider
-    use_models(api, tenant, provider)
-    site = make_site(api, tenant, wordpress)
-    product = make_product(api, tenant, site["id"], product_site + "/pause-resume", image_style="none")
-    _slow_analysis(server)
-    run_id = api.post(f"/v1/products/{product['id']}/generate", headers=tenant.headers,
-                      json={"articles_count": 1}).json()["id"]
+    run_id = _slow_run(api, tenant, wordpress, product_site + "/pause-resume", scripted_provider)
     assert api.post(f"/v1/runs/{run_id}/pause", headers=tenant.headers).json()["status"] == "paused"
     deadline = time.monotonic() + 30  # the slow analysis finishes and the next step sees the pause
     while not api.get(f"/v1/runs/{run_id}", headers=tenant.headers).json()["config"].get("halted_execution"):
@@ -197,6 +192,7 @@ def test_resume_after_pause_finishes_without_redoing_the_analysis(runtime, api, 
     monkeypatch.undo()
     run = wait_run(api, tenant, run_id)
     assert run["status"] == "completed", run
+    server = scripted_provider[1]
     analyses = sum("analyze_product" in r["messages"][0]["content"] for r in server.requests)
     assert analyses == 1  # the resumed run reused the stored analysis
     assert api.post(f"/v1/runs/{run_id}/cancel", headers=tenant.headers).status_code == 409
@@ -204,13 +200,7 @@ def test_resume_after_pause_finishes_without_redoing_the_analysis(runtime, api, 
 
 def test_cancel_stops_a_running_run_before_anything_is_published(runtime, api, tenant, wordpress, product_site,
                                                                  scripted_provider):
-    provider, server = scripted_provider
-    use_models(api, tenant, provider)
-    site = make_site(api, tenant, wordpress)
-    product = make_product(api, tenant, site["id"], product_site + "/cancel", image_style="none")
-    _slow_analysis(server)
-    run_id = api.post(f"/v1/products/{product['id']}/generate", headers=tenant.headers,
-                      json={"articles_count": 1}).json()["id"]
+    run_id = _slow_run(api, tenant, wordpress, product_site + "/cancel", scripted_provider)
     cancelled = api.post(f"/v1/runs/{run_id}/cancel", headers=tenant.headers)
     assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
     time.sleep(2)

@@ -11,6 +11,7 @@ from funnel import db
 from funnel.notifications import service, signing
 from tests.support.receivers import Receiver
 from tests.support.tenants import new_pooled_tenant
+from tests.support.waiting import wait_until
 
 
 @pytest.fixture
@@ -18,16 +19,14 @@ def tenant(runtime):
     return new_pooled_tenant()
 
 
+def _notification(tenant_id: str, row_id) -> dict:
+    with db.tenant_transaction(tenant_id) as conn:
+        return conn.execute("SELECT * FROM notifications WHERE id = %s", (row_id,)).fetchone()
+
+
 def _wait_for(tenant_id: str, row_id, statuses=("DELIVERED", "FAILED"), timeout: float = 30.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        with db.tenant_transaction(tenant_id) as conn:
-            row = conn.execute("SELECT * FROM notifications WHERE id = %s", (row_id,)).fetchone()
-        if row["delivery_status"] in statuses:
-            return row
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"notification still {row['delivery_status']}: {row['error_message']}")
-        time.sleep(0.05)
+    return wait_until(lambda: _notification(tenant_id, row_id), lambda row: row["delivery_status"] in statuses,
+                      timeout, f"notification not {'/'.join(statuses)}", interval=0.05)
 
 
 def _channel(api, tenant, kind: str, url: str) -> dict:
@@ -151,16 +150,24 @@ def test_email_goes_through_ses_and_a_redelivered_message_sends_nothing_twice(ru
     assert _wait_for(tenant.tenant_id, row["id"])["delivered_at"] == delivered["delivered_at"]
 
 
+def _slack_notification_in_a_transaction(tenant, slack_url: str, title: str, before_commit=lambda conn, row: None):
+    """A Slack channel and a notification to it written in the caller's transaction (``conn=``), which the
+    service cannot queue itself; ``before_commit`` runs in that transaction too."""
+    from funnel.notifications import channels
+    from funnel.platform.principal import Principal
+
+    with db.tenant_transaction(tenant.tenant_id) as conn:
+        channels.save_channel(conn, Principal(tenant.tenant_id, tenant.owner_id, "owner"), "SLACK", slack_url, None)
+        [row] = service.notify(tenant.tenant_id, recipient_user_ids=[tenant.owner_id], category="system",
+                               title=title, channels=("SLACK",), conn=conn)
+        before_commit(conn, row)
+    return row
+
+
 def test_rows_written_in_a_callers_transaction_are_queued_by_the_sweep(runtime, tenant):
     with Receiver() as slack:
-        with db.tenant_transaction(tenant.tenant_id) as conn:
-            from funnel.notifications import channels
-            from funnel.platform.principal import Principal
-
-            channels.save_channel(conn, Principal(tenant.tenant_id, tenant.owner_id, "owner"), "SLACK", slack.url, None)
-            [row] = service.notify(tenant.tenant_id, recipient_user_ids=[tenant.owner_id], category="system",
-                                   title="After commit", channels=("SLACK",), conn=conn)
-        time.sleep(0.5)
+        row = _slack_notification_in_a_transaction(tenant, slack.url, "After commit")
+        time.sleep(0.5)  # nothing queues it meanwhile
         assert _wait_for(tenant.tenant_id, row["id"], statuses=("PENDING",))["delivery_status"] == "PENDING"
         assert service.dispatch_pending(tenant.tenant_id) == 1
         assert service.dispatch_pending(tenant.tenant_id) == 0  # claimed: queued once, not on every sweep
@@ -170,16 +177,9 @@ def test_rows_written_in_a_callers_transaction_are_queued_by_the_sweep(runtime, 
 
 def test_the_sweep_requeues_a_pending_delivery_whose_message_was_lost(runtime, tenant):
     with Receiver() as slack:
-        with db.tenant_transaction(tenant.tenant_id) as conn:
-            from funnel.notifications import channels
-            from funnel.platform.principal import Principal
-
-            channels.save_channel(conn, Principal(tenant.tenant_id, tenant.owner_id, "owner"), "SLACK", slack.url, None)
-            [row] = service.notify(tenant.tenant_id, recipient_user_ids=[tenant.owner_id], category="system",
-                                   title="Lost message", channels=("SLACK",), conn=conn)
-            # As if it had been queued 20 minutes ago and the message never arrived.
-            conn.execute("UPDATE notifications SET queued_at = now() - interval '20 minutes' WHERE id = %s",
-                         (row["id"],))
+        row = _slack_notification_in_a_transaction(  # as if queued 20 minutes ago and the message never arrived
+            tenant, slack.url, "Lost message", lambda conn, row: conn.execute(
+                "UPDATE notifications SET queued_at = now() - interval '20 minutes' WHERE id = %s", (row["id"],)))
         result = runtime.invoke("NotificationsCleanupFunction", {})
         assert result["queued"] >= 1
         assert _wait_for(tenant.tenant_id, row["id"])["delivery_status"] == "DELIVERED"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shutil
 import threading
-import time
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -15,7 +14,9 @@ from funnel.outreach import worker
 from funnel.settings import reset_settings
 from tests.e2e.outreach.conftest import MESSAGE, SENDER
 from tests.support.contact_sites import ContactSite
+from tests.support.outreach import run_status, wait_task
 from tests.support.tenants import new_pooled_tenant
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -43,17 +44,6 @@ def _create(api, tenant, urls, **extra) -> dict:
     return response.json()
 
 
-def _wait(api, tenant, task_id, statuses, timeout=120.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        task = api.get(f"/v1/tasks/{task_id}", headers=tenant.headers).json()
-        if task["status"] in statuses:
-            return task
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"task still {task['status']}: {task['summary']}")
-        time.sleep(0.2)
-
-
 def _targets(api, tenant, task_id) -> list[dict]:
     return api.get(f"/v1/tasks/{task_id}/targets", headers=tenant.headers).json()["items"]
 
@@ -61,6 +51,8 @@ def _targets(api, tenant, task_id) -> list[dict]:
 def _history_errors(runtime, tenant, run_id) -> list[str]:
     with db.tenant_transaction(tenant.tenant_id) as conn:
         arn = conn.execute("SELECT execution_arn FROM runs WHERE id = %s", (run_id,)).fetchone()["execution_arn"]
+    if arn is None:  # the execution has not started yet
+        return []
     events = runtime.client("stepfunctions").get_execution_history(executionArn=arn, maxResults=1000)["events"]
     return [e["taskFailedEventDetails"]["error"] for e in events if "taskFailedEventDetails" in e]
 
@@ -70,7 +62,7 @@ def test_review_mode_stops_on_the_confirm_screen_and_the_approved_target_is_fill
     site = more_sites[0]
     task = _create(api, tenant, [site.url], mode="review")
     api.post(f"/v1/tasks/{task['id']}/start", headers=tenant.headers)
-    assert _wait(api, tenant, task["id"], ("review",))["summary"] == {"total": 1, "review": 1}
+    assert wait_task(api, tenant, task["id"], ("review",))["summary"] == {"total": 1, "review": 1}
     assert (len(site.confirms), len(site.posts)) == (1, 0)  # filled and confirmed, never sent
     [target] = _targets(api, tenant, task["id"])
     assert target["screenshots"] and "confirm screen" in target["result_summary"]
@@ -81,7 +73,7 @@ def test_review_mode_stops_on_the_confirm_screen_and_the_approved_target_is_fill
     assert api.post(f"/v1/tasks/{task['id']}/targets/{target['id']}/approve",
                     headers=tenant.headers).status_code == 200
     api.post(f"/v1/tasks/{task['id']}/start", headers=tenant.headers)
-    assert _wait(api, tenant, task["id"], ("completed",))["summary"] == {"total": 1, "submitted": 1}
+    assert wait_task(api, tenant, task["id"], ("completed",))["summary"] == {"total": 1, "submitted": 1}
     assert (len(site.confirms), len(site.posts)) == (2, 1)  # a fresh session: confirm again, then send once
     assert site.posts[0]["company"] == SENDER["company"] and "ご担当者様" in site.posts[0]["body"]
 
@@ -102,7 +94,7 @@ def test_a_worker_crashing_after_its_click_is_retried_by_the_pipeline_without_a_
     before = len(site.posts)
     task = _create(api, tenant, [site.url])
     api.post(f"/v1/tasks/{task['id']}/start", headers=tenant.headers)
-    done = _wait(api, tenant, task["id"], ("completed",))
+    done = wait_task(api, tenant, task["id"], ("completed",))
     assert crashes and done["summary"] == {"total": 1, "submitted": 1}
     assert len(site.posts) == before + 1
     [target] = _targets(api, tenant, task["id"])
@@ -131,12 +123,13 @@ def test_a_busy_slot_makes_the_pipeline_retry_until_the_slot_is_free(runtime, ap
     monkeypatch.setattr(worker, "SLOT_WAIT_SECONDS", 0.5)
     blocker = _blocker_job(tenant, more_sites[3].url, api, "0 seconds")
     task = _create(api, tenant, [site.url])
-    api.post(f"/v1/tasks/{task['id']}/start", headers=tenant.headers)
-    time.sleep(1.2)
+    run_id = api.post(f"/v1/tasks/{task['id']}/start", headers=tenant.headers).json()["run_id"]
+    wait_until(lambda: _history_errors(runtime, tenant, run_id), lambda errors: "Outreach.NoSlot" in errors, 60,
+               "the worker never reported its slot busy")
     assert len(site.posts) == before and _targets(api, tenant, task["id"])[0]["status"] != "submitted"
     with db.tenant_transaction(tenant.tenant_id) as conn:
         conn.execute("UPDATE browser_jobs SET state = 'done', ended_at = now() WHERE id = %s", (blocker,))
-    done = _wait(api, tenant, task["id"], ("completed",))
+    done = wait_task(api, tenant, task["id"], ("completed",))
     assert done["summary"] == {"total": 1, "submitted": 1} and len(site.posts) == before + 1
     assert "Outreach.NoSlot" in _history_errors(runtime, tenant, done["run_id"])
 
@@ -147,7 +140,7 @@ def test_a_stuck_browser_job_times_out_and_frees_its_slot(api, more_sites):
     stuck = _blocker_job(tenant, more_sites[5].url, api, "1 hour")
     task = _create(api, tenant, [site.url])
     api.post(f"/v1/tasks/{task['id']}/start", headers=tenant.headers)
-    assert _wait(api, tenant, task["id"], ("completed",))["summary"] == {"total": 1, "submitted": 1}
+    assert wait_task(api, tenant, task["id"], ("completed",))["summary"] == {"total": 1, "submitted": 1}
     with db.tenant_transaction(tenant.tenant_id) as conn:
         row = conn.execute("SELECT state, error FROM browser_jobs WHERE id = %s", (stuck,)).fetchone()
     assert row == {"state": "timed_out", "error": "no heartbeat"}
@@ -162,7 +155,7 @@ def test_outside_the_send_window_nothing_is_sent_and_the_task_pauses_until_start
     before = len(site.posts)
     task = _create(api, tenant, [site.url], send_window=closed)
     api.post(f"/v1/tasks/{task['id']}/start", headers=tenant.headers)
-    paused = _wait(api, tenant, task["id"], ("paused", "completed"))
+    paused = wait_task(api, tenant, task["id"], ("paused", "completed"))
     assert paused["status"] == "paused" and paused["summary"] == {"total": 1, "pending": 1}
     [target] = _targets(api, tenant, task["id"])
     assert target["result_summary"].startswith("deferred: outside the send window")
@@ -178,7 +171,7 @@ def test_the_daily_cap_holds_with_two_workers_at_once(api, more_sites):
     before = [len(s.posts) for s in chosen]
     task = _create(api, tenant, [s.url for s in chosen], daily_cap=1)
     api.post(f"/v1/tasks/{task['id']}/start", headers=tenant.headers)
-    paused = _wait(api, tenant, task["id"], ("paused", "completed"))
+    paused = wait_task(api, tenant, task["id"], ("paused", "completed"))
     assert paused["status"] == "paused" and paused["summary"] == {"total": 2, "submitted": 1, "pending": 1}
     assert sum(len(s.posts) - b for s, b in zip(chosen, before, strict=True)) == 1
     deferred = [t for t in _targets(api, tenant, task["id"]) if t["status"] == "pending"]
@@ -209,18 +202,14 @@ def test_pausing_stops_dispatching_before_the_next_target(api, more_sites, monke
     monkeypatch.setattr(worker, "_engine", real)
     with db.tenant_transaction(tenant.tenant_id) as conn:
         run_id = conn.execute("SELECT run_id FROM tasks WHERE id = %s", (task["id"],)).fetchone()["run_id"]
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        with db.tenant_transaction(tenant.tenant_id) as conn:
-            if conn.execute("SELECT status FROM runs WHERE id = %s", (run_id,)).fetchone()["status"] != "running":
-                break
-        time.sleep(0.2)
+    wait_until(lambda: run_status(tenant, run_id), lambda status: status != "running", 60,
+               "the paused task's run still running")
     sent = sum(len(s.posts) - b for s, b in zip(chosen, before, strict=True))
     assert sent <= 2, sent  # the job(s) already in flight may finish; nothing new is dispatched
     summary = api.get(f"/v1/tasks/{task['id']}", headers=tenant.headers).json()["summary"]
     assert summary.get("pending", 0) == 3 - sent
     api.post(f"/v1/tasks/{task['id']}/start", headers=tenant.headers)
-    assert _wait(api, tenant, task["id"], ("completed",))["summary"] == {"total": 3, "submitted": 3}
+    assert wait_task(api, tenant, task["id"], ("completed",))["summary"] == {"total": 3, "submitted": 3}
     assert [len(s.posts) - b for s, b in zip(chosen, before, strict=True)] == [1, 1, 1]
 
 
@@ -240,7 +229,7 @@ def test_ai_personalisation_continues_across_calls_and_never_personalises_a_targ
         "urls": [s.url for s in chosen], "recontact_days": 0})
     task = response.json()
     api.post(f"/v1/tasks/{task['id']}/start", headers=tenant.headers)
-    reviewed = _wait(api, tenant, task["id"], ("review", "failed", "completed"))
+    reviewed = wait_task(api, tenant, task["id"], ("review", "failed", "completed"))
     assert reviewed["status"] == "review" and reviewed["summary"] == {"total": 3, "review": 3}
     for target in _targets(api, tenant, task["id"]):
         assert target["message"].count("[offline model") == 1

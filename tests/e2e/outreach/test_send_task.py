@@ -1,29 +1,16 @@
 """A send task through the local runtime: pipeline, browser worker (real Chromium), results."""
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from funnel import db
 from funnel.platform import storage
 from tests.e2e.outreach.conftest import MESSAGE, SENDER
+from tests.support.outreach import run_status, wait_task
 from tests.support.tenants import new_pooled_tenant
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.browser
-
-
-def _wait_task(api, tenant, task_id, statuses=("completed", "review", "paused", "cancelled", "failed"),
-               timeout=120.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        task = api.get(f"/v1/tasks/{task_id}", headers=tenant.headers).json()
-        run_done = task["status"] not in ("running",)
-        if run_done and task["status"] in statuses:
-            return task
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"task still {task['status']}: {task['summary']}")
-        time.sleep(0.2)
 
 
 def _create(api, tenant, urls, **extra) -> dict:
@@ -39,7 +26,7 @@ def test_a_task_over_ten_targets_records_every_result(runtime, api, sites):
     task = _create(api, tenant, [site.url for site in sites])
     assert task["summary"] == {"total": 10, "pending": 10}
     assert api.post(f"/v1/tasks/{task['id']}/start", headers=tenant.headers).status_code == 200
-    done = _wait_task(api, tenant, task["id"])
+    done = wait_task(api, tenant, task["id"])
     assert done["status"] == "completed"
     assert done["summary"] == {"total": 10, "submitted": 7, "captcha": 1, "refused": 1, "no_form": 1}
     for site in sites:
@@ -67,7 +54,7 @@ def test_review_mode_fills_without_sending_until_approved(runtime, api, sites):
     before = (len(first.posts), len(second.posts))
     task = _create(api, tenant, [first.url, second.url], mode="review", recontact_days=0)
     api.post(f"/v1/tasks/{task['id']}/start", headers=tenant.headers)
-    reviewed = _wait_task(api, tenant, task["id"])
+    reviewed = wait_task(api, tenant, task["id"])
     assert reviewed["status"] == "review" and reviewed["summary"] == {"total": 2, "review": 2}
     assert (len(first.posts), len(second.posts)) == before
     targets = {t["target_url"]: t for t in api.get(f"/v1/tasks/{task['id']}/targets", headers=tenant.headers).json()[
@@ -78,7 +65,7 @@ def test_review_mode_fills_without_sending_until_approved(runtime, api, sites):
     assert api.post(f"/v1/tasks/{task['id']}/targets/{approve}/approve", headers=tenant.headers).status_code == 200
     assert api.post(f"/v1/tasks/{task['id']}/targets/{reject}/reject", headers=tenant.headers).status_code == 200
     api.post(f"/v1/tasks/{task['id']}/start", headers=tenant.headers)
-    sent = _wait_task(api, tenant, task["id"], statuses=("completed",))
+    sent = wait_task(api, tenant, task["id"], statuses=("completed",))
     assert sent["summary"] == {"total": 2, "submitted": 1, "rejected": 1}
     assert (len(first.posts), len(second.posts)) == (before[0] + 1, before[1])
 
@@ -93,7 +80,7 @@ def test_a_target_claimed_by_a_crashed_worker_is_not_submitted_again(runtime, ap
         conn.execute("INSERT INTO browser_jobs (task_target_id, user_id, state) VALUES (%s, %s, 'submitting')",
                      (target["id"], tenant.owner_id))
     api.post(f"/v1/tasks/{task['id']}/start", headers=tenant.headers)
-    done = _wait_task(api, tenant, task["id"])
+    done = wait_task(api, tenant, task["id"])
     assert done["summary"] == {"total": 1, "submitted": 1}
     assert len(site.posts) == before
     [row] = api.get(f"/v1/tasks/{task['id']}/targets", headers=tenant.headers).json()["items"]
@@ -107,18 +94,13 @@ def test_a_paused_task_stops_dispatching_and_resumes(runtime, api, sites):
     task = _create(api, tenant, [s.url for s in chosen], recontact_days=0)
     api.post(f"/v1/tasks/{task['id']}/start", headers=tenant.headers)
     assert api.post(f"/v1/tasks/{task['id']}/pause", headers=tenant.headers).json()["status"] == "paused"
-    paused = _wait_task(api, tenant, task["id"], statuses=("paused",))
-    with db.tenant_transaction(tenant.tenant_id) as conn:
-        run = conn.execute("SELECT status FROM runs WHERE id = %s", (paused["run_id"],)).fetchone()
-    deadline = time.monotonic() + 60
-    while run["status"] == "running" and time.monotonic() < deadline:
-        time.sleep(0.2)
-        with db.tenant_transaction(tenant.tenant_id) as conn:
-            run = conn.execute("SELECT status FROM runs WHERE id = %s", (paused["run_id"],)).fetchone()
+    paused = wait_task(api, tenant, task["id"], statuses=("paused",))
+    wait_until(lambda: run_status(tenant, paused["run_id"]), lambda status: status != "running", 60,
+               "the paused task's run still running")
     summary = api.get(f"/v1/tasks/{task['id']}", headers=tenant.headers).json()["summary"]
     assert summary.get("pending", 0) >= 1, summary  # not everything was sent while paused
     assert api.post(f"/v1/tasks/{task['id']}/start", headers=tenant.headers).status_code == 200
-    done = _wait_task(api, tenant, task["id"], statuses=("completed",))
+    done = wait_task(api, tenant, task["id"], statuses=("completed",))
     assert done["summary"] == {"total": 4, "submitted": 4}
     assert [len(s.posts) - b for s, b in zip(chosen, before, strict=True)] == [1, 1, 1, 1]
 
@@ -136,7 +118,7 @@ def test_ai_mode_personalises_each_message_and_records_the_call(runtime, api, si
         "recontact_days": 0})
     task = response.json()
     api.post(f"/v1/tasks/{task['id']}/start", headers=tenant.headers)
-    assert _wait_task(api, tenant, task["id"])["status"] == "review"
+    assert wait_task(api, tenant, task["id"])["status"] == "review"
     [target] = api.get(f"/v1/tasks/{task['id']}/targets", headers=tenant.headers).json()["items"]
     assert target["message"].startswith("[offline model") and "ご担当者様" in target["message"]
     with db.tenant_transaction(tenant.tenant_id) as conn:
@@ -155,7 +137,7 @@ def test_an_ai_provider_error_fails_the_task_visibly(runtime, api, sites):
         "recontact_days": 0}).json()
     before = len(sites[1].posts)
     api.post(f"/v1/tasks/{task['id']}/start", headers=tenant.headers)
-    failed = _wait_task(api, tenant, task["id"], statuses=("failed",))
+    failed = wait_task(api, tenant, task["id"], statuses=("failed",))
     run = api.get(f"/v1/runs/{failed['run_id']}", headers=tenant.headers).json()
     assert run["status"] == "failed" and "no API key" in run["error_message"]
     assert len(sites[1].posts) == before
