@@ -7,9 +7,10 @@ Kinds: ``form`` (posts straight to /contact/), ``confirm`` (確認 -> a confirm 
 from __future__ import annotations
 
 import html
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs
+
+from tests.support.network import LocalHTTPServer
 
 FORM = """<!doctype html><html lang="ja"><head><meta charset="utf-8"><title>お問い合わせ | {name}</title></head><body>
 <h1>お問い合わせ</h1>{notice}
@@ -90,17 +91,16 @@ class ContactSite:
                 self.send_header("location", "/contact/thanks/")
                 self.end_headers()
 
-        self._server = ThreadingHTTPServer((host, port), Handler)
+        self._server = LocalHTTPServer(Handler, host, port)
         self.host = host
-        self.url = f"http://{host}:{self._server.server_address[1]}/contact/"
+        self.url = f"http://{host}:{self._server.port}/contact/"
 
     def start(self) -> ContactSite:
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self._server.start()
         return self
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._server.stop()
 
 
 def main() -> None:

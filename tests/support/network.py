@@ -39,18 +39,39 @@ def page_handler(body: bytes, content_type: str = "text/html; charset=utf-8") ->
     return Page
 
 
+class LocalHTTPServer:
+    """A ThreadingHTTPServer on a free port of ``host`` (or ``port``), serving from a thread between ``start()``
+    and ``stop()``. Its loop looks for a stop every 0.05 s: with serve_forever's default of 0.5 s, every stop
+    of every test server would wait 0.25 s on average."""
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler], host: str = "127.0.0.1", port: int = 0) -> None:
+        self.httpd = ThreadingHTTPServer((host, port), handler)
+        self.host, self.port = host, self.httpd.server_address[1]
+        self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name=f"test-http-{host}:{self.port}", daemon=True)
+
+    def start(self) -> LocalHTTPServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._thread.is_alive():
+            self.httpd.shutdown()
+            self._thread.join(5)
+        self.httpd.server_close()
+
+    def __enter__(self) -> LocalHTTPServer:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
 @contextlib.contextmanager
 def serving(handler: type[BaseHTTPRequestHandler], host: str = "127.0.0.1") -> Iterator[ThreadingHTTPServer]:
     """An HTTP server on a free port of ``host`` while the block runs; its thread has ended when it returns."""
-    server = ThreadingHTTPServer((host, 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+    with LocalHTTPServer(handler, host) as server:
+        yield server.httpd
 
 
 class Listener:

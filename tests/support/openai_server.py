@@ -20,7 +20,9 @@ import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from tests.support.network import LocalHTTPServer
 
 
 @dataclass
@@ -95,10 +97,8 @@ class OpenAIServer:
                 self.end_headers()
                 self.wfile.write(data)
 
-        self._httpd = ThreadingHTTPServer((host, port), Handler)
-        self._httpd.daemon_threads = True
-        self.url = f"http://{host}:{self._httpd.server_address[1]}/v1"
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="openai-test-server", daemon=True)
+        self._server = LocalHTTPServer(Handler, host, port)
+        self.url = f"http://{host}:{self._server.port}/v1"
 
     def _next(self, request: dict) -> Reply:
         with self._lock:
@@ -118,12 +118,11 @@ class OpenAIServer:
             self.requests.clear()
 
     def start(self) -> OpenAIServer:
-        self._thread.start()
+        self._server.start()
         return self
 
     def stop(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
+        self._server.stop()
 
     def __enter__(self):
         return self.start()

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from tests.support.network import LocalHTTPServer
 
 
 @dataclass
@@ -38,13 +40,12 @@ class Receiver:
                 self.end_headers()
                 self.wfile.write(b"unavailable" if failing else b"ok")
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/hook"
+        self._server = LocalHTTPServer(Handler)
+        self.url = f"http://127.0.0.1:{self._server.port}/hook"
 
     def __enter__(self) -> Receiver:
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self._server.start()
         return self
 
     def __exit__(self, *exc) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._server.stop()

@@ -5,10 +5,11 @@ checkout sessions), checks the bearer key, and records every request.
 from __future__ import annotations
 
 import json
-import threading
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qsl
+
+from tests.support.network import LocalHTTPServer
 
 
 class StripeServer:
@@ -54,13 +55,12 @@ class StripeServer:
                 self.end_headers()
                 self.wfile.write(data)
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._server = LocalHTTPServer(Handler)
+        self.url = f"http://127.0.0.1:{self._server.port}"
 
     def start(self) -> StripeServer:
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self._server.start()
         return self
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._server.stop()

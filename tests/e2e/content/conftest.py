@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import threading
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from tests.e2e.content.helpers import scripted_answer, use_models
 from tests.support import wordpress as wp_support
+from tests.support.network import LocalHTTPServer, page_handler
 from tests.support.openai_server import OpenAIServer
 
 PRODUCT_PAGE = """<!doctype html><html><head><title>AcmeCRM - pipeline CRM for small sales teams</title>
@@ -33,23 +32,8 @@ def wordpress(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def product_site():
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-        def do_GET(self):  # noqa: N802
-            body = PRODUCT_PAGE.encode()
-            self.send_response(200)
-            self.send_header("content-type", "text/html; charset=utf-8")
-            self.send_header("content-length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with LocalHTTPServer(page_handler(PRODUCT_PAGE.encode())) as server:
+        yield f"http://127.0.0.1:{server.port}"
 
 
 @pytest.fixture
