@@ -21,8 +21,11 @@ numeric id, login, html_url, avatar_url), except where the event names who did t
 | release | published | release |
 | push | - | none: the pusher's commit e-mails join their GitHub account (identity only) |
 
-Every other event and action is archived only. Dedup keys: a star, an issue opening and a pull request opening
-have keys of their own (``github:star:<repo id>:<user id>:<starred_at>``, ``github:issue:<repo id>:<number>``,
+Every other event and action is archived only. ``watch`` / ``started`` is GitHub's legacy name of a star (sent beside
+``star`` / ``created``): a hook subscribed to both gives a star a ``star`` and a ``watch`` activity.
+
+Dedup keys: a star, an issue opening and a pull request opening have keys of their own
+(``github:star:<repo id>:<user id>:<starred_at>``, ``github:issue:<repo id>:<number>``,
 ``github:pull_request:<repo id>:<number>``), the same ones the REST pull gives, so a star seen by both is one
 activity; every other activity's key is ``github:delivery:<X-GitHub-Delivery>:<n>``.
 
