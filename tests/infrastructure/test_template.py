@@ -31,7 +31,8 @@ MANAGED_POLICIES = {
 # Settings that have safe defaults and are tuned per deployment only when needed (not wired in Globals).
 SETTINGS_WITH_DEFAULTS = {
     "region", "db_pool_max_size", "tenant_directory_ttl_seconds", "access_token_ttl_seconds",
-    "refresh_token_ttl_seconds", "secret_cache_ttl_seconds", "max_body_bytes", "login_max_attempts_per_account",
+    "refresh_token_ttl_seconds", "secret_cache_ttl_seconds", "max_body_bytes", "max_bulk_body_bytes",
+    "login_max_attempts_per_account",
     "login_max_attempts_per_ip", "login_window_seconds", "llm_step_overrides",
     "stripe_api_base",  # unset in production: the SDK talks to Stripe itself
     "notification_retry_base_seconds", "sns_trusted_url_pattern", "soft_bounce_threshold",

@@ -169,7 +169,7 @@ def ingest(conn: Connection, principal: Principal, items: Sequence[dict[str, Any
     if inserted:
         count("ActivitiesIngested", len(inserted), tenant_id=principal.tenant_id)
     audit.record(conn, principal, "activity.ingest", "activity",
-                 str(outcome[0]["activity_id"]) if single else "batch", {"items": len(items), **counts})
+                 str(outcome[0]["activity_id"] or "skipped") if single else "batch", {"items": len(items), **counts})
     return {"inserted": counts["inserted"], "duplicates": counts["duplicate"],
             "skipped_consent": counts["skipped_consent"], "items": outcome}
 

@@ -312,8 +312,7 @@ def create_import(principal: Principal, body: bytes, content_type: str, timezone
     read_header(first)
     settings = get_settings()
     with db.tenant_transaction(principal.tenant_id) as conn:
-        job = store.insert_job(conn, principal.user_id if not principal.api_key_id else None, encoding,
-                               {"timezone": timezone, "bytes": len(data)})
+        job = store.insert_job(conn, principal.user_id, encoding, {"timezone": timezone, "bytes": len(data)})
         key = f"imports/{principal.tenant_id}/activities/{job['job_id']}.csv"
         storage.put_bytes(key, data, "text/csv")
         store.set_job_file(conn, job["job_id"], key)

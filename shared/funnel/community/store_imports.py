@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from typing import Any
 from uuid import UUID
 
+import psycopg
 from psycopg.types.json import Jsonb
 
 from funnel.community.store_activities import INSERT_COLUMNS
@@ -84,8 +85,19 @@ def copy_into_staging(conn: Connection, blocks: Iterable[bytes]) -> None:
 
 def insert_from_staging(conn: Connection) -> int:
     """Move the staged rows into activities; a dedup key the tenant has (or that comes earlier) is skipped.
-    Returns how many were inserted."""
+    Returns how many were inserted.
+
+    The rows whose key is new are found first and inserted by a plain INSERT, inside a savepoint: ON CONFLICT's
+    speculative insertion costs a second write of every row (its confirmation), and COPY cannot write a table
+    under row-level security. A key another transaction inserted meanwhile makes the plain INSERT fail; the
+    savepoint is rolled back and the chunk goes in with ON CONFLICT DO NOTHING instead."""
     columns = ", ".join(STAGED_COLUMNS)
-    cur = conn.execute(f"INSERT INTO activities ({columns}) SELECT {columns} FROM activity_import_staging "
-                       f"ON CONFLICT (tenant_id, dedup_key) DO NOTHING")
-    return cur.rowcount
+    try:
+        with conn.transaction():
+            return conn.execute(
+                f"INSERT INTO activities ({columns}) SELECT DISTINCT ON (s.dedup_key) {columns} "
+                f"FROM activity_import_staging s WHERE s.dedup_key IS NOT NULL AND NOT EXISTS "
+                f"(SELECT 1 FROM activities a WHERE a.dedup_key = s.dedup_key) ORDER BY s.dedup_key").rowcount
+    except psycopg.errors.UniqueViolation:
+        return conn.execute(f"INSERT INTO activities ({columns}) SELECT {columns} FROM activity_import_staging "
+                            f"ON CONFLICT (tenant_id, dedup_key) DO NOTHING").rowcount

@@ -166,3 +166,40 @@ def test_an_interrupted_job_resumes_on_retry_and_inserts_nothing_twice(api, runt
     assert (replay["status"], replay["inserted"], replay["duplicates"]) == ("partial", 0, 50)
     with tenant_conn() as conn:
         assert len(of_prefix(conn, p)) == 50
+
+
+def test_a_key_another_transaction_inserts_meanwhile_is_a_duplicate_not_an_error(community_tenant, tenant_conn):
+    """The chunk's plain INSERT waits on the other transaction's uncommitted key, fails when it commits, and the
+    chunk goes in again with ON CONFLICT DO NOTHING (its savepoint rolled back)."""
+    import threading
+
+    from funnel.community import store_activities
+
+    key, fresh = f"race-{uuid.uuid4().hex}", f"race-{uuid.uuid4().hex}"
+    row = {"activity_id": None, "developer_id": None, "account_id": None, "anon_id": "racer", "resource_id": None,
+           "action": "scan", "occurred_at": "2026-05-01T00:00:00Z", "source": "qr", "source_ref": None,
+           "category": None, "group_key": None, "metadata": None}
+    staged = "".join(f"\\N\t\\N\tracer\t\\N\tscan\t2026-05-01T00:00:00Z\tqr\t\\N\t\\N\t\\N\t\\N\t{k}\n"
+                     for k in (key, fresh)).encode()
+    inserted: list[int] = []
+    with tenant_conn() as other:
+        store_activities.insert_activities(other, [{**row, "activity_id": uuid.uuid4(), "dedup_key": key}])
+
+        def import_chunk() -> None:
+            with tenant_conn() as conn:
+                store_imports.create_staging(conn)
+                store_imports.copy_into_staging(conn, [staged])
+                inserted.append(store_imports.insert_from_staging(conn))
+
+        importer = threading.Thread(target=import_chunk)
+        importer.start()
+        deadline = time.monotonic() + 30
+        with tenant_conn() as probe:  # commit the other key only once the chunk waits on it
+            while not probe.execute("SELECT count(*) AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                                    "AND query LIKE 'INSERT INTO activities%%'").fetchone()["n"]:
+                assert time.monotonic() < deadline, "the chunk never waited on the other transaction"
+                probe.execute("SELECT pg_stat_clear_snapshot()")
+    importer.join(30)
+    assert inserted == [1]
+    with tenant_conn() as conn:
+        assert len(conn.execute("SELECT 1 FROM activities WHERE dedup_key = ANY(%s)", ([key, fresh],)).fetchall()) == 2
