@@ -23,6 +23,8 @@ down_revision = "t0001_community"
 branch_labels = None
 depends_on = None
 
+TABLES = ("developer_search_terms",)  # born with references that carry the tenant
+
 WORDS = """
 CREATE FUNCTION community_search_terms(words text, whole text[]) RETURNS SETOF text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
@@ -124,5 +126,5 @@ def downgrade() -> None:
     for function in ("community_account_terms_inserted", "community_account_terms_updated",
                      "community_developer_terms_inserted", "community_developer_terms_updated"):
         op.execute(f"DROP FUNCTION IF EXISTS {function}()")
-    drop_tables("developer_search_terms")
+    drop_tables(*TABLES)
     op.execute("DROP FUNCTION IF EXISTS community_search_terms(text, text[])")
