@@ -51,7 +51,7 @@ def _read(path: Path) -> list[dict[str, Any]]:
 
 
 @contextmanager
-def _server(database_url: str | None) -> Iterator[str]:
+def server(database_url: str | None) -> Iterator[str]:
     if database_url:
         yield database_url
         return
@@ -68,8 +68,9 @@ def _server(database_url: str | None) -> Iterator[str]:
 
 
 @contextmanager
-def _scratch_tenant(admin_url: str) -> Iterator[Any]:
-    """A migrated scratch database and a connection to it as the application role with a tenant set."""
+def scratch_tenant(admin_url: str) -> Iterator[Any]:
+    """A migrated scratch database and a connection to it as the application role with a tenant set (one
+    transaction, dropped with the database)."""
     from psycopg.rows import dict_row
 
     from funnel import db, settings
@@ -127,7 +128,7 @@ def run(args: argparse.Namespace, command: str) -> int:
     except (OSError, ValueError) as exc:
         print(f"funnel community resolve: {exc}", file=sys.stderr)
         return USAGE_ERROR
-    with _server(args.database_url) as admin_url, _scratch_tenant(admin_url) as conn:
+    with server(args.database_url) as admin_url, scratch_tenant(admin_url) as conn:
         result = resolve(accounts, conn)
     if args.json:
         print(json.dumps(result, ensure_ascii=False))

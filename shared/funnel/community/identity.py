@@ -24,7 +24,8 @@ from funnel.community.matching import Profile
 from funnel.db import Connection, Row
 from funnel.platform.errors import Conflict, NotFound, ValidationFailed
 
-SUGGESTION_BATCH = 2000  # accounts whose candidates are looked up in one statement
+SUGGESTION_BATCH = 2000  # developers whose candidates are looked up in one statement
+COMMON_KEY = 25  # developers sharing one blocking key beyond which the key is too common to suggest anything
 
 
 @dataclass
@@ -287,29 +288,24 @@ def _refresh_chunk(conn: Connection, developer_ids: Sequence[UUID]) -> None:
 
 def _suggestions(conn: Connection, developer_ids: Sequence[UUID], own: list[Row],
                  keys: list[str]) -> list[tuple[UUID, UUID, float, list[dict[str, Any]]]]:
-    """The suggestions between ``developer_ids`` and the developers whose accounts share a blocking key."""
+    """The suggestions between ``developer_ids`` and the developers whose accounts share a blocking key. A key
+    that more than ``COMMON_KEY`` developers carry (a common name, the handle everyone spells from it) tells none
+    of them apart: it finds no candidates (the accounts may still meet through a rarer key)."""
     mine = set(developer_ids)
-    sharing = store.developers_sharing_keys(conn, keys)
-    others = sorted({d for d in sharing if d not in mine}, key=str)
-    rows = own + (store.accounts_of_developers(conn, others) if others else [])
-    by_developer: dict[UUID, dict[UUID, Row]] = defaultdict(dict)
-    for row in rows:
-        by_developer[row["developer_id"]].setdefault(row["account_id"], row)
-    profiles = {dev: [profile_of(r) for r in accounts.values()] for dev, accounts in by_developer.items()}
-    by_key: dict[str, set[UUID]] = defaultdict(set)
-    for dev, accounts in by_developer.items():
-        for row in accounts.values():
-            for key in matching.blocking_keys(row["match_keys"]):
-                by_key[key].add(dev)
     pairs: set[tuple[UUID, UUID]] = set()
-    for dev in developer_ids:
-        for row in by_developer.get(dev, {}).values():
-            for key in matching.blocking_keys(row["match_keys"]):
-                for other in by_key[key]:
-                    if other != dev:
-                        pairs.add((min(dev, other), max(dev, other)))
+    for row in store.developers_by_key(conn, keys, COMMON_KEY):
+        holders = row["developers"]
+        for dev in holders:
+            if dev in mine:
+                pairs.update((min(dev, other), max(dev, other)) for other in holders if other != dev)
     if not pairs:
         return []
+    others = sorted({d for pair in pairs for d in pair if d not in mine}, key=str)
+    rows = own + (store.accounts_of_developers(conn, others) if others else [])
+    by_developer: dict[UUID, dict[UUID, Row]] = defaultdict(dict)
+    for r in rows:
+        by_developer[r["developer_id"]].setdefault(r["account_id"], r)
+    profiles = {dev: [profile_of(r) for r in accounts.values()] for dev, accounts in by_developer.items()}
     rejected = {(r["developer_id"], r["other_developer_id"]) for r in store.decided_pairs(conn, list(mine))}
     found: list[tuple[UUID, UUID, float, list[dict[str, Any]]]] = []
     for a, b in sorted(pairs, key=lambda p: (str(p[0]), str(p[1]))):

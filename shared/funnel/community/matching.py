@@ -21,6 +21,7 @@ import re
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property, lru_cache
 from typing import Any
 
 from funnel.community.names import (
@@ -208,6 +209,7 @@ def normalize_opaque(raw: Any) -> str | None:
     return text[:320] or None
 
 
+@lru_cache(maxsize=131072)
 def _handle_core(text: str | None) -> str:
     return fold_romaji(compact(text))
 
@@ -229,28 +231,28 @@ class Profile:
     machine: bool = False  # a bot or placeholder account: never linked to anything
     identifiers: tuple[tuple[str, str], ...] = field(default=())  # certain keys, (kind, value_normalized)
 
-    @property
+    @cached_property
     def handle_key(self) -> str:
         """The handle as compared: letters and digits, romaji folded ("Hfujita" = "hfujita", "ryo1185" != "ryo8486")."""
         return _handle_core(self.handle)
 
-    @property
+    @cached_property
     def handle_stem(self) -> str:
         """The handle without trailing digits, to compare with a name's spellings ("hanakoh87" -> "hanakoh")."""
         return _stem(self.handle_key)
 
-    @property
+    @cached_property
     def email_key(self) -> str:
         """A personal mailbox's name ("hina.fujita" -> "hinafujita"); not GitHub's commit address."""
         if not self.email or not self.email.personal or self.email.github_user_id:
             return ""
         return _handle_core(self.email.local)
 
-    @property
+    @cached_property
     def email_stem(self) -> str:
         return _stem(self.email_key)
 
-    @property
+    @cached_property
     def record_provider(self) -> bool:
         return self.provider in RECORD_PROVIDERS
 
@@ -395,7 +397,7 @@ def compare(a: Profile, b: Profile) -> list[Evidence] | None:
     # it alike (maokobayashi). The same handle with digits of its own (fujita_hina87) or a handle that is not the
     # name still counts.
     named = "name" in found and found["name"].weight >= 0.5
-    spelled = {s for p in (a, b) if p.name for s in handle_spellings(p.name)}
+    spelled = [handle_spellings(p.name) for p in (a, b) if p.name]
     ha, hb = a.handle_key, b.handle_key
     if ha and ha == hb and distinctive_handle(ha):
         only_name = _spells_a_name(ha, spelled)
@@ -427,11 +429,11 @@ def compare(a: Profile, b: Profile) -> list[Evidence] | None:
     return evidence
 
 
-def _spells_a_name(core: str, spelled: set[str]) -> bool:
+def _spells_a_name(core: str, spelled: list[dict[str, bool]]) -> bool:
     """The name spelled out, maybe with one digit (a company's second Ayaka Kimura is ayakakimura2): two people
     of one name spell it so. Two digits or more are a person's own choice (fujitahina87)."""
     stem = _stem(core)
-    return stem in spelled and len(core) - len(stem) <= 1
+    return len(core) - len(stem) <= 1 and any(stem in spellings for spellings in spelled)
 
 
 def _spelled_evidence(x: Profile, y: Profile, name: NameKey, spellings: dict[str, bool],

@@ -23,7 +23,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from enum import Enum
-from functools import cache, lru_cache
+from functools import cache, cached_property, lru_cache
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -169,7 +169,7 @@ class NamePart:
     kanji: bool
     certain: bool  # the readings come from the name itself (latin, kana) or a table of names
 
-    @property
+    @cached_property
     def primary(self) -> str:
         return min(self.readings, key=lambda r: (len(r), r))
 
@@ -179,31 +179,39 @@ class NameKey:
     """A name as its parts in written order; ``tokens`` the sorted primary spellings (for display and search)."""
     parts: tuple[NamePart, ...]
 
-    @property
+    @cached_property
     def tokens(self) -> tuple[str, ...]:
         return tuple(sorted(p.primary for p in self.parts))
 
-    @property
+    @cached_property
     def from_kanji(self) -> bool:
         return any(p.kanji for p in self.parts)
 
-    @property
+    @cached_property
     def full(self) -> bool:
         """Two or more parts of two letters or more: one word ("Ryo", "Alex") says little about a person."""
         return len(self.parts) >= 2 and all(len(p.primary) >= 2 for p in self.parts)
 
-    def all_tokens(self) -> set[str]:
-        return {r for p in self.parts for r in p.readings}
+    @cached_property
+    def all_token_set(self) -> frozenset[str]:
+        return frozenset(r for p in self.parts for r in p.readings)
 
-    def spelled_together(self) -> set[str]:
+    def all_tokens(self) -> frozenset[str]:
+        return self.all_token_set
+
+    def spelled_together(self) -> frozenset[str]:
+        return self.spelled_together_set
+
+    @cached_property
+    def spelled_together_set(self) -> frozenset[str]:
         """The name without spaces, in either order, for every reading ("fujitahina", "hinafujita")."""
         if len(self.parts) == 1:
-            return set(self.parts[0].readings)
+            return frozenset(self.parts[0].readings)
         if len(self.parts) != 2:
-            return {"".join(p.primary for p in self.parts)}
+            return frozenset({"".join(p.primary for p in self.parts)})
         a, b = self.parts
-        return {fold_romaji(x + y) for x in a.readings for y in b.readings} | {
-            fold_romaji(y + x) for x in a.readings for y in b.readings}
+        return frozenset({fold_romaji(x + y) for x in a.readings for y in b.readings} | {
+            fold_romaji(y + x) for x in a.readings for y in b.readings})
 
 
 @cache
@@ -213,6 +221,7 @@ def _kakasi() -> pykakasi.kakasi:
     return pykakasi.kakasi()
 
 
+@lru_cache(maxsize=65536)
 def fold_romaji(token: str) -> str:
     """One spelling for the romanisations of a Japanese syllable sequence (Hepburn, Kunrei, long vowels)."""
     t = token
@@ -352,6 +361,7 @@ def _agree(a: NamePart, b: NamePart) -> bool:
     return bool(a.readings & b.readings)
 
 
+@lru_cache(maxsize=131072)
 def compare_names(a: NameKey, b: NameKey) -> tuple[NameMatch, str]:
     """How two names relate, with what was compared (for the evidence's detail)."""
     if a.full and b.full:
@@ -420,6 +430,7 @@ def compact(text: str | None) -> str:
     return re.sub(r"[^0-9a-z]", "", _latin(unicodedata.normalize("NFKC", text)))
 
 
+@lru_cache(maxsize=65536)
 def handle_spellings(key: NameKey) -> dict[str, bool]:
     """Handles a person of this name commonly picks, each with whether it spells the whole name
     (hanakohayashi, hayashihanako: True; hhayashi, hanakoh: False)."""

@@ -60,8 +60,9 @@ def insert_developers(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
 
 
 def taken_primary_emails(conn: Connection, emails: Sequence[str]) -> set[str]:
-    rows = conn.execute("SELECT lower(primary_email::text) AS email FROM developers "
-                        "WHERE primary_email = ANY(%s::citext[])", (list(emails),)).fetchall()
+    rows = conn.execute("SELECT lower(d.primary_email::text) AS email FROM developers d "
+                        "JOIN (SELECT DISTINCT unnest(%s::citext[]) AS email) e ON d.primary_email = e.email",
+                        (list(emails),)).fetchall()
     return {r["email"] for r in rows}
 
 
@@ -129,6 +130,30 @@ def insert_identifiers(conn: Connection, rows: Sequence[dict[str, Any]]) -> None
          [r["value_normalized"] for r in rows]))
 
 
+LARGE_KEY_SET = 1000  # keys beyond which one pass over the accounts beats an index lookup per key
+
+
+def developers_by_key(conn: Connection, keys: Sequence[str], cap: int) -> list[Row]:
+    """(key, developers): for each of ``keys``, the developers whose accounts carry it; a key more than ``cap``
+    developers carry is left out. One statement. A few keys: the GIN index finds the accounts. Many (a batch of
+    thousands of accounts): one pass over the accounts' keys, hash-joined to the wanted ones, whose cost grows
+    with the table and not with table x keys as an array overlap test on every row would (the plan a table
+    without statistics gets, inside the transaction that filled it)."""
+    if len(keys) <= LARGE_KEY_SET:
+        return conn.execute(
+            "SELECT k.key, array_agg(DISTINCT a.developer_id) AS developers "
+            "FROM accounts a CROSS JOIN LATERAL unnest(a.match_keys) AS k(key) "
+            "WHERE a.match_keys && %(keys)s::text[] AND k.key = ANY(%(keys)s::text[]) "
+            "AND a.developer_id IS NOT NULL GROUP BY k.key HAVING count(DISTINCT a.developer_id) <= %(cap)s",
+            {"keys": list(keys), "cap": cap}).fetchall()
+    return conn.execute(
+        "WITH wanted AS MATERIALIZED (SELECT DISTINCT unnest(%(keys)s::text[]) AS key) "
+        "SELECT k.key, array_agg(DISTINCT a.developer_id) AS developers "
+        "FROM accounts a CROSS JOIN LATERAL unnest(a.match_keys) AS k(key) JOIN wanted w ON w.key = k.key "
+        "WHERE a.developer_id IS NOT NULL GROUP BY k.key HAVING count(DISTINCT a.developer_id) <= %(cap)s",
+        {"keys": list(keys), "cap": cap}).fetchall()
+
+
 def developers_sharing_keys(conn: Connection, keys: Sequence[str]) -> set[UUID]:
     """Developers with an account that shares a blocking key with ``keys`` (candidates for suggestions)."""
     rows = conn.execute("SELECT DISTINCT developer_id FROM accounts WHERE match_keys && %s::text[] "
@@ -144,8 +169,12 @@ def accounts_sharing_keys(conn: Connection, keys: Sequence[str]) -> list[Row]:
 
 
 def accounts_of_developers(conn: Connection, developer_ids: Iterable[UUID]) -> list[Row]:
-    return conn.execute(f"SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE developer_id = ANY(%s::uuid[]) "
-                        "ORDER BY created_at, account_id", (list(developer_ids),)).fetchall()
+    """A join on the ids (a hash join for thousands), not ``= ANY``, which compares every row with every id
+    when the planner has no statistics."""
+    columns = ", ".join(f"a.{c.strip()}" for c in ACCOUNT_COLUMNS.split(","))
+    return conn.execute(f"SELECT {columns} FROM accounts a JOIN (SELECT DISTINCT unnest(%s::uuid[]) AS id) d "
+                        "ON a.developer_id = d.id ORDER BY a.created_at, a.account_id",
+                        (list(developer_ids),)).fetchall()
 
 
 def identifiers_of_developers(conn: Connection, developer_ids: Iterable[UUID]) -> list[Row]:
@@ -253,10 +282,10 @@ def merge_history(conn: Connection, developer_id: UUID | None, limit: int, befor
 
 def decided_pairs(conn: Connection, developer_ids: Sequence[UUID]) -> list[Row]:
     """Rejected ("not the same person") pairs that involve any of ``developer_ids``."""
-    return conn.execute("SELECT developer_id, other_developer_id FROM developer_merge_suggestions "
-                        "WHERE status = 'rejected' AND (developer_id = ANY(%s::uuid[]) "
-                        "OR other_developer_id = ANY(%s::uuid[]))", (list(developer_ids), list(developer_ids))
-                        ).fetchall()
+    return conn.execute("WITH ids AS MATERIALIZED (SELECT DISTINCT unnest(%s::uuid[]) AS id) "
+                        "SELECT developer_id, other_developer_id FROM developer_merge_suggestions "
+                        "WHERE status = 'rejected' AND (developer_id IN (SELECT id FROM ids) "
+                        "OR other_developer_id IN (SELECT id FROM ids))", (list(developer_ids),)).fetchall()
 
 
 def upsert_suggestions(conn: Connection, rows: Sequence[tuple[UUID, UUID, float, list[dict[str, Any]]]]) -> None:
@@ -272,8 +301,10 @@ def upsert_suggestions(conn: Connection, rows: Sequence[tuple[UUID, UUID, float,
 
 
 def drop_open_suggestions(conn: Connection, developer_ids: Sequence[UUID]) -> None:
-    conn.execute("DELETE FROM developer_merge_suggestions WHERE status = 'open' AND (developer_id = ANY(%s::uuid[]) "
-                 "OR other_developer_id = ANY(%s::uuid[]))", (list(developer_ids), list(developer_ids)))
+    conn.execute("WITH ids AS MATERIALIZED (SELECT DISTINCT unnest(%s::uuid[]) AS id) "
+                 "DELETE FROM developer_merge_suggestions s WHERE status = 'open' "
+                 "AND (developer_id IN (SELECT id FROM ids) OR other_developer_id IN (SELECT id FROM ids))",
+                 (list(developer_ids),))
 
 
 def carry_rejections(conn: Connection, from_developer: UUID, into: UUID) -> None:
