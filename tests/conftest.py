@@ -8,6 +8,8 @@ do not request it (unit tests, template checks) never pay for it.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -93,18 +95,25 @@ def distinct_free_ports(count: int) -> list[int]:
 
 
 @pytest.fixture(scope="session")
-def runtime(request, tmp_path_factory):
+def runtime(request):
     from funnel_dev.runtime import LocalRuntime
 
     workerinput = getattr(request.config, "workerinput", None)  # set by pytest-xdist in its workers
     worker_id = workerinput["workerid"] if workerinput else "main"
     api_port, moto_port, pg_port = distinct_free_ports(3)
-    local = LocalRuntime(tmp_path_factory.mktemp(f"runtime-{worker_id}"), api_port=api_port, moto_port=moto_port,
-                         pg_port=pg_port, time_scale=0, tuned_for_tests=True,
-                         ssrf_allow_hosts=["127.0.0.1", "localhost"])
-    local.start()
-    yield local
-    local.stop()
+    # Not under pytest's temporary directory: run as root, the runtime's PostgreSQL runs as the postgres user,
+    # which needs to traverse every parent of its data directory, and any other pytest session starting on
+    # the machine takes those rights off /tmp/pytest-of-root again (its 0700 rule): the server then dies in
+    # the middle of this session ("could not open file .../global/pg_control: Permission denied").
+    state_dir = Path(tempfile.mkdtemp(prefix=f"funnel-test-runtime-{worker_id}-"))
+    local = LocalRuntime(state_dir, api_port=api_port, moto_port=moto_port, pg_port=pg_port, time_scale=0,
+                         tuned_for_tests=True, ssrf_allow_hosts=["127.0.0.1", "localhost"])
+    try:
+        local.start()
+        yield local
+        local.stop()
+    finally:
+        shutil.rmtree(state_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
