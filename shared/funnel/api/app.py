@@ -33,8 +33,8 @@ AREA_ROUTERS: dict[str, tuple[str, ...]] = {
                               "webhooks"),
     "funnel.outreach.routes": ("contacts", "do-not-contact", "tasks", "templates"),
     "funnel.email.routes": ("email-campaigns", "smtp-profiles", "webhooks"),
-    "funnel.community.routes": ("accounts", "activities", "activity-imports", "developers", "merge-suggestions",
-                                "merges", "organizations", "plugins", "webhooks"),
+    "funnel.community.routes": ("accounts", "activities", "activity-imports", "campaigns", "developers",
+                                "merge-suggestions", "merges", "organizations", "plugins", "resources", "webhooks"),
 }
 
 

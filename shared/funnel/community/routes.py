@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.routing import APIRoute
 
-from funnel.community import routes_activities, routes_identity, routes_plugins
+from funnel.community import routes_activities, routes_campaigns, routes_identity, routes_plugins
 
 router = APIRouter(prefix="/v1")
 
@@ -31,5 +31,5 @@ def _add_routes_of(concern: APIRouter) -> None:
             openapi_extra=route.openapi_extra)
 
 
-for _concern in (routes_identity, routes_activities, routes_plugins):
+for _concern in (routes_identity, routes_activities, routes_plugins, routes_campaigns):
     _add_routes_of(_concern.router)
