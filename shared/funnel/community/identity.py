@@ -306,7 +306,7 @@ def _suggestions(conn: Connection, developer_ids: Sequence[UUID], own: list[Row]
     for r in rows:
         by_developer[r["developer_id"]].setdefault(r["account_id"], r)
     profiles = {dev: [profile_of(r) for r in accounts.values()] for dev, accounts in by_developer.items()}
-    rejected = {(r["developer_id"], r["other_developer_id"]) for r in store.decided_pairs(conn, list(mine))}
+    rejected = {(r["developer_id"], r["other_developer_id"]) for r in store.rejected_among(conn, sorted(pairs))}
     found: list[tuple[UUID, UUID, float, list[dict[str, Any]]]] = []
     for a, b in sorted(pairs, key=lambda p: (str(p[0]), str(p[1]))):
         if (a, b) in rejected:

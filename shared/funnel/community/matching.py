@@ -3,17 +3,23 @@
 Pure functions over ``Profile`` (an account as the rules see it); funnel.community.identity applies them to the
 database. The traps users of DevRel tools keep reporting are rules here, each with its reason:
 
-- **Certain** (linked on ingest): the same personal e-mail after normalisation (NFKC, case, ``mailto:``, Gmail
-  dots and ``+tags``, googlemail = gmail), the same GitHub user id (a GitHub account, or the
-  ``ID+login@users.noreply.github.com`` address GitHub writes into commits), the same phone, click id, mlid or
-  key fingerprint.
+- **Certain** (linked on ingest): the same personal e-mail after normalisation (NFKC, case, ``mailto:``, a name
+  and angle brackets, spaces; Gmail dots and ``+tags``, googlemail = gmail), the same GitHub user id (a GitHub
+  account, or the ``ID+login@users.noreply.github.com`` address GitHub writes into commits; the old
+  ``login@users.noreply.github.com`` form is the account's login), the same phone, click id, mlid or key
+  fingerprint. Two exceptions (funnel.community.identity): an identifier never joins two accounts of one account
+  provider (two GitHub ids are two accounts, whatever they share; ``RECORD_PROVIDERS`` such as CSV rows and
+  commit authors excepted), and an identifier that accounts with unrelated full names carry is a shared one
+  (a team's mailbox under a name no role list knows).
 - **Never evidence**: a shared company or free-mail domain; a role or no-reply address (``info@``, ``support@``,
-  ``devrel@``, ``noreply@github.com``); a one-word display name ("Alex", "Ken"); a placeholder ("Deleted User",
-  "ghost") or a bot (``[bot]``, dependabot); two accounts of one provider with different ids are two people.
-- **Suggested** with a confidence and the evidence that produced it: the same full name (in any script and
-  order: kanji, kana, romaji), handles, a handle spelled from the name, e-mail local parts; an organisation in
-  common only adds to other evidence. Conflicting names or two different addresses at one company stop a
-  suggestion.
+  ``devrel@``, ``support-jp@``, ``noreply@github.com``); a one-word display name ("Alex", "Ken"); a placeholder
+  ("Deleted User", "ghost") or a bot (``[bot]``, dependabot); a generic handle (coder2, dev01, taro).
+- **Suggested** with a confidence and the evidence that produced it: the same full name in any script and order
+  (funnel.community.names: kanji read every way a name table knows, kana, romaji), the same handle, a handle or
+  mailbox spelled from the other's name, the same mailbox name at two domains. A handle that only spells the
+  name adds little once the names agree (people of one name spell it alike); the same organisation or location
+  only adds to other evidence. Conflicting names, two addresses at one company or two ids of one provider stop
+  a suggestion. A name alone stays below 0.7: above it there is a handle or mailbox of the person's own.
 """
 from __future__ import annotations
 
