@@ -75,6 +75,12 @@ def main() -> None:
     parser.add_argument("--list-requests", type=int, default=300)
     parser.add_argument("--metadata-share", type=float, default=0.2)
     parser.add_argument("--profile", action="store_true", help="print the import's top functions (cProfile)")
+    parser.add_argument("--suggestions", choices=("on", "off"), default="on",
+                        help="off: resolution links and creates developers but skips the merge-suggestion refresh "
+                             "(identity's cost, measured by its own benchmark), to time the ingestion itself")
+    parser.add_argument("--insert", choices=("plain", "on-conflict"), default="plain",
+                        help="how a chunk moves from staging: the product's (a plain INSERT of the new keys, ON "
+                             "CONFLICT only when a key raced in), or always INSERT ... ON CONFLICT DO NOTHING")
     args = parser.parse_args()
 
     from funnel import db
@@ -107,6 +113,24 @@ def main() -> None:
                 resolving[0] += time.perf_counter() - t
 
         imports.identity.resolve_accounts = timed_resolution  # type: ignore[assignment]
+        refresh_suggestions = imports.identity.refresh_suggestions
+        if args.suggestions == "off":
+            imports.identity.refresh_suggestions = lambda conn, developer_ids: None  # type: ignore[assignment]
+        inserting = [0.0]
+        insert_from_staging = store_imports.insert_from_staging
+
+        def timed_insert(conn):
+            t = time.perf_counter()
+            try:
+                if args.insert == "on-conflict":
+                    return conn.execute(f"INSERT INTO activities ({COPY_COLUMNS}) SELECT {COPY_COLUMNS} FROM "
+                                        f"activity_import_staging ON CONFLICT (tenant_id, dedup_key) DO NOTHING"
+                                        ).rowcount
+                return insert_from_staging(conn)
+            finally:
+                inserting[0] += time.perf_counter() - t
+
+        store_imports.insert_from_staging = timed_insert  # type: ignore[assignment]
         profiler = cProfile.Profile() if args.profile else None
         started = time.perf_counter()
         if profiler:
@@ -116,6 +140,8 @@ def main() -> None:
             profiler.disable()
         imported = time.perf_counter() - started
         imports.identity.resolve_accounts = resolve_accounts  # type: ignore[assignment]
+        imports.identity.refresh_suggestions = refresh_suggestions  # type: ignore[assignment]
+        store_imports.insert_from_staging = insert_from_staging  # type: ignore[assignment]
         assert result["status"] == "completed", result
 
         # The bare COPY: the same rows (as the import stored them, ids resolved) into an equivalent table.
@@ -169,8 +195,9 @@ def main() -> None:
                           f"({generated:.1f} s)"),
         ("import (run_import: S3, decode, checks, resolution, COPY into staging, INSERT)",
          f"{imported:.1f} s, {inserted:,} inserted, {inserted / imported:,.0f} activities/s"),
-        ("... of which account resolution (identity.resolve_accounts, suggestions included)",
+        (f"... of which account resolution (identity.resolve_accounts, suggestions {args.suggestions})",
          f"{resolving[0]:.1f} s for {args.accounts:,} accounts"),
+        (f"... of which staging -> activities ({args.insert} INSERT)", f"{inserting[0]:.1f} s"),
         ("... activities/s without the account resolution", f"{inserted / (imported - resolving[0]):,.0f}"),
         ("bare COPY of the same rows into an equivalent table (same indexes, FKs)",
          f"{bare:.1f} s, {args.rows / bare:,.0f} rows/s"),
