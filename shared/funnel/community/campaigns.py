@@ -1,6 +1,6 @@
 """Campaigns, their budget entries and resources, attribution of conversions to campaigns, and ROI.
 
-Decisions (also in README-campaigns.md and the routes' descriptions):
+Decisions (also in README.md, "Campaigns and attribution", and the routes' descriptions):
 
 - **Money is exact and per currency.** Amounts are ``Decimal`` from the request (a JSON string or integer; a JSON
   number with a fraction is refused, it is a binary float) to ``numeric`` and back (a JSON string). A currency
@@ -12,7 +12,9 @@ Decisions (also in README-campaigns.md and the routes' descriptions):
   tenant's rows do not exist here).
 - **Attribution.** A conversion is an activity whose action is one of the workspace's ``conversion_actions``
   (``attribution_settings``, one row per workspace; defaults ``DEFAULT_SETTINGS``). Its touches are the activities
-  of the same person (its developer, else its anonymous id) at most ``lookback_days`` before it (it included)
+  of the same person (its developer; for an activity without one, the developer its anonymous id was last seen
+  with, so a shortlink click before signing in counts; else the anonymous id) at most ``lookback_days`` before it
+  (it included)
   that name a campaign: through their resource (``resources.campaign_id``), their ``metadata.utm_campaign``
   (equal to the campaign's ``attributes.utm_campaign`` or its name) or their ``metadata.shortlink_id`` (the
   shortlink's campaign). ``touch_weights`` shares one conversion out between the campaigns of its touches

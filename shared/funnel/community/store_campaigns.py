@@ -208,26 +208,39 @@ def lock_attribution(conn: Connection) -> None:
                  "current_setting('app.tenant_id'), 0))")
 
 
+# Who did an activity: its developer; else the developer its anonymous id was last seen with (a click before the
+# visitor signed in is theirs); else the anonymous id itself.
+PERSON = ("coalesce(a.developer_id::text, (SELECT x.developer_id::text FROM activities x WHERE x.anon_id = a.anon_id "
+          "AND x.developer_id IS NOT NULL ORDER BY x.occurred_at DESC, x.activity_id DESC LIMIT 1), "
+          "'anon:' || a.anon_id)")
+
+
 def conversions(conn: Connection, *, actions: Sequence[str], start: datetime, end: datetime) -> list[Row]:
     """The window's conversions of known people (a developer, else an anonymous id)."""
     return conn.execute(
-        "SELECT activity_id, occurred_at, coalesce(developer_id::text, 'anon:' || anon_id) AS person "
-        "FROM activities WHERE action = ANY(%s) AND occurred_at >= %s AND occurred_at < %s "
-        "AND (developer_id IS NOT NULL OR anon_id IS NOT NULL) ORDER BY occurred_at, activity_id",
+        f"SELECT a.activity_id, a.occurred_at, {PERSON} AS person FROM activities a "
+        "WHERE a.action = ANY(%s) AND a.occurred_at >= %s AND a.occurred_at < %s "
+        "AND (a.developer_id IS NOT NULL OR a.anon_id IS NOT NULL) ORDER BY a.occurred_at, a.activity_id",
         (list(actions), start, end)).fetchall()
 
 
 # A touch: an activity of a person linked to a campaign by its resource, by its metadata's utm_campaign (the
 # campaign's attributes.utm_campaign, or its name) or by its metadata's shortlink_id (the shortlink's campaign).
-TOUCHES = """
+TOUCHES = f"""
 WITH people AS (SELECT unnest(%(people)s::text[]) AS person),
+their_anon_ids AS (
+    SELECT DISTINCT anon_id FROM activities
+    WHERE anon_id IS NOT NULL AND developer_id::text IN (SELECT person FROM people)
+),
 acts AS (
-    SELECT a.activity_id, a.occurred_at, a.resource_id, a.metadata,
-           coalesce(a.developer_id::text, 'anon:' || a.anon_id) AS person
-    FROM activities a
-    WHERE a.occurred_at >= %(start)s AND a.occurred_at < %(end)s
-      AND (a.developer_id::text IN (SELECT person FROM people)
-           OR 'anon:' || a.anon_id IN (SELECT person FROM people))
+    SELECT * FROM (
+        SELECT a.activity_id, a.occurred_at, a.resource_id, a.metadata, {PERSON} AS person
+        FROM activities a
+        WHERE a.occurred_at >= %(start)s AND a.occurred_at < %(end)s
+          AND (a.developer_id::text IN (SELECT person FROM people)
+               OR a.developer_id IS NULL AND (a.anon_id IN (SELECT anon_id FROM their_anon_ids)
+                                              OR 'anon:' || a.anon_id IN (SELECT person FROM people)))
+    ) candidates WHERE person IN (SELECT person FROM people)
 )
 SELECT DISTINCT t.activity_id, t.occurred_at, t.person, t.campaign_id FROM (
     SELECT acts.activity_id, acts.occurred_at, acts.person, r.campaign_id
