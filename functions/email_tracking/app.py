@@ -1,4 +1,5 @@
-"""Tracking endpoints for e-mail recipients: open pixel, click redirect, unsubscribe.
+"""Tracking endpoints for e-mail recipients: open pixel, click redirect, unsubscribe; and the community area's
+shortlink redirect (``/s/{key}``, funnel.community.shortlinks: no signed token, a (host, key) route).
 
 Its own small function with no framework: cold start matters. The recipient never sees an
 error: when the database is unreachable the pixel, the redirect and the unsubscribe page are
@@ -88,11 +89,32 @@ def _gif() -> dict:
             "body": base64.b64encode(GIF).decode(), "isBase64Encoded": True}
 
 
+def _shortlink(event, method: str) -> dict:
+    """``/s/{key}``: the community area's shortlinks (funnel.community.shortlinks.follow decides; imported on the
+    first shortlink request only, so e-mail tracking's cold start does not load the community area)."""
+    from funnel.community.shortlinks import Answer, Visit, anon_cookie, follow
+
+    headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
+    cookies = dict(c.strip().split("=", 1) for c in [*(event.get("cookies") or []),
+                                                     *headers.get("cookie", "").split(";")] if "=" in c)
+    answer: Answer = follow(Visit(host=headers.get("host", ""), key=event["rawPath"][len("/s/"):], method=method,
+                                  headers=headers, query=event.get("queryStringParameters") or {},
+                                  cookies=cookies, request_id=event.get("requestContext", {}).get("requestId")))
+    if answer.location is None:
+        return _html(404, NOT_FOUND)
+    result = {"statusCode": answer.status, "headers": {"location": answer.location, **NO_CACHE}, "body": ""}
+    if answer.set_anon_id:
+        result["cookies"] = [anon_cookie(answer.set_anon_id)]
+    return result
+
+
 def _route(event):
     from funnel.email.tokens import InvalidToken, verify
 
     path = event.get("rawPath", "")
     method = event.get("requestContext", {}).get("http", {}).get("method", "GET")
+    if path.startswith("/s/"):
+        return _shortlink(event, method)
     try:
         if path.startswith("/t/o/") and path.endswith(".gif"):
             token = verify(_tracking_key(), path[len("/t/o/"):-len(".gif")], "o")

@@ -34,7 +34,8 @@ AREA_ROUTERS: dict[str, tuple[str, ...]] = {
     "funnel.outreach.routes": ("contacts", "do-not-contact", "tasks", "templates"),
     "funnel.email.routes": ("email-campaigns", "smtp-profiles", "webhooks"),
     "funnel.community.routes": ("accounts", "activities", "activity-imports", "campaigns", "developers",
-                                "merge-suggestions", "merges", "organizations", "plugins", "resources", "webhooks"),
+                                "merge-suggestions", "merges", "organizations", "plugins", "resources", "shortlinks",
+                                "webhooks"),
 }
 
 

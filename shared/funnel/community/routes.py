@@ -1,12 +1,12 @@
 """Community (DRM) API: the area's router, made of one router per concern: developers, organizations, accounts,
 merges and suggestions (``routes_identity``), activities and their CSV imports (``routes_activities``), plugins,
-their runs and webhooks (``routes_plugins``)."""
+their runs and webhooks (``routes_plugins``), shortlinks and their QR codes (``routes_shortlinks``)."""
 from __future__ import annotations
 
 from fastapi import APIRouter
 from fastapi.routing import APIRoute
 
-from funnel.community import routes_activities, routes_campaigns, routes_identity, routes_plugins
+from funnel.community import routes_activities, routes_campaigns, routes_identity, routes_plugins, routes_shortlinks
 
 router = APIRouter(prefix="/v1")
 
@@ -31,5 +31,5 @@ def _add_routes_of(concern: APIRouter) -> None:
             openapi_extra=route.openapi_extra)
 
 
-for _concern in (routes_identity, routes_activities, routes_plugins, routes_campaigns):
+for _concern in (routes_identity, routes_activities, routes_plugins, routes_shortlinks, routes_campaigns):
     _add_routes_of(_concern.router)

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import ipaddress
 
+from funnel.platform.traffic import request_reason
+
 # What a recorded human event counts as (machine traffic counts as EmailMachineEventsRecorded).
 EVENT_METRICS = {"open": "EmailOpensRecorded", "click": "EmailClicksRecorded",
                  "unsubscribe": "EmailUnsubscribesRecorded"}
 # A click this soon after the mail went out is a link scanner, not a person.
 MACHINE_CLICK_SECONDS = 10
-MACHINE_AGENTS = ("googleimageproxy", "yahoomailproxy", "barracuda", "proofpoint", "mimecast", "bot", "crawler",
-                  "preview", "scanner", "python-requests", "curl", "wget", "go-http-client", "headless")
 # Apple Mail Privacy Protection prefetches every image through Apple's proxies, with a bare "Mozilla/5.0"
 # user agent, from Apple's address space.
 APPLE_NETWORK = ipaddress.ip_network("17.0.0.0/8")
@@ -23,13 +23,10 @@ APPLE_NETWORK = ipaddress.ip_network("17.0.0.0/8")
 def machine_reason(event_type: str, user_agent: str | None, method: str, ip: str | None,
                    seconds_since_sent: float | None) -> str | None:
     """Why this request is a machine's, not a person's (None: a person, as far as we can tell)."""
+    reason = request_reason(user_agent, method)  # the rules every tracked URL shares (funnel.platform.traffic)
+    if reason:
+        return reason
     agent = (user_agent or "").strip().lower()
-    if method == "HEAD":
-        return "head_request"
-    if not agent:
-        return "no_user_agent"
-    if any(marker in agent for marker in MACHINE_AGENTS):
-        return "scanner_user_agent"
     if event_type == "open":
         try:
             apple = ip is not None and ipaddress.ip_address(ip) in APPLE_NETWORK
