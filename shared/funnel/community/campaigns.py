@@ -1,6 +1,6 @@
 """Campaigns, their budget entries and resources, attribution of conversions to campaigns, and ROI.
 
-Decisions (also in README.md, "Campaigns and attribution", and the routes' descriptions):
+Decisions (also in README-campaigns.md and the routes' descriptions):
 
 - **Money is exact and per currency.** Amounts are ``Decimal`` from the request (a JSON string or integer; a JSON
   number with a fraction is refused, it is a binary float) to ``numeric`` and back (a JSON string). A currency
@@ -327,6 +327,14 @@ def _exact_shares(shares: dict[UUID, Decimal]) -> dict[UUID, Decimal]:
     return {c: w for c, w in rounded.items() if w > 0}
 
 
+def _minus_days(moment: datetime, days: int) -> datetime:
+    """``moment`` less ``days``, at the earliest datetime.min (a window from the year 1 has no earlier touches)."""
+    try:
+        return moment - timedelta(days=days)
+    except OverflowError:
+        return datetime.min.replace(tzinfo=moment.tzinfo)
+
+
 def touch_weights(converted_at: datetime, touches: Iterable[Touch], *, model: str, half_life_days: float,
                   lookback_days: int) -> dict[UUID, Decimal]:
     """The share of one conversion each campaign gets, from the person's touches at most ``lookback_days`` before
@@ -338,7 +346,7 @@ def touch_weights(converted_at: datetime, touches: Iterable[Touch], *, model: st
     - time_decay: a touch ``age`` days before the conversion weighs ``2^(-age / half_life_days)``, normalised."""
     if model not in MODELS:
         raise ValueError(f"unknown attribution model {model!r}")
-    earliest = converted_at - timedelta(days=lookback_days)
+    earliest = _minus_days(converted_at, lookback_days)
     eligible = sorted((t for t in touches if earliest <= t.occurred_at <= converted_at),
                       key=lambda t: (t.occurred_at, str(t.activity_id), str(t.campaign_id)))
     if not eligible:
@@ -348,12 +356,15 @@ def touch_weights(converted_at: datetime, touches: Iterable[Touch], *, model: st
     if model == "last_touch":
         return {eligible[-1].campaign_id: Decimal(1)}
     shares: dict[UUID, Decimal] = defaultdict(Decimal)
+    youngest = (converted_at - eligible[-1].occurred_at).total_seconds() / 86400
     for touch in eligible:
         if model == "linear":
             shares[touch.campaign_id] += Decimal(1)
         else:
+            # relative to the youngest touch (which weighs 1): normalising gives the same shares, and a tiny
+            # half-life cannot make every weight underflow to 0
             age_days = (converted_at - touch.occurred_at).total_seconds() / 86400
-            shares[touch.campaign_id] += Decimal(math.pow(2.0, -age_days / half_life_days))
+            shares[touch.campaign_id] += Decimal(math.pow(2.0, -(age_days - youngest) / half_life_days))
     return _exact_shares(shares)
 
 
@@ -390,7 +401,7 @@ def recompute(conn: Connection, principal: Principal, request: dict[str, Any]) -
     people = sorted({c["person"] for c in found})
     by_person: dict[str, list[Touch]] = defaultdict(list)
     if people:
-        earliest = start - timedelta(days=settings["lookback_days"])
+        earliest = _minus_days(start, settings["lookback_days"])
         for t in store.touches(conn, people=people, start=earliest, end=end):
             by_person[t["person"]].append(Touch(t["activity_id"], t["campaign_id"], t["occurred_at"]))
     rows: list[tuple[UUID, UUID, Decimal]] = []

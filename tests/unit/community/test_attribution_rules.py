@@ -96,3 +96,10 @@ def test_currencies_and_their_decimals():
     with pytest.raises(ValidationFailed):
         check_amount(Decimal("19.999"), "USD", ["body", "amount"])
     assert check_amount(Decimal("1.234"), "KWD", ["body", "amount"])
+
+
+def test_time_decay_with_a_tiny_half_life_goes_to_the_latest_touch():
+    assert weights("time_decay", TOUCHES[:3], half_life=1e-300) == {C: 1}
+    year_one = datetime(1, 1, 2, tzinfo=UTC)
+    assert touch_weights(year_one, [Touch(uuid.UUID(int=9), A, year_one)], model="linear", half_life_days=1,
+                         lookback_days=3650) == {A: 1}
