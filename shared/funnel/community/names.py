@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 KANA = re.compile(r"[\u3040-\u30ff\uff66-\uff9f]")
 KANJI = re.compile(r"[\u3005\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
-_SPLIT = re.compile(r"[\s,、・·.\u3000_/|()\[\]{}<>\"`-]+")
+_SPLIT = re.compile(r"[\s,、・·.\u3000_/|()\[\]{}<>\"`@:;!?~*+=#&^$%-]+")
 _APOSTROPHES = re.compile(r"['’‘ʼ]")  # inside a name: Jun'ichi, O'Brien
 # Latin letters that NFKD does not decompose into a base letter and a mark.
 _LATIN_LETTERS = str.maketrans({"ø": "o", "Ø": "O", "æ": "ae", "Æ": "AE", "œ": "oe", "Œ": "OE", "ß": "ss",
@@ -280,18 +280,19 @@ def _with_rendaku(readings: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(dict.fromkeys((*readings, *voiced)))
 
 
-def _split_kanji(run: str) -> list[str]:
-    """A kanji name written without a space: a known family name at the start, the rest the given name."""
+def _split_kanji(run: str, known_only: bool = False) -> list[str]:
+    """A kanji name written without a space: a known family name at the start, the rest the given name. Beside
+    other words ("藤田陽菜@Tokyo") only where a known family and a known given name meet."""
     cuts = range(min(len(run) - 1, 4), 0, -1)
     rules = [lambda f, g: f in FAMILY_NAMES and g in GIVEN_NAMES]
-    if len(run) >= 3:  # two characters are a name on their own (翔太) unless both halves are known names (森健)
+    if len(run) >= 3 and not known_only:  # two characters are a name (翔太) unless both halves are known (森健)
         rules += [lambda f, g: g in GIVEN_NAMES, lambda f, g: f in FAMILY_NAMES]
     for accept in rules:
         for cut in cuts:
             if accept(run[:cut], run[cut:]):
                 return [run[:cut], run[cut:]]
     pieces = [p["orig"] for p in _kakasi().convert(run) if p["orig"].strip()]
-    return pieces if len(pieces) == 2 and len(run) >= 3 else [run]
+    return pieces if len(pieces) == 2 and len(run) >= 3 and not known_only else [run]
 
 
 @cache
@@ -320,7 +321,7 @@ def _parts(text: str) -> list[NamePart]:
         if KANJI.search(piece):
             mixed = _KANJI_RUN.match(piece)  # 斎藤さくら: family name in kanji, given name in kana
             written = ([mixed.group(1), mixed.group(2)] if mixed else
-                       _split_kanji(piece) if len(piece) >= 2 and len(pieces) == 1 else [piece])
+                       _split_kanji(piece, known_only=len(pieces) > 1) if len(piece) >= 2 else [piece])
             for w in written:
                 if KANJI.search(w):
                     family = None if len(written) == 1 else (w == written[0])
@@ -385,7 +386,8 @@ def compare_names(a: NameKey, b: NameKey) -> tuple[NameMatch, str]:
         else:
             small, large = (a, b) if len(a.parts) <= len(b.parts) else (b, a)
             if all(any(_agree(p, q) for q in large.parts) for p in small.parts):
-                return NameMatch.SAME, f"{_written(small)} within {_written(large)}"
+                return (NameMatch.SAME_READING if a.from_kanji or b.from_kanji else NameMatch.SAME,
+                        f"{_written(small)} within {_written(large)}")
         return NameMatch.CONFLICT, f"{_written(a)} / {_written(b)}"
     if a.full != b.full:
         single, whole = (a, b) if b.full else (b, a)
