@@ -26,12 +26,13 @@ def upgrade() -> None:
         ADD COLUMN redirect_status smallint NOT NULL DEFAULT 302 CHECK (redirect_status IN (301, 302)),
         ADD COLUMN host text NOT NULL DEFAULT '' CHECK (length(host) <= 253),
         ADD COLUMN updated_at timestamptz NOT NULL DEFAULT now()""")
-    # the redirect's anonymous-id lookup: has this cookie's anon id been seen with a developer?
-    op.execute("CREATE INDEX activities_anon_developer ON activities (tenant_id, anon_id, occurred_at DESC) "
-               "WHERE anon_id IS NOT NULL AND developer_id IS NOT NULL")
+    # the redirect's anonymous-id lookups: has this cookie's anon id been seen with a developer, and which of its
+    # clicks are still anonymous?
+    op.execute("CREATE INDEX activities_anon ON activities (tenant_id, anon_id, occurred_at DESC) "
+               "WHERE anon_id IS NOT NULL")
 
 
 def downgrade() -> None:
-    op.execute("DROP INDEX activities_anon_developer")
+    op.execute("DROP INDEX activities_anon")
     op.execute("ALTER TABLE shortlinks DROP COLUMN enabled, DROP COLUMN redirect_status, DROP COLUMN host, "
                "DROP COLUMN updated_at")

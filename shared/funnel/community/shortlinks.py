@@ -10,7 +10,8 @@ Rules:
 - UTM attributes are merged into the target's query, never overriding a parameter the target already has;
 - machine traffic (HEAD, prefetch, scanners: ``funnel.platform.traffic``) is redirected but records no activity;
 - a click (or a QR scan: ``?s=qr``) is one activity (source ``shortlink``) through ``funnel.community.activities``,
-  which withholds it for a developer without analytics consent.
+  which withholds it for a developer without analytics consent; an anon id already seen with a developer gives
+  the click that developer, and the anon id's earlier anonymous clicks too.
 """
 from __future__ import annotations
 
@@ -250,12 +251,15 @@ def _record(conn: Connection, tenant_id: str, link: Row, visit: Visit, anon_id: 
                 "utm": {k: v for k, v in attributes.items() if k in UTM_NAMES},
                 "user_agent": (visit.headers.get("user-agent") or "")[:500],
                 "referrer": (visit.headers.get("referer") or "")[:1000] or None}
-    item: dict[str, Any] = {"anon_id": anon_id, "developer_id": store.developer_of_anon(conn, anon_id),
+    developer_id = store.developer_of_anon(conn, anon_id)
+    item: dict[str, Any] = {"anon_id": anon_id, "developer_id": developer_id,
                             "action": "scan" if scan else "click", "source": "shortlink",
                             "occurred_at": datetime.now(UTC), "resource_id": link["resource_id"],
                             "metadata": metadata, "source_ref": None,
                             "dedup_key": f"shortlink:{visit.request_id}" if visit.request_id else None}
     actor = Principal(tenant_id=tenant_id, user_id=f"shortlink:{link['shortlink_id']}", role="member")
-    result = activities.ingest(conn, actor, [item], loc=["body"])
+    status = str(activities.ingest(conn, actor, [item], loc=["body"])["items"][0]["status"])
+    if developer_id is not None and status == "inserted":  # consented: the visitor's anonymous clicks are theirs
+        store.attribute_anonymous_clicks(conn, anon_id, developer_id)
     count("ShortlinkScans" if scan else "ShortlinkClicks", tenant_id=tenant_id)
-    return str(result["items"][0]["status"])
+    return status

@@ -77,6 +77,12 @@ def developer_of_anon(conn: Connection, anon_id: str) -> UUID | None:
     return row["developer_id"] if row else None
 
 
+def attribute_anonymous_clicks(conn: Connection, anon_id: str, developer_id: UUID) -> int:
+    """Give the anon id's earlier anonymous shortlink clicks and scans to the developer it now belongs to."""
+    return conn.execute("UPDATE activities SET developer_id = %s WHERE anon_id = %s AND developer_id IS NULL "
+                        "AND account_id IS NULL AND source = 'shortlink'", (developer_id, anon_id)).rowcount
+
+
 # ---------------------------------------------------------------- the control DB's routes
 
 def claim_route(control: Connection, host: str, key: str, tenant_id: str, shortlink_id: UUID | str) -> bool:

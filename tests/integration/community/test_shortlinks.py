@@ -123,6 +123,9 @@ def test_a_known_anon_id_gives_the_click_its_developer_and_consent_withholds_it(
                                                                               resolve, visit):
     [person] = resolve(AccountIn(provider="github", external_user_id=f"u{uuid.uuid4().hex[:8]}", handle="mika"))
     anon = uuid.uuid4().hex
+    earlier = create(api, owner_headers)
+    assert visit(earlier["key"], anon=anon).status_code == 302  # still anonymous
+    assert clicks(tenant_conn, earlier["shortlink_id"])[0]["developer_id"] is None
     with tenant_conn() as conn:  # an earlier activity carried the anon id with the account (e.g. a signup)
         conn.execute("INSERT INTO activities (developer_id, account_id, anon_id, action, occurred_at, source) "
                      "VALUES (%s, %s, %s, 'signup', now(), 'product')", (person.developer_id, person.account_id, anon))
@@ -131,6 +134,7 @@ def test_a_known_anon_id_gives_the_click_its_developer_and_consent_withholds_it(
     assert answer.status_code == 302 and "set-cookie" not in answer.headers  # the visitor's cookie is kept
     [click] = clicks(tenant_conn, link["shortlink_id"])
     assert (click["developer_id"], click["anon_id"]) == (person.developer_id, anon)
+    assert clicks(tenant_conn, earlier["shortlink_id"])[0]["developer_id"] == person.developer_id
     with tenant_conn() as conn:
         conn.execute("UPDATE developers SET consent_analytics = false WHERE developer_id = %s", (person.developer_id,))
     assert visit(link["key"], anon=anon).status_code == 302
