@@ -24,7 +24,7 @@ from funnel.community.matching import Profile
 from funnel.db import Connection, Row
 from funnel.platform.errors import Conflict, NotFound, ValidationFailed
 
-SUGGESTION_BATCH = 2000  # developers whose candidates are looked up in one statement
+SUGGESTION_BATCH = 5000  # developers whose candidates are looked up in one statement (a pass over the keys)
 COMMON_KEY = 25  # developers sharing one blocking key beyond which the key is too common to suggest anything
 
 
