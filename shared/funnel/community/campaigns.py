@@ -118,15 +118,16 @@ def _like(q: str | None) -> str | None:
 
 # ---------------------------------------------------------------- campaigns
 
-def _campaign_fields(fields: dict[str, Any], current: Row | None = None) -> dict[str, Any]:
+def clean_campaign_fields(fields: dict[str, Any], current: Row | None = None) -> dict[str, Any]:
     merged = {**(current or {}), **fields}
     if "currency" in fields and fields["currency"] is not None:
         fields["currency"] = currency(fields["currency"], ["body", "currency"])
-    if fields.get("budget_total") is not None:
-        if fields["budget_total"] < 0:
+    budget_total = fields["budget_total"] if "budget_total" in fields else merged.get("budget_total")
+    if budget_total is not None and ("budget_total" in fields or "currency" in fields):
+        if budget_total < 0:
             raise ValidationFailed.at(["body", "budget_total"], "a budget is zero or more")
-        check_amount(fields["budget_total"], fields.get("currency") or merged.get("currency") or "JPY",
-                     ["body", "budget_total"])
+        # a new currency must fit the budget too (USD 19.99 cannot become JPY 19.99)
+        check_amount(budget_total, fields.get("currency") or merged.get("currency") or "JPY", ["body", "budget_total"])
     if "attributes" in fields and fields["attributes"] is not None:
         fields["attributes"] = {k: v for k, v in fields["attributes"].items() if v is not None}
     for required in ("name", "currency", "attributes"):
@@ -158,7 +159,7 @@ def list_campaigns(conn: Connection, *, channel: str | None, q: str | None, acti
 
 
 def create_campaign(conn: Connection, principal: Principal, fields: dict[str, Any]) -> Row:
-    fields = _campaign_fields(fields)
+    fields = clean_campaign_fields(fields)
     try:
         with conn.transaction():
             campaign_id = store.insert_campaign(conn, fields)
@@ -170,7 +171,7 @@ def create_campaign(conn: Connection, principal: Principal, fields: dict[str, An
 
 def update_campaign(conn: Connection, principal: Principal, campaign_id: UUID, changes: dict[str, Any]) -> Row:
     current = get_campaign(conn, campaign_id, for_update=True)
-    changes = _campaign_fields(changes, current)
+    changes = clean_campaign_fields(changes, current)
     try:
         with conn.transaction():
             store.update_campaign(conn, campaign_id, changes)

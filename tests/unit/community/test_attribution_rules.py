@@ -3,12 +3,12 @@ money rules (ISO 4217 codes, a currency's decimals)."""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
 
-from funnel.community.campaigns import Touch, check_amount, currency, touch_weights
+from funnel.community.campaigns import Touch, check_amount, clean_campaign_fields, currency, touch_weights
 from funnel.platform.errors import ValidationFailed
 
 A, B, C = (uuid.UUID(int=n) for n in (1, 2, 3))  # campaigns, in id order
@@ -103,3 +103,16 @@ def test_time_decay_with_a_tiny_half_life_goes_to_the_latest_touch():
     year_one = datetime(1, 1, 2, tzinfo=UTC)
     assert touch_weights(year_one, [Touch(uuid.UUID(int=9), A, year_one)], model="linear", half_life_days=1,
                          lookback_days=3650) == {A: 1}
+
+
+def test_a_campaigns_budget_fits_its_currency_and_dates_are_ordered():
+    current = {"currency": "USD", "budget_total": Decimal("19.99"), "start_date": date(2026, 4, 1), "end_date": None}
+    with pytest.raises(ValidationFailed):
+        clean_campaign_fields({"currency": "JPY"}, current)  # 19.99 yen
+    assert clean_campaign_fields({"currency": "eur"}, current) == {"currency": "EUR"}
+    with pytest.raises(ValidationFailed):
+        clean_campaign_fields({"end_date": date(2026, 3, 31)}, current)
+    with pytest.raises(ValidationFailed):
+        clean_campaign_fields({"budget_total": Decimal("-1")}, current)
+    with pytest.raises(ValidationFailed):
+        clean_campaign_fields({"name": None}, current)
