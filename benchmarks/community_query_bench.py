@@ -100,7 +100,8 @@ def load(admin, tenant_id: str, developers: int, activities: int, rng: random.Ra
                                 start + timedelta(seconds=rng.randrange(365 * 86400)), "bench",
                                 '{"repo": "acme/repo"}' if n % 5 == 0 else None))
     picks["heavy"] = ids[:5]
-    for table in ("organizations", "developers", "accounts", "developer_identifiers", "activities"):
+    for table in ("organizations", "developers", "accounts", "developer_identifiers", "developer_search_terms",
+                  "activities"):
         admin.execute(f"ANALYZE {table}")
     return picks
 

@@ -88,14 +88,16 @@ def search_developers(conn: Connection, *, alternatives: Sequence[Sequence[str]]
     if not include_erased:
         where.append("d.erased_at IS NULL")
     if matches:
-        where.append(f"d.developer_id IN ({' UNION '.join(matches)})")
+        where.append(f"d.developer_id = ANY(ARRAY({' UNION '.join(matches)}))")
     if tag is not None:
         where.append("d.tags @> ARRAY[%(tag)s::text]")
     if org_id is not None:
         where.append("d.org_id = %(org_id)s")
     if after is not None:
         where.append("(d.created_at, d.developer_id) < (%(after_at)s, %(after_id)s)")
-    # the page first, then the summaries of its rows only (not of every developer that matched)
+    # ANY(ARRAY(...)), not IN (...): the matched ids are collected first and the developers fetched by key; as a
+    # semi-join the planner hashed a scan of every developer once the terms had statistics.
+    # The page first, then the summaries of its rows only (not of every developer that matched).
     page = (f"(SELECT * FROM developers d WHERE {' AND '.join(where)} "
             "ORDER BY d.created_at DESC, d.developer_id DESC LIMIT %(limit)s)")
     return conn.execute(SUMMARY_SELECT.format(developers=page) + "ORDER BY d.created_at DESC, d.developer_id DESC",
