@@ -97,9 +97,15 @@ def _shortlink(event, method: str) -> dict:
     headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
     cookies = dict(c.strip().split("=", 1) for c in [*(event.get("cookies") or []),
                                                      *headers.get("cookie", "").split(";")] if "=" in c)
-    answer: Answer = follow(Visit(host=headers.get("host", ""), key=event["rawPath"][len("/s/"):], method=method,
-                                  headers=headers, query=event.get("queryStringParameters") or {},
-                                  cookies=cookies, request_id=event.get("requestContext", {}).get("requestId")))
+    try:
+        answer: Answer = follow(Visit(host=headers.get("host", ""), key=event["rawPath"][len("/s/"):],
+                                      method=method, headers=headers,
+                                      query=event.get("queryStringParameters") or {}, cookies=cookies,
+                                      request_id=event.get("requestContext", {}).get("requestId")))
+    finally:  # follow counted the click or the machine request (ShortlinkClicks, ...): write it
+        from funnel.observability import flush_metrics
+
+        flush_metrics()
     if answer.location is None:
         return _html(404, NOT_FOUND)
     result = {"statusCode": answer.status, "headers": {"location": answer.location, **NO_CACHE}, "body": ""}

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query, Response
 from funnel import db
 from funnel.api.contract import Page, problems
 from funnel.api.deps import CurrentPrincipal, Cursor, Limit, Writer, page_of
-from funnel.community import shortlinks
+from funnel.community import shortlink_qr, shortlinks
 from funnel.community.models_shortlinks import Shortlink, ShortlinkBody, ShortlinkPatchBody
 
 router = APIRouter()
@@ -60,12 +60,12 @@ def delete_shortlink(shortlink_id: UUID, principal: Writer) -> None:
 @router.get("/shortlinks/{shortlink_id}/qr", tags=TAGS, response_class=Response, responses={
     200: {"content": {"image/png": {}, "image/svg+xml": {}}, "description": "the QR code of the link's scan URL"},
     **problems(404)})
-def shortlink_qr(shortlink_id: UUID, principal: CurrentPrincipal,
-                 format: Literal["png", "svg"] = "png",  # noqa: A002 - the query parameter's name
-                 ecc: Literal["L", "M", "Q", "H"] = "M",
-                 scale: Annotated[int, Query(ge=1, le=40)] = 10) -> Response:
+def shortlink_qr_code(shortlink_id: UUID, principal: CurrentPrincipal,
+                      format: Literal["png", "svg"] = "png",  # noqa: A002 - the query parameter's name
+                      ecc: Literal["L", "M", "Q", "H"] = "M",
+                      scale: Annotated[int, Query(ge=1, le=40)] = 10) -> Response:
     """A QR code (PNG or SVG, error correction L/M/Q/H) encoding the short URL marked as a scan (`?s=qr`), so a
     scan is recorded as action `scan`, not `click`."""
     with db.tenant_transaction(principal.tenant_id) as conn:
-        image, media_type = shortlinks.qr_code(conn, shortlink_id, kind=format, ecc=ecc, scale=scale)
+        image, media_type = shortlink_qr.qr_code(conn, shortlink_id, kind=format, ecc=ecc, scale=scale)
     return Response(image, media_type=media_type, headers={"cache-control": "private, max-age=3600"})

@@ -1,5 +1,6 @@
-"""Shortlinks: create, list, change and delete them (the API), their QR codes, and the redirect that
-``GET /s/{key}`` answers (functions/community_shortlinks). The decisions are in README-shortlinks.md.
+"""Shortlinks: create, list, change and delete them (the API) and the redirect that ``GET /s/{key}`` answers (the
+tracking function, functions/email_tracking); their QR codes are ``shortlink_qr``. The decisions are in
+README-shortlinks.md.
 
 Rules:
 - a key is random (8 base62 characters from ``secrets``: 62^8 ~ 2.2e14, not guessable) or chosen
@@ -175,22 +176,6 @@ def delete(conn: Connection, principal: Principal, shortlink_id: UUID) -> None:
     audit.record(conn, principal, "shortlink.delete", "shortlink", shortlink_id, {"key": gone["key"]})
 
 
-def qr_code(conn: Connection, shortlink_id: UUID, *, kind: str, ecc: str, scale: int) -> tuple[bytes, str]:
-    """The QR code of the link's scan URL, as (image bytes, media type)."""
-    import io
-
-    import segno  # only the API's QR route needs it (the API layer)
-
-    link = get(conn, shortlink_id)
-    code = segno.make_qr(link["qr_url"], error=ecc.lower())
-    out = io.BytesIO()
-    if kind == "svg":
-        code.save(out, kind="svg", scale=scale, xmldecl=True)
-        return out.getvalue(), "image/svg+xml"
-    code.save(out, kind="png", scale=scale)
-    return out.getvalue(), "image/png"
-
-
 # ---------------------------------------------------------------- the redirect
 
 @dataclass
@@ -227,6 +212,10 @@ def follow(visit: Visit) -> Answer:
     if claim is None:
         return Answer(404)
     tenant_id = claim["tenant_id"]
+    try:
+        db.directory.get(tenant_id)
+    except NotFound:  # a deleted tenant's links are gone: the same 404 as a key that never existed
+        return Answer(404)
     with db.tenant_transaction(tenant_id) as conn:
         link = store.live_shortlink(conn, claim["shortlink_id"])
         if link is None:
