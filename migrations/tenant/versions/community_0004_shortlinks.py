@@ -26,13 +26,16 @@ def upgrade() -> None:
         ADD COLUMN redirect_status smallint NOT NULL DEFAULT 302 CHECK (redirect_status IN (301, 302)),
         ADD COLUMN host text NOT NULL DEFAULT '' CHECK (length(host) <= 253),
         ADD COLUMN updated_at timestamptz NOT NULL DEFAULT now()""")
-    # the redirect's anonymous-id lookups: has this cookie's anon id been seen with a developer, and which of its
-    # clicks are still anonymous?
-    op.execute("CREATE INDEX activities_anon ON activities (tenant_id, anon_id, occurred_at DESC) "
-               "WHERE anon_id IS NOT NULL")
+    # the redirect's anonymous-id lookups, each a partial index so neither walks the other's rows (a returning
+    # visitor's hundreds of anonymous clicks): has this anon id been seen with a developer, and which of its
+    # activities are still anonymous?
+    op.execute("CREATE INDEX activities_anon_known ON activities (tenant_id, anon_id, occurred_at DESC) "
+               "WHERE anon_id IS NOT NULL AND developer_id IS NOT NULL")
+    op.execute("CREATE INDEX activities_anon_unknown ON activities (tenant_id, anon_id) "
+               "WHERE anon_id IS NOT NULL AND developer_id IS NULL")
 
 
 def downgrade() -> None:
-    op.execute("DROP INDEX activities_anon")
+    op.execute("DROP INDEX activities_anon_known, activities_anon_unknown")
     op.execute("ALTER TABLE shortlinks DROP COLUMN enabled, DROP COLUMN redirect_status, DROP COLUMN host, "
                "DROP COLUMN updated_at")
