@@ -1,4 +1,5 @@
-"""The figures of ../shared/community-examples/score.py, computed from a resolve output and a truth file (the same
+"""The figures of the shared identity examples' score.py (tests/fixtures/community/example holds a copy of the
+examples), computed from a resolve output and a truth file (the same
 rules, as a function, so a test asserts on them without running score.py's subprocess and printing).
 
 ``score(output, truth)`` -> ``Figures`` (false merges, certain recall, probable found, precision of suggestions

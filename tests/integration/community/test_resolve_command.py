@@ -1,4 +1,5 @@
-"""`funnel community resolve` on the example cases (a copy of ../shared/community-examples) and on the committed
+"""`funnel community resolve` on the example cases (tests/fixtures/community/example, a copy of the shared
+identity examples) and on the committed
 generated set (tests/fixtures/community/cases-small, make_cases.py): the scorer's figures, with margin on the
 generated set. The command runs as the scorer runs it (a subprocess printing JSON), on the test runtime's
 PostgreSQL (``--database-url``: a scratch database there, not a server of its own)."""
