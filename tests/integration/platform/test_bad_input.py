@@ -169,23 +169,38 @@ def api_client_module(runtime, contract_check):
         yield client
 
 
-PAGINATED_LISTS = ["/v1/admin/notifications", "/v1/api-keys", "/v1/articles", "/v1/audit-logs", "/v1/clusters",
-                   "/v1/contacts", "/v1/do-not-contact", "/v1/email-campaigns",
-                   "/v1/email-campaigns/{campaign_id}/messages", "/v1/images", "/v1/notifications", "/v1/products",
-                   "/v1/runs", "/v1/schedules", "/v1/sites", "/v1/tasks", "/v1/templates", "/v1/users"]
+PAGINATED_LISTS = ["/v1/accounts", "/v1/activities", "/v1/activity-imports", "/v1/admin/notifications", "/v1/api-keys",
+                   "/v1/articles", "/v1/audit-logs", "/v1/campaigns", "/v1/campaigns/{campaign_id}/budgets",
+                   "/v1/clusters", "/v1/contacts", "/v1/developers", "/v1/do-not-contact", "/v1/email-campaigns",
+                   "/v1/email-campaigns/{campaign_id}/messages", "/v1/images", "/v1/merge-suggestions", "/v1/merges",
+                   "/v1/notifications", "/v1/organizations", "/v1/plugins", "/v1/plugins/{plugin_id}/events",
+                   "/v1/plugins/{plugin_id}/runs", "/v1/products", "/v1/resources", "/v1/runs", "/v1/schedules",
+                   "/v1/shortlinks", "/v1/sites", "/v1/tasks", "/v1/templates", "/v1/users"]
 
 
 def test_the_paginated_lists_are_all_covered(api_document):
     assert _paginated_lists(api_document) == PAGINATED_LISTS
 
 
+@pytest.fixture(scope="module")
+def community_ids(api_client_module, tenant) -> dict[str, str]:
+    """A DRM campaign and a plugin, for the lists under them."""
+    campaign = api_client_module.post("/v1/campaigns", headers=tenant.headers, json={"name": "cursor checks"})
+    plugin = api_client_module.post("/v1/plugins", headers=tenant.headers,
+                                    json={"kind": "webhook", "key": "cursor-checks", "name": "cursor checks"})
+    assert campaign.status_code == 201 and plugin.status_code == 201, (campaign.text, plugin.text)
+    return {"drm_campaign_id": campaign.json()["campaign_id"], "plugin_id": plugin.json()["plugin_id"]}
+
+
 @pytest.mark.parametrize("path", PAGINATED_LISTS)
-def test_a_crafted_cursor_is_422_naming_cursor(api, tenant, campaign_id, path):
+def test_a_crafted_cursor_is_422_naming_cursor(api, tenant, campaign_id, community_ids, path):
     crafted = dict(CRAFTED_CURSORS)
     if path.endswith("/messages"):  # its cursor is one address (any string), not a (time, id) keyset position
         crafted["one-string"] = _cursor(["2026-01-01T00:00:00+00:00", str(uuid.uuid4())])
     for name, cursor in crafted.items():
-        response = api.get(path.format(campaign_id=campaign_id), headers=tenant.headers, params={"cursor": cursor})
+        ids = {"campaign_id": community_ids["drm_campaign_id"] if path.startswith("/v1/campaigns/") else campaign_id,
+               "plugin_id": community_ids["plugin_id"]}
+        response = api.get(path.format(**ids), headers=tenant.headers, params={"cursor": cursor})
         _refused(response, 422, ["query", "cursor"])
         assert "cursor" in response.json()["errors"][0]["msg"], name
 
