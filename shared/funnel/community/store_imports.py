@@ -72,7 +72,9 @@ def create_staging(conn: Connection) -> None:
     conn.execute(
         "CREATE TEMP TABLE IF NOT EXISTS activity_import_staging (developer_id uuid, account_id uuid, anon_id text, "
         "resource_id uuid, action text, occurred_at timestamptz, source text, source_ref text, category text, "
-        "group_key text, metadata jsonb, dedup_key text) ON COMMIT DELETE ROWS")
+        "group_key text, metadata jsonb, dedup_key text, "
+        # the file's order: of two rows with one dedup key, the first one in the file is the one kept
+        "file_order bigint GENERATED ALWAYS AS IDENTITY) ON COMMIT DELETE ROWS")
 
 
 def copy_into_staging(conn: Connection, blocks: Iterable[bytes]) -> None:
@@ -97,7 +99,8 @@ def insert_from_staging(conn: Connection) -> int:
             return conn.execute(
                 f"INSERT INTO activities ({columns}) SELECT DISTINCT ON (s.dedup_key) {columns} "
                 f"FROM activity_import_staging s WHERE s.dedup_key IS NOT NULL AND NOT EXISTS "
-                f"(SELECT 1 FROM activities a WHERE a.dedup_key = s.dedup_key) ORDER BY s.dedup_key").rowcount
+                f"(SELECT 1 FROM activities a WHERE a.dedup_key = s.dedup_key) "
+                f"ORDER BY s.dedup_key, s.file_order").rowcount
     except psycopg.errors.UniqueViolation:
         return conn.execute(f"INSERT INTO activities ({columns}) SELECT {columns} FROM activity_import_staging "
-                            f"ON CONFLICT (tenant_id, dedup_key) DO NOTHING").rowcount
+                            f"ORDER BY file_order ON CONFLICT (tenant_id, dedup_key) DO NOTHING").rowcount
