@@ -181,8 +181,11 @@ def test_the_sweep_requeues_a_pending_delivery_whose_message_was_lost(runtime, t
             tenant, slack.url, "Lost message", lambda conn, row: conn.execute(
                 "UPDATE notifications SET queued_at = now() - interval '20 minutes' WHERE id = %s", (row["id"],)))
         result = runtime.invoke("NotificationsCleanupFunction", {})
-        assert result["queued"] >= 1
-        assert _wait_for(tenant.tenant_id, row["id"])["delivery_status"] == "DELIVERED"
+        delivered = _wait_for(tenant.tenant_id, row["id"])
+        # requeued by this sweep, or by the runtime's own schedule of the same function ticking just before it
+        # (both claim the row: queued_at moves from 20 minutes ago to now)
+        assert result["queued"] >= 1 or delivered["queued_at"] > row["created_at"]
+        assert delivered["delivery_status"] == "DELIVERED"
         assert len(slack.requests) == 1
 
 
