@@ -378,8 +378,7 @@ def _live_pair(conn: Connection, pair: Sequence[tuple[UUID, list[str | int]]]) -
 
 
 def accept_suggestion(conn: Connection, principal: Principal, suggestion_id: UUID) -> Row:
-    """identity.accept, the suggestion then kept as accepted: identity's merge drops the pair's open suggestions
-    before it marks this one (so it would be gone, and a second accept a 404 instead of a 409)."""
+    """identity.accept, refused when either developer was merged or erased since the suggestion."""
     store_identity.lock_identities(conn)
     row = store.suggestion(conn, suggestion_id)
     if row is None:
@@ -389,7 +388,6 @@ def accept_suggestion(conn: Connection, principal: Principal, suggestion_id: UUI
         if any(r["erased_at"] is not None or r["merged_into"] is not None for r in rows):
             raise Conflict("one of the developers was merged or erased since the suggestion")
     log = identity.accept(conn, suggestion_id, by=_user_id(principal))
-    store.keep_accepted(conn, row, _user_id(principal))
     audit.record(conn, principal, "developer.merge", "developer", log["into_developer_id"],
                  {"merge_id": str(log["merge_id"]), "from_developer_id": str(log["from_developer_id"]),
                   "suggestion_id": str(suggestion_id)})
@@ -415,12 +413,9 @@ def merge(conn: Connection, principal: Principal, into: UUID, from_: UUID, reaso
         raise ValidationFailed.at(["body", "from_developer_id"], "a developer cannot be merged into itself")
     store_identity.lock_identities(conn)
     _live_pair(conn, [(into, ["body", "into_developer_id"]), (from_, ["body", "from_developer_id"])])
-    suggested = store.suggestion_for_pair(conn, into, from_)
     log = identity.merge(conn, into, from_, reason=reason,
                          evidence=[{"kind": "manual", "detail": reason or "merged by a person", "weight": 1.0}],
                          merged_by=_user_id(principal))
-    if suggested is not None and suggested["status"] == "open":
-        store.keep_accepted(conn, suggested, _user_id(principal))
     audit.record(conn, principal, "developer.merge", "developer", into,
                  {"merge_id": str(log["merge_id"]), "from_developer_id": str(from_)})
     return log

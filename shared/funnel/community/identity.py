@@ -100,7 +100,7 @@ class _Clusters:
 
 
 def validate_account(account: AccountIn, loc: list[str | int]) -> None:
-    if not account.provider or not matching.re.match(r"^[a-z0-9][a-z0-9_.-]{0,49}$", account.key[0]):
+    if not account.provider or not matching.PROVIDER.match(account.key[0]):
         raise ValidationFailed.at([*loc, "provider"], "a provider is 1-50 characters of a-z, 0-9, '_', '.', '-'")
     if not account.key[1] or len(account.key[1]) > 300:
         raise ValidationFailed.at([*loc, "external_user_id"], "an external user id is 1-300 characters")
@@ -352,10 +352,11 @@ def _merge(conn: Connection, into: UUID, from_: UUID, *, reason: str | None, evi
     store.fill_developer(conn, into, source["display_name"], source["org_id"])
     store.set_merged_into(conn, from_, into)
     store.carry_rejections(conn, from_, into)
-    store.drop_open_suggestions(conn, [from_, into])
+    # the pair's own suggestion is decided first: dropping the open ones would delete it
     suggestion = store.suggestion_for_pair(conn, into, from_)
     if suggestion and suggestion["status"] == "open":
         store.decide_suggestion(conn, suggestion["suggestion_id"], "accepted", merged_by)
+    store.drop_open_suggestions(conn, [from_, into])
     store.delete_developer_stats(conn, [into, from_])
     log = store.insert_merge_log(conn, action="merge", into=into, from_=from_, reason=reason, evidence=evidence,
                                  moved=moved, merged_by=merged_by)

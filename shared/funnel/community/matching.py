@@ -86,6 +86,7 @@ SUBADDRESS_DOMAINS_DASH = frozenset({"yahoo.com", "ymail.com"})
 # Domains no mailbox is behind (RFC 2606 / 6761 names used as placeholders).
 PLACEHOLDER_DOMAINS = frozenset({"example.com", "example.org", "example.net", "localhost", "invalid", "test",
                                  "localdomain", "email.com", "domain.com", "test.com", "none.com", "noemail.com"})
+PROVIDER = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,49}$")  # accounts.provider's CHECK
 IDENTIFIER_KINDS = ("email", "domain", "phone", "click_id", "mlid", "key_fp")
 # Handles too common to tell people apart on their own (also with digits: coder2, dev01).
 GENERIC_HANDLES = frozenset({

@@ -215,22 +215,6 @@ def suggestion(conn: Connection, suggestion_id: UUID) -> Row | None:
                         (suggestion_id,)).fetchone()
 
 
-def suggestion_for_pair(conn: Connection, a: UUID, b: UUID) -> Row | None:
-    return conn.execute(f"SELECT {SUGGESTION_COLUMNS} FROM developer_merge_suggestions WHERE developer_id = %s "
-                        "AND other_developer_id = %s", (min(a, b), max(a, b))).fetchone()
-
-
-def keep_accepted(conn: Connection, suggestion: Row, decided_by: UUID | None) -> None:
-    """The suggestion as accepted (its id, confidence and evidence kept), whatever the merge did with it."""
-    conn.execute(
-        "INSERT INTO developer_merge_suggestions (suggestion_id, developer_id, other_developer_id, confidence, "
-        "evidence, status, decided_by, decided_at, created_at) VALUES (%s, %s, %s, %s, %s, 'accepted', %s, now(), %s) "
-        "ON CONFLICT (tenant_id, developer_id, other_developer_id) DO UPDATE SET status = 'accepted', "
-        "decided_by = excluded.decided_by, decided_at = now(), updated_at = now()",
-        (suggestion["suggestion_id"], suggestion["developer_id"], suggestion["other_developer_id"],
-         suggestion["confidence"], Jsonb(suggestion["evidence"]), decided_by, suggestion["created_at"]))
-
-
 def merges_page(conn: Connection, *, developer_id: UUID | None, after: tuple[datetime, UUID] | None,
                 limit: int) -> list[Row]:
     where = ["true"]

@@ -270,14 +270,6 @@ def later_merges_into(conn: Connection, developer_id: UUID, after: Any) -> list[
                         (developer_id, developer_id, after)).fetchall()
 
 
-def merge_history(conn: Connection, developer_id: UUID | None, limit: int, before: Any = None) -> list[Row]:
-    return conn.execute(
-        f"SELECT {MERGE_COLUMNS} FROM developer_merge_logs WHERE (%(dev)s::uuid IS NULL OR into_developer_id = %(dev)s "
-        "OR from_developer_id = %(dev)s) AND (%(before)s::timestamptz IS NULL OR merged_at < %(before)s) "
-        "ORDER BY merged_at DESC, merge_id DESC LIMIT %(limit)s",
-        {"dev": developer_id, "before": before, "limit": limit}).fetchall()
-
-
 # ---------------------------------------------------------------- suggestions
 
 def decided_pairs(conn: Connection, developer_ids: Sequence[UUID]) -> list[Row]:
