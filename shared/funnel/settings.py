@@ -47,6 +47,7 @@ class Settings(BaseSettings):
     tracking_events_queue_url: str | None = None
     contact_import_queue_url: str | None = None
     activity_import_queue_url: str | None = None
+    community_touches_queue_url: str | None = None
     article_pipeline_arn: str | None = None
     send_pipeline_arn: str | None = None
     scheduler_group: str = "funnel"

@@ -33,7 +33,7 @@ AREA_ROUTERS: dict[str, tuple[str, ...]] = {
                               "webhooks"),
     "funnel.outreach.routes": ("contacts", "do-not-contact", "tasks", "templates"),
     "funnel.email.routes": ("email-campaigns", "smtp-profiles", "webhooks"),
-    "funnel.community.routes": ("accounts", "activities", "activity-imports", "campaigns", "developers",
+    "funnel.community.routes": ("accounts", "activities", "activity-imports", "adoption", "campaigns", "developers",
                                 "merge-suggestions", "merges", "organizations", "plugins", "resources", "shortlinks",
                                 "webhooks"),
 }

@@ -41,7 +41,7 @@ from uuid import UUID
 
 import psycopg
 
-from funnel.community import identity, matching, names, store_identity
+from funnel.community import crossarea, identity, matching, names, store_identity
 from funnel.community import store_developers as store
 from funnel.community.identity import AccountIn
 from funnel.db import Connection, Row
@@ -150,10 +150,11 @@ def _writable(conn: Connection, developer_id: UUID) -> Row:
 def profile(conn: Connection, developer_id: UUID) -> dict[str, Any]:
     row = get_developer(conn, developer_id)
     counts = store.activity_counts(conn, developer_id)
+    organization = store.organization(conn, row["org_id"]) if row["org_id"] else None
     return {
         "developer": row,
         "current_developer_id": store.surviving_developer(conn, developer_id) or developer_id,
-        "organization": store.organization(conn, row["org_id"]) if row["org_id"] else None,
+        "organization": organization,
         "accounts": store.accounts_of(conn, developer_id),
         "identifiers": store.identifiers_of(conn, developer_id),
         "recent_activities": store.recent_activities(conn, developer_id, PROFILE_ACTIVITIES),
@@ -163,6 +164,7 @@ def profile(conn: Connection, developer_id: UUID) -> dict[str, Any]:
             conn, store.open_suggestions_of(conn, developer_id, PROFILE_SUGGESTIONS)),
         "merge_history": [merge_body(log) for log in store.merges_page(conn, developer_id=developer_id, after=None,
                                                                        limit=PROFILE_MERGES)[:PROFILE_MERGES]],
+        **crossarea.profile_additions(conn, row, organization),  # e-mail clicks, the organization's outreach
     }
 
 

@@ -13,6 +13,7 @@ from uuid import UUID
 from pydantic import Field
 
 from funnel.api.contract import FreeJsonObject, Out
+from funnel.community.models_crossarea import OutreachCompany, TouchActivity
 
 IdentifierKind = Literal["email", "domain", "phone", "click_id", "mlid", "key_fp"]
 SuggestionStatus = Literal["open", "accepted", "rejected"]
@@ -178,6 +179,13 @@ class DeveloperProfile(Out):
     stats: ActivityStats
     open_suggestions: list[MergeSuggestion]
     merge_history: list[MergeLog] = Field(description="the latest 20 merges and unmerges involving it")
+    email_clicks: list[TouchActivity] = Field(description="the latest 20 clicks on links of e-mail campaigns "
+                                                          "(source `email`), newest first")
+    organization_touches: list[TouchActivity] = Field(
+        description="the latest 20 activities of its organization (outreach form submissions to its companies, "
+                    "clicks from company mailboxes), newest first")
+    organization_companies: list[OutreachCompany] = Field(
+        description="the outreach contacts of its organization's domain, with their outreach status")
 
 
 class Erasure(Out):

@@ -1,12 +1,21 @@
 """Community (DRM) API: the area's router, made of one router per concern: developers, organizations, accounts,
 merges and suggestions (``routes_identity``), activities and their CSV imports (``routes_activities``), plugins,
-their runs and webhooks (``routes_plugins``), shortlinks and their QR codes (``routes_shortlinks``)."""
+their runs and webhooks (``routes_plugins``), shortlinks and their QR codes (``routes_shortlinks``),
+one identity across the product: organizations' outreach, channels of campaigns, the first-touch funnel
+(``routes_crossarea``)."""
 from __future__ import annotations
 
 from fastapi import APIRouter
 from fastapi.routing import APIRoute
 
-from funnel.community import routes_activities, routes_campaigns, routes_identity, routes_plugins, routes_shortlinks
+from funnel.community import (
+    routes_activities,
+    routes_campaigns,
+    routes_crossarea,
+    routes_identity,
+    routes_plugins,
+    routes_shortlinks,
+)
 
 router = APIRouter(prefix="/v1")
 
@@ -31,5 +40,6 @@ def _add_routes_of(concern: APIRouter) -> None:
             openapi_extra=route.openapi_extra)
 
 
-for _concern in (routes_identity, routes_activities, routes_plugins, routes_shortlinks, routes_campaigns):
+for _concern in (routes_identity, routes_activities, routes_plugins, routes_shortlinks, routes_campaigns,
+                 routes_crossarea):
     _add_routes_of(_concern.router)

@@ -72,6 +72,35 @@ def record_event(tenant_id: str, message_id: str, event_type: str, *, url: str |
 
             suppression.suppress(conn, "email", message["email"], "unsubscribed", f"email_message:{message_id}")
             store_messages.stop_reminders(conn, message_id)
+    if event_type == "click" and reason is None:  # a person clicked: the community's touch (after the commit)
+        _send_click_touch(tenant_id, message, url, dedup_key,
+                          message["reminder_sent"] if reminder_round is None else reminder_round)
     count("EmailMachineEventsRecorded" if reason else EVENT_METRICS.get(event_type, "EmailEventsRecorded"),
           tenant_id=tenant_id)
     return True
+
+
+def _send_click_touch(tenant_id: str, message: dict, url: str | None, dedup_key: str | None,
+                      reminder_round: int | None) -> None:
+    """The click as a touch for the community area (an activity of the developer with this address): queued, so
+    the redirect waits only for one SQS call, and never fails for it (funnel.community.touches.send)."""
+    import uuid
+    from datetime import UTC, datetime
+
+    # the community's public contract, imported on the first human click only
+    from funnel.community.touches import EmailClick, send
+
+    try:
+        touch = EmailClick(tenant_id=tenant_id, touch_id=dedup_key or f"click:{message['id']}:{uuid.uuid4()}",
+                           occurred_at=datetime.now(UTC), email=str(message["email"]),
+                           name=(message.get("name") or None) and str(message["name"])[:300],
+                           company=(message.get("company") or None) and str(message["company"])[:300],
+                           email_campaign_id=message["campaign_id"], email_message_id=message["id"],
+                           url=url[:4000] if url else None, reminder_round=reminder_round)
+    except ValueError:  # not a touch the contract can carry (pydantic's ValidationError): the click stays recorded
+        from funnel.observability import logger
+
+        logger.warning("e-mail click not sent as a touch", exc_info=True)
+        return
+    send(touch)
+

@@ -22,9 +22,11 @@ _OF_CAMPAIGN = "FROM email_events e JOIN email_messages m ON m.id = e.email_mess
 # ---------------------------------------------------------------- recording
 
 def message_for_event(conn: Connection, message_id: str) -> Row | None:
-    """``id, email, reminder_sent`` and ``age`` (seconds since the last mail to it went out, or null)."""
-    return conn.execute("SELECT id, email, reminder_sent, extract(epoch FROM now() - coalesce(last_sent_at, "
-                        "sent_at)) AS age FROM email_messages WHERE id = %s", (message_id,)).fetchone()
+    """``id, campaign_id, email, name, company, reminder_sent`` and ``age`` (seconds since the last mail to it went
+    out, or null)."""
+    return conn.execute("SELECT id, campaign_id, email, name, company, reminder_sent, extract(epoch FROM now() - "
+                        "coalesce(last_sent_at, sent_at)) AS age FROM email_messages WHERE id = %s",
+                        (message_id,)).fetchone()
 
 
 def message_address(conn: Connection, message_id: str) -> str | None:

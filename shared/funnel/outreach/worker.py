@@ -179,10 +179,31 @@ def process(tenant_id: str, task_id: str, target_id: str, phase: str) -> dict:
             store_tasks.record_sent(conn, target["domain"],
                                     str(target["contact_id"]) if target["contact_id"] else None, task_id)
         runs.count_item_done(conn, task["run_id"])
+    if result.status == Status.SUBMITTED:  # the company was reached: the community's touch (after the commit)
+        _send_submission_touch(tenant_id, task_id, target_id, target)
     if result.status in FORM_METRICS:
         count(FORM_METRICS[result.status], tenant_id=tenant_id)
     logger.info("browser job finished", extra={"target": target_id, "status": status})
     return {"target_id": target_id, "status": status}
+
+
+def _send_submission_touch(tenant_id: str, task_id: str, target_id: str, target: dict[str, Any]) -> None:
+    """The submission as a touch for the community area (an activity of the organization at the company's domain):
+    queued, never failing the job (funnel.community.touches.send). One per target: a target is submitted once."""
+    from datetime import UTC, datetime
+
+    from funnel.community import touches
+
+    try:
+        touch = touches.FormSubmission(
+            tenant_id=tenant_id, touch_id=f"target:{target_id}", occurred_at=datetime.now(UTC),
+            domain=target["domain"], company_name=(target.get("company_name") or None) and target["company_name"][:300],
+            contact_id=target.get("contact_id"), task_id=task_id, target_id=target_id,
+            target_url=(target.get("target_url") or "")[:4000] or None, urls=touches.links_in(target.get("message")))
+    except ValueError:  # not a touch the contract can carry: the submission stays recorded
+        logger.warning("form submission not sent as a touch", extra={"target": target_id}, exc_info=True)
+        return
+    touches.send(touch)
 
 
 def _store_screenshots(tenant_id: str, run_id: str, target_id: str, paths: list[str]) -> list[str]:

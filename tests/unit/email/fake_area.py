@@ -220,7 +220,8 @@ class FakeStore:
 
     def message_for_event(self, conn, message_id):
         found = self.messages.get(message_id)
-        return {k: found[k] for k in ("id", "email", "reminder_sent", "age")} if found else None
+        return ({k: found[k] for k in ("id", "campaign_id", "email", "name", "company", "reminder_sent", "age")}
+                if found else None)
 
     def message_address(self, conn, message_id):
         found = self.messages.get(message_id)
