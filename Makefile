@@ -13,7 +13,15 @@ $(BIN)/funnel: pyproject.toml setup.py devtools/pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]' -e ./devtools
 	@touch $@
 
-install: $(BIN)/funnel
+# checkov (tests/infrastructure/test_scanners.py) pins boto3 and packaging versions the product cannot share,
+# so it gets a virtualenv of its own.
+SCAN := .venv-scan
+$(SCAN)/bin/checkov:
+	$(PYTHON) -m venv $(SCAN)
+	$(SCAN)/bin/pip install -q --upgrade pip
+	$(SCAN)/bin/pip install -q 'checkov>=3.3,<4'
+
+install: $(BIN)/funnel $(SCAN)/bin/checkov
 
 dev: install
 	bash scripts/install-system-deps.sh postgresql
@@ -41,4 +49,4 @@ build-SharedLayer:
 	rm -rf "$(ARTIFACTS_DIR)/python/bin"
 
 clean:
-	rm -rf $(VENV) .funnel .pytest-tmp
+	rm -rf $(VENV) $(SCAN) .funnel .pytest-tmp

@@ -195,12 +195,13 @@ class SamTemplate:
                 if event.get("Type") != "SQS":
                     continue
                 props = event.get("Properties", {}) or {}
+                scaling = self.resolve(props.get("ScalingConfig") or {})
                 sources.append(SqsEventSource(
                     function_id=spec.logical_id, event_name=event_name, queue=props.get("Queue"),
                     batch_size=int(props.get("BatchSize", 10)),
                     report_batch_item_failures="ReportBatchItemFailures" in (props.get("FunctionResponseTypes") or []),
                     enabled=bool(props.get("Enabled", True)),
-                    maximum_concurrency=int((props.get("ScalingConfig") or {}).get("MaximumConcurrency", 1))))
+                    maximum_concurrency=int(scaling.get("MaximumConcurrency", 1))))
         return sources
 
     def schedule_events(self) -> list[ScheduleEvent]:

@@ -35,7 +35,7 @@ SETTINGS_WITH_DEFAULTS = {
     "login_max_attempts_per_account",
     "login_max_attempts_per_ip", "login_window_seconds", "llm_step_overrides",
     "stripe_api_base",  # unset in production: the SDK talks to Stripe itself
-    "notification_retry_base_seconds", "sns_trusted_url_pattern", "soft_bounce_threshold",
+    "notification_retry_base_seconds", "sns_trusted_url_pattern", "soft_bounce_threshold", "cfn_response_url_pattern",
     "contact_import_sync_rows", "email_max_per_second", "email_max_per_day", "email_throttle_delay_seconds",
     "smtp_ca_file",
     "allow_offline_llm",  # only the local runtime and tests set it; a deployed stage never allows it
@@ -147,6 +147,11 @@ def test_every_queue_has_a_dead_letter_queue_with_an_alarm(document):
     queues = {lid for lid, r in resources.items() if r["Type"] == QUEUE}
     dead_letter_queues = {r["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
                           for lid, r in resources.items() if r["Type"] == QUEUE and "RedrivePolicy" in r["Properties"]}
+    # where SNS puts what it could not deliver, and where Lambda puts a failed asynchronous (scheduled) invocation
+    dead_letter_queues |= {r["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
+                           for r in resources.values() if r["Type"] == "AWS::SNS::Subscription"}
+    dead_letter_queues |= {r["Properties"]["DeadLetterQueue"]["TargetArn"]["Fn::GetAtt"][0]
+                           for r in resources.values() if r["Type"] == FUNCTION and "DeadLetterQueue" in r["Properties"]}
     alarmed = {d["Value"]["Fn::GetAtt"][0] for r in resources.values() if r["Type"] == "AWS::CloudWatch::Alarm"
                for d in r["Properties"].get("Dimensions", []) if d["Name"] == "QueueName"}
     assert queues - dead_letter_queues, "no work queue at all"
