@@ -21,7 +21,8 @@ ENTRY_POINT_GROUP = "funnel.commands"
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "migrate": ("funnel.platform.cli", "upgrade the control database and every tenant database"),
-    "tenants": ("funnel.platform.cli", "create and list tenants"),
+    "tenants": ("funnel.platform.cli", "create, list, migrate, delete and move tenants"),
+    "servers": ("funnel.platform.cli", "the database servers tenants are placed on"),
     "llm": ("funnel.platform.cli", "read and change the global LLM registry"),
 }
 

@@ -78,6 +78,11 @@ class Settings(BaseSettings):
     sns_trusted_url_pattern: str = r"^https://sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/"
     soft_bounce_threshold: int = 3
 
+    # --- deploys: CloudFormation's custom resource (funnel.platform.operations_deploy) ------------------------
+    # Where its answer may be PUT: CloudFormation's pre-signed response bucket URLs (tests: a local server).
+    cfn_response_url_pattern: str = (r"^https://cloudformation-custom-resource-response-[a-z0-9]+"
+                                     r"\.s3([.-][a-z0-9-]+)?\.amazonaws\.com(\.cn)?/")
+
     # --- outreach ------------------------------------------------------------
     # CSV imports with more rows than this run as a background job.
     contact_import_sync_rows: int = 1000

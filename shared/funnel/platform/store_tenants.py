@@ -1,5 +1,6 @@
-"""The control DB's tenant data: every SQL statement over ``tenants``, ``login_directory`` and
-``api_key_prefixes``, as small named functions.
+"""The control DB's tenant data: every SQL statement over ``tenants``, ``login_directory``,
+``api_key_prefixes`` and where tenants are placed (``database_servers``, ``tenant_pools``), as small named
+functions; and the statements provisioning and moving run on a tenant database itself.
 
 These are the lookups that find a tenant before any of its data is read (an e-mail's workspaces at sign-in,
 an API key's tenant), and the tenant rows provisioning writes. The rules (slugs, statuses, which workspace
@@ -10,19 +11,20 @@ from __future__ import annotations
 
 from psycopg import sql
 
-from funnel.db import Connection, Row
+from funnel.db import Connection, Row, fetch_one
 
-TENANT_COLUMNS = "id, name, slug, isolation, status, plan, database_url, created_at"
+TENANT_COLUMNS = "id, name, slug, isolation, status, plan, database_url, server_id, created_at"
 
 
 # ---------------------------------------------------------------- tenants
 
 def insert_tenant(conn: Connection, *, tenant_id: str, name: str, slug: str, database_url: str, isolation: str,
-                  plan: str) -> None:
+                  plan: str, server_id: str) -> None:
     """A new tenant, ``provisioning`` (the column's default) until ``activate_tenant``; a taken slug raises
     psycopg's UniqueViolation on ``tenants_slug_key``."""
-    conn.execute("INSERT INTO tenants (id, name, slug, database_url, isolation, plan) "
-                 "VALUES (%s, %s, %s, %s, %s, %s)", (tenant_id, name, slug, database_url, isolation, plan))
+    conn.execute("INSERT INTO tenants (id, name, slug, database_url, isolation, plan, server_id) "
+                 "VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                 (tenant_id, name, slug, database_url, isolation, plan, server_id))
 
 
 def activate_tenant(conn: Connection, tenant_id: str) -> None:
@@ -39,6 +41,36 @@ def list_tenants(conn: Connection) -> list[Row]:
     return conn.execute(f"SELECT {TENANT_COLUMNS} FROM tenants ORDER BY created_at").fetchall()
 
 
+def tenant_by_slug(conn: Connection, slug: str) -> Row | None:
+    """A tenant that is not deleted (``TENANT_COLUMNS``), or None."""
+    return conn.execute(f"SELECT {TENANT_COLUMNS} FROM tenants WHERE slug = %s AND status <> 'deleted'",
+                        (slug,)).fetchone()
+
+
+def mark_deleted(conn: Connection, tenant_id: str) -> None:
+    """The tenant is gone: the directory, sign-in and API keys no longer find it (its row stays, for billing)."""
+    conn.execute("UPDATE tenants SET status = 'deleted', updated_at = now() WHERE id = %s", (tenant_id,))
+
+
+def tenants_in_database(conn: Connection, database_url: str) -> int:
+    """How many tenants that are not deleted live in this database (a pool's other tenants)."""
+    return fetch_one(conn.execute("SELECT count(*) AS n FROM tenants WHERE database_url = %s AND status <> 'deleted'",
+                                  (database_url,)))["n"]
+
+
+def tenant_databases(conn: Connection) -> list[Row]:
+    """Every database holding a tenant that is not deleted: ``database_url, server_id, slugs`` (by first slug)."""
+    return conn.execute(
+        "SELECT database_url, min(server_id) AS server_id, array_agg(slug ORDER BY slug) AS slugs FROM tenants "
+        "WHERE status <> 'deleted' GROUP BY database_url ORDER BY min(slug)").fetchall()
+
+
+def switch_server(conn: Connection, tenant_id: str, server_id: str, database_url: str) -> None:
+    """The tenant now lives on ``server_id`` at ``database_url`` (one statement: the directory never sees half)."""
+    conn.execute("UPDATE tenants SET server_id = %s, database_url = %s, updated_at = now() WHERE id = %s",
+                 (server_id, database_url, tenant_id))
+
+
 def active_tenant_ids(conn: Connection) -> list[str]:
     """The ids of the active tenants, oldest first."""
     return [row["id"] for row in conn.execute("SELECT id FROM tenants WHERE status = 'active' ORDER BY created_at")]
@@ -47,6 +79,135 @@ def active_tenant_ids(conn: Connection) -> list[str]:
 def drop_database(conn: Connection, dbname: str) -> None:
     """Drop a tenant database (``conn``: an autocommit owner connection), disconnecting its sessions."""
     conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname)))
+
+
+# ---------------------------------------------------------------- placement: servers and pools
+
+# A database on a server: a silo tenant's own, or a pooled database (however many tenants it holds).
+_SERVER_USAGE = """
+    SELECT s.id, s.url, s.capacity, s.state,
+           (SELECT count(*) FROM tenants t WHERE t.server_id = s.id AND t.isolation = 'silo'
+                AND t.status <> 'deleted')
+         + (SELECT count(*) FROM tenant_pools p WHERE p.server_id = s.id) AS databases
+    FROM database_servers s"""
+
+
+def lock_placement(conn: Connection) -> None:
+    """Serialise placement until the transaction ends, so two sign-ups cannot both take a server's last room."""
+    conn.execute("SELECT pg_advisory_xact_lock(hashtext('funnel.tenant_placement'))")
+
+
+def servers(conn: Connection) -> list[Row]:
+    """Every server with ``databases`` (how many it holds), by id."""
+    return conn.execute(f"{_SERVER_USAGE} ORDER BY s.id").fetchall()
+
+
+def server(conn: Connection, server_id: str) -> Row | None:
+    return conn.execute(f"{_SERVER_USAGE} WHERE s.id = %s", (server_id,)).fetchone()
+
+
+def open_server_with_most_room(conn: Connection) -> Row | None:
+    """The open server with the most databases left below its capacity (ties: by id), or None."""
+    return conn.execute(f"SELECT * FROM ({_SERVER_USAGE}) u WHERE state = 'open' AND databases < capacity "
+                        "ORDER BY capacity - databases DESC, id LIMIT 1").fetchone()
+
+
+def insert_server(conn: Connection, server_id: str, url: str, capacity: int) -> None:
+    conn.execute("INSERT INTO database_servers (id, url, capacity) VALUES (%s, %s, %s)", (server_id, url, capacity))
+
+
+def update_server(conn: Connection, server_id: str, *, state: str | None = None, capacity: int | None = None) -> None:
+    conn.execute("UPDATE database_servers SET state = coalesce(%s, state), capacity = coalesce(%s, capacity), "
+                 "updated_at = now() WHERE id = %s", (state, capacity, server_id))
+
+
+def refresh_full_servers(conn: Connection) -> None:
+    """``full`` where an open server reached its capacity, ``open`` again where a full one has room; a draining
+    server stays draining."""
+    conn.execute(f"UPDATE database_servers s SET state = CASE WHEN u.databases >= u.capacity THEN 'full' "
+                 f"ELSE 'open' END, updated_at = now() FROM ({_SERVER_USAGE}) u "
+                 "WHERE u.id = s.id AND s.state IN ('open', 'full') "
+                 "AND s.state <> CASE WHEN u.databases >= u.capacity THEN 'full' ELSE 'open' END")
+
+
+_POOL_USAGE = """
+    SELECT p.database_name, p.server_id, p.max_tenants, s.url AS server_url, s.state AS server_state,
+           (SELECT count(*) FROM tenants t WHERE t.isolation = 'pool' AND t.status <> 'deleted'
+                AND t.server_id = p.server_id
+                AND substring(t.database_url from '^[^?]*/([^/?]+)') = p.database_name) AS tenants
+    FROM tenant_pools p JOIN database_servers s ON s.id = p.server_id"""
+
+
+def pool(conn: Connection, database_name: str) -> Row | None:
+    """A pooled database with ``tenants`` (how many it holds) and its server's ``server_url``, or None."""
+    return conn.execute(f"{_POOL_USAGE} WHERE p.database_name = %s", (database_name,)).fetchone()
+
+
+def pools(conn: Connection) -> list[Row]:
+    return conn.execute(f"{_POOL_USAGE} ORDER BY p.created_at, p.database_name").fetchall()
+
+
+def pool_with_room(conn: Connection) -> Row | None:
+    """The oldest pooled database below its limit on a server that is not draining (pools fill in turn), or
+    None."""
+    return conn.execute(f"SELECT * FROM ({_POOL_USAGE}) u WHERE server_state <> 'draining' AND tenants < max_tenants "
+                        "ORDER BY (SELECT created_at FROM tenant_pools WHERE database_name = u.database_name), "
+                        "database_name LIMIT 1").fetchone()
+
+
+def insert_pool(conn: Connection, database_name: str, server_id: str, max_tenants: int) -> None:
+    conn.execute("INSERT INTO tenant_pools (database_name, server_id, max_tenants) VALUES (%s, %s, %s)",
+                 (database_name, server_id, max_tenants))
+
+
+# ---------------------------------------------------------------- on a tenant database (owner role)
+
+def set_database_read_only(conn: Connection, dbname: str, read_only: bool) -> None:
+    """New sessions of ``dbname`` start read-only (a moving tenant's writes are refused), or no longer."""
+    statement = "ALTER DATABASE {} SET default_transaction_read_only = on" if read_only else \
+        "ALTER DATABASE {} RESET default_transaction_read_only"
+    conn.execute(sql.SQL(statement).format(sql.Identifier(dbname)))
+
+
+def set_database_tenant(conn: Connection, dbname: str, tenant_id: str | None) -> None:
+    """Every new session of ``dbname`` has ``app.tenant_id`` (so the owner role, bound by the forced RLS, can dump
+    and count a silo tenant's rows), or no longer."""
+    if tenant_id is None:
+        conn.execute(sql.SQL("ALTER DATABASE {} RESET app.tenant_id").format(sql.Identifier(dbname)))
+    else:
+        conn.execute(sql.SQL("ALTER DATABASE {} SET app.tenant_id = {}").format(sql.Identifier(dbname),
+                                                                               sql.Literal(tenant_id)))
+
+
+def terminate_sessions(conn: Connection, dbname: str) -> int:
+    """End every other session on ``dbname`` (its next ones start with the database's new settings)."""
+    return len(conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                            "WHERE datname = %s AND pid <> pg_backend_pid()", (dbname,)).fetchall())
+
+
+def table_row_counts(conn: Connection) -> dict[str, int]:
+    """Rows per table of the public schema, as this connection sees them (RLS applies)."""
+    tables = [row["tablename"] for row in conn.execute(
+        "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename")]
+    return {table: fetch_one(conn.execute(sql.SQL("SELECT count(*) AS n FROM {}").format(sql.Identifier(table))))["n"]
+            for table in tables}
+
+
+def tables_with_tenant_id(conn: Connection) -> list[str]:
+    return [row["table_name"] for row in conn.execute(
+        "SELECT table_name FROM information_schema.columns WHERE table_schema = 'public' AND column_name = 'tenant_id' "
+        "ORDER BY table_name")]
+
+
+def delete_tenant_rows(conn: Connection, table: str, tenant_id: str) -> int:
+    """Delete the tenant's rows of ``table`` (the WHERE because a superuser bypasses RLS; the transaction's
+    ``app.tenant_id`` because the forced RLS binds an owner that is not one)."""
+    return conn.execute(sql.SQL("DELETE FROM {} WHERE tenant_id = %s").format(sql.Identifier(table)),
+                        (tenant_id,)).rowcount
+
+
+def set_transaction_tenant(conn: Connection, tenant_id: str) -> None:
+    conn.execute("SELECT set_config('app.tenant_id', %s, true)", (tenant_id,))
 
 
 # ---------------------------------------------------------------- the login directory

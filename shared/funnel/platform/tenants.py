@@ -7,13 +7,19 @@ Silo (default): one database per tenant. Pool: several tenants share a
 database and RLS keeps them apart. One routing rule for both: the control DB's
 ``tenants.database_url`` says where a tenant lives, and every connection sets
 ``app.tenant_id`` (funnel.db.tenant_transaction).
+
+Placement: the control DB's ``database_servers`` lists the servers tenant databases go on (capacity,
+open / full / draining) and ``tenant_pools`` the pooled databases; ``place`` chooses, ``tenants.server_id``
+records the choice (docs/tenant-placement.md).
 """
 from __future__ import annotations
 
 import re
 import uuid
+from dataclasses import dataclass
 
 import psycopg
+from psycopg.rows import dict_row
 
 from funnel import db
 from funnel.db import Row
@@ -21,9 +27,8 @@ from funnel.db import Tenant as Tenant
 from funnel.db import TenantDirectory as TenantDirectory
 from funnel.db import directory as directory
 from funnel.platform import store_tenants
-from funnel.platform.errors import Conflict, ValidationFailed
+from funnel.platform.errors import Conflict, NotFound, ServiceUnavailable, ValidationFailed
 from funnel.platform.users import create_user
-from funnel.settings import get_settings
 
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 DBNAME_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -34,14 +39,61 @@ def slugify(name: str) -> str:
     return slug if len(slug) >= 2 else f"t-{uuid.uuid4().hex[:8]}"
 
 
-def tenant_database_url(dbname: str) -> str:
-    """Where the application reaches a tenant DB: the control DB's host, without credentials."""
-    return db.replace_database(db.strip_credentials(get_settings().control_database_url), dbname)
+# A pooled database takes at most this many tenants unless an operator registered it with another limit
+# (docs/tenant-placement.md).
+POOL_MAX_TENANTS = 1000
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a new tenant's data goes: a server, and the database on it (``new_pool``: a pool registered for it)."""
+    server_id: str
+    server_url: str
+    dbname: str
+    new_pool: bool = False
+
+
+def place(conn: db.Connection, slug: str, pool: str | None, pooled: bool) -> Placement:
+    """Choose a new tenant's place (the caller holds ``store_tenants.lock_placement``): a silo tenant gets a
+    database of its own on the open server with the most room; a pooled one goes into ``pool`` when named
+    (registered on the open server with the most room if it is new), or else into the oldest pooled database
+    below its limit, or into a new pooled database when every one is full."""
+    if not pooled:
+        server = _server_with_room(conn)
+        return Placement(server["id"], server["url"], "funnel_t_" + slug.replace("-", "_"))
+    if pool is not None:
+        found = store_tenants.pool(conn, pool)
+        if found is None:
+            return _new_pool(conn, pool)
+        if found["server_state"] == "draining":
+            raise Conflict(f"pooled database {pool} is on server {found['server_id']}, which is draining")
+        if found["tenants"] >= found["max_tenants"]:
+            raise Conflict(f"pooled database {pool} is full ({found['max_tenants']} tenants)")
+        return Placement(found["server_id"], found["server_url"], pool)
+    found = store_tenants.pool_with_room(conn)
+    if found is not None:
+        return Placement(found["server_id"], found["server_url"], found["database_name"])
+    return _new_pool(conn, "funnel_pool_" + uuid.uuid4().hex[:12])
+
+
+def _server_with_room(conn: db.Connection) -> Row:
+    server = store_tenants.open_server_with_most_room(conn)
+    if server is None:
+        raise ServiceUnavailable("no database server has room for another database: register one "
+                                 "(funnel servers add) or raise a server's capacity")
+    return server
+
+
+def _new_pool(conn: db.Connection, dbname: str) -> Placement:
+    server = _server_with_room(conn)
+    store_tenants.insert_pool(conn, dbname, server["id"], POOL_MAX_TENANTS)
+    return Placement(server["id"], server["url"], dbname, new_pool=True)
 
 
 def provision(name: str, owner_email: str, owner_password: str, slug: str | None = None,
-              pool: str | None = None, plan: str = "free") -> tuple[Tenant, Row]:
-    """Create a tenant (its own database, or a place in a pooled one), migrated, with an owner."""
+              pool: str | None = None, plan: str = "free", pooled: bool = False) -> tuple[Tenant, Row]:
+    """Create a tenant, migrated, with an owner: its own database (silo), or a place in a pooled one (``pool``
+    names it; ``pooled`` alone lets placement choose)."""
     # lazy: its process pool and alembic serve provisioning, not every API cold start (auth imports this module)
     from funnel.platform import migrations
 
@@ -53,24 +105,28 @@ def provision(name: str, owner_email: str, owner_password: str, slug: str | None
         raise ValidationFailed("slug must be 2-63 characters of a-z, 0-9 and '-'")
     if pool is not None and not DBNAME_RE.match(pool):
         raise ValidationFailed("pool database name must match [a-z_][a-z0-9_]*")
+    pooled = pooled or pool is not None
     tenant_id = str(uuid.uuid4())
-    dbname = pool or "funnel_t_" + slug.replace("-", "_")
-    database_url = tenant_database_url(dbname)
-    with db.control_admin_connect() as conn:
+    with db.control_admin_connect() as conn, conn.transaction():
+        store_tenants.lock_placement(conn)
+        placement = place(conn, slug, pool, pooled)
+        database_url = migrations.server_database_url(placement.server_url, placement.dbname)
         try:
             store_tenants.insert_tenant(conn, tenant_id=tenant_id, name=name, slug=slug, database_url=database_url,
-                                        isolation="pool" if pool else "silo", plan=plan)
+                                        isolation="pool" if pooled else "silo", plan=plan,
+                                        server_id=placement.server_id)
         except psycopg.errors.UniqueViolation as exc:
             if "tenants_slug_key" in str(exc):
                 raise Conflict(f"a tenant with slug {slug!r} exists") from exc
             raise
+        store_tenants.refresh_full_servers(conn)
     created_database = False
     try:
-        if pool:
-            migrations.ensure_database(dbname)
+        if pooled:
+            migrations.ensure_database(placement.dbname, placement.server_url)
         else:
-            if not migrations.ensure_database(dbname):
-                raise Conflict(f"database {dbname} already exists")
+            if not migrations.ensure_database(placement.dbname, placement.server_url):
+                raise Conflict(f"database {placement.dbname} already exists")
             created_database = True
         migrations.upgrade_tenant_database(database_url)
         owner = create_user(tenant_id, email=owner_email, password=owner_password, role="owner",
@@ -79,18 +135,61 @@ def provision(name: str, owner_email: str, owner_password: str, slug: str | None
             store_tenants.activate_tenant(conn, tenant_id)
     except BaseException:
         directory.forget(tenant_id)
-        with db.control_admin_connect() as conn:
+        with db.control_admin_connect() as conn, conn.transaction():
             store_tenants.delete_tenant(conn, tenant_id)
+            store_tenants.refresh_full_servers(conn)
         if created_database:
-            drop_database(dbname)
+            drop_database(placement.dbname, placement.server_url)
         raise
     directory.forget(tenant_id)
     return directory.get(tenant_id), owner
 
 
-def drop_database(dbname: str) -> None:
-    with db.admin_connect() as conn:
+def drop_database(dbname: str, server_url: str | None = None) -> None:
+    """Drop a database on ``server_url`` (default: the control database's server)."""
+    from funnel.platform import migrations  # lazy: see provision
+
+    with migrations.server_admin_connect(server_url) as conn:
         store_tenants.drop_database(conn, dbname)
+
+
+def delete(slug: str) -> Row:
+    """A tenant is deleted: the directory no longer finds it, then its data goes (a silo tenant's database is
+    dropped; a pooled tenant's rows are deleted from its pool, the pool and its other tenants stay)."""
+    from funnel.platform import migrations  # lazy: see provision
+
+    with db.control_admin_connect() as conn:
+        tenant = store_tenants.tenant_by_slug(conn, slug)
+        if tenant is None:
+            raise NotFound(f"no tenant {slug!r}")
+        store_tenants.mark_deleted(conn, tenant["id"])
+    directory.forget(tenant["id"])
+    if tenant["isolation"] == "silo":
+        drop_database(db.database_name(tenant["database_url"]), db.replace_database(tenant["database_url"], ""))
+    else:
+        _delete_pooled_rows(migrations.owner_url(tenant["database_url"]), tenant["id"])
+    with db.control_admin_connect() as conn:
+        store_tenants.refresh_full_servers(conn)
+    return tenant
+
+
+def _delete_pooled_rows(owner_url: str, tenant_id: str) -> None:
+    """Every row of the tenant in its pooled database, in one transaction. A table whose rows others still
+    reference (a foreign key without a cascade) is tried again after the others, until nothing is left."""
+    with db.Connection.connect(owner_url, row_factory=dict_row) as conn, conn.transaction():
+        store_tenants.set_transaction_tenant(conn, tenant_id)
+        todo = store_tenants.tables_with_tenant_id(conn)
+        while todo:
+            blocked = []
+            for table in todo:
+                try:
+                    with conn.transaction():
+                        store_tenants.delete_tenant_rows(conn, table, tenant_id)
+                except psycopg.errors.ForeignKeyViolation:
+                    blocked.append(table)
+            if len(blocked) == len(todo):
+                raise Conflict(f"rows of {', '.join(blocked)} are referenced by rows that cannot be deleted")
+            todo = blocked
 
 
 def list_tenants() -> list[Row]:

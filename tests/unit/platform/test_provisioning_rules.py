@@ -23,7 +23,7 @@ class FakeControl:
         self.databases: set[str] = {"shared_pool"}
         self.forgotten: list[str] = []
 
-    def insert_tenant(self, conn, *, tenant_id, name, slug, database_url, isolation, plan):
+    def insert_tenant(self, conn, *, tenant_id, name, slug, database_url, isolation, plan, server_id):
         if any(row["slug"] == slug for row in self.rows.values()):
             raise psycopg.errors.UniqueViolation('duplicate key value violates unique constraint "tenants_slug_key"')
         self.rows[tenant_id] = {"id": tenant_id, "name": name, "slug": slug, "database_url": database_url,
@@ -38,8 +38,22 @@ class FakeControl:
     def drop_database(self, conn, dbname):
         self.databases.discard(dbname)
 
+    # placement: one server with room; "shared_pool" is a registered pool below its limit
+    def lock_placement(self, conn):
+        pass
+
+    def open_server_with_most_room(self, conn):
+        return {"id": "primary", "url": "postgresql://127.0.0.1:5433/"}
+
+    def pool(self, conn, name):
+        return {"database_name": name, "server_id": "primary", "server_url": "postgresql://127.0.0.1:5433/",
+                "server_state": "open", "tenants": 0, "max_tenants": 10} if name == "shared_pool" else None
+
+    def refresh_full_servers(self, conn):
+        pass
+
     # the parts of migrations and the directory provisioning uses
-    def ensure_database(self, dbname):
+    def ensure_database(self, dbname, server_url=None):
         created = dbname not in self.databases
         self.databases.add(dbname)
         return created
@@ -59,9 +73,14 @@ def control(monkeypatch):
     fake.owners = []
     fake.migration_fails = False
 
+    class Connection:
+        @contextmanager
+        def transaction(self):
+            yield
+
     @contextmanager
     def connect(*args, **kwargs):
-        yield object()
+        yield Connection()
 
     def upgrade(database_url):
         if fake.migration_fails:
@@ -77,6 +96,7 @@ def control(monkeypatch):
     monkeypatch.setattr(tenants, "create_user", create_user)
     monkeypatch.setattr(migrations, "ensure_database", fake.ensure_database)
     monkeypatch.setattr(migrations, "upgrade_tenant_database", upgrade)
+    monkeypatch.setattr(migrations, "server_admin_connect", connect)
     return fake
 
 
