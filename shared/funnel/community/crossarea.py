@@ -140,7 +140,6 @@ def record_email_click(conn: Connection, touch: EmailClick) -> str:
     address = matching.normalize_email(touch.email)
     if address is None:
         return "not_an_address"
-    resource = store.ensure_resource(conn, EMAIL_CAMPAIGN, str(touch.email_campaign_id), None)
     metadata: dict[str, Any] = {"email_campaign_id": str(touch.email_campaign_id),
                                 "email_message_id": str(touch.email_message_id), "url": touch.url,
                                 "reminder_round": touch.reminder_round}
@@ -152,10 +151,12 @@ def record_email_click(conn: Connection, touch: EmailClick) -> str:
         orgs = store.organizations_at_domain(conn, domain) if domain else []
         if not orgs:
             return "no_organization"
-        return _org_activity(conn, touch, orgs[0]["org_id"], resource, "click", "email", metadata, dedup_key)
+        return _org_activity(conn, touch, orgs[0]["org_id"], _email_campaign_resource(conn, touch), "click",
+                             "email", metadata, dedup_key)
     owners = store.developers_of_email(conn, address.value)
     if any(not owner["consent_analytics"] for owner in owners):
         return "skipped_consent"  # before resolution: nothing, not even an account, is written for them
+    resource = _email_campaign_resource(conn, touch)
     item = {"account": {"provider": EMAIL_PROVIDER, "external_user_id": address.value,
                         "email": matching.clean_address(touch.email), "display_name": touch.name,
                         "org": touch.company},
@@ -164,6 +165,10 @@ def record_email_click(conn: Connection, touch: EmailClick) -> str:
     result = activities.ingest(conn, _actor(touch.tenant_id, f"email_campaign:{touch.email_campaign_id}"), [item],
                                loc=["body"])
     return str(result["items"][0]["status"])
+
+
+def _email_campaign_resource(conn: Connection, touch: EmailClick) -> Row:
+    return store.ensure_resource(conn, EMAIL_CAMPAIGN, str(touch.email_campaign_id), None)
 
 
 def record_form_submission(conn: Connection, touch: FormSubmission) -> str:
