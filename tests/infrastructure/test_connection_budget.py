@@ -38,8 +38,12 @@ def reserved_instances(document: dict) -> dict[str, int]:
 def budget(document: dict) -> tuple[int, int]:
     """(connections the functions may borrow at once, connections the proxy may open minus the headroom)."""
     params = document["Parameters"]
-    per_instance = int(params["DbConnectionsPerInstance"]["Default"])
-    demand = sum(reserved_instances(document).values()) * per_instance
+    per_instance = {lid: int(params["DbConnectionsPerInstance"]["Default"]) for lid in reserved_instances(document)}
+    # the operations function migrates Workers tenant databases at once, each in a process with its own
+    # connection, beside its control-database connection
+    per_instance["PlatformOperationsFunction"] = int(
+        document["Resources"]["PlatformMigrations"]["Properties"]["Workers"]) + 1
+    demand = sum(instances * per_instance[lid] for lid, instances in reserved_instances(document).items())
     proxy = int(params["DbMaxConnections"]["Default"]) * int(params["ProxyMaxConnectionsPercent"]["Default"]) / 100
     return demand, int(proxy * (1 - HEADROOM))
 
