@@ -34,8 +34,8 @@ AREA_ROUTERS: dict[str, tuple[str, ...]] = {
     "funnel.outreach.routes": ("contacts", "do-not-contact", "tasks", "templates"),
     "funnel.email.routes": ("email-campaigns", "smtp-profiles", "webhooks"),
     "funnel.community.routes": ("accounts", "activities", "activity-imports", "adoption", "campaigns", "developers",
-                                "merge-suggestions", "merges", "organizations", "plugins", "resources", "shortlinks",
-                                "webhooks"),
+                                "funnel", "merge-suggestions", "merges", "organizations", "plugins", "resources",
+                                "segments", "shortlinks", "stats", "webhooks"),
 }
 
 

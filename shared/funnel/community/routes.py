@@ -15,6 +15,7 @@ from funnel.community import (
     routes_identity,
     routes_plugins,
     routes_shortlinks,
+    routes_stats,
 )
 
 router = APIRouter(prefix="/v1")
@@ -41,5 +42,5 @@ def _add_routes_of(concern: APIRouter) -> None:
 
 
 for _concern in (routes_identity, routes_activities, routes_plugins, routes_shortlinks, routes_campaigns,
-                 routes_crossarea):
+                 routes_crossarea, routes_stats):
     _add_routes_of(_concern.router)

@@ -175,7 +175,8 @@ PAGINATED_LISTS = ["/v1/accounts", "/v1/activities", "/v1/activity-imports", "/v
                    "/v1/email-campaigns/{campaign_id}/messages", "/v1/images", "/v1/merge-suggestions", "/v1/merges",
                    "/v1/notifications", "/v1/organizations", "/v1/plugins", "/v1/plugins/{plugin_id}/events",
                    "/v1/plugins/{plugin_id}/runs", "/v1/products", "/v1/resources", "/v1/runs", "/v1/schedules",
-                   "/v1/shortlinks", "/v1/sites", "/v1/tasks", "/v1/templates", "/v1/users"]
+                   "/v1/segments", "/v1/segments/{segment_id}/members", "/v1/shortlinks", "/v1/sites", "/v1/tasks",
+                   "/v1/templates", "/v1/users"]
 
 
 def test_the_paginated_lists_are_all_covered(api_document):
@@ -199,7 +200,7 @@ def test_a_crafted_cursor_is_422_naming_cursor(api, tenant, campaign_id, communi
         crafted["one-string"] = _cursor(["2026-01-01T00:00:00+00:00", str(uuid.uuid4())])
     for name, cursor in crafted.items():
         ids = {"campaign_id": community_ids["drm_campaign_id"] if path.startswith("/v1/campaigns/") else campaign_id,
-               "plugin_id": community_ids["plugin_id"]}
+               "plugin_id": community_ids["plugin_id"], "segment_id": str(uuid.uuid4())}
         response = api.get(path.format(**ids), headers=tenant.headers, params={"cursor": cursor})
         _refused(response, 422, ["query", "cursor"])
         assert "cursor" in response.json()["errors"][0]["msg"], name
