@@ -1,11 +1,12 @@
 """Community ingestion benchmark: a CSV of 1,000,000 activities (50,000 distinct accounts) through the import's
 processing code (``funnel.community.imports.run_import``: S3 read, decode, row checks, account resolution per
-chunk, COPY into staging, INSERT ... ON CONFLICT) into a tenant database, against a bare COPY of the same rows
-into an equivalent table (the same columns, indexes and foreign keys) in the same run; then the p99 of the
-activity list (first page, and a page filtered by developer) over those 1,000,000 activities.
+chunk, COPY into staging, INSERT ... SELECT) into a tenant database, against a bare COPY of the same rows (the
+ids as stored) into an equivalent table (the same columns, indexes and foreign keys; no triggers) and into a table
+without indexes or keys, in the same run; then the p99 of the activity list (first page, and a page filtered by
+developer) over those 1,000,000 activities.
 
 Run: .venv/bin/python benchmarks/community_ingest_bench.py [--rows 1000000] [--accounts 50000] [--chunk 20000]
-      [--list-requests 300] [--metadata-share 0.2] [--profile]
+      [--list-requests 300] [--metadata-share 0.2] [--suggestions on|off] [--profile]
 Prints a table; nothing asserts on time. It starts its own local runtime (PostgreSQL, moto) in a temporary
 directory.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import io
+import os
 import pstats
 import random
 import sys
@@ -27,8 +29,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 ACTIONS = ["star", "fork", "comment", "attend", "click", "view", "issue", "pull_request", "download", "signup"]
-COPY_COLUMNS = ("developer_id, account_id, anon_id, resource_id, action, occurred_at, source, source_ref, category, "
-                "group_key, metadata, dedup_key")
+COPY_COLUMNS = ("activity_id, developer_id, account_id, anon_id, resource_id, action, occurred_at, source, source_ref, "
+                "category, group_key, metadata, dedup_key")
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -67,6 +69,61 @@ def generate_csv(rows: int, accounts: int, metadata_share: float, seed: int = 15
     return out.getvalue().encode()
 
 
+def _server_cpu(postmaster_pid: int) -> float:
+    """CPU seconds used so far by the benchmark's PostgreSQL (the postmaster's child processes that are alive)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == postmaster_pid:  # fields[1]: the parent pid; [11], [12]: user and system ticks
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+# CPU seconds of the import's reading threads (imports._ReadAhead), each added when its thread ends.
+READER_CPU = [0.0]
+
+
+class CpuClock:
+    """Wall seconds and CPU seconds of a phase: this thread's and the import's reading thread's (not the local
+    runtime's own threads: its API server, queue pollers and moto run in this process too) and the database's
+    processes'. On a shared machine the wall time grows with the other sessions' load, the CPU time much less."""
+
+    def __init__(self, postmaster_pid: int) -> None:
+        self.postmaster_pid = postmaster_pid
+
+    def __enter__(self) -> CpuClock:
+        self.wall, self.server = time.perf_counter(), _server_cpu(self.postmaster_pid)
+        self.client = time.thread_time() + READER_CPU[0]
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.wall = time.perf_counter() - self.wall
+        self.client = time.thread_time() + READER_CPU[0] - self.client
+        self.server = _server_cpu(self.postmaster_pid) - self.server
+
+    @property
+    def cpu(self) -> float:
+        return self.client + self.server
+
+    def __str__(self) -> str:
+        return f"wall {self.wall:.1f} s; CPU {self.cpu:.1f} s (client {self.client:.1f}, server {self.server:.1f})"
+
+
+def _bare_copy(admin, table: str, payload: bytes, postmaster_pid: int) -> CpuClock:
+    """The time to COPY ``payload`` into ``table`` in one transaction."""
+    with CpuClock(postmaster_pid) as clock, admin.transaction(), admin.cursor() as cur, \
+            cur.copy(f"COPY {table} (tenant_id, {COPY_COLUMNS}) FROM STDIN") as copy:
+        for start in range(0, len(payload), 1 << 20):
+            copy.write(payload[start:start + (1 << 20)])
+    return clock
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -78,10 +135,8 @@ def main() -> None:
     parser.add_argument("--suggestions", choices=("on", "off"), default="on",
                         help="off: resolution links and creates developers but skips the merge-suggestion refresh "
                              "(identity's cost, measured by its own benchmark), to time the ingestion itself")
-    parser.add_argument("--insert", choices=("plain", "on-conflict"), default="plain",
-                        help="how a chunk moves from staging: the product's (a plain INSERT of the new keys, ON "
-                             "CONFLICT only when a key raced in), or always INSERT ... ON CONFLICT DO NOTHING")
     args = parser.parse_args()
+    load_before = f"{os.getloadavg()[0]:.2f}"
 
     from funnel import db
     from funnel.community import activities, imports, store_imports
@@ -95,6 +150,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as state, LocalRuntime(
             Path(state), api_port=free_port(), moto_port=free_port(), pg_port=free_port(), time_scale=0,
             tuned_for_tests=False) as runtime:
+        # The runtime's schedules (the stats rollup every 5 minutes...) would run beside the import on the same two
+        # cores, and not beside the bare COPY: they are stopped for the measurement.
+        runtime._scheduler.stop()
+        postmaster_pid = int((runtime.pg.data_dir / "postmaster.pid").read_text().split()[0])
         tenant = new_tenant()
         key = f"imports/{tenant.tenant_id}/activities/bench.csv"
         storage.put_bytes(key, data, "text/csv")
@@ -122,23 +181,28 @@ def main() -> None:
         def timed_insert(conn):
             t = time.perf_counter()
             try:
-                if args.insert == "on-conflict":
-                    return conn.execute(f"INSERT INTO activities ({COPY_COLUMNS}) SELECT {COPY_COLUMNS} FROM "
-                                        f"activity_import_staging ON CONFLICT (tenant_id, dedup_key) DO NOTHING"
-                                        ).rowcount
                 return insert_from_staging(conn)
             finally:
                 inserting[0] += time.perf_counter() - t
 
         store_imports.insert_from_staging = timed_insert  # type: ignore[assignment]
+        fill = imports._ReadAhead._fill
+
+        def timed_fill(self, chunks):
+            try:
+                fill(self, chunks)
+            finally:
+                READER_CPU[0] += time.thread_time()
+
+        imports._ReadAhead._fill = timed_fill  # type: ignore[method-assign]
         profiler = cProfile.Profile() if args.profile else None
-        started = time.perf_counter()
-        if profiler:
-            profiler.enable()
-        result = imports.run_import(tenant.tenant_id, str(job["job_id"]), chunk_rows=args.chunk)
-        if profiler:
-            profiler.disable()
-        imported = time.perf_counter() - started
+        with CpuClock(postmaster_pid) as import_clock:
+            if profiler:
+                profiler.enable()
+            result = imports.run_import(tenant.tenant_id, str(job["job_id"]), chunk_rows=args.chunk)
+            if profiler:
+                profiler.disable()
+        imported = import_clock.wall
         imports.identity.resolve_accounts = resolve_accounts  # type: ignore[assignment]
         imports.identity.refresh_suggestions = refresh_suggestions  # type: ignore[assignment]
         store_imports.insert_from_staging = insert_from_staging  # type: ignore[assignment]
@@ -148,25 +212,22 @@ def main() -> None:
         record = db.directory.get(tenant.tenant_id)
         dbname = record.database_url.rsplit("/", 1)[1].split("?")[0]
         with db.admin_connect(dbname) as admin:
-            admin.execute("CREATE TABLE activities_bare (LIKE activities INCLUDING ALL)")
-            for column, table, key_column in (("developer_id", "developers", "developer_id"),
-                                              ("account_id", "accounts", "account_id"),
-                                              ("resource_id", "resources", "resource_id")):
-                admin.execute(f"ALTER TABLE activities_bare ADD FOREIGN KEY (tenant_id, {column}) "
-                              f"REFERENCES {table} (tenant_id, {key_column}) ON DELETE SET NULL ({column})")
             dump = io.BytesIO()
-            with admin.cursor() as cur, cur.copy(f"COPY (SELECT tenant_id, {COPY_COLUMNS} FROM activities) "
-                                                 f"TO STDOUT") as copy:
+            with admin.cursor() as cur, cur.copy(f"COPY (SELECT tenant_id, {COPY_COLUMNS} FROM activities "
+                                                 f"ORDER BY activity_id) TO STDOUT") as copy:
                 for block in copy:
                     dump.write(block)
             payload = dump.getvalue()
-            bare_started = time.perf_counter()
-            with admin.transaction(), admin.cursor() as cur, \
-                    cur.copy(f"COPY activities_bare (tenant_id, {COPY_COLUMNS}) FROM STDIN") as copy:
-                for start in range(0, len(payload), 1 << 20):
-                    copy.write(payload[start:start + (1 << 20)])
-            bare = time.perf_counter() - bare_started
-            admin.execute("DROP TABLE activities_bare")
+            admin.execute("CREATE TABLE activities_bare (LIKE activities INCLUDING ALL)")
+            for row in admin.execute(
+                    "SELECT pg_get_constraintdef(oid) AS definition FROM pg_constraint "
+                    "WHERE conrelid = 'activities'::regclass AND contype = 'f' ORDER BY conname").fetchall():
+                admin.execute(f"ALTER TABLE activities_bare ADD {row['definition']}")
+            bare_clock = _bare_copy(admin, "activities_bare", payload, postmaster_pid)
+            admin.execute("CREATE TABLE activities_plain (LIKE activities INCLUDING DEFAULTS)")
+            plain_clock = _bare_copy(admin, "activities_plain", payload, postmaster_pid)
+            bare, plain = bare_clock.wall, plain_clock.wall
+            admin.execute("DROP TABLE activities_bare, activities_plain")
             admin.execute("ANALYZE activities")
 
         # The list's latency over the 1,000,000 activities, through the service function.
@@ -197,10 +258,17 @@ def main() -> None:
          f"{imported:.1f} s, {inserted:,} inserted, {inserted / imported:,.0f} activities/s"),
         (f"... of which account resolution (identity.resolve_accounts, suggestions {args.suggestions})",
          f"{resolving[0]:.1f} s for {args.accounts:,} accounts"),
-        (f"... of which staging -> activities ({args.insert} INSERT)", f"{inserting[0]:.1f} s"),
+        ("... of which staging -> activities (INSERT ... SELECT)", f"{inserting[0]:.1f} s"),
         ("... activities/s without the account resolution", f"{inserted / (imported - resolving[0]):,.0f}"),
         ("bare COPY of the same rows into an equivalent table (same indexes, FKs)",
          f"{bare:.1f} s, {args.rows / bare:,.0f} rows/s"),
+        ("bare COPY of the same rows into a table without indexes or keys",
+         f"{plain:.1f} s, {args.rows / plain:,.0f} rows/s"),
+        ("CPU: import", str(import_clock)),
+        ("CPU: bare COPY (equivalent table)", str(bare_clock)),
+        ("CPU: bare COPY (no indexes or keys)", str(plain_clock)),
+        ("import rate / bare COPY rate, by CPU seconds (client + server)",
+         f"{bare_clock.cpu / import_clock.cpu:.2f}"),
         ("import rate / bare COPY rate (without the resolution)",
          f"{(inserted / imported) / (args.rows / bare):.2f} "
          f"({(inserted / (imported - resolving[0])) / (args.rows / bare):.2f})"),
@@ -215,9 +283,11 @@ def main() -> None:
     print(f"{'measure':{width}}  result")
     for label, value in rows:
         print(f"{label:{width}}  {value}")
+    print(f"load before / after: {load_before} / {os.getloadavg()[0]:.2f}")
     if profiler:
         stats = io.StringIO()
         pstats.Stats(profiler, stream=stats).sort_stats("cumulative").print_stats(30)
+        pstats.Stats(profiler, stream=stats).sort_stats("tottime").print_stats(20)
         print(stats.getvalue())
 
 

@@ -33,11 +33,19 @@ PUBLIC_PREFIXES = ("/v1/webhooks/",)
 ACCEPTED_BODY_TYPES = ("application/json", "multipart/form-data", "text/plain", "text/csv")
 # Routes whose bodies are bulk data, allowed settings.max_bulk_body_bytes instead of max_body_bytes.
 BULK_BODY_PATHS = {"/v1/activities/batch", "/v1/activity-imports"}
+# Plugin webhooks too: GitHub sends deliveries of up to 25 MB (a push or a pull request with a long body), and a
+# refused one is lost (GitHub does not redeliver by itself); the limit is still Lambda's (see the setting).
+BULK_BODY_PREFIXES = ("/v1/webhooks/plugins/",)
 
 
 def client_ip(request) -> str | None:
     """The caller's address (behind API Gateway, Mangum puts requestContext.http.sourceIp into the ASGI client)."""
     return request.client.host if request.client else None
+
+
+def is_bulk(path: str) -> bool:
+    """Whether ``path`` takes bodies up to settings.max_bulk_body_bytes rather than max_body_bytes."""
+    return path in BULK_BODY_PATHS or path.startswith(BULK_BODY_PREFIXES)
 
 
 def is_public(path: str) -> bool:
@@ -134,7 +142,7 @@ class RequestContextMiddleware:
         body = b""
         if method in BODY_METHODS:
             declared = headers.get("content-length", "")
-            limit = settings.max_bulk_body_bytes if path in BULK_BODY_PATHS else settings.max_body_bytes
+            limit = settings.max_bulk_body_bytes if is_bulk(path) else settings.max_body_bytes
             too_large = problem(413, f"the body exceeds {limit} bytes", instance=path)
             if declared.isdigit() and int(declared) > limit:
                 await too_large(scope, receive, send)

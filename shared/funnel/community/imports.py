@@ -1,14 +1,17 @@
-"""CSV import of activities as an ``activity_import_jobs`` run: the upload (checked, stored in S3, queued) and the
-background processing (``run_import``, called by CommunityActivityImportFunction).
+"""CSV import of activities as an ``activity_import_jobs`` run: the upload (checked, stored in S3, queued; or a
+presigned S3 upload for files above the API's body limit, then a job made from it), the background processing
+(``run_import``, called by CommunityActivityImportFunction), retries of failed jobs and the hourly sweep that
+fails stalled ones.
 
-The processing reads the file in chunks of ``CHUNK_ROWS`` data rows. Each chunk is one transaction: its accounts
-that this run has not met yet are resolved with ONE ``identity.resolve_accounts`` call, its resources upserted in
-one statement, its rows COPYed into a staging table and moved into ``activities`` by one
-``INSERT ... SELECT ... ON CONFLICT (tenant_id, dedup_key) DO NOTHING``, and the job's metrics (the position
-reached, counts, failed rows) written with them. A retried message therefore resumes after the last committed
-chunk, and every row has a deterministic dedup key (``row_dedup_key``), so nothing is inserted twice.
+The processing reads the file in chunks of ``CHUNK_ROWS`` data rows, parsed by a reading thread one chunk ahead of
+the database. Each chunk is one transaction: its accounts that this run has not met yet are resolved with ONE
+``identity.resolve_accounts`` call, its resources upserted in one statement, the dedup keys the tenant has looked
+up in one, its new rows COPYed into a staging table and moved into ``activities`` by one ``INSERT ... SELECT``,
+and the job's metrics (the position reached, counts, failed rows) written with them. A retried message therefore
+resumes after the last committed chunk, and every row has a deterministic dedup key (``row_dedup_key``), so nothing
+is inserted twice.
 
-Row rules, the columns and the encodings: shared/funnel/community/README-activities.md.
+Row rules, the columns, the encodings, uploads and stalled jobs: shared/funnel/community/README-activities.md.
 """
 from __future__ import annotations
 
@@ -17,10 +20,15 @@ import hashlib
 import io
 import json
 import math
+import queue
+import random
 import re
+import threading
+import time
+import uuid
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime, tzinfo
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 from uuid import UUID
 
@@ -32,12 +40,27 @@ from funnel.community import store_imports as store
 from funnel.db import Connection, Row
 from funnel.observability import count, logger
 from funnel.platform import audit, aws, storage
-from funnel.platform.errors import NotFound, ServiceUnavailable, ValidationFailed
+from funnel.platform.errors import Conflict, NotFound, ServiceUnavailable, ValidationFailed
 from funnel.platform.pagination import Page
 from funnel.platform.principal import Principal
 from funnel.settings import get_settings
 
 CHUNK_ROWS = 20_000
+# Presigned uploads (files above the API's body limit): the most an upload may hold (the run reads the file into
+# memory: CommunityActivityImportFunction has 2048 MB), how long its PUT URL lives, how long after that a job
+# may still be created from it (then the sweep deletes it), and how much of it the job's creation reads to check
+# the encoding and header.
+MAX_UPLOAD_BYTES = 200 * 1024 * 1024
+UPLOAD_URL_SECONDS = 900
+UPLOAD_IMPORT_WITHIN_SECONDS = 86_400
+HEADER_PROBE_BYTES = 256 * 1024
+# A queued or running job with no progress for this long has no delivery of its message left: it is
+# CommunityActivityImportQueue's VisibilityTimeout (5400 s) times its maxReceiveCount (3) in template.yaml (a
+# unit test compares them), the longest the queue keeps retrying a message before the dead-letter queue takes it.
+STALLED_AFTER_SECONDS = 5400 * 3
+STALLED_ERROR = ("the import stopped: it made no progress through every attempt the queue makes (the worker "
+                 "crashed or ran out of time each time). The rows counted as processed were imported; retry the "
+                 "import to continue after them")
 MAX_CELL_CHARS = 10_000  # a metadata object may use them; no other column needs as many
 MAX_FAILED_ROWS_KEPT = 1000
 DEFAULT_SOURCE = "csv"
@@ -68,6 +91,10 @@ _BY_HEADER = {name: column for column, names in COLUMNS.items() for name in name
 FIELD_LIMITS = {"action": 100, "source": 100, "source_ref": 500, "dedup_key": 500, "provider": 50,
                 "external_user_id": 300, "anon_id": 300, "resource_category": 100, "resource_external_id": 500}
 _PROVIDER = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,49}$")
+_JSON = json.JSONEncoder(ensure_ascii=False)  # one encoder for every row (json.dumps builds one per call)
+_ABSENT = 1 << 30  # the position of a column the header lacks: beyond every row
+# FIELD_LIMITS as (position in COLUMNS, column, limit)
+_LIMITS = tuple((tuple(COLUMNS).index(column), column, limit) for column, limit in FIELD_LIMITS.items())
 
 
 # ---------------------------------------------------------------- encoding and header
@@ -100,6 +127,12 @@ class Header:
     names: tuple[str, ...]           # as written, for failure reasons
     index: dict[str, int]            # canonical column -> position
     extra: tuple[tuple[int, str], ...]  # other columns: (position, name) -> metadata keys
+
+    @property
+    def slots(self) -> tuple[int, ...]:
+        """The position of each of ``COLUMNS`` in its order (``_ABSENT`` for a column the file lacks), so that a
+        row's values are read with one comprehension rather than one lookup per column."""
+        return tuple(self.index.get(column, _ABSENT) for column in COLUMNS)
 
 
 def read_header(cells: Sequence[str]) -> Header:
@@ -139,6 +172,8 @@ class ParsedRow:
     resource: tuple[str, str] | None    # (category, external_id)
     resource_fields: dict[str, str | None] | None
     metadata: str | None                # JSON text of an object
+    # the row's own staged columns (STAGED_COLUMNS from anon_id on) in COPY text, made in the reading thread
+    copy_text: str = ""
 
 
 class RowRejected(Exception):
@@ -171,45 +206,38 @@ def row_dedup_key(source: str, occurred_at: datetime, action: str, who: str, res
     return f"csv:{digest}"
 
 
-def parse_row(number: int, cells: list[str], header: Header, zone: tzinfo) -> ParsedRow:
-    """One data row (``number``: its row in the file, the header is row 1) or RowRejected with the reason."""
+def parse_row(number: int, cells: list[str], header: Header, zone: tzinfo,
+              slots: tuple[int, ...] | None = None) -> ParsedRow:
+    """One data row (``number``: its row in the file, the header is row 1) or RowRejected with the reason.
+    ``slots``: ``header.slots``, computed once per file by the caller that parses many rows."""
     names = header.names
     if len(cells) > len(names):
         raise RowRejected(f"has {len(cells)} cells, the header has {len(names)}")
-    for position, cell in enumerate(cells):
-        if "\x00" in cell:
-            raise RowRejected(f"{names[position] or f'column {position + 1}'} contains a NUL character")
-        if len(cell) > MAX_CELL_CHARS:
-            raise RowRejected(f"{names[position] or f'column {position + 1}'} is longer than {MAX_CELL_CHARS} "
-                              f"characters")
-    index = header.index
+    joined = "".join(cells)
+    if "\x00" in joined or len(joined) > MAX_CELL_CHARS:  # else no cell can fail either check
+        for position, cell in enumerate(cells):
+            if "\x00" in cell:
+                raise RowRejected(f"{names[position] or f'column {position + 1}'} contains a NUL character")
+            if len(cell) > MAX_CELL_CHARS:
+                raise RowRejected(f"{names[position] or f'column {position + 1}'} is longer than "
+                                  f"{MAX_CELL_CHARS} characters")
     width = len(cells)
-
-    def get(column: str) -> str | None:
-        position = index.get(column)
-        if position is None or position >= width:
-            return None
-        value = cells[position].strip()
-        return value or None
-
-    action = get("action")
-    if action is None:
+    values = [cells[p].strip() if p < width else "" for p in (slots or header.slots)]
+    (when, action, source, source_ref, dedup_key, provider, external_id, handle, email, display_name, org,
+     profile_url, anon_id, category, resource_id, resource_title, resource_url, group_key, metadata_text) = values
+    if not action:
         raise RowRejected("action is missing")
-    when = get("occurred_at")
-    if when is None:
+    if not when:
         raise RowRejected("occurred_at is missing")
     try:
         occurred_at = parse_time(when, zone)
     except ValueError:
         raise RowRejected(f"occurred_at is not a date and time (ISO 8601, e.g. 2026-01-31T09:00:00+09:00): "
                           f"{when[:50]!r}") from None
-    values = {column: get(column) for column in FIELD_LIMITS}
-    for column, limit in FIELD_LIMITS.items():
-        value = values[column]
-        if value is not None and len(value) > limit:
+    for position, column, limit in _LIMITS:
+        if len(values[position]) > limit:
             raise RowRejected(f"{column} is longer than {limit} characters")
-    source = values["source"] or DEFAULT_SOURCE
-    provider, external_id, anon_id = values["provider"], values["external_user_id"], values["anon_id"]
+    source = source or DEFAULT_SOURCE
     account = profile = None
     if provider or external_id:
         if not (provider and external_id):
@@ -218,24 +246,26 @@ def parse_row(number: int, cells: list[str], header: Header, zone: tzinfo) -> Pa
         if not _PROVIDER.match(provider):
             raise RowRejected("provider is 1-50 characters of a-z, 0-9, '_', '.', '-'")
         account = (provider, external_id)
-        profile = {"handle": get("handle"), "email": get("email"), "display_name": get("display_name"),
-                   "org": get("org"), "profile_url": get("profile_url")}
-    elif anon_id is None:
+        profile = {"handle": handle or None, "email": email or None, "display_name": display_name or None,
+                   "org": org or None, "profile_url": profile_url or None}
+    elif not anon_id:
         raise RowRejected("no account (provider and external_user_id) and no anon_id")
-    category, resource_id = values["resource_category"], values["resource_external_id"]
     resource = resource_fields = None
     if category or resource_id:
         if not (category and resource_id):
             raise RowRejected("a resource needs both resource_category and resource_external_id")
         resource = (category, resource_id)
-        resource_fields = {"title": get("resource_title"), "url": get("resource_url"),
-                           "group_key": get("resource_group_key")}
-    metadata = _metadata(get("metadata"), cells, header)
-    dedup_key = values["dedup_key"] or activities.derived_dedup_key(None, source, values["source_ref"]) or \
+        resource_fields = {"title": resource_title or None, "url": resource_url or None,
+                           "group_key": group_key or None}
+    metadata = _metadata(metadata_text or None, cells, header) if metadata_text or header.extra else None
+    key = dedup_key or activities.derived_dedup_key(None, source, source_ref or None) or \
         row_dedup_key(source, occurred_at, action, "\x1e".join(account) if account else f"anon\x1e{anon_id}",
                       "\x1e".join(resource) if resource else "", metadata or "")
-    return ParsedRow(number, occurred_at, action, source, values["source_ref"], dedup_key, account, profile,
-                     anon_id, resource, resource_fields, metadata)
+    anon, ref = anon_id or None, source_ref or None
+    return ParsedRow(number, occurred_at, action, source, ref, key, account, profile, anon, resource,
+                     resource_fields, metadata,
+                     f"{_copy(anon)}\t{_copy(action)}\t{occurred_at.isoformat()}\t{_copy(source)}\t"
+                     f"{_copy(ref)}\t{_copy(metadata)}\t{_copy(key)}\n")
 
 
 def _metadata(text: str | None, cells: list[str], header: Header) -> str | None:
@@ -255,8 +285,7 @@ def _metadata(text: str | None, cells: list[str], header: Header) -> str | None:
             found.setdefault(name, cells[position].strip())
     if not found:
         return None
-    return text if text is not None and len(found) == 1 and not header.extra else json.dumps(found,
-                                                                                          ensure_ascii=False)
+    return text if text is not None and len(found) == 1 and not header.extra else _JSON.encode(found)
 
 
 # ---------------------------------------------------------------- the upload
@@ -294,13 +323,11 @@ def _zone(name: str) -> tzinfo:
         raise ValidationFailed.at(["query", "timezone"], "not an IANA time zone (e.g. Asia/Tokyo)") from None
 
 
-def create_import(principal: Principal, body: bytes, content_type: str, timezone: str = "UTC") -> dict[str, Any]:
-    """Check the file (an encoding this reads, a header with the needed columns: else a 422 and nothing kept),
-    store it in S3, queue its job. Rows are checked by the background run, which reports each failed one."""
-    _zone(timezone)
-    data = _file_of(body, content_type)
+def _checked_file(data: bytes, loc: list[str | int]) -> str:
+    """The encoding of ``data`` (the file, or its first bytes up to a line end) once its header row has the columns
+    an import needs; else a 422 (``errors[].loc`` ``[..., "header"]`` for the header)."""
     if not data.strip():
-        raise ValidationFailed.at(["body"], "the CSV is empty")
+        raise ValidationFailed.at(loc, "the CSV is empty")
     encoding, text = decode(data)
     try:
         first = next(csv.reader(io.StringIO(text[:200_000])), None)
@@ -308,9 +335,17 @@ def create_import(principal: Principal, body: bytes, content_type: str, timezone
         raise ValidationFailed(f"the CSV header cannot be read: {exc}", errors=[
             {"loc": ["body", "header"], "msg": str(exc), "type": "csv"}]) from exc
     if not first:
-        raise ValidationFailed.at(["body"], "the CSV is empty")
+        raise ValidationFailed.at(loc, "the CSV is empty")
     read_header(first)
-    settings = get_settings()
+    return encoding
+
+
+def create_import(principal: Principal, body: bytes, content_type: str, timezone: str = "UTC") -> dict[str, Any]:
+    """Check the file (an encoding this reads, a header with the needed columns: else a 422 and nothing kept),
+    store it in S3, queue its job. Rows are checked by the background run, which reports each failed one."""
+    _zone(timezone)
+    data = _file_of(body, content_type)
+    encoding = _checked_file(data, ["body"])
     with db.tenant_transaction(principal.tenant_id) as conn:
         job = store.insert_job(conn, principal.user_id, encoding, {"timezone": timezone, "bytes": len(data)})
         key = f"imports/{principal.tenant_id}/activities/{job['job_id']}.csv"
@@ -318,16 +353,132 @@ def create_import(principal: Principal, body: bytes, content_type: str, timezone
         store.set_job_file(conn, job["job_id"], key)
         audit.record(conn, principal, "activity.import", "activity_import_job", job["job_id"],
                      {"bytes": len(data), "encoding": encoding})
+    return _queue(principal, job, "nothing was imported: upload again")
+
+
+def _queue(principal: Principal, job: Row, then: str) -> dict[str, Any]:
+    """Send the job's message; a job whose message cannot be sent would wait forever, so it fails at once."""
     try:
-        aws.client("sqs").send_message(QueueUrl=settings.activity_import_queue_url, MessageBody=json.dumps(
+        aws.client("sqs").send_message(QueueUrl=get_settings().activity_import_queue_url, MessageBody=json.dumps(
             {"tenant_id": principal.tenant_id, "job_id": str(job["job_id"])}))
-    except Exception as exc:  # the job would wait forever: end it, the caller uploads again
+    except Exception as exc:
         logger.exception("activity import could not be queued", extra={"job_id": str(job["job_id"])})
         with db.tenant_transaction(principal.tenant_id) as conn:
             store.finish_job(conn, job["job_id"], "failed", job["metrics"], "the import could not be queued")
-        raise ServiceUnavailable("the import queue cannot be reached; nothing was imported: upload again") from exc
+        raise ServiceUnavailable(f"the import queue cannot be reached; {then}") from exc
     with db.tenant_transaction(principal.tenant_id) as conn:
         return job_view(get_job(conn, job["job_id"]))
+
+
+# ---------------------------------------------------------------- large files: presigned uploads
+
+def create_upload(principal: Principal, declared_bytes: int) -> dict[str, Any]:
+    """A presigned S3 PUT URL for a CSV of ``declared_bytes`` (up to MAX_UPLOAD_BYTES), valid for
+    UPLOAD_URL_SECONDS; the file is then imported with ``import_upload``."""
+    if not 0 < declared_bytes <= MAX_UPLOAD_BYTES:
+        raise ValidationFailed.at(["body", "bytes"], f"a file of 1 to {MAX_UPLOAD_BYTES} bytes")
+    upload_id = uuid.uuid4()
+    key = f"imports/{principal.tenant_id}/activities/uploads/{upload_id}.csv"
+    with db.tenant_transaction(principal.tenant_id) as conn:
+        row = store.insert_upload(conn, upload_id, key, declared_bytes, MAX_UPLOAD_BYTES, UPLOAD_URL_SECONDS,
+                                  principal.user_id)
+        audit.record(conn, principal, "activity.import.upload", "activity_import_upload", upload_id,
+                     {"bytes": declared_bytes})
+    url = storage.s3().generate_presigned_url(
+        "put_object", ExpiresIn=UPLOAD_URL_SECONDS, HttpMethod="PUT",
+        Params={"Bucket": get_settings().artifacts_bucket, "Key": key, "ContentType": "text/csv"})
+    return {"upload_id": upload_id, "url": url, "method": "PUT", "headers": {"Content-Type": "text/csv"},
+            "expires_at": row["expires_at"], "max_bytes": row["max_bytes"],
+            "import_before": row["expires_at"] + timedelta(seconds=UPLOAD_IMPORT_WITHIN_SECONDS)}
+
+
+def import_upload(principal: Principal, upload_id: UUID, timezone: str = "UTC") -> dict[str, Any]:
+    """Create and queue the import job of an uploaded file: checked first like a direct upload (its size against
+    the upload's maximum, its encoding and header from its first bytes). An upload another tenant made is not
+    found; one imported already, not uploaded yet, or past its time is a 409."""
+    _zone(timezone)
+    with db.tenant_transaction(principal.tenant_id) as conn:
+        upload = store.lock_upload(conn, upload_id, UPLOAD_IMPORT_WITHIN_SECONDS)
+        if upload is None:
+            raise NotFound("upload not found")
+        if upload["job_id"] is not None:
+            raise Conflict(f"this upload was imported already (import job {upload['job_id']})",
+                           job_id=str(upload["job_id"]))
+        if upload["expired"]:
+            raise Conflict("this upload expired: request a new upload URL and upload the file again")
+        size = _object_size(upload["file_path"])
+        if size is None:
+            raise Conflict("nothing was uploaded to this upload's URL yet: PUT the file first"
+                           if not upload["url_expired"] else
+                           "no file was uploaded before the upload URL expired: request a new upload URL")
+        if size > upload["max_bytes"]:
+            storage.s3().delete_object(Bucket=get_settings().artifacts_bucket, Key=upload["file_path"])
+            raise ValidationFailed.at(["body", "upload_id"], f"the uploaded file has {size} bytes, more than the "
+                                                             f"{upload['max_bytes']} an upload may have")
+        encoding = _checked_file(_first_lines(upload["file_path"], size), ["body", "upload_id"])
+        job = store.insert_job(conn, principal.user_id, encoding, {"timezone": timezone, "bytes": size})
+        store.set_job_file(conn, job["job_id"], upload["file_path"])
+        store.attach_upload(conn, upload_id, job["job_id"])
+        audit.record(conn, principal, "activity.import", "activity_import_job", job["job_id"],
+                     {"bytes": size, "encoding": encoding, "upload_id": str(upload_id)})
+    return _queue(principal, job, "nothing was imported: create the import from the upload again")
+
+
+def _object_size(key: str) -> int | None:
+    s3 = storage.s3()
+    try:
+        return int(s3.head_object(Bucket=get_settings().artifacts_bucket, Key=key)["ContentLength"])
+    except s3.exceptions.ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            return None
+        raise
+
+
+def _first_lines(key: str, size: int) -> bytes:
+    """The file's first HEADER_PROBE_BYTES, cut after their last line end (no character is cut in two: a line
+    feed byte is never part of a UTF-8 or CP932 character)."""
+    if size <= HEADER_PROBE_BYTES:
+        return storage.get_bytes(key)
+    head = storage.s3().get_object(Bucket=get_settings().artifacts_bucket, Key=key,
+                                   Range=f"bytes=0-{HEADER_PROBE_BYTES - 1}")["Body"].read()
+    end = head.rfind(b"\n")
+    return head[:end + 1] if end >= 0 else head
+
+
+# ---------------------------------------------------------------- retries and stalled jobs
+
+def retry_job(principal: Principal, job_id: UUID) -> dict[str, Any]:
+    """Queue a failed job again. It resumes after the rows it had processed (every row's dedup key keeps a row
+    from going in twice), so a job stopped by a crash or a database error continues where it stopped."""
+    with db.tenant_transaction(principal.tenant_id) as conn:
+        job = store.lock_job(conn, job_id)
+        if job is None:
+            raise NotFound("import job not found")
+        if job["status"] != "failed":
+            raise Conflict(f"only a failed import can be retried: this one is {job['status']}")
+        if job["file_path"] is None:
+            raise Conflict("this import has no file to read: upload it again")
+        store.requeue_job(conn, job_id)
+        audit.record(conn, principal, "activity.import.retry", "activity_import_job", job_id,
+                     {"processed": (job["metrics"] or {}).get("processed", 0), "error": job["error"]})
+    return _queue(principal, job, "the import stays failed: retry it later")
+
+
+def sweep(tenant_id: str, stalled_after_seconds: int = STALLED_AFTER_SECONDS) -> dict[str, int]:
+    """Fail the tenant's jobs that made no progress for ``stalled_after_seconds`` (their message ended in the
+    dead-letter queue, or was never sent), and forget the uploads never imported in time (their files too)."""
+    with db.tenant_transaction(tenant_id) as conn:
+        failed = store.fail_stalled_jobs(conn, stalled_after_seconds, STALLED_ERROR)
+        for job in failed:
+            audit.record(conn, "system:activity-import-sweep", "activity.import.stalled", "activity_import_job",
+                         job["job_id"], {"status": job["status"], "processed": job["processed"]})
+        forgotten = store.delete_expired_uploads(conn, UPLOAD_IMPORT_WITHIN_SECONDS)
+    bucket = get_settings().artifacts_bucket
+    for key in forgotten:
+        storage.s3().delete_object(Bucket=bucket, Key=key)
+    if failed:
+        logger.warning("stalled activity imports failed", extra={"jobs": [str(j["job_id"]) for j in failed]})
+    return {"failed_jobs": len(failed), "expired_uploads": len(forgotten)}
 
 
 def get_job(conn: Connection, job_id: UUID | str) -> Row:
@@ -368,16 +519,111 @@ class _Run:
     accounts: dict[tuple[str, str], tuple[UUID, UUID]]
     resources: dict[tuple[str, str], tuple[UUID, str, str | None]]
     size: int = 0  # characters in the file, for the progress
+    # the staged columns of each account (developer_id, account_id) and resource (resource_id, category, group_key)
+    # in COPY text, made once per run
+    who: dict[tuple[str, str], str] = field(default_factory=dict)
+    what: dict[tuple[str, str], str] = field(default_factory=dict)
 
 
-def _lines(text: str, run: _Run, size: int) -> Iterator[str]:
-    """The text's lines, keeping the share read in the run's metrics (the job's progress)."""
+@dataclass
+class _Chunk:
+    """Data rows read since the last chunk: those that parsed, the failed (and blank) ones, how many rows that is
+    and how far into the file they end (characters), or the error that stopped reading the file after them."""
+    rows: list[ParsedRow]
+    failures: list[tuple[int, str]]
+    rows_read: int
+    read_to: int
+    error: str | None = None
+
+
+def _chunks(reader: Iterator[list[str]], header: Header, zone: tzinfo, done: int, chunk_rows: int,
+            position: list[int], size: int) -> Iterator[_Chunk]:
+    """The file's data rows after the first ``done`` (committed by an earlier attempt), ``chunk_rows`` at a time;
+    ``position[0]``: the characters ``reader`` has read (``_lines``). Runs in the reading thread (``_ReadAhead``)
+    while the database writes the chunk before."""
+    slots = header.slots
+    rows: list[ParsedRow] = []
+    failures: list[tuple[int, str]] = []
+    number = 1
+    while True:
+        try:
+            cells = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            yield _Chunk(rows, failures, len(rows) + len(failures), position[0],
+                         f"the CSV cannot be read after row {number}: {exc}; the rows before it were imported")
+            return
+        number += 1
+        if number - 1 <= done:
+            continue
+        if not cells or not any(c.strip() for c in cells):
+            failures.append((number, ""))  # a blank line: read, neither imported nor failed
+        else:
+            try:
+                rows.append(parse_row(number, cells, header, zone, slots))
+            except RowRejected as exc:
+                failures.append((number, str(exc)))
+        if len(rows) + len(failures) >= chunk_rows:
+            yield _Chunk(rows, failures, len(rows) + len(failures), position[0])
+            rows, failures = [], []
+    yield _Chunk(rows, failures, len(rows) + len(failures), size)
+
+
+class _ReadAhead:
+    """Iterate ``chunks`` in a thread of its own, at most ``depth`` chunks ahead: the next chunk is parsed while the
+    database writes this one (psycopg releases the GIL while it waits), so the run takes about the longer of the
+    two rather than their sum. An exception in the thread is raised where the chunk would have been."""
+
+    _END = object()
+
+    def __init__(self, chunks: Iterator[_Chunk], depth: int = 1) -> None:
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._fill, args=(chunks,), name="activity-import-reader",
+                                        daemon=True)
+        self._thread.start()
+
+    def _fill(self, chunks: Iterator[_Chunk]) -> None:
+        try:
+            for chunk in chunks:
+                if not self._put(chunk):
+                    return
+        except BaseException as exc:  # noqa: BLE001  (handed to the consuming thread, raised there)
+            self._put(exc)
+            return
+        self._put(self._END)
+
+    def _put(self, item: Any) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def __iter__(self) -> Iterator[_Chunk]:
+        while True:
+            item = self._queue.get()
+            if item is self._END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _lines(text: str, position: list[int]) -> Iterator[str]:
+    """The text's lines, keeping in ``position[0]`` how many characters were read (the job's progress)."""
     read = 0
     for line in io.StringIO(text, newline=""):
         read += len(line)
-        run.metrics["_read"] = read
+        position[0] = read
         yield line
-    run.metrics["_read"] = size
 
 
 def run_import(tenant_id: str, job_id: str, chunk_rows: int = CHUNK_ROWS) -> dict[str, Any]:
@@ -396,53 +642,35 @@ def run_import(tenant_id: str, job_id: str, chunk_rows: int = CHUNK_ROWS) -> dic
     except ValidationFailed as exc:  # the file was checked at upload: only a changed object gets here
         return _finish(run, "failed", exc.detail)
     run.size = len(text)
-    reader = csv.reader(_lines(text, run, len(text)))
+    position = [0]
+    reader = csv.reader(_lines(text, position))
     try:
         header = read_header(next(reader))
     except (StopIteration, csv.Error, ValidationFailed) as exc:
         return _finish(run, "failed", getattr(exc, "detail", None) or "the CSV header cannot be read")
-    done = metrics["processed"]  # data rows committed by an earlier attempt
-    chunk: list[ParsedRow] = []
-    failures: list[tuple[int, str]] = []
-    number = 1
+    chunks = _chunks(reader, header, zone, metrics["processed"], chunk_rows, position, len(text))
+    ahead = _ReadAhead(chunks)
+    first_row = metrics["processed"] + 2
     try:
-        while True:
-            try:
-                cells = next(reader)
-            except StopIteration:
-                break
-            except csv.Error as exc:
-                _write_chunk(run, chunk, failures, len(chunk) + len(failures))
-                return _finish(run, "failed", f"the CSV cannot be read after row {number}: {exc}; the rows before "
-                                              f"it were imported")
-            number += 1
-            if number - 1 <= done:
-                continue
-            if not cells or not any(c.strip() for c in cells):
-                failures.append((number, ""))  # a blank line: read, neither imported nor failed
-            else:
-                try:
-                    chunk.append(parse_row(number, cells, header, zone))
-                except RowRejected as exc:
-                    failures.append((number, str(exc)))
-            if len(chunk) + len(failures) >= chunk_rows:
-                _write_chunk(run, chunk, failures, len(chunk) + len(failures))
-                chunk, failures = [], []
-        _write_chunk(run, chunk, failures, len(chunk) + len(failures))
+        for chunk in ahead:
+            _write_chunk(run, chunk)
+            if chunk.error:
+                return _finish(run, "failed", chunk.error)
+            first_row = metrics["processed"] + 2
     except _Superseded:
         logger.info("activity import taken over by another delivery", extra={"job_id": job_id})
         return {"job_id": job_id, "status": "running"}
     except psycopg.DataError as exc:
-        return _finish(run, "failed", f"rows {chunk[0].row if chunk else number}-{number} could not be written "
-                                      f"({exc}); the rows before them were imported")
+        return _finish(run, "failed", f"the rows from row {first_row} could not be written ({exc}); the rows "
+                                      f"before them were imported")
+    finally:
+        ahead.close()
     if metrics["failed"] and not (metrics["inserted"] or metrics["duplicates"] or metrics["skipped_consent"]):
         return _finish(run, "failed", "no row could be imported: see failed_rows")
     return _finish(run, "partial" if metrics["failed"] else "completed", None)
-
-
-def _write_chunk(run: _Run, chunk: list[ParsedRow], failures: list[tuple[int, str]], rows_read: int) -> None:
+def _write_chunk(run: _Run, chunk: _Chunk) -> None:
     """One transaction: resolve, stage, insert, and the job's new position and counts."""
-    if not rows_read:
+    if not chunk.rows_read:
         return
     m = run.metrics
     with db.tenant_transaction(run.tenant_id) as conn:
@@ -450,17 +678,17 @@ def _write_chunk(run: _Run, chunk: list[ParsedRow], failures: list[tuple[int, st
         job = store.lock_job(conn, run.job_id)
         if job is None or job["status"] != "running" or (job["metrics"] or {}).get("processed", 0) != m["processed"]:
             raise _Superseded()
-        staged, skipped = _stage(conn, run, chunk) if chunk else (0, 0)
+        candidates, staged, skipped = _stage(conn, run, chunk.rows) if chunk.rows else (0, 0, 0)
         inserted = store.insert_from_staging(conn) if staged else 0
-        failed = [(row, reason) for row, reason in failures if reason]
-        m["processed"] += rows_read
+        failed = [(row, reason) for row, reason in chunk.failures if reason]
+        m["processed"] += chunk.rows_read
         m["inserted"] += inserted
-        m["duplicates"] += staged - inserted
+        m["duplicates"] += candidates - inserted
         m["skipped_consent"] += skipped
         m["failed"] += len(failed)
         room = MAX_FAILED_ROWS_KEPT - len(m["failed_rows"])
         m["failed_rows"] += [{"row": row, "reason": reason} for row, reason in failed[:max(room, 0)]]
-        m["progress"] = round(100.0 * m.get("_read", 0) / max(run.size, 1), 1)
+        m["progress"] = round(100.0 * chunk.read_to / max(run.size, 1), 1)
         store.record_progress(conn, run.job_id, _stored(m))
     if inserted:
         count("ActivitiesIngested", inserted, tenant_id=run.tenant_id)
@@ -470,8 +698,9 @@ def _stored(metrics: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in metrics.items() if not k.startswith("_")}
 
 
-def _stage(conn: Connection, run: _Run, chunk: list[ParsedRow]) -> tuple[int, int]:
-    """COPY the chunk into the staging table; returns (rows staged, rows withheld for consent)."""
+def _resolve(conn: Connection, run: _Run, chunk: list[ParsedRow]) -> None:
+    """The chunk's accounts and resources that this run has not met yet: one ``resolve_accounts`` call, one
+    upsert (kept in ``run`` for the chunks after)."""
     new_accounts: dict[tuple[str, str], ParsedRow] = {}
     for p in chunk:
         if p.account and p.account not in run.accounts and p.account not in new_accounts:
@@ -484,6 +713,7 @@ def _stage(conn: Connection, run: _Run, chunk: list[ParsedRow]) -> tuple[int, in
                for k, p in new_accounts.items() if p.profile is not None]
         for key, resolved in zip(new_accounts, identity.resolve_accounts(conn, ins), strict=True):
             run.accounts[key] = (resolved.account_id, resolved.developer_id)
+            run.who[key] = f"{resolved.developer_id.hex}\t{resolved.account_id.hex}"
     new_resources: dict[tuple[str, str], dict[str, Any]] = {}
     for p in chunk:
         if p.resource and p.resource not in run.resources and p.resource not in new_resources:
@@ -491,33 +721,53 @@ def _stage(conn: Connection, run: _Run, chunk: list[ParsedRow]) -> tuple[int, in
                                          **(p.resource_fields or {})}
     if new_resources:
         for r in store_activities.upsert_resources(conn, list(new_resources.values())):
-            run.resources[(r["category"], r["external_id"])] = (r["resource_id"], r["category"], r["group_key"])
+            key = (r["category"], r["external_id"])
+            run.resources[key] = (r["resource_id"], r["category"], r["group_key"])
+            run.what[key] = f"{r['resource_id'].hex}\t{_copy(r['category'])}\t{_copy(r['group_key'])}"
+
+
+def _stage(conn: Connection, run: _Run, chunk: list[ParsedRow]) -> tuple[int, int, int]:
+    """COPY the chunk's new rows into the staging table. Returns (rows not withheld for consent, rows staged, rows
+    withheld for consent): a row whose dedup key the tenant has, or that an earlier row of the chunk carries (the
+    first one in the file is kept), is not staged (a duplicate)."""
+    _resolve(conn, run, chunk)
     developers = {run.accounts[p.account][1] for p in chunk if p.account}
     withheld = store_activities.developers_without_consent(conn, sorted(developers, key=str)) if developers else set()
-    store.create_staging(conn)
-    lines: list[str] = []
-    skipped = 0
-    accounts, resources, is_tracking = run.accounts, run.resources, activities.is_tracking
+    accounts, is_tracking = run.accounts, activities.is_tracking
+    kept: dict[str, ParsedRow] = {}
+    skipped = candidates = 0
     for p in chunk:
-        if p.account:
-            account_id, developer_id = accounts[p.account]
-            if developer_id in withheld and is_tracking(p.source, p.action):
-                skipped += 1
-                continue
-            who = f"{developer_id}\t{account_id}"
-        else:
-            who = "\\N\t\\N"
-        if p.resource:
-            resource_id, category, group_key = resources[p.resource]
-            resource, cached = str(resource_id), f"{_copy(category)}\t{_copy(group_key)}"
-        else:
-            resource, cached = "\\N", "\\N\t\\N"
-        # STAGED_COLUMNS' order
-        lines.append(f"{who}\t{_copy(p.anon_id)}\t{resource}\t{_copy(p.action)}\t{p.occurred_at.isoformat()}\t"
-                     f"{_copy(p.source)}\t{_copy(p.source_ref)}\t{cached}\t{_copy(p.metadata)}\t{_copy(p.dedup_key)}\n")
-    if lines:
-        store.copy_into_staging(conn, ("".join(lines[i:i + 5000]).encode() for i in range(0, len(lines), 5000)))
-    return len(lines), skipped
+        if p.account and accounts[p.account][1] in withheld and is_tracking(p.source, p.action):
+            skipped += 1
+            continue
+        candidates += 1
+        kept.setdefault(p.dedup_key, p)
+    for key in store.existing_dedup_keys(conn, list(kept)):
+        del kept[key]
+    if not kept:
+        return candidates, 0, skipped
+    store.create_staging(conn)
+    # STAGED_COLUMNS' order: who and what (as this run resolved them), the id, the row's own columns
+    who, what = run.who, run.what
+    nobody, nothing = "\\N\t\\N", "\\N\t\\N\t\\N"
+    lines = [f"{who[p.account] if p.account else nobody}\t{what[p.resource] if p.resource else nothing}\t"
+             f"{activity_id}\t{p.copy_text}"
+             for activity_id, p in zip(_time_ordered_ids(len(kept)), kept.values(), strict=True)]
+    store.copy_into_staging(conn, ("".join(lines[i:i + 5000]).encode() for i in range(0, len(lines), 5000)))
+    return candidates, len(lines), skipped
+
+
+def _time_ordered_ids(n: int) -> list[str]:
+    """``n`` new activity ids (32 hex digits, as COPY reads a uuid) in increasing order: the time in milliseconds
+    first, as UUIDv7 lays it out, then a counter and random bits. A chunk's rows then land at the right-hand end of
+    the (tenant_id, activity_id) key instead of on a random page each (fewer pages touched and written to WAL)."""
+    millis = time.time_ns() // 1_000_000
+    bits = random.getrandbits
+    out = []
+    for counter in range(n):
+        tick, sequence = divmod(counter, 4096)
+        out.append(f"{((millis + tick) << 80) | (0x7 << 76) | (sequence << 64) | (0b10 << 62) | bits(62):032x}")
+    return out
 
 
 def _copy(value: str | None) -> str:

@@ -1,4 +1,4 @@
-"""Community API models: activities (one, a batch, the list) and activity CSV import jobs."""
+"""Community API models: activities (one, a batch, the list), activity CSV import jobs and their presigned uploads."""
 from __future__ import annotations
 
 from datetime import datetime
@@ -9,6 +9,7 @@ from pydantic import AwareDatetime, Field
 
 from funnel.api.contract import FreeJsonObject, Out
 from funnel.api.deps import StrictModel
+from funnel.community.imports import MAX_UPLOAD_BYTES
 
 MAX_BATCH = 10_000
 IngestStatus = Literal["inserted", "duplicate", "skipped_consent"]
@@ -127,3 +128,26 @@ class ActivityImport(Out):
     started_at: datetime | None
     finished_at: datetime | None
     created_by: UUID | None
+
+
+class ActivityUploadBody(StrictModel):
+    """A presigned upload for a CSV above the API's body limit: PUT the file to the answer's ``url`` with its
+    ``headers``, then create the import from ``upload_id`` (POST /v1/activity-imports/from-upload)."""
+    bytes: int = Field(ge=1, le=MAX_UPLOAD_BYTES, description="the file's size in bytes (at most max_bytes)")
+
+
+class ActivityUpload(Out):
+    upload_id: UUID
+    url: str = Field(description="where to PUT the file (presigned S3 URL) before expires_at")
+    method: Literal["PUT"]
+    headers: dict[str, str] = Field(description="the headers the PUT must send (they are signed)")
+    expires_at: datetime = Field(description="when the URL stops accepting the file")
+    import_before: datetime = Field(description="when the upload id stops creating an import (then it is deleted)")
+    max_bytes: int = Field(description="the largest file an upload may hold; a larger one is refused with 422 "
+                                       "when the import is created")
+
+
+class ActivityImportFromUpload(StrictModel):
+    upload_id: UUID
+    timezone: str = Field(default="UTC", min_length=1, max_length=64,
+                          description="the time zone of times without an offset (IANA, e.g. Asia/Tokyo)")

@@ -16,7 +16,10 @@ from funnel.community.models_activities import (
     ActivityBatchBody,
     ActivityBody,
     ActivityImport,
+    ActivityImportFromUpload,
     ActivityIngested,
+    ActivityUpload,
+    ActivityUploadBody,
     IngestOutcome,
 )
 
@@ -95,6 +98,34 @@ async def import_activities(request: Request, principal: Writer,
     number and reason) or failed (with the error)."""
     body, content_type = await request.body(), request.headers.get("content-type", "")
     return ActivityImport.model_validate(imports.create_import(principal, body, content_type, timezone))
+
+
+@router.post("/activity-imports/uploads", status_code=201, tags=["community"], responses=problems(422))
+def create_import_upload(body: ActivityUploadBody, principal: Writer) -> ActivityUpload:
+    """An upload for a CSV file above the 4 MiB body limit of POST /v1/activity-imports (up to `max_bytes`):
+    PUT the file to `url` with `headers` before `expires_at`, then create its import with
+    POST /v1/activity-imports/from-upload."""
+    return ActivityUpload.model_validate(imports.create_upload(principal, body.bytes))
+
+
+@router.post("/activity-imports/from-upload", status_code=202, tags=["community"],
+             responses=problems(404, 409, 422, 503, not_found="no upload with this id (another tenant's included)",
+                                conflict="the upload was imported already, has no file yet, or expired",
+                                validation="the file is larger than the upload's max_bytes (it is deleted), or its "
+                                           "encoding or header cannot be imported"))
+def import_from_upload(body: ActivityImportFromUpload, principal: Writer) -> ActivityImport:
+    """Import an uploaded CSV file in the background, as POST /v1/activity-imports does with a file in the body
+    (the same columns, encodings and checks)."""
+    return ActivityImport.model_validate(imports.import_upload(principal, body.upload_id, body.timezone))
+
+
+@router.post("/activity-imports/{job_id}/retry", status_code=202, tags=["community"],
+             responses=problems(404, 409, 503, conflict="the import has not failed"))
+def retry_import(job_id: UUID, principal: Writer) -> ActivityImport:
+    """Queue a failed import again: it continues after the rows it had processed (rows already imported are
+    never imported twice). A job that stalled (no progress through every retry of its queue) fails with an error
+    saying so, and is retried this way."""
+    return ActivityImport.model_validate(imports.retry_job(principal, job_id))
 
 
 @router.get("/activity-imports", tags=["community"])

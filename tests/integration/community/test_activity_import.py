@@ -179,8 +179,9 @@ def test_a_key_another_transaction_inserts_meanwhile_is_a_duplicate_not_an_error
     row = {"activity_id": None, "developer_id": None, "account_id": None, "anon_id": "racer", "resource_id": None,
            "action": "scan", "occurred_at": "2026-05-01T00:00:00Z", "source": "qr", "source_ref": None,
            "category": None, "group_key": None, "metadata": None}
-    staged = "".join(f"\\N\t\\N\tracer\t\\N\tscan\t2026-05-01T00:00:00Z\tqr\t\\N\t\\N\t\\N\t\\N\t{k}\n"
-                     for k in (key, fresh)).encode()
+    # store_imports.STAGED_COLUMNS: nobody, no resource, an id, then the row's own columns
+    staged = "".join(f"\\N\t\\N\t\\N\t\\N\t\\N\t{uuid.uuid4().hex}\tracer\tscan\t2026-05-01T00:00:00Z\tqr\t\\N\t"
+                     f"\\N\t{k}\n" for k in (key, fresh)).encode()
     inserted: list[int] = []
     with tenant_conn() as other:
         store_activities.insert_activities(other, [{**row, "activity_id": uuid.uuid4(), "dedup_key": key}])
