@@ -197,3 +197,23 @@ def test_operations_refuse_what_they_cannot_do_with_a_report(runtime):
     unreachable = runtime.invoke(FUNCTION, {"action": "add_server", "id": "nowhere",
                                             "url": "postgresql://127.0.0.1:9/", "capacity": 10})
     assert not unreachable["ok"] and "cannot be reached" in unreachable["error"]
+
+
+def test_the_operator_commands_run_the_same_operations_in_this_process(capsys):
+    from funnel import cli
+
+    slug = f"cli-{uuid.uuid4().hex[:8]}"
+    assert cli.main(["tenants", "create", "From the CLI", "--slug", slug, "--pooled", "--owner-email",
+                     f"owner@{slug}.example.com", "--owner-password", PASSWORD]) == 0
+    created = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert (created["slug"], created["isolation"], created["status"]) == (slug, "pool", "active")
+    assert cli.main(["migrate", "--workers", "1"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert any(slug in line.split()[0].split(",") and line.rstrip().endswith("at_head") for line in out if line)
+    assert out[-1].startswith("control: ok; tenant databases:") and out[-1].endswith(", 0 failed")
+    assert cli.main(["servers", "list"]) == 0
+    assert "primary" in capsys.readouterr().out
+    assert cli.main(["tenants", "delete", slug, "--yes"]) == 0
+    assert json.loads(capsys.readouterr().out)["status"] == "deleted"
+    assert cli.main(["tenants", "migrate", slug]) == 1
+    assert "no tenant" in capsys.readouterr().err
