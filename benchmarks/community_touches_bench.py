@@ -45,6 +45,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=400, help="clicks timed with and without the touch, each")
     parser.add_argument("--touches", type=int, default=500, help="touches recorded by the consumer's function")
+    parser.add_argument("--funnel-activities", type=int, default=1_000_000,
+                        help="activities under the first-touch funnel query")
+    parser.add_argument("--skip-clicks", action="store_true", help="only the funnel query")
     args = parser.parse_args()
 
     from funnel import db
@@ -85,6 +88,10 @@ def main() -> None:
         settings = get_settings()
         queue_url = settings.community_touches_queue_url
         assert queue_url, "the local runtime configures the touches queue"
+        if args.skip_clicks:
+            rows += funnel_rows(handle, args.funnel_activities)
+            print_rows(rows)
+            return
         for _ in range(20):  # warm: the SQS client, the connection pool, the modules of the first click
             click()
         with_touch: list[float] = []
@@ -141,7 +148,49 @@ def main() -> None:
             assert crossarea.record(touch) == "duplicate"
             again.append((time.perf_counter() - t) * 1000)
         rows.append(("consumer: a redelivered touch (duplicate)", figures(again)))
+        rows += funnel_rows(handle, args.funnel_activities)
+    print_rows(rows)
 
+
+def funnel_rows(handle, activities: int) -> list[tuple[str, str]]:
+    """The first-touch funnel over ``activities`` activities of activities // 20 developers (a tenth of them in 500
+    organizations, with an outreach form submission each), 10% adopted, sources mixed."""
+    from funnel import db
+    from funnel.community import crossarea
+
+    developers = max(activities // 20, 1)
+    started = time.perf_counter()
+    with db.tenant_transaction(handle.tenant_id) as conn:
+        conn.execute("INSERT INTO organizations (name, domain_primary) SELECT 'org ' || g, 'org' || g || '.example' "
+                     "FROM generate_series(1, 500) g")
+        conn.execute("INSERT INTO developers (org_id) SELECT CASE WHEN g %% 10 = 0 THEN (SELECT org_id FROM "
+                     "organizations WHERE name = 'org ' || (g %% 500 + 1)) END FROM generate_series(1, %s) g",
+                     (developers,))
+        conn.execute("INSERT INTO activities (org_id, action, occurred_at, source, dedup_key) SELECT org_id, "
+                     "'form_submission', now() - interval '400 days', 'outreach', 'bench:org:' || org_id "
+                     "FROM organizations WHERE name LIKE 'org %'")
+        conn.execute(
+            "WITH d AS (SELECT developer_id, row_number() OVER () AS n FROM developers) "
+            "INSERT INTO activities (developer_id, action, occurred_at, source, dedup_key) "
+            "SELECT d.developer_id, CASE WHEN g = 19 AND d.n % 10 = 0 THEN 'signup' ELSE 'star' END, "
+            "now() - (g || ' days')::interval - (d.n || ' seconds')::interval, "
+            "(ARRAY['email', 'shortlink', 'github', 'csv', 'api'])[1 + (d.n + g) % 5], "
+            "'bench:' || d.developer_id || ':' || g FROM d, generate_series(0, 19) g")
+        conn.execute("ANALYZE activities")
+        conn.execute("ANALYZE developers")
+    loaded = time.perf_counter() - started
+    timings = []
+    for _ in range(20):
+        t = time.perf_counter()
+        with db.tenant_transaction(handle.tenant_id) as conn:
+            result = crossarea.first_touch_funnel(conn, touched_from=None, touched_to=None)
+        timings.append((time.perf_counter() - t) * 1000)
+    return [(f"first-touch funnel over {activities:,} activities of {developers:,} developers (loaded in "
+             f"{loaded:.0f} s; {result['touched']:,} touched, {result['adopted']:,} adopted), 20 requests",
+             figures(timings))]
+
+
+def print_rows(rows: list[tuple[str, str]]) -> None:
     print(f"load average at the end: {os.getloadavg()[0]:.1f}")
     width = max(len(r[0]) for r in rows)
     print(f"{'measure':{width}}  result (p50 / p99)")
