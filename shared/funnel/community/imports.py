@@ -310,7 +310,7 @@ def _file_of(body: bytes, content_type: str) -> bytes:
     return payload if isinstance(payload, bytes) else b""
 
 
-def _zone(name: str) -> tzinfo:
+def _zone(name: str, loc: tuple[str, str] = ("query", "timezone")) -> tzinfo:
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError  # noqa: PLC0415  (cold start: imports only)
 
     if name.upper() == "UTC":
@@ -319,8 +319,8 @@ def _zone(name: str) -> tzinfo:
         if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_+\-]*(/[A-Za-z0-9_+\-]+)*", name):
             raise ValueError(name)
         return ZoneInfo(name)
-    except (ValueError, ZoneInfoNotFoundError):
-        raise ValidationFailed.at(["query", "timezone"], "not an IANA time zone (e.g. Asia/Tokyo)") from None
+    except (ValueError, OSError, ZoneInfoNotFoundError):  # OSError: a folder of the database ("America")
+        raise ValidationFailed.at(list(loc), "not an IANA time zone (e.g. Asia/Tokyo)") from None
 
 
 def _checked_file(data: bytes, loc: list[str | int]) -> str:
@@ -396,7 +396,7 @@ def import_upload(principal: Principal, upload_id: UUID, timezone: str = "UTC") 
     """Create and queue the import job of an uploaded file: checked first like a direct upload (its size against
     the upload's maximum, its encoding and header from its first bytes). An upload another tenant made is not
     found; one imported already, not uploaded yet, or past its time is a 409."""
-    _zone(timezone)
+    _zone(timezone, ("body", "timezone"))
     with db.tenant_transaction(principal.tenant_id) as conn:
         upload = store.lock_upload(conn, upload_id, UPLOAD_IMPORT_WITHIN_SECONDS)
         if upload is None:

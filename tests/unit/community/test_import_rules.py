@@ -89,3 +89,10 @@ def test_a_job_counts_as_stalled_only_once_the_queue_has_stopped_retrying_its_me
     queue = load_yaml(ROOT / "template.yaml")["Resources"]["CommunityActivityImportQueue"]["Properties"]
     retries = queue["VisibilityTimeout"] * queue["RedrivePolicy"]["maxReceiveCount"]
     assert imports.STALLED_AFTER_SECONDS == retries
+
+
+@pytest.mark.parametrize("name", ["Mars/Olympus", "America", "../etc/passwd", "zone.tab"])
+def test_a_name_that_is_not_a_time_zone_is_a_422_at_its_field(name):
+    with pytest.raises(imports.ValidationFailed) as refused:
+        imports._zone(name, ("body", "timezone"))
+    assert refused.value.extra["errors"][0]["loc"] == ["body", "timezone"]
