@@ -52,12 +52,6 @@ def mark_deleted(conn: Connection, tenant_id: str) -> None:
     conn.execute("UPDATE tenants SET status = 'deleted', updated_at = now() WHERE id = %s", (tenant_id,))
 
 
-def tenants_in_database(conn: Connection, database_url: str) -> int:
-    """How many tenants that are not deleted live in this database (a pool's other tenants)."""
-    return fetch_one(conn.execute("SELECT count(*) AS n FROM tenants WHERE database_url = %s AND status <> 'deleted'",
-                                  (database_url,)))["n"]
-
-
 def tenant_databases(conn: Connection) -> list[Row]:
     """Every database holding a tenant that is not deleted: ``database_url, server_id, slugs`` (by first slug)."""
     return conn.execute(
@@ -141,10 +135,6 @@ _POOL_USAGE = """
 def pool(conn: Connection, database_name: str) -> Row | None:
     """A pooled database with ``tenants`` (how many it holds) and its server's ``server_url``, or None."""
     return conn.execute(f"{_POOL_USAGE} WHERE p.database_name = %s", (database_name,)).fetchone()
-
-
-def pools(conn: Connection) -> list[Row]:
-    return conn.execute(f"{_POOL_USAGE} ORDER BY p.created_at, p.database_name").fetchall()
 
 
 def pool_with_room(conn: Connection) -> Row | None:
