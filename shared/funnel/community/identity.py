@@ -59,10 +59,8 @@ def profile_of(account: AccountIn | Row) -> Profile:
         return matching.profile(account.provider, account.external_user_id, handle=account.handle,
                                 email=account.email, display_name=account.display_name, org=account.org,
                                 attributes=account.attributes)
-    attributes = account["attributes"] or {}
-    return matching.profile(account["provider"], account["external_user_id"], handle=account["handle"],
-                            email=account["email"], display_name=account["display_name"], org=attributes.get("org"),
-                            attributes=attributes)
+    return matching.stored_profile(account["provider"], account["external_user_id"], account["handle"],
+                                   account["email"], account["display_name"], account["attributes"] or {})
 
 
 class _Clusters:

@@ -300,6 +300,30 @@ def profile(provider: str, external_user_id: str, *, handle: str | None = None, 
                    machine=machine, identifiers=tuple(dict.fromkeys(keys)))
 
 
+# What ``profile`` reads of a stored account's attributes ("org" for the organisation): the key of its cache.
+PROFILE_ATTRIBUTES = ("org", "phone", "click_id", "mlid", "key_fp", "personal_domain", "location")
+
+
+def stored_profile(provider: str, external_user_id: str, handle: str | None, email: str | None,
+                   display_name: str | None, attributes: dict[str, Any]) -> Profile:
+    """``profile`` of a stored account, remembered: a refresh of suggestions reads the accounts of every
+    candidate developer, and the same candidates come back batch after batch (people of a common name)."""
+    try:
+        return _stored_profile(provider, external_user_id, handle, email, display_name,
+                               tuple(attributes.get(k) for k in PROFILE_ATTRIBUTES))
+    except TypeError:  # an attribute that is not hashable (a list, an object): not remembered
+        return profile(provider, external_user_id, handle=handle, email=email, display_name=display_name,
+                       org=attributes.get("org"), attributes=attributes)
+
+
+@lru_cache(maxsize=32768, typed=True)
+def _stored_profile(provider: str, external_user_id: str, handle: str | None, email: str | None,
+                    display_name: str | None, values: tuple[Any, ...]) -> Profile:
+    attributes = {k: v for k, v in zip(PROFILE_ATTRIBUTES, values, strict=True) if v is not None}
+    return profile(provider, external_user_id, handle=handle, email=email, display_name=display_name,
+                   org=attributes.get("org"), attributes=attributes)
+
+
 def _org_key(org: str | None) -> str | None:
     if not org or not org.strip():
         return None

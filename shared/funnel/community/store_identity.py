@@ -6,10 +6,12 @@ Lists of rows go in as arrays (``unnest``), so a batch of accounts costs a few s
 """
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 from uuid import UUID
 
+from psycopg import Cursor
 from psycopg.types.json import Jsonb
 
 from funnel.db import Connection, Row, fetch_one
@@ -27,6 +29,19 @@ MERGE_COLUMNS = ("merge_id, action, into_developer_id, from_developer_id, reason
                  "undone_at, merged_at, merged_by")
 
 
+def _run(conn: Connection, query: str, params: Any) -> Cursor[Row]:
+    """A statement whose arrays vary from a few items to a batch of thousands, planned for the ones it gets:
+    never prepared, because a prepared statement's generic plan, made once when the tables were small and the
+    arrays short, is kept as they grow (a DELETE of 5,000 developers' suggestions planned as a nested loop
+    comparing every suggestion with every id took 38 s)."""
+    return conn.execute(query, params, prepare=False)
+
+
+def uuid_array(ids: Iterable[UUID]) -> str:
+    """Ids as one array literal (``%s::uuid[]``): the driver dumps a list of thousands of UUIDs one by one."""
+    return "{" + ",".join(map(str, ids)) + "}"
+
+
 def lock_identities(conn: Connection) -> None:
     """One resolver at a time per tenant (until the transaction ends): two batches with the same e-mail would
     otherwise each create a developer for it."""
@@ -37,14 +52,14 @@ def lock_identities(conn: Connection) -> None:
 # ---------------------------------------------------------------- accounts and identifiers
 
 def accounts_by_external_id(conn: Connection, providers: Sequence[str], external_ids: Sequence[str]) -> list[Row]:
-    return conn.execute(
+    return _run(conn,
         f"SELECT {ACCOUNT_COLUMNS} FROM accounts a JOIN unnest(%s::text[], %s::text[]) AS k(key_provider, key_ext) "
         "ON a.provider = k.key_provider AND a.external_user_id = k.key_ext",
         (list(providers), list(external_ids))).fetchall()
 
 
 def identifier_owners(conn: Connection, kinds: Sequence[str], values: Sequence[str]) -> list[Row]:
-    return conn.execute(
+    return _run(conn,
         "SELECT i.kind, i.value_normalized, i.developer_id FROM developer_identifiers i "
         "JOIN unnest(%s::text[], %s::text[]) AS k(key_kind, key_value) "
         "ON i.kind = k.key_kind AND i.value_normalized = k.key_value",
@@ -53,16 +68,16 @@ def identifier_owners(conn: Connection, kinds: Sequence[str], values: Sequence[s
 
 def insert_developers(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
     """``rows``: developer_id, display_name, primary_email (ids chosen by the caller)."""
-    conn.execute(
+    _run(conn,
         "INSERT INTO developers (developer_id, display_name, primary_email) "
         "SELECT * FROM unnest(%s::uuid[], %s::text[], %s::citext[])",
         ([r["developer_id"] for r in rows], [r["display_name"] for r in rows], [r["primary_email"] for r in rows]))
 
 
 def taken_primary_emails(conn: Connection, emails: Sequence[str]) -> set[str]:
-    rows = conn.execute("SELECT lower(d.primary_email::text) AS email FROM developers d "
-                        "JOIN (SELECT DISTINCT unnest(%s::citext[]) AS email) e ON d.primary_email = e.email",
-                        (list(emails),)).fetchall()
+    rows = _run(conn, "SELECT lower(d.primary_email::text) AS email FROM developers d "
+                      "JOIN (SELECT DISTINCT unnest(%s::citext[]) AS email) e ON d.primary_email = e.email",
+                      (list(emails),)).fetchall()
     return {r["email"] for r in rows}
 
 
@@ -77,7 +92,7 @@ def insert_accounts(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
     take apart, so they travel as a JSON array of arrays."""
     names = [c for c, _ in ACCOUNT_INSERT]
     arrays = [[Jsonb(r[c]) if c == "attributes" else r[c] for r in rows] for c in names]
-    conn.execute(
+    _run(conn,
         f"INSERT INTO accounts ({', '.join(names)}, match_keys) "
         f"SELECT {', '.join(f'u.{c}' for c in names)}, "
         "ARRAY(SELECT jsonb_array_elements_text(u.keys)) "
@@ -89,7 +104,7 @@ def insert_accounts(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
 def update_accounts(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
     """Refresh what the provider says now (handle, e-mail, name, profile) and the developer the account resolved
     to; first_seen keeps the earliest. One statement for the batch."""
-    conn.execute(
+    _run(conn,
         "UPDATE accounts a SET developer_id = u.developer_id, handle = coalesce(u.handle, a.handle), "
         "email = coalesce(u.email, a.email), display_name = coalesce(u.display_name, a.display_name), "
         "profile_url = coalesce(u.profile_url, a.profile_url), avatar_url = coalesce(u.avatar_url, a.avatar_url), "
@@ -122,7 +137,7 @@ def update_account(conn: Connection, account_id: UUID, fields: dict[str, Any]) -
 def insert_identifiers(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
     """``rows``: developer_id, account_id, kind, value_normalized; an identifier already owned stays its owner's
     (the caller links to that owner first)."""
-    conn.execute(
+    _run(conn,
         "INSERT INTO developer_identifiers (developer_id, account_id, kind, value_normalized, first_seen, last_seen) "
         "SELECT d, a, k, v, now(), now() FROM unnest(%s::uuid[], %s::uuid[], %s::text[], %s::text[]) AS r(d, a, k, v) "
         "ON CONFLICT (tenant_id, kind, value_normalized) DO UPDATE SET last_seen = now()",
@@ -130,60 +145,38 @@ def insert_identifiers(conn: Connection, rows: Sequence[dict[str, Any]]) -> None
          [r["value_normalized"] for r in rows]))
 
 
-LARGE_KEY_SET = 1000  # keys beyond which one pass over the accounts beats an index lookup per key
-
-
 def developers_by_key(conn: Connection, keys: Sequence[str], cap: int) -> list[Row]:
     """(key, developers): for each of ``keys``, the developers whose accounts carry it; a key more than ``cap``
-    developers carry is left out. One statement. A few keys: the GIN index finds the accounts. Many (a batch of
-    thousands of accounts): one pass over the accounts' keys, hash-joined to the wanted ones, whose cost grows
-    with the table and not with table x keys as an array overlap test on every row would (the plan a table
-    without statistics gets, inside the transaction that filled it)."""
-    if len(keys) <= LARGE_KEY_SET:
-        return conn.execute(
-            "SELECT k.key, array_agg(DISTINCT a.developer_id) AS developers "
-            "FROM accounts a CROSS JOIN LATERAL unnest(a.match_keys) AS k(key) "
-            "WHERE a.match_keys && %(keys)s::text[] AND k.key = ANY(%(keys)s::text[]) "
-            "AND a.developer_id IS NOT NULL GROUP BY k.key HAVING count(DISTINCT a.developer_id) <= %(cap)s",
-            {"keys": list(keys), "cap": cap}).fetchall()
-    return conn.execute(
-        "WITH wanted AS MATERIALIZED (SELECT DISTINCT unnest(%(keys)s::text[]) AS key) "
-        "SELECT k.key, array_agg(DISTINCT a.developer_id) AS developers "
-        "FROM accounts a CROSS JOIN LATERAL unnest(a.match_keys) AS k(key) JOIN wanted w ON w.key = k.key "
-        "WHERE a.developer_id IS NOT NULL GROUP BY k.key HAVING count(DISTINCT a.developer_id) <= %(cap)s",
-        {"keys": list(keys), "cap": cap}).fetchall()
-
-
-def developers_sharing_keys(conn: Connection, keys: Sequence[str]) -> set[UUID]:
-    """Developers with an account that shares a blocking key with ``keys`` (candidates for suggestions)."""
-    rows = conn.execute("SELECT DISTINCT developer_id FROM accounts WHERE match_keys && %s::text[] "
-                        "AND developer_id IS NOT NULL", (list(keys),)).fetchall()
-    return {r["developer_id"] for r in rows}
-
-
-def accounts_sharing_keys(conn: Connection, keys: Sequence[str]) -> list[Row]:
-    """Accounts of live developers that share a blocking key with ``keys`` (candidates for suggestions)."""
-    return conn.execute(
-        f"SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE match_keys && %s::text[] AND developer_id IS NOT NULL",
-        (list(keys),)).fetchall()
+    developers carry is left out. One statement over ``account_match_keys`` (t0005_community): per key one probe
+    of its btree, reading at most ``cap + 1`` developers in the index's order, so the cost grows with the keys
+    asked and not with the accounts stored, even for a key thousands carry. (An array overlap on
+    ``accounts.match_keys`` could use no index under row-level security: ``&&`` is not leakproof.)"""
+    return _run(conn,
+                "SELECT k.key, d.developers FROM (SELECT DISTINCT unnest(%(keys)s::text[]) COLLATE \"C\" AS key) k "
+                "CROSS JOIN LATERAL (SELECT array_agg(f.developer_id) AS developers FROM ("
+                "SELECT DISTINCT m.developer_id FROM account_match_keys m WHERE m.match_key = k.key "
+                "ORDER BY m.developer_id LIMIT %(over)s) f) d "
+                "WHERE cardinality(d.developers) <= %(cap)s",
+                {"keys": list(keys), "cap": cap, "over": cap + 1}).fetchall()
 
 
 def accounts_of_developers(conn: Connection, developer_ids: Iterable[UUID]) -> list[Row]:
-    """A join on the ids (a hash join for thousands), not ``= ANY``, which compares every row with every id
-    when the planner has no statistics."""
+    """Per id one probe of ``idx_accounts_tenant_dev`` (the lateral subquery cannot be turned into a join), so a
+    batch's thousands of ids cost the same whatever the tenant holds. As a join, without statistics (a batch's own
+    transaction) the planner takes the tenant's accounts for a few dozen and hashes all of them, every call."""
     columns = ", ".join(f"a.{c.strip()}" for c in ACCOUNT_COLUMNS.split(","))
-    return conn.execute(f"SELECT {columns} FROM accounts a JOIN (SELECT DISTINCT unnest(%s::uuid[]) AS id) d "
-                        "ON a.developer_id = d.id ORDER BY a.created_at, a.account_id",
-                        (list(developer_ids),)).fetchall()
+    return _run(conn, f"SELECT {columns} FROM (SELECT DISTINCT unnest(%s::uuid[]) AS id) d "
+                      f"CROSS JOIN LATERAL (SELECT * FROM accounts WHERE developer_id = d.id OFFSET 0) a "
+                      "ORDER BY a.created_at, a.account_id", (uuid_array(developer_ids),)).fetchall()
 
 
 def identifiers_of_developers(conn: Connection, developer_ids: Iterable[UUID]) -> list[Row]:
-    return conn.execute(f"SELECT {IDENTIFIER_COLUMNS} FROM developer_identifiers WHERE developer_id = ANY(%s::uuid[]) "
-                        "ORDER BY kind, value_normalized", (list(developer_ids),)).fetchall()
+    return _run(conn, f"SELECT {IDENTIFIER_COLUMNS} FROM developer_identifiers WHERE developer_id = ANY(%s::uuid[]) "
+                      "ORDER BY kind, value_normalized", (list(developer_ids),)).fetchall()
 
 
 def account_developers(conn: Connection, providers: Sequence[str], external_ids: Sequence[str]) -> list[Row]:
-    return conn.execute(
+    return _run(conn,
         "SELECT a.provider, a.external_user_id, a.developer_id FROM accounts a "
         "JOIN unnest(%s::text[], %s::text[]) AS k(provider, ext) ON a.provider = k.provider "
         "AND a.external_user_id = k.ext", (list(providers), list(external_ids))).fetchall()
@@ -192,8 +185,8 @@ def account_developers(conn: Connection, providers: Sequence[str], external_ids:
 # ---------------------------------------------------------------- developers
 
 def developers_by_id(conn: Connection, developer_ids: Iterable[UUID], *, for_update: bool = False) -> list[Row]:
-    return conn.execute(f"SELECT {DEVELOPER_COLUMNS} FROM developers WHERE developer_id = ANY(%s::uuid[])"
-                        + (" FOR UPDATE" if for_update else ""), (list(developer_ids),)).fetchall()
+    return _run(conn, f"SELECT {DEVELOPER_COLUMNS} FROM developers WHERE developer_id = ANY(%s::uuid[])"
+                      + (" FOR UPDATE" if for_update else ""), (uuid_array(developer_ids),)).fetchall()
 
 
 def set_merged_into(conn: Connection, developer_id: UUID, into: UUID | None) -> None:
@@ -213,13 +206,13 @@ def set_developer_fields(conn: Connection, developer_id: UUID, display_name: str
 
 
 def move_accounts(conn: Connection, account_ids: Sequence[UUID], to: UUID) -> None:
-    conn.execute("UPDATE accounts SET developer_id = %s, updated_at = now() WHERE account_id = ANY(%s::uuid[])",
-                 (to, list(account_ids)))
+    _run(conn, "UPDATE accounts SET developer_id = %s, updated_at = now() WHERE account_id = ANY(%s::uuid[])",
+               (to, list(account_ids)))
 
 
 def move_identifiers(conn: Connection, identifier_ids: Sequence[UUID], to: UUID) -> None:
-    conn.execute("UPDATE developer_identifiers SET developer_id = %s WHERE identifier_id = ANY(%s::uuid[])",
-                 (to, list(identifier_ids)))
+    _run(conn, "UPDATE developer_identifiers SET developer_id = %s WHERE identifier_id = ANY(%s::uuid[])",
+               (to, list(identifier_ids)))
 
 
 def activity_ids_of(conn: Connection, developer_id: UUID) -> list[UUID]:
@@ -228,8 +221,8 @@ def activity_ids_of(conn: Connection, developer_id: UUID) -> list[UUID]:
 
 
 def move_activities(conn: Connection, activity_ids: Sequence[UUID], to: UUID) -> int:
-    return conn.execute("UPDATE activities SET developer_id = %s WHERE activity_id = ANY(%s::uuid[])",
-                        (to, list(activity_ids))).rowcount
+    return _run(conn, "UPDATE activities SET developer_id = %s WHERE activity_id = ANY(%s::uuid[])",
+                      (to, list(activity_ids))).rowcount
 
 
 def move_all_activities(conn: Connection, from_developer: UUID, to: UUID) -> int:
@@ -239,7 +232,7 @@ def move_all_activities(conn: Connection, from_developer: UUID, to: UUID) -> int
 
 def delete_developer_stats(conn: Connection, developer_ids: Sequence[UUID]) -> None:
     """Stats are a cache of activities (recomputed by the rollup): a merge or unmerge invalidates them."""
-    conn.execute("DELETE FROM developer_stats WHERE developer_id = ANY(%s::uuid[])", (list(developer_ids),))
+    _run(conn, "DELETE FROM developer_stats WHERE developer_id = ANY(%s::uuid[])", (list(developer_ids),))
 
 
 # ---------------------------------------------------------------- merge logs
@@ -274,36 +267,42 @@ def later_merges_into(conn: Connection, developer_id: UUID, after: Any) -> list[
 
 def decided_pairs(conn: Connection, developer_ids: Sequence[UUID]) -> list[Row]:
     """Rejected ("not the same person") pairs that involve any of ``developer_ids``."""
-    return conn.execute("WITH ids AS MATERIALIZED (SELECT DISTINCT unnest(%s::uuid[]) AS id) "
-                        "SELECT developer_id, other_developer_id FROM developer_merge_suggestions "
-                        "WHERE status = 'rejected' AND (developer_id IN (SELECT id FROM ids) "
-                        "OR other_developer_id IN (SELECT id FROM ids))", (list(developer_ids),)).fetchall()
+    return _run(conn, "WITH ids AS MATERIALIZED (SELECT DISTINCT unnest(%s::uuid[]) AS id) "
+                      "SELECT developer_id, other_developer_id FROM developer_merge_suggestions "
+                      "WHERE status = 'rejected' AND (developer_id IN (SELECT id FROM ids) "
+                      "OR other_developer_id IN (SELECT id FROM ids))", (list(developer_ids),)).fetchall()
 
 
 def rejected_among(conn: Connection, pairs: Sequence[tuple[UUID, UUID]]) -> list[Row]:
-    """Which of ``pairs`` (a < b) someone said are not one person (a join on the pair's unique key)."""
-    return conn.execute(
+    """Which of ``pairs`` (a < b) someone said are not one person (``idx_merge_suggestions_rejected``)."""
+    return _run(conn,
         "SELECT s.developer_id, s.other_developer_id FROM developer_merge_suggestions s "
         "JOIN unnest(%s::uuid[], %s::uuid[]) AS p(a, b) ON s.developer_id = p.a AND s.other_developer_id = p.b "
-        "WHERE s.status = 'rejected'", ([a for a, _ in pairs], [b for _, b in pairs])).fetchall()
+        "WHERE s.status = 'rejected'", (uuid_array(a for a, _ in pairs), uuid_array(b for _, b in pairs))).fetchall()
 
 
 def upsert_suggestions(conn: Connection, rows: Sequence[tuple[UUID, UUID, float, list[dict[str, Any]]]]) -> None:
-    """Open suggestions (a < b); a pair someone decided keeps the decision. One statement for the batch."""
-    conn.execute(
+    """Open suggestions (a < b); a pair someone decided keeps the decision. One statement for the batch, its rows
+    as one JSON document: a list of tens of thousands of ``Jsonb`` evidence values costs the driver a dump each."""
+    document = json.dumps([{"a": str(a), "b": str(b), "c": c, "e": e} for a, b, c, e in rows])
+    _run(conn,
         "INSERT INTO developer_merge_suggestions (developer_id, other_developer_id, confidence, evidence) "
-        "SELECT * FROM unnest(%s::uuid[], %s::uuid[], %s::numeric[], %s::jsonb[]) "
+        "SELECT r.a, r.b, r.c, r.e FROM jsonb_to_recordset(%s::jsonb) AS r(a uuid, b uuid, c numeric, e jsonb) "
         "ON CONFLICT (tenant_id, developer_id, other_developer_id) DO UPDATE "
         "SET confidence = excluded.confidence, evidence = excluded.evidence, updated_at = now() "
-        "WHERE developer_merge_suggestions.status = 'open'",
-        ([a for a, _, _, _ in rows], [b for _, b, _, _ in rows], [c for _, _, c, _ in rows],
-         [Jsonb(e) for _, _, _, e in rows]))
+        "WHERE developer_merge_suggestions.status = 'open'", (document,))
 
 
 def drop_open_suggestions(conn: Connection, developer_ids: Sequence[UUID]) -> None:
-    for column in ("developer_id", "other_developer_id"):  # two semi-joins, each on its own index
-        conn.execute(f"DELETE FROM developer_merge_suggestions WHERE status = 'open' AND {column} IN "
-                     "(SELECT DISTINCT unnest(%s::uuid[]))", (list(developer_ids),))
+    """Per id and column one probe of its index (the pair key, ``idx_merge_suggestions_other``), then the rows by
+    primary key: as a join, without statistics (a batch's own transaction), the planner would read every
+    suggestion of the tenant. "Open" is written as "not decided" because without statistics the planner takes
+    'open' for a rare value and read all open suggestions through ``idx_merge_suggestions_open`` instead."""
+    for column in ("developer_id", "other_developer_id"):
+        _run(conn, "DELETE FROM developer_merge_suggestions WHERE suggestion_id = ANY(ARRAY("
+                   "SELECT s.suggestion_id FROM (SELECT DISTINCT unnest(%s::uuid[]) AS id) d CROSS JOIN LATERAL ("
+                   f"SELECT suggestion_id FROM developer_merge_suggestions WHERE {column} = d.id "
+                   "AND status NOT IN ('accepted', 'rejected') OFFSET 0) s))", (uuid_array(developer_ids),))
 
 
 def carry_rejections(conn: Connection, from_developer: UUID, into: UUID) -> None:

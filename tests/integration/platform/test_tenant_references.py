@@ -20,7 +20,8 @@ pytestmark = pytest.mark.usefixtures("runtime")
 
 # The heads before references carried the tenant: a database migrated then must upgrade (`funnel migrate`).
 HEADS_BEFORE = ("t0001_platform", "t0001_outreach", "t0001_content", "t0003_email", "t0002_notifications")
-BORN_COMPOSITE_TABLES = {table for revision in ("community_0001_tables", "community_0002_search_terms")
+BORN_COMPOSITE_TABLES = {table for revision in ("community_0001_tables", "community_0002_search_terms",
+                                                "community_0005_identity_keys")
                          for table in importlib.import_module(f"funnel.migrations.tenant.versions.{revision}").TABLES}
 
 
