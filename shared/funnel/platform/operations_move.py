@@ -7,12 +7,14 @@
    ``read_only_sql_transaction`` until the move ends; reads go on the whole time.
 3. ``pg_dump --format=custom | pg_restore --single-transaction --exit-on-error`` into a new database of the same
    name on the target (as the owner role; the application role is created there first; ``--no-owner``: the
-   target's owner role owns what it restores). The dump runs with row security on and the source database's
-   ``app.tenant_id`` set to the tenant, so an owner role bound by the forced RLS (RDS's master user is no
-   superuser) still sees every row of its tenant.
-4. Verify: the row count of every table, source against target, the tenant set in both transactions. Any
-   difference (or any failure before the switch) drops the target database and makes the source writable
-   again: the tenant stays where it was.
+   target's owner role owns what it restores). The forced row-level security binds the owner role too when it
+   is no superuser (RDS's master user is not), and pg_dump would then see no row (or refuse): for the dump the
+   source's tables are ``NO FORCE`` (the application role stays bound: RLS itself stays enabled, and it owns
+   nothing), and the target's get their ``FORCE`` back once restored. A database-level ``app.tenant_id`` would
+   need a superuser, and ``PGOPTIONS`` does not pass RDS Proxy.
+4. Verify: the row count of every table, source against target, the tenant set in both transactions, and the
+   same tables forced. Any difference (or any failure before the switch) drops the target database and puts
+   the source back as it was, writable: the tenant stays where it was.
 5. Switch: ``tenants.server_id`` and ``database_url`` in one statement; new connections go to the target.
 6. The source stays, read-only, for ``grace_seconds`` (default: the tenant directory's cache time), so a process
    that still has the old place cached reads consistent data rather than a dropped database; then it is dropped.
@@ -73,8 +75,8 @@ def copy_database(source_url: str, target_url: str) -> None:
     source, env = _owner_conninfo(source_url)
     target, _ = _owner_conninfo(target_url)
     with tempfile.TemporaryFile() as dump_errors:
-        dump = subprocess.Popen([client_tool("pg_dump"), "--format=custom", "--enable-row-security",
-                                 "--dbname", source], stdout=subprocess.PIPE, stderr=dump_errors, env=env)
+        dump = subprocess.Popen([client_tool("pg_dump"), "--format=custom", "--dbname", source],
+                                stdout=subprocess.PIPE, stderr=dump_errors, env=env)
         assert dump.stdout is not None
         try:
             restore = subprocess.run([client_tool("pg_restore"), "--no-owner", "--exit-on-error",
@@ -129,13 +131,22 @@ def move_tenant(slug: str, to_server: str, grace_seconds: float | None = None,
     if not migrations.ensure_database(dbname, target["url"]):
         raise Conflict(f"database {dbname} exists on server {to_server} already")
     refused_from = time.monotonic()
+    forced: list[str] = []
     try:
         with migrations.server_admin_connect(source_server_url) as admin:
             store_tenants.set_database_read_only(admin, dbname, True)
-            store_tenants.set_database_tenant(admin, dbname, tenant_id)
             store_tenants.terminate_sessions(admin, dbname)
         tenants.directory.forget(tenant_id)
+        with migrations.owner_connect(source_url) as conn:
+            forced = store_tenants.forced_rls_tables(conn)
+            store_tenants.set_forced_rls(conn, forced, False)
         copy_database(source_url, target_url)
+        with migrations.owner_connect(target_url) as conn:
+            store_tenants.set_forced_rls(conn, forced, True)
+            forced_there = store_tenants.forced_rls_tables(conn)
+        if forced_there != forced:
+            missing = sorted(set(forced) - set(forced_there))
+            raise RuntimeError(f"row-level security is not forced on the copy of {', '.join(missing)}")
         before, after = row_counts(source_url, tenant_id), row_counts(target_url, tenant_id)
         if before != after:
             differing = sorted(t for t in set(before) | set(after) if before.get(t) != after.get(t))
@@ -145,9 +156,10 @@ def move_tenant(slug: str, to_server: str, grace_seconds: float | None = None,
             store_tenants.switch_server(conn, tenant_id, target["id"], target_url)
             store_tenants.refresh_full_servers(conn)
     except BaseException:
+        with migrations.owner_connect(source_url) as conn:
+            store_tenants.set_forced_rls(conn, forced, True)
         with migrations.server_admin_connect(source_server_url) as admin:
             store_tenants.set_database_read_only(admin, dbname, False)
-            store_tenants.set_database_tenant(admin, dbname, None)
         tenants.drop_database(dbname, target["url"])
         raise
     refused = time.monotonic() - refused_from

@@ -159,14 +159,20 @@ def set_database_read_only(conn: Connection, dbname: str, read_only: bool) -> No
     conn.execute(sql.SQL(statement).format(sql.Identifier(dbname)))
 
 
-def set_database_tenant(conn: Connection, dbname: str, tenant_id: str | None) -> None:
-    """Every new session of ``dbname`` has ``app.tenant_id`` (so the owner role, bound by the forced RLS, can dump
-    and count a silo tenant's rows), or no longer."""
-    if tenant_id is None:
-        conn.execute(sql.SQL("ALTER DATABASE {} RESET app.tenant_id").format(sql.Identifier(dbname)))
-    else:
-        conn.execute(sql.SQL("ALTER DATABASE {} SET app.tenant_id = {}").format(sql.Identifier(dbname),
-                                                                               sql.Literal(tenant_id)))
+def forced_rls_tables(conn: Connection) -> list[str]:
+    """The tables of the public schema whose row-level security binds their owner too (FORCE)."""
+    return [row["relname"] for row in conn.execute(
+        "SELECT relname FROM pg_class WHERE relnamespace = 'public'::regnamespace AND relkind = 'r' "
+        "AND relforcerowsecurity ORDER BY relname")]
+
+
+def set_forced_rls(conn: Connection, tables: list[str], forced: bool) -> None:
+    """FORCE (or NO FORCE) row-level security on ``tables``; this session may write whatever the database's
+    default (a moving database is read-only for every other session)."""
+    conn.execute("SET default_transaction_read_only = off")
+    statement = "ALTER TABLE {} FORCE ROW LEVEL SECURITY" if forced else "ALTER TABLE {} NO FORCE ROW LEVEL SECURITY"
+    for table in tables:
+        conn.execute(sql.SQL(statement).format(sql.Identifier(table)))
 
 
 def terminate_sessions(conn: Connection, dbname: str) -> int:
