@@ -650,24 +650,26 @@ def run_import(tenant_id: str, job_id: str, chunk_rows: int = CHUNK_ROWS) -> dic
         return _finish(run, "failed", getattr(exc, "detail", None) or "the CSV header cannot be read")
     chunks = _chunks(reader, header, zone, metrics["processed"], chunk_rows, position, len(text))
     ahead = _ReadAhead(chunks)
-    first_row = metrics["processed"] + 2
+    first = last = metrics["processed"] + 1  # the file rows of the chunk being written (the header is row 1)
     try:
         for chunk in ahead:
+            first, last = metrics["processed"] + 2, metrics["processed"] + 1 + chunk.rows_read
             _write_chunk(run, chunk)
             if chunk.error:
                 return _finish(run, "failed", chunk.error)
-            first_row = metrics["processed"] + 2
     except _Superseded:
         logger.info("activity import taken over by another delivery", extra={"job_id": job_id})
         return {"job_id": job_id, "status": "running"}
     except psycopg.DataError as exc:
-        return _finish(run, "failed", f"the rows from row {first_row} could not be written ({exc}); the rows "
-                                      f"before them were imported")
+        return _finish(run, "failed", f"rows {first}-{last} could not be written ({exc}); the rows before them "
+                                      f"were imported")
     finally:
         ahead.close()
     if metrics["failed"] and not (metrics["inserted"] or metrics["duplicates"] or metrics["skipped_consent"]):
         return _finish(run, "failed", "no row could be imported: see failed_rows")
     return _finish(run, "partial" if metrics["failed"] else "completed", None)
+
+
 def _write_chunk(run: _Run, chunk: _Chunk) -> None:
     """One transaction: resolve, stage, insert, and the job's new position and counts."""
     if not chunk.rows_read:
