@@ -117,6 +117,7 @@ def create_app() -> FastAPI:
     app.add_exception_handler(RequestValidationError, problems.validation_error_handler)
     app.add_exception_handler(StarletteHTTPException, problems.http_error_handler)
     app.add_exception_handler(problems.ForeignKeyViolation, problems.foreign_key_violation_handler)
+    app.add_exception_handler(problems.ReadOnlySqlTransaction, problems.read_only_workspace_handler)
     for refused in (problems.NotNullViolation, problems.CheckViolation, problems.DataError):
         app.add_exception_handler(refused, problems.refused_value_handler)
     app.add_exception_handler(Exception, problems.unhandled_error_handler)

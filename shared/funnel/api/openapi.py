@@ -7,7 +7,9 @@ platform is added here, from what the route depends on, so no route can forget i
 - 403 on routes that need a role (``funnel.api.deps.require``);
 - 422 on routes with parameters or a body (FastAPI's own 422 schema is replaced by the problem schema),
   400/413/415 on routes with a body (invalid JSON, too large, wrong content type);
-- 409 and 422 on authenticated POSTs (``Idempotency-Key`` still in flight, or reused for another request).
+- 409 and 422 on authenticated POSTs (``Idempotency-Key`` still in flight, or reused for another request);
+- 503 on authenticated writes: while an operator moves the workspace to another database server, its database is
+  read-only for a moment (docs/tenant-placement.md) and a write answers 503 with ``Retry-After``.
 
 It also names the two ways to authenticate, so generated clients and /docs offer them.
 """
@@ -53,6 +55,8 @@ def platform_errors(route: APIRoute, method: str, operation: dict[str, Any]) -> 
         statuses += [400, 413, 415]
     if authenticated and method == "post":
         statuses += [409, 422]
+    if authenticated and method in ("post", "put", "patch", "delete"):
+        statuses.append(503)
     return sorted(set(statuses))
 
 

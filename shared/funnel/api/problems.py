@@ -7,12 +7,12 @@ from typing import Any
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from psycopg.errors import CheckViolation, DataError, ForeignKeyViolation, NotNullViolation
+from psycopg.errors import CheckViolation, DataError, ForeignKeyViolation, NotNullViolation, ReadOnlySqlTransaction
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from funnel.api.contract import PROBLEM_MEDIA_TYPE
 from funnel.observability import logger
-from funnel.platform.errors import FunnelError, RateLimited, ValidationFailed
+from funnel.platform.errors import FunnelError, RateLimited, ServiceUnavailable, ValidationFailed
 
 PROBLEM_BASE = "https://docs.funnel.dev/problems/"
 HTTP_TITLES = {400: "Bad request", 401: "Unauthorized", 403: "Forbidden", 404: "Not found",
@@ -116,3 +116,19 @@ async def refused_value_handler(request: Request, exc: Exception) -> JSONRespons
     reason = reasons.get(type(exc)) or exc.diag.message_primary or "is not a value the database can hold"
     return from_error(ValidationFailed.at(["body", column] if column else ["body"], reason, "database_refused"),
                       request.url.path)
+
+
+# While an operator moves the workspace to another database server (funnel.platform.operations_move), its database
+# is read-only: a write is refused with SQLSTATE 25006 until the directory points at the copy, a minute or so.
+# That is a moment's unavailability the client should retry, not a server error.
+async def read_only_workspace_handler(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ReadOnlySqlTransaction)
+    logger.warning("a write reached a read-only tenant database (a move in progress)",
+                   extra={"path": request.url.path})
+    response = from_error(ServiceUnavailable("the workspace is being moved and is read-only for a moment; retry"),
+                          request.url.path)
+    response.headers["Retry-After"] = str(MOVE_RETRY_AFTER_SECONDS)
+    return response
+
+
+MOVE_RETRY_AFTER_SECONDS = 30
