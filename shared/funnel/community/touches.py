@@ -75,7 +75,8 @@ def send(touch: EmailClick | FormSubmission) -> bool:
     try:
         from funnel.platform import aws
 
-        aws.client("sqs").send_message(QueueUrl=queue_url, MessageBody=touch.model_dump_json())
+        # fail-fast timeouts: a click redirect waits on this call
+        aws.client("sqs", request_path=True).send_message(QueueUrl=queue_url, MessageBody=touch.model_dump_json())
         return True
     except Exception:  # SQS unreachable: the click or the submission must not fail for a derived record
         from funnel.observability import count, logger

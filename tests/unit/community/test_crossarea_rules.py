@@ -108,8 +108,8 @@ def test_sending_never_fails_its_caller(monkeypatch):
     monkeypatch.setattr("funnel.settings.get_settings", lambda: _Settings(None))
     assert touches.send(_click()) is False  # no queue configured: nothing to send to
     monkeypatch.setattr("funnel.settings.get_settings", lambda: _Settings("https://sqs.local/q"))
-    monkeypatch.setattr(aws, "client", lambda service: Sqs())
+    monkeypatch.setattr(aws, "client", lambda service, **_: Sqs())
     assert touches.send(_click()) is True
     assert sent[0]["QueueUrl"] == "https://sqs.local/q" and touches.parse(sent[0]["MessageBody"]).kind == "email_click"
-    monkeypatch.setattr(aws, "client", lambda service: DownSqs())
+    monkeypatch.setattr(aws, "client", lambda service, **_: DownSqs())
     assert touches.send(_click()) is False
