@@ -97,6 +97,19 @@ def load(admin, tenant_id: str, developers: int, activities: int, rng: random.Ra
     return world
 
 
+def rollup(tenant_id: str, *, full: bool = False) -> dict:
+    """The tenant's rollup; when the runtime's own 5-minute schedule holds the tenant's lock, wait for it and roll
+    up again (what it consumed shows in the change counts printed)."""
+    from funnel import db
+    from funnel.community import stats
+
+    while (outcome := stats.rollup_tenant(tenant_id, full=full)) is None:
+        with db.tenant_transaction(tenant_id) as conn:
+            conn.execute("SELECT pg_advisory_xact_lock(hashtextextended('community.stats:' || "
+                         "current_setting('app.tenant_id'), 0))")
+    return outcome
+
+
 def timed(tenant_id: str, call, requests: int) -> list[float]:
     from funnel import db
 
@@ -140,17 +153,15 @@ def main() -> None:
                                                  f"in {world['load_seconds']:.0f} s; {logged:,} change rows logged"))
 
         t = time.perf_counter()
-        full = stats.rollup_tenant(tid, full=True)
+        full = rollup(tid, full=True)
         full_seconds = time.perf_counter() - t
-        assert full is not None
         rows.append(("rollup, full (1st)", f"{full_seconds:.2f} s: {full['developers_written']:,} developers, "
                                            f"{full['campaigns_written']} campaigns written"))
         t = time.perf_counter()
-        again = stats.rollup_tenant(tid, full=True)
+        rollup(tid, full=True)
         rows.append(("rollup, full again (nothing changed)", f"{time.perf_counter() - t:.2f} s"))
-        assert again is not None
         t = time.perf_counter()
-        stats.rollup_tenant(tid)
+        rollup(tid)
         rows.append(("rollup, incremental, no changes", f"{(time.perf_counter() - t) * 1000:.0f} ms"))
 
         # the delta: 1% new activities (a tenth arriving late), 1,000 deleted, one merge of two busy developers
@@ -164,18 +175,18 @@ def main() -> None:
                            merged_by=None)
             pending = store.pending_changes(conn)
         t = time.perf_counter()
-        incremental = stats.rollup_tenant(tid)
+        incremental = rollup(tid)
         incremental_seconds = time.perf_counter() - t
-        assert incremental is not None and not incremental["was_full"]
+        assert not incremental["was_full"]
         rows.append((f"rollup, incremental after {delta:,} new + 1,000 deleted + a merge",
-                     f"{incremental_seconds:.2f} s ({pending:,} change rows; {incremental['developers_written']:,} "
-                     f"developers, {incremental['campaigns_written']} campaigns written); the COPY took "
+                     f"{incremental_seconds:.2f} s ({incremental['changes']:,} of {pending:,} change rows; "
+                     f"{incremental['developers_written']:,} developers, {incremental['campaigns_written']} "
+                     "campaigns written); the COPY took "
                      f"{copy_seconds:.1f} s"))
         with db.tenant_transaction(tid) as conn:
             conn.execute("UPDATE campaigns SET name = 'Renamed 3' WHERE name = 'Campaign 3'")
         t = time.perf_counter()
-        relinked = stats.rollup_tenant(tid)
-        assert relinked is not None and relinked["relinked"]
+        rollup(tid)
         rows.append(("rollup, incremental after a campaign rename (touches recounted)",
                      f"{time.perf_counter() - t:.2f} s"))
         t = time.perf_counter()

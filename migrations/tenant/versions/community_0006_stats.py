@@ -4,8 +4,10 @@ saved developer segments.
 - ``community_stats_changes``: the change log the rollup consumes. Statement-level triggers (one INSERT per
   statement, whatever wrote the rows: the API, a CSV import, a plugin, a merge, an unmerge, an erasure, an
   attribution recomputation, a cascade) append:
-  - the developers whose activities changed (an activity inserted, deleted, or whose developer, action or time
-    changed: a merge moves activities between two developers, each is marked) -> ``developer_id``;
+  - per developer, the counts of the activities inserted (``actions``, ``clicks``... ``last_action_at``), which
+    the rollup adds to the stored figures; ``recount`` for the developers whose activities were deleted or changed
+    developer, action or time (a merge moves activities between two developers: both) or whose stats row someone
+    else deleted: those are counted again from their activities;
   - the campaigns whose attribution rows or budget entries changed, or that were created or edited ->
     ``campaign_id``;
   - signed counts of activities per campaign link (``resource_id``, ``metadata.utm_campaign``,
@@ -49,24 +51,29 @@ CHANGES = "community_stats_changes"
 FUNCTIONS = f"""
 CREATE FUNCTION community_stats_activities_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO {CHANGES} (tenant_id, developer_id)
-        SELECT DISTINCT r.tenant_id, r.developer_id FROM changed_rows r WHERE r.developer_id IS NOT NULL;
+    -- new activities only add: their counts per developer, which the rollup adds to the stored figures
+    INSERT INTO {CHANGES} (tenant_id, developer_id, actions, clicks, attends, posts, stars, last_action_at)
+        SELECT r.tenant_id, r.developer_id, count(*), count(*) FILTER (WHERE r.action = 'click'),
+               count(*) FILTER (WHERE r.action = 'attend'), count(*) FILTER (WHERE r.action = 'post'),
+               count(*) FILTER (WHERE r.action = 'star'), max(r.occurred_at)
+        FROM changed_rows r WHERE r.developer_id IS NOT NULL GROUP BY 1, 2;
     INSERT INTO {CHANGES} (tenant_id, resource_id, utm_campaign, shortlink_id, touches)
         SELECT {TOUCH_KEY}, count(*) FROM changed_rows r WHERE {LINKED} GROUP BY 1, 2, 3, 4;
     RETURN NULL;
 END $$;
 CREATE FUNCTION community_stats_activities_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO {CHANGES} (tenant_id, developer_id)
-        SELECT DISTINCT r.tenant_id, r.developer_id FROM changed_rows r WHERE r.developer_id IS NOT NULL;
+    -- a deleted activity may have been the latest: the developer is recounted
+    INSERT INTO {CHANGES} (tenant_id, developer_id, recount)
+        SELECT DISTINCT r.tenant_id, r.developer_id, true FROM changed_rows r WHERE r.developer_id IS NOT NULL;
     INSERT INTO {CHANGES} (tenant_id, resource_id, utm_campaign, shortlink_id, touches)
         SELECT {TOUCH_KEY}, -count(*) FROM changed_rows r WHERE {LINKED} GROUP BY 1, 2, 3, 4;
     RETURN NULL;
 END $$;
 CREATE FUNCTION community_stats_activities_updated() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO {CHANGES} (tenant_id, developer_id)
-        SELECT DISTINCT o.tenant_id, d.developer_id
+    INSERT INTO {CHANGES} (tenant_id, developer_id, recount)
+        SELECT DISTINCT o.tenant_id, d.developer_id, true
         FROM previous o JOIN updated n USING (activity_id)
         CROSS JOIN LATERAL (VALUES (o.developer_id), (n.developer_id)) AS d(developer_id)
         WHERE d.developer_id IS NOT NULL
@@ -81,6 +88,15 @@ BEGIN
             WHERE (o.resource_id, o.metadata->>'utm_campaign', o.metadata->>'shortlink_id')
                   IS DISTINCT FROM (n.resource_id, n.metadata->>'utm_campaign', n.metadata->>'shortlink_id')
         ) r WHERE {LINKED} GROUP BY 1, 2, 3, 4 HAVING sum(r.sign) <> 0;
+    RETURN NULL;
+END $$;
+-- developer_stats rows deleted by anyone but the rollup (identity deletes a merged pair's): recounted.
+CREATE FUNCTION community_stats_developer_rows_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF current_setting('funnel.stats_rollup', true) IS DISTINCT FROM 'on' THEN
+        INSERT INTO {CHANGES} (tenant_id, developer_id, recount)
+            SELECT DISTINCT r.tenant_id, r.developer_id, true FROM changed_rows r;
+    END IF;
     RETURN NULL;
 END $$;
 -- activity_campaigns and budgets: the campaigns of the rows written (attribution recomputations, cascades).
@@ -142,6 +158,7 @@ TRIGGERS = (
     ("activities_stats_inserted", "activities", "INSERT", "community_stats_activities_inserted"),
     ("activities_stats_deleted", "activities", "DELETE", "community_stats_activities_deleted"),
     ("activities_stats_updated", "activities", "UPDATE", "community_stats_activities_updated"),
+    ("developer_stats_deleted", "developer_stats", "DELETE", "community_stats_developer_rows_deleted"),
     ("activity_campaigns_stats_inserted", "activity_campaigns", "INSERT", "community_stats_campaign_rows_changed"),
     ("activity_campaigns_stats_deleted", "activity_campaigns", "DELETE", "community_stats_campaign_rows_changed"),
     ("activity_campaigns_stats_updated", "activity_campaigns", "UPDATE", "community_stats_campaign_rows_updated"),
@@ -156,7 +173,8 @@ TRIGGERS = (
     ("shortlinks_stats_deleted", "shortlinks", "DELETE", "community_stats_links_changed"),
     ("shortlinks_stats_updated", "shortlinks", "UPDATE", "community_stats_shortlinks_updated"),
 )
-FUNCTION_NAMES = ("community_stats_activities_inserted", "community_stats_activities_deleted",
+FUNCTION_NAMES = ("community_stats_developer_rows_deleted", "community_stats_activities_inserted",
+                  "community_stats_activities_deleted",
                   "community_stats_activities_updated", "community_stats_campaign_rows_changed",
                   "community_stats_campaign_rows_updated", "community_stats_campaigns_inserted",
                   "community_stats_campaigns_updated", "community_stats_links_changed",
@@ -181,6 +199,13 @@ def upgrade() -> None:
         resource_id uuid,
         utm_campaign text,
         shortlink_id text,
+        actions bigint NOT NULL DEFAULT 0,
+        clicks bigint NOT NULL DEFAULT 0,
+        attends bigint NOT NULL DEFAULT 0,
+        posts bigint NOT NULL DEFAULT 0,
+        stars bigint NOT NULL DEFAULT 0,
+        last_action_at timestamptz,
+        recount boolean NOT NULL DEFAULT false,
         touches bigint NOT NULL DEFAULT 0,
         relink boolean NOT NULL DEFAULT false,
         changed_at timestamptz NOT NULL DEFAULT now()

@@ -157,6 +157,7 @@ def rollup_tenant(tenant_id: str, *, full: bool = False) -> dict[str, Any] | Non
         if not store.try_lock_rollup(conn):
             return None
         store.without_jit(conn)
+        store.mark_rollup(conn)
         was_full = full or store.rollup_state(conn) is None
         outcome = dict(store.rollup_full(conn) if was_full else store.rollup_incremental(conn))
         outcome.update(was_full=was_full, duration_ms=int((time.monotonic() - started) * 1000))

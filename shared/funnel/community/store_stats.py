@@ -90,16 +90,35 @@ RETURNING 1"""
 
 OUTCOME = """
 SELECT (SELECT count(*) FROM consumed) AS changes, (SELECT max(change_id) FROM consumed) AS high_water_change_id,
-       (SELECT count(*) FROM dev_written) + (SELECT count(*) FROM dev_removed) AS developers_written,
+       (SELECT count(*) FROM dev_written) + (SELECT count(*) FROM dev_removed) {added} AS developers_written,
        (SELECT count(*) FROM camp_written) AS campaigns_written, {relinked} AS relinked"""
+
+# Activities only inserted since the last rollup add to the stored figures (counts add, the latest is the greatest):
+# a busy developer's new star does not recount their thousands of activities.
+DEVELOPER_ADD = f"""
+INSERT INTO developer_stats (developer_id, {DEVELOPER_COLUMNS}) SELECT developer_id, {DEVELOPER_COLUMNS} FROM added
+ON CONFLICT (developer_id) DO UPDATE SET
+    last_action_at = greatest(developer_stats.last_action_at, EXCLUDED.last_action_at),
+    total_actions = developer_stats.total_actions + EXCLUDED.total_actions,
+    clicks = developer_stats.clicks + EXCLUDED.clicks, attends = developer_stats.attends + EXCLUDED.attends,
+    posts = developer_stats.posts + EXCLUDED.posts, stars = developer_stats.stars + EXCLUDED.stars, updated_at = now()
+RETURNING 1"""
 
 INCREMENTAL_ROLLUP = f"""
 WITH consumed AS (
-    DELETE FROM community_stats_changes RETURNING change_id, developer_id, campaign_id, resource_id, utm_campaign,
+    DELETE FROM community_stats_changes RETURNING change_id, developer_id, actions, clicks, attends, posts, stars,
+                                                  last_action_at, recount, campaign_id, resource_id, utm_campaign,
                                                   shortlink_id, touches, relink),
-dirty AS (SELECT DISTINCT developer_id FROM consumed WHERE developer_id IS NOT NULL),
+dirty AS (SELECT DISTINCT developer_id FROM consumed WHERE developer_id IS NOT NULL AND recount),
+added AS (
+    SELECT c.developer_id, max(c.last_action_at) AS last_action_at, sum(c.actions) AS total_actions,
+           sum(c.clicks) AS clicks, sum(c.attends) AS attends, sum(c.posts) AS posts, sum(c.stars) AS stars
+    FROM consumed c WHERE c.developer_id IS NOT NULL AND NOT c.recount
+      AND NOT EXISTS (SELECT 1 FROM dirty d WHERE d.developer_id = c.developer_id)
+    GROUP BY c.developer_id),
 fresh AS ({DEVELOPER_FIGURES.format(join="JOIN dirty d ON d.developer_id = a.developer_id")}),
 dev_written AS ({DEVELOPER_UPSERT}),
+dev_added AS ({DEVELOPER_ADD}),
 dev_removed AS (DELETE FROM developer_stats s USING dirty d WHERE s.developer_id = d.developer_id
                 AND NOT EXISTS (SELECT 1 FROM fresh f WHERE f.developer_id = d.developer_id) RETURNING 1),
 relinked AS (SELECT coalesce(bool_or(relink), false) AS yes FROM consumed),
@@ -115,7 +134,7 @@ targets AS (SELECT campaign_id FROM consumed WHERE campaign_id IS NOT NULL
 figures AS ({CAMPAIGN_FIGURES.format(touches='''CASE WHEN (SELECT yes FROM relinked) THEN coalesce(t.n, 0)
                                                      ELSE coalesce(s.actions_total, 0) + coalesce(t.n, 0) END''')}),
 camp_written AS ({CAMPAIGN_UPSERT})
-{OUTCOME.format(relinked="(SELECT yes FROM relinked)")}"""
+{OUTCOME.format(relinked="(SELECT yes FROM relinked)", added="+ (SELECT count(*) FROM dev_added)")}"""
 
 FULL_ROLLUP = f"""
 WITH consumed AS (DELETE FROM community_stats_changes RETURNING change_id),
@@ -128,7 +147,7 @@ touch_counts AS ({TOUCH_COUNTS}),
 targets AS (SELECT campaign_id FROM campaigns),
 figures AS ({CAMPAIGN_FIGURES.format(touches="coalesce(t.n, 0)")}),
 camp_written AS ({CAMPAIGN_UPSERT})
-{OUTCOME.format(relinked="true")}"""
+{OUTCOME.format(relinked="true", added="")}"""
 
 
 def without_jit(conn: Connection) -> None:
@@ -136,6 +155,11 @@ def without_jit(conn: Connection) -> None:
     estimated cost crosses jit_above_cost, and compiling them took seconds (5 s measured, under load) where running
     them takes tens to hundreds of milliseconds."""
     conn.execute("SET LOCAL jit = off")
+
+
+def mark_rollup(conn: Connection) -> None:
+    """The rollup's own deletions of developer_stats rows are not changes to count again (t0006's trigger)."""
+    conn.execute("SET LOCAL funnel.stats_rollup = 'on'")
 
 
 def try_lock_rollup(conn: Connection) -> bool:
@@ -263,14 +287,17 @@ WHERE a.developer_id IS NOT NULL AND a.occurred_at >= %(start)s AND a.occurred_a
 def funnel_counts(conn: Connection, *, start: datetime, end: datetime, campaign_id: UUID | None) -> list[Row]:
     """Per stage (every stage of the dictionary, in order): activities mapped to it in [start, end), the developers
     who did them, and the developers whose furthest stage in the range is this one or a later one (``reached``).
-    With a campaign: only the developers it touched in the range."""
+    With a campaign: only the developers it touched in the range. The activities are counted per (developer,
+    action) first: the map and the stages join those groups, not each of a million rows."""
     people = f"AND a.developer_id IN ({CAMPAIGN_PEOPLE})" if campaign_id else ""
     return conn.execute(f"""
-        WITH acts AS MATERIALIZED (
-            SELECT a.developer_id, s.stage_key, s.order_no FROM activities a
-            JOIN {FUNNEL_MAP} m ON m.action = a.action JOIN funnel_stages s ON s.stage_key = m.stage_key
-            WHERE a.occurred_at >= %(start)s AND a.occurred_at < %(end)s {people}),
-        by_stage AS (SELECT stage_key, count(*) AS activities, count(DISTINCT developer_id) AS developers
+        WITH per_action AS MATERIALIZED (
+            SELECT a.developer_id, a.action, count(*) AS n FROM activities a
+            WHERE a.occurred_at >= %(start)s AND a.occurred_at < %(end)s {people} GROUP BY 1, 2),
+        acts AS MATERIALIZED (
+            SELECT p.developer_id, s.stage_key, s.order_no, p.n FROM per_action p
+            JOIN {FUNNEL_MAP} m ON m.action = p.action JOIN funnel_stages s ON s.stage_key = m.stage_key),
+        by_stage AS (SELECT stage_key, sum(n) AS activities, count(DISTINCT developer_id) AS developers
                      FROM acts GROUP BY stage_key),
         furthest AS (SELECT max(order_no) AS order_no FROM acts WHERE developer_id IS NOT NULL GROUP BY developer_id),
         reached AS (SELECT order_no, count(*) AS n FROM furthest GROUP BY order_no)

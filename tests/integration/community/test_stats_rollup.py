@@ -1,8 +1,9 @@
 """The incremental stats rollup against real PostgreSQL (a pooled tenant): on random data, after each of several
 rounds of changes (activities inserted, some late with an old occurred_at, deleted and edited; merges, unmerges
 and an erasure moving or stripping activities; attribution recomputations; budget entries; a campaign renamed and
-a resource moved to another campaign), the incrementally rolled-up ``developer_stats`` and ``campaign_stats`` equal
-a from-scratch recount; a change committed while a rollup runs is counted by the next one."""
+a resource moved to another campaign; a developer without activities merged into a busy one), the incrementally
+rolled-up ``developer_stats`` and ``campaign_stats`` equal a from-scratch recount; a change committed while a
+rollup runs is counted by the next one."""
 from __future__ import annotations
 
 import random
@@ -50,6 +51,11 @@ class World:
         tag = uuid.uuid4().hex[:6]
         self.developers = [r.developer_id for r in resolve(*(
             AccountIn(provider="github", external_user_id=f"{tag}-{n}", handle=f"roll{tag}{n}") for n in range(24)))]
+        # developers that never get activities: merging one into a busy developer moves nothing, yet identity
+        # deletes both developers' stats rows
+        self.idle = [r.developer_id for r in resolve(*(
+            AccountIn(provider="github", external_user_id=f"{tag}-idle-{n}", handle=f"idle{tag}{n}")
+            for n in range(2)))]
         self.merges: list[uuid.UUID] = []
         with tenant_conn() as conn:
             principal = community_tenant.owner
@@ -110,6 +116,11 @@ class World:
             log = identity.merge(conn, into, from_, reason="test", evidence=[], merged_by=None)
         self.merges.append(log["merge_id"])
 
+    def merge_idle(self) -> None:
+        with self.tenant_conn() as conn:
+            identity.merge(conn, self.rng.choice(self.live_developers()), self.idle.pop(), reason="test", evidence=[],
+                           merged_by=None)
+
     def unmerge(self) -> None:
         with self.tenant_conn() as conn:
             identity.unmerge(conn, self.merges.pop(), by=None)
@@ -156,11 +167,11 @@ def test_incremental_rollup_equals_a_full_recount_after_every_round(world, tenan
     rounds = [
         lambda: world.insert_activities(300, late=False),
         lambda: (world.insert_activities(120, late=True), world.attribute("last_touch")),
-        lambda: (world.merge(), world.merge(), world.insert_activities(50, late=False)),
+        lambda: (world.merge(), world.merge(), world.merge_idle(), world.insert_activities(50, late=False)),
         lambda: (world.delete_and_edit(), world.budget(), world.attribute("linear")),
         lambda: (world.unmerge(), world.erase(), world.insert_activities(80, late=True)),
         lambda: (world.relink(), world.insert_activities(60, late=False)),
-        lambda: (world.attribute("time_decay"), world.merge(), world.delete_and_edit()),
+        lambda: (world.attribute("time_decay"), world.merge(), world.merge_idle(), world.delete_and_edit()),
     ]
     outcomes = []
     for change in rounds:
