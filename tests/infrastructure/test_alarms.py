@@ -65,9 +65,9 @@ def test_the_dashboard_shows_every_function_queue_and_pipeline(resources):
     json.loads(body)  # valid JSON before substitution (every ${...} sits inside a string)
     for lid, r in resources.items():
         if r["Type"] in (FUNCTION, STATE_MACHINE):
-            assert "${%s}" % lid in body, f"{lid} is not on the dashboard"
+            assert "${" + lid + "}" in body, f"{lid} is not on the dashboard"
         elif r["Type"] == QUEUE and not lid.endswith("DeadLetterQueue"):
-            assert "${%s.QueueName}" % lid in body, f"{lid} is not on the dashboard"
+            assert "${" + lid + ".QueueName}" in body, f"{lid} is not on the dashboard"
 
 
 def test_the_public_tracking_routes_are_throttled(resources):

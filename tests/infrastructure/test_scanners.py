@@ -23,8 +23,9 @@ ALLOWED_CFN_LINT_IGNORES = {"ES6000"}
 
 
 def test_cfn_lint_with_the_serverless_rules_reports_nothing():
-    run = subprocess.run([str(Path(sys.executable).with_name("cfn-lint")), "--append-rules", "cfn_lint_serverless.rules",
-                          "--", str(TEMPLATE)], capture_output=True, text=True, cwd=ROOT)
+    cfn_lint = Path(sys.executable).with_name("cfn-lint")
+    run = subprocess.run([str(cfn_lint), "--append-rules", "cfn_lint_serverless.rules", "--", str(TEMPLATE)],
+                         capture_output=True, text=True, cwd=ROOT)
     assert run.returncode == 0 and not run.stdout.strip(), run.stdout + run.stderr
 
 

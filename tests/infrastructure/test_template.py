@@ -150,8 +150,8 @@ def test_every_queue_has_a_dead_letter_queue_with_an_alarm(document):
     # where SNS puts what it could not deliver, and where Lambda puts a failed asynchronous (scheduled) invocation
     dead_letter_queues |= {r["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
                            for r in resources.values() if r["Type"] == "AWS::SNS::Subscription"}
-    dead_letter_queues |= {r["Properties"]["DeadLetterQueue"]["TargetArn"]["Fn::GetAtt"][0]
-                           for r in resources.values() if r["Type"] == FUNCTION and "DeadLetterQueue" in r["Properties"]}
+    dead_letter_queues |= {r["Properties"]["DeadLetterQueue"]["TargetArn"]["Fn::GetAtt"][0] for r in resources.values()
+                           if r["Type"] == FUNCTION and "DeadLetterQueue" in r["Properties"]}
     alarmed = {d["Value"]["Fn::GetAtt"][0] for r in resources.values() if r["Type"] == "AWS::CloudWatch::Alarm"
                for d in r["Properties"].get("Dimensions", []) if d["Name"] == "QueueName"}
     assert queues - dead_letter_queues, "no work queue at all"

@@ -53,7 +53,8 @@ def test_first_touch_sources(source, expected):
 
 
 def test_shortlinks_are_recognised_on_their_own_host_or_the_default_one():
-    links = [{"shortlink_id": 1, "key": "launch", "host": ""}, {"shortlink_id": 2, "key": "promo", "host": "go.acme.jp"}]
+    links = [{"shortlink_id": 1, "key": "launch", "host": ""},
+             {"shortlink_id": 2, "key": "promo", "host": "go.acme.jp"}]
     urls = ["https://funnel.example/s/launch", "https://go.acme.jp/s/promo?utm_source=x", "https://evil.example/s/promo",
             "https://funnel.example/s/launch/extra", "https://funnel.example/x/launch", "mailto:a@b.c", "not a url"]
     found = crossarea.matching_shortlinks(urls, links, "funnel.example")
