@@ -279,12 +279,14 @@ def profile_additions(conn: Connection, developer: Row, organization: Row | None
 
 def first_touch_funnel(conn: Connection, *, touched_from: datetime | None,
                        touched_to: datetime | None) -> dict[str, Any]:
-    """Developers by first-touch source (email, outreach, shortlink, other) and how many reached adoption."""
+    """Developers by first-touch source (email, outreach, shortlink, other) and how many reached adoption, as of
+    the last stats rollup (developer_stats keeps each developer's first touch and first adoption)."""
     if touched_from and touched_to and touched_to <= touched_from:
         raise ValidationFailed.at(["query", "touched_to"], "must be after touched_from")
     adoption = store.adoption_actions(conn)
-    rows = {r["source"]: r for r in store.first_touch_counts(conn, adoption=adoption, sources=FIRST_TOUCH_SOURCES,
-                                                             touched_from=touched_from, touched_to=touched_to)}
+    counted = store.first_touch_counts(conn, sources=FIRST_TOUCH_SOURCES, touched_from=touched_from,
+                                       touched_to=touched_to)
+    rows = {r["source"]: r for r in counted}
     sources = []
     for source in (*FIRST_TOUCH_SOURCES, "other"):
         touched, adopted = (int(rows[source]["touched"]), int(rows[source]["adopted"])) if source in rows else (0, 0)

@@ -158,7 +158,7 @@ def rollup_tenant(tenant_id: str, *, full: bool = False) -> dict[str, Any] | Non
             return None
         store.without_jit(conn)
         store.mark_rollup(conn)
-        was_full = full or store.rollup_state(conn) is None
+        was_full = full or store.rollup_state(conn) is None or store.full_rollup_due(conn)
         outcome = dict(store.rollup_full(conn) if was_full else store.rollup_incremental(conn))
         outcome.update(was_full=was_full, duration_ms=int((time.monotonic() - started) * 1000))
         state = store.save_rollup_state(conn, outcome)

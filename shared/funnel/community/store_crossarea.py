@@ -152,28 +152,17 @@ def adoption_actions(conn: Connection) -> list[str]:
         "AND NOT EXISTS (SELECT 1 FROM activity_funnel_map) ORDER BY action").fetchall()]
 
 
-def first_touch_counts(conn: Connection, *, adoption: Sequence[str], sources: Sequence[str],
-                       touched_from: datetime | None, touched_to: datetime | None) -> list[Row]:
+def first_touch_counts(conn: Connection, *, sources: Sequence[str], touched_from: datetime | None,
+                       touched_to: datetime | None) -> list[Row]:
     """Per first-touch source (``sources`` by name, every other source as 'other'): how many live developers were
-    first touched then (``touched``), and how many of them reached an adoption action (``adopted``). A developer's
-    touches are its own activities and those of its organization (an outreach form sent to its company before the
-    developer was ever seen counts as its first touch)."""
-    # Per live developer, its earliest own activity and its organization's earliest one, each the first row of an
-    # index range ((tenant, developer, time) and (tenant, org, time)), not a sort of every activity of the tenant.
+    first touched then (``touched``), and how many of them reached an adoption action (``adopted``), as of the last
+    stats rollup: ``developer_stats`` keeps each developer's first touch (its own activities and its organization's)
+    and first adoption (funnel.community.store_stats), so this reads one row per developer."""
     return conn.execute(
-        "WITH first AS (SELECT d.developer_id, f.source, f.occurred_at FROM developers d "
-        "  CROSS JOIN LATERAL (SELECT t.source, t.occurred_at FROM ("
-        "    (SELECT a.source, a.occurred_at, a.activity_id FROM activities a WHERE a.developer_id = d.developer_id "
-        "     ORDER BY a.occurred_at, a.activity_id LIMIT 1) "
-        "    UNION ALL (SELECT a.source, a.occurred_at, a.activity_id FROM activities a "
-        "     WHERE d.org_id IS NOT NULL AND a.org_id = d.org_id AND a.developer_id IS NULL "
-        "     ORDER BY a.occurred_at, a.activity_id LIMIT 1)) t ORDER BY t.occurred_at, t.activity_id LIMIT 1) f "
-        "  WHERE d.merged_into IS NULL AND d.erased_at IS NULL), "
-        "adopted AS (SELECT DISTINCT developer_id FROM activities WHERE developer_id IS NOT NULL "
-        "  AND action = ANY(%(adoption)s::text[])) "
-        "SELECT CASE WHEN f.source = ANY(%(sources)s::text[]) THEN f.source ELSE 'other' END AS source, "
-        "count(*) AS touched, count(ad.developer_id) AS adopted "
-        "FROM first f LEFT JOIN adopted ad ON ad.developer_id = f.developer_id "
-        "WHERE (%(from)s::timestamptz IS NULL OR f.occurred_at >= %(from)s) "
-        "AND (%(to)s::timestamptz IS NULL OR f.occurred_at < %(to)s) GROUP BY 1",
-        {"adoption": list(adoption), "sources": list(sources), "from": touched_from, "to": touched_to}).fetchall()
+        "SELECT CASE WHEN s.first_touch_source = ANY(%(sources)s::text[]) THEN s.first_touch_source ELSE 'other' END "
+        "AS source, count(*) AS touched, count(s.first_adopted_at) AS adopted "
+        "FROM developer_stats s JOIN developers d ON d.developer_id = s.developer_id "
+        "WHERE d.merged_into IS NULL AND d.erased_at IS NULL AND s.first_touch_at IS NOT NULL "
+        "AND (%(from)s::timestamptz IS NULL OR s.first_touch_at >= %(from)s) "
+        "AND (%(to)s::timestamptz IS NULL OR s.first_touch_at < %(to)s) GROUP BY 1",
+        {"sources": list(sources), "from": touched_from, "to": touched_to}).fetchall()

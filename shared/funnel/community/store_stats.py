@@ -20,23 +20,51 @@ from funnel.db import Connection, Row, fetch_one
 
 # ---------------------------------------------------------------- rollup
 
-# developer_stats' figures of the developers of {developers} (a CTE of developer_id), or of every developer
-DEVELOPER_FIGURES = """
-SELECT a.developer_id, max(a.occurred_at) AS last_action_at, count(*) AS total_actions,
-       count(*) FILTER (WHERE a.action = 'click') AS clicks, count(*) FILTER (WHERE a.action = 'attend') AS attends,
-       count(*) FILTER (WHERE a.action = 'post') AS posts, count(*) FILTER (WHERE a.action = 'star') AS stars
-FROM activities a {join} WHERE a.developer_id IS NOT NULL GROUP BY a.developer_id"""
+# The tenant's adoption-stage actions (its funnel map, or the product's defaults while it has none), as a CTE.
+ADOPTION = """adoption AS (SELECT action FROM activity_funnel_map WHERE stage_key = 'adoption'
+    UNION SELECT action FROM activity_funnel_defaults WHERE stage_key = 'adoption'
+    AND NOT EXISTS (SELECT 1 FROM activity_funnel_map))"""
+
+# A developer's (d) earliest own activity: the first entry of its (tenant, developer, time) index range.
+OWN_FIRST = """SELECT a.occurred_at, a.source, false AS from_org, a.activity_id FROM activities a
+    WHERE a.developer_id = d.developer_id ORDER BY a.occurred_at, a.activity_id LIMIT 1"""
+# Its first touch: the earliest of its own activities and of its organization's (org_id, no developer); ties by id.
+FIRST_TOUCH = f"""SELECT t.occurred_at, t.source, t.from_org, t.activity_id FROM (
+    ({OWN_FIRST})
+    UNION ALL (SELECT a.occurred_at, a.source, true, a.activity_id FROM activities a
+               WHERE d.org_id IS NOT NULL AND a.org_id = d.org_id AND a.developer_id IS NULL
+               ORDER BY a.occurred_at, a.activity_id LIMIT 1)) t ORDER BY t.occurred_at, t.activity_id LIMIT 1"""
+
+# developer_stats' figures of the developers {join}ed (dirty, or every developer with join=""): those with
+# activities of their own or whose organization has some. Needs the ADOPTION CTE.
+DEVELOPER_FIGURES = f"""
+SELECT d.developer_id, c.last_action_at, coalesce(c.total_actions, 0) AS total_actions,
+       coalesce(c.clicks, 0) AS clicks, coalesce(c.attends, 0) AS attends, coalesce(c.posts, 0) AS posts,
+       coalesce(c.stars, 0) AS stars, ft.occurred_at AS first_touch_at, ft.source AS first_touch_source,
+       ft.from_org AS first_touch_from_org, ft.activity_id AS first_touch_activity_id, c.first_adopted_at
+FROM developers d {{join}}
+LEFT JOIN (
+    SELECT a.developer_id, max(a.occurred_at) AS last_action_at, count(*) AS total_actions,
+           count(*) FILTER (WHERE a.action = 'click') AS clicks, count(*) FILTER (WHERE a.action = 'attend') AS attends,
+           count(*) FILTER (WHERE a.action = 'post') AS posts, count(*) FILTER (WHERE a.action = 'star') AS stars,
+           min(a.occurred_at) FILTER (WHERE ad.action IS NOT NULL) AS first_adopted_at
+    FROM activities a {{join_activities}} LEFT JOIN adoption ad ON ad.action = a.action
+    WHERE a.developer_id IS NOT NULL GROUP BY a.developer_id) c ON c.developer_id = d.developer_id
+LEFT JOIN LATERAL ({FIRST_TOUCH}) ft ON true
+WHERE c.developer_id IS NOT NULL OR ft.occurred_at IS NOT NULL"""
 
 DEVELOPER_COLUMNS = "last_action_at, total_actions, clicks, attends, posts, stars"
+FIRST_TOUCH_COLUMNS = ("first_touch_at, first_touch_source, first_touch_from_org, first_touch_activity_id, "
+                       "first_adopted_at")
+ALL_DEVELOPER_COLUMNS = f"{DEVELOPER_COLUMNS}, {FIRST_TOUCH_COLUMNS}"
+_STORED = ", ".join(f"developer_stats.{c}" for c in ALL_DEVELOPER_COLUMNS.split(", "))
+_EXCLUDED = ", ".join(f"EXCLUDED.{c}" for c in ALL_DEVELOPER_COLUMNS.split(", "))
 DEVELOPER_UPSERT = f"""
-INSERT INTO developer_stats (developer_id, {DEVELOPER_COLUMNS}) SELECT developer_id, {DEVELOPER_COLUMNS} FROM fresh
-ON CONFLICT (developer_id) DO UPDATE SET last_action_at = EXCLUDED.last_action_at,
-    total_actions = EXCLUDED.total_actions, clicks = EXCLUDED.clicks, attends = EXCLUDED.attends,
-    posts = EXCLUDED.posts, stars = EXCLUDED.stars, updated_at = now()
-WHERE (developer_stats.last_action_at, developer_stats.total_actions, developer_stats.clicks, developer_stats.attends,
-       developer_stats.posts, developer_stats.stars)
-      IS DISTINCT FROM (EXCLUDED.last_action_at, EXCLUDED.total_actions, EXCLUDED.clicks, EXCLUDED.attends,
-                        EXCLUDED.posts, EXCLUDED.stars)
+INSERT INTO developer_stats (developer_id, {ALL_DEVELOPER_COLUMNS})
+SELECT developer_id, {ALL_DEVELOPER_COLUMNS} FROM fresh
+ON CONFLICT (developer_id) DO UPDATE SET
+    {", ".join(f"{c} = EXCLUDED.{c}" for c in ALL_DEVELOPER_COLUMNS.split(", "))}, updated_at = now()
+WHERE ({_STORED}) IS DISTINCT FROM ({_EXCLUDED})
 RETURNING 1"""
 
 # Activities counted per campaign link (the same expressions as the triggers of t0006_community).
@@ -93,30 +121,56 @@ SELECT (SELECT count(*) FROM consumed) AS changes, (SELECT max(change_id) FROM c
        (SELECT count(*) FROM dev_written) + (SELECT count(*) FROM dev_removed) {added} AS developers_written,
        (SELECT count(*) FROM camp_written) AS campaigns_written, {relinked} AS relinked"""
 
-# Activities only inserted since the last rollup add to the stored figures (counts add, the latest is the greatest):
-# a busy developer's new star does not recount their thousands of activities.
+# Activities only inserted since the last rollup add to the stored figures (counts add, the latest is the greatest,
+# the first touch and the first adoption can only be earlier): a busy developer's new star does not recount their
+# thousands of activities. The first touch of `added` is its earliest own activity (one index probe), which wins
+# over the stored one (own or the organization's) only when earlier.
+EARLIER_TOUCH = ("(developer_stats.first_touch_at IS NULL "
+                 "OR (EXCLUDED.first_touch_at, EXCLUDED.first_touch_activity_id) "
+                 "< (developer_stats.first_touch_at, developer_stats.first_touch_activity_id))")
 DEVELOPER_ADD = f"""
-INSERT INTO developer_stats (developer_id, {DEVELOPER_COLUMNS}) SELECT developer_id, {DEVELOPER_COLUMNS} FROM added
+INSERT INTO developer_stats (developer_id, {ALL_DEVELOPER_COLUMNS})
+SELECT developer_id, {ALL_DEVELOPER_COLUMNS} FROM added
 ON CONFLICT (developer_id) DO UPDATE SET
     last_action_at = greatest(developer_stats.last_action_at, EXCLUDED.last_action_at),
     total_actions = developer_stats.total_actions + EXCLUDED.total_actions,
     clicks = developer_stats.clicks + EXCLUDED.clicks, attends = developer_stats.attends + EXCLUDED.attends,
-    posts = developer_stats.posts + EXCLUDED.posts, stars = developer_stats.stars + EXCLUDED.stars, updated_at = now()
+    posts = developer_stats.posts + EXCLUDED.posts, stars = developer_stats.stars + EXCLUDED.stars,
+    {", ".join(f"{c} = CASE WHEN {EARLIER_TOUCH} THEN EXCLUDED.{c} ELSE developer_stats.{c} END"
+               for c in ("first_touch_at", "first_touch_source", "first_touch_from_org", "first_touch_activity_id"))},
+    first_adopted_at = least(developer_stats.first_adopted_at, EXCLUDED.first_adopted_at), updated_at = now()
 RETURNING 1"""
 
 INCREMENTAL_ROLLUP = f"""
 WITH consumed AS (
     DELETE FROM community_stats_changes RETURNING change_id, developer_id, actions, clicks, attends, posts, stars,
-                                                  last_action_at, recount, campaign_id, resource_id, utm_campaign,
-                                                  shortlink_id, touches, relink),
-dirty AS (SELECT DISTINCT developer_id FROM consumed WHERE developer_id IS NOT NULL AND recount),
-added AS (
-    SELECT c.developer_id, max(c.last_action_at) AS last_action_at, sum(c.actions) AS total_actions,
-           sum(c.clicks) AS clicks, sum(c.attends) AS attends, sum(c.posts) AS posts, sum(c.stars) AS stars
+                                                  last_action_at, action_firsts, recount, org_id, remap,
+                                                  campaign_id, resource_id, utm_campaign, shortlink_id, touches,
+                                                  relink),
+{ADOPTION},
+remapped AS (SELECT coalesce(bool_or(remap), false) AS yes FROM consumed),
+-- recounted: developers marked, those of organizations whose activities changed (their first touch), and every
+-- developer when the funnel map changed (their first adoption)
+dirty AS (SELECT developer_id FROM consumed WHERE developer_id IS NOT NULL AND recount
+          UNION SELECT d.developer_id FROM developers d
+                WHERE d.org_id IN (SELECT org_id FROM consumed WHERE org_id IS NOT NULL)
+          UNION SELECT d.developer_id FROM developers d WHERE (SELECT yes FROM remapped)),
+inserted AS (
+    SELECT c.*, (SELECT min(e.value::timestamptz) FROM jsonb_each_text(c.action_firsts) e
+                 JOIN adoption ad ON ad.action = e.key) AS adopted_at
     FROM consumed c WHERE c.developer_id IS NOT NULL AND NOT c.recount
-      AND NOT EXISTS (SELECT 1 FROM dirty d WHERE d.developer_id = c.developer_id)
-    GROUP BY c.developer_id),
-fresh AS ({DEVELOPER_FIGURES.format(join="JOIN dirty d ON d.developer_id = a.developer_id")}),
+      AND NOT EXISTS (SELECT 1 FROM dirty d WHERE d.developer_id = c.developer_id)),
+added AS (
+    SELECT g.*, ft.occurred_at AS first_touch_at, ft.source AS first_touch_source,
+           ft.from_org AS first_touch_from_org, ft.activity_id AS first_touch_activity_id
+    FROM (SELECT c.developer_id, max(c.last_action_at) AS last_action_at, sum(c.actions) AS total_actions,
+                 sum(c.clicks) AS clicks, sum(c.attends) AS attends, sum(c.posts) AS posts, sum(c.stars) AS stars,
+                 min(c.adopted_at) AS first_adopted_at
+          FROM inserted c GROUP BY c.developer_id) g
+    CROSS JOIN LATERAL (SELECT g.developer_id) d
+    LEFT JOIN LATERAL ({OWN_FIRST}) ft ON true),
+fresh AS ({DEVELOPER_FIGURES.format(join="JOIN dirty x ON x.developer_id = d.developer_id",
+                                    join_activities="JOIN dirty x ON x.developer_id = a.developer_id")}),
 dev_written AS ({DEVELOPER_UPSERT}),
 dev_added AS ({DEVELOPER_ADD}),
 dev_removed AS (DELETE FROM developer_stats s USING dirty d WHERE s.developer_id = d.developer_id
@@ -138,7 +192,8 @@ camp_written AS ({CAMPAIGN_UPSERT})
 
 FULL_ROLLUP = f"""
 WITH consumed AS (DELETE FROM community_stats_changes RETURNING change_id),
-fresh AS ({DEVELOPER_FIGURES.format(join="")}),
+{ADOPTION},
+fresh AS ({DEVELOPER_FIGURES.format(join="", join_activities="")}),
 dev_written AS ({DEVELOPER_UPSERT}),
 dev_removed AS (DELETE FROM developer_stats s WHERE NOT EXISTS (SELECT 1 FROM fresh f
                                                                 WHERE f.developer_id = s.developer_id) RETURNING 1),
@@ -174,6 +229,12 @@ def rollup_state(conn: Connection) -> Row | None:
                         "campaigns_written, was_full, duration_ms FROM community_stats_rollups").fetchone()
 
 
+def full_rollup_due(conn: Connection) -> bool:
+    """A tenant rolled up before t0009_community (its rows lack the first touch) is recounted in full once."""
+    row = conn.execute("SELECT full_due FROM community_stats_rollups").fetchone()
+    return bool(row and row["full_due"])
+
+
 def pending_changes(conn: Connection) -> int:
     return int(fetch_one(conn.execute("SELECT count(*) AS n FROM community_stats_changes"))["n"])
 
@@ -197,14 +258,16 @@ def save_rollup_state(conn: Connection, outcome: dict[str, Any]) -> Row:
         "high_water_change_id = coalesce(EXCLUDED.high_water_change_id, community_stats_rollups.high_water_change_id), "
         "changes = EXCLUDED.changes, developers_written = EXCLUDED.developers_written, "
         "campaigns_written = EXCLUDED.campaigns_written, was_full = EXCLUDED.was_full, "
-        "duration_ms = EXCLUDED.duration_ms "
+        "duration_ms = EXCLUDED.duration_ms, "
+        "full_due = community_stats_rollups.full_due AND NOT EXCLUDED.was_full "
         "RETURNING rolled_up_at, full_at, high_water_change_id, changes, developers_written, campaigns_written, "
         "was_full, duration_ms", outcome))
 
 
 def recomputed_developer_stats(conn: Connection) -> list[Row]:
     """developer_stats as a full recount would write them (nothing written; the rollup tests compare)."""
-    return conn.execute(f"SELECT developer_id, {DEVELOPER_COLUMNS} FROM ({DEVELOPER_FIGURES.format(join='')}) f "
+    return conn.execute(f"WITH {ADOPTION} SELECT developer_id, {ALL_DEVELOPER_COLUMNS} "
+                        f"FROM ({DEVELOPER_FIGURES.format(join='', join_activities='')}) f "
                         "ORDER BY developer_id").fetchall()
 
 
@@ -217,7 +280,7 @@ def recomputed_campaign_stats(conn: Connection) -> list[Row]:
 
 
 def stored_developer_stats(conn: Connection) -> list[Row]:
-    return conn.execute(f"SELECT developer_id, {DEVELOPER_COLUMNS} FROM developer_stats "
+    return conn.execute(f"SELECT developer_id, {ALL_DEVELOPER_COLUMNS} FROM developer_stats "
                         "ORDER BY developer_id").fetchall()
 
 

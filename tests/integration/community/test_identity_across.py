@@ -16,6 +16,7 @@ from funnel.community import crossarea
 from funnel.community.identity import AccountIn
 from funnel.community.touches import EmailClick, FormSubmission
 from tests.integration.community.conftest import COMMUNITY_POOL
+from tests.support.community_stats import rollup
 from tests.support.tenants import new_tenant
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -280,6 +281,7 @@ def test_the_first_touch_funnel_counts_adopters_per_source(runtime, api):
             conn.execute("INSERT INTO activities (developer_id, action, occurred_at, source, dedup_key) "
                          "VALUES (%s, %s, %s, %s, %s)", (developer_id, action, day + timedelta(days=days), source,
                                                          f"test:{uuid.uuid4()}"))
+    rollup(tenant.tenant_id)  # the funnel reads developer_stats: as of the last rollup
     answer = api.get("/v1/adoption/first-touch", headers=tenant.headers)
     assert answer.status_code == 200, answer.text
     body = answer.json()

@@ -1,9 +1,11 @@
 """The incremental stats rollup against real PostgreSQL (a pooled tenant): on random data, after each of several
 rounds of changes (activities inserted, some late with an old occurred_at, deleted and edited; merges, unmerges
 and an erasure moving or stripping activities; attribution recomputations; budget entries; a campaign renamed and
-a resource moved to another campaign; a developer without activities merged into a busy one), the incrementally
-rolled-up ``developer_stats`` and ``campaign_stats`` equal a from-scratch recount; a change committed while a
-rollup runs is counted by the next one."""
+a resource moved to another campaign; a developer without activities merged into a busy one; activities of
+organizations (no developer), developers joining, leaving and changing organization; the funnel map changed), the
+incrementally rolled-up ``developer_stats`` (with each developer's first touch and first adoption) and
+``campaign_stats`` equal a from-scratch recount; a change committed while a rollup runs is counted by the next
+one."""
 from __future__ import annotations
 
 import random
@@ -16,22 +18,14 @@ import pytest
 from psycopg.types.json import Jsonb
 
 from funnel import db
-from funnel.community import campaigns, developers, identity, stats
+from funnel.community import campaigns, developers, identity
 from funnel.community import store_stats as store
 from funnel.community.identity import AccountIn
+from tests.support.community_stats import rollup
 
 ACTIONS = ("click", "view", "star", "post", "attend", "signup", "api_call", "fork", "comment")
+SOURCES = ("test", "email", "shortlink", "github")
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
-
-
-def _rollup(tenant_id: str, *, full: bool = False) -> dict[str, Any]:
-    """The tenant's rollup; when the runtime's own 5-minute schedule is rolling it up at that moment, wait for it
-    (its lock) and roll up again."""
-    while (outcome := stats.rollup_tenant(tenant_id, full=full)) is None:
-        with db.tenant_transaction(tenant_id) as conn:
-            conn.execute("SELECT pg_advisory_xact_lock(hashtextextended('community.stats:' || "
-                         "current_setting('app.tenant_id'), 0))")
-    return outcome
 
 
 def _compare(tenant_conn) -> None:
@@ -58,6 +52,13 @@ class World:
             for n in range(2)))]
         self.merges: list[uuid.UUID] = []
         with tenant_conn() as conn:
+            self.organizations = [conn.execute(
+                "INSERT INTO organizations (name, domain_primary) VALUES (%s, %s) RETURNING org_id",
+                (f"{tag} org {n}", f"o{n}-{tag}.example")).fetchone()["org_id"] for n in range(3)]
+            # a third of the developers work for one of the first two organizations (the third has none yet)
+            for n, developer_id in enumerate(self.developers[:8]):
+                conn.execute("UPDATE developers SET org_id = %s WHERE developer_id = %s",
+                             (self.organizations[n % 2], developer_id))
             principal = community_tenant.owner
             self.campaigns = [campaigns.create_campaign(conn, principal, {
                 "name": f"{tag} c{n}", "currency": "JPY", "attributes": {"utm_campaign": f"u{tag}{n}"} if n == 0
@@ -88,15 +89,44 @@ class World:
             elif link < 0.25:
                 metadata = {"shortlink_id": str(self.shortlink)}
             resource = rng.choice(self.resources) if rng.random() < 0.2 else None
-            at = T0 + timedelta(days=rng.uniform(0, 60))
+            at = T0 + timedelta(days=rng.uniform(0, 60)) if rng.random() < 0.95 else T0  # ties: by activity id
             if late:  # arrives now, happened long ago
                 at = T0 - timedelta(days=rng.uniform(100, 400))
             developer = rng.choice(live) if rng.random() < 0.85 else None
             rows.append((developer, None if developer else f"anon-{rng.randrange(10)}", resource,
-                         rng.choice(ACTIONS), at, Jsonb(metadata) if metadata else None, f"roll:{uuid.uuid4()}"))
+                         rng.choice(ACTIONS), at, rng.choice(SOURCES), Jsonb(metadata) if metadata else None,
+                         f"roll:{uuid.uuid4()}"))
         with self.tenant_conn() as conn, conn.cursor() as cur:
             cur.executemany("INSERT INTO activities (developer_id, anon_id, resource_id, action, occurred_at, source, "
-                            "metadata, dedup_key) VALUES (%s, %s, %s, %s, %s, 'test', %s, %s)", rows)
+                            "metadata, dedup_key) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)", rows)
+
+    def insert_org_activities(self, n: int) -> None:
+        """Activities of organizations (an outreach form submitted to their company): no developer."""
+        rng = self.rng
+        rows = [(rng.choice(self.organizations), T0 + timedelta(days=rng.uniform(-30, 60)), f"roll:{uuid.uuid4()}")
+                for _ in range(n)]
+        with self.tenant_conn() as conn, conn.cursor() as cur:
+            cur.executemany("INSERT INTO activities (org_id, action, occurred_at, source, dedup_key) "
+                            "VALUES (%s, 'form_submission', %s, 'outreach', %s)", rows)
+
+    def move_organizations(self) -> None:
+        """A developer moves to another organization, one leaves its own, one joins the third (with activities)."""
+        live = self.live_developers()
+        mover, leaver, joiner = self.rng.sample(live, 3)
+        with self.tenant_conn() as conn:
+            conn.execute("UPDATE developers SET org_id = CASE WHEN org_id = %s THEN %s ELSE %s END "
+                         "WHERE developer_id = %s", (self.organizations[0], self.organizations[1],
+                                                     self.organizations[0], mover))
+            conn.execute("UPDATE developers SET org_id = NULL WHERE developer_id = %s", (leaver,))
+            conn.execute("UPDATE developers SET org_id = %s WHERE developer_id = %s", (self.organizations[2], joiner))
+
+    def remap(self) -> None:
+        """The tenant's own funnel map: 'view' becomes an adoption action, 'api_call' no longer is."""
+        with self.tenant_conn() as conn:
+            conn.execute("INSERT INTO activity_funnel_map (action, stage_key) SELECT action, stage_key "
+                         "FROM activity_funnel_defaults WHERE action NOT IN ('view', 'api_call')")
+            conn.execute("INSERT INTO activity_funnel_map (action, stage_key) VALUES ('view', 'adoption'), "
+                         "('api_call', 'advocacy')")
 
     def delete_and_edit(self) -> None:
         with self.tenant_conn() as conn:
@@ -159,7 +189,7 @@ def world(community_tenant, tenant_conn, resolve) -> World:
 
 
 def test_incremental_rollup_equals_a_full_recount_after_every_round(world, tenant_conn, community_tenant):
-    _rollup(community_tenant.tenant_id)
+    rollup(community_tenant.tenant_id)
     with tenant_conn() as conn:  # a tenant's first rollup recounts everything
         state = store.rollup_state(conn)
         assert state is not None and state["full_at"] is not None
@@ -172,16 +202,19 @@ def test_incremental_rollup_equals_a_full_recount_after_every_round(world, tenan
         lambda: (world.unmerge(), world.erase(), world.insert_activities(80, late=True)),
         lambda: (world.relink(), world.insert_activities(60, late=False)),
         lambda: (world.attribute("time_decay"), world.merge(), world.merge_idle(), world.delete_and_edit()),
+        lambda: world.insert_org_activities(6),
+        lambda: (world.move_organizations(), world.insert_activities(40, late=True)),
+        lambda: (world.insert_org_activities(3), world.delete_and_edit(), world.remap()),
     ]
     outcomes = []
     for change in rounds:
         change()
-        outcome = _rollup(community_tenant.tenant_id)
+        outcome = rollup(community_tenant.tenant_id)
         assert not outcome["was_full"]
         outcomes.append(outcome)
         _compare(tenant_conn)
     assert all(o["changes"] > 0 for o in outcomes)
-    assert [o["relinked"] for o in outcomes] == [False, False, False, False, False, True, False]
+    assert [o["relinked"] for o in outcomes] == [False, False, False, False, False, True, False, False, False, False]
     with tenant_conn() as conn:
         assert store.pending_changes(conn) == 0
         assert len(store.stored_developer_stats(conn)) > 10
@@ -189,7 +222,11 @@ def test_incremental_rollup_equals_a_full_recount_after_every_round(world, tenan
         # c1 was renamed: the activities tagged with its old name touch it no more
         assert {r["campaign_id"] for r in touched} == {world.campaigns[n] for n in (0, 2, 3)}
         assert any(r["conversions"] > 0 for r in touched)
-    quiet = _rollup(community_tenant.tenant_id)
+        developer_rows = store.stored_developer_stats(conn)
+        assert any(r["first_touch_from_org"] for r in developer_rows)  # an organization's touch came first
+        assert any(r["first_touch_from_org"] is False for r in developer_rows)
+        assert any(r["first_adopted_at"] is not None for r in developer_rows)
+    quiet = rollup(community_tenant.tenant_id)
     assert (quiet["changes"], quiet["developers_written"], quiet["campaigns_written"]) == (
         0, 0, 0)
 
@@ -197,7 +234,7 @@ def test_incremental_rollup_equals_a_full_recount_after_every_round(world, tenan
 def test_a_change_committed_during_a_rollup_waits_for_the_next(world, tenant_conn, community_tenant):
     """The rollup consumes only the changes its snapshot sees: an insert that commits after the rollup read the
     log but before it committed is left for the next one (counted once)."""
-    _rollup(community_tenant.tenant_id)
+    rollup(community_tenant.tenant_id)
     developer = world.live_developers()[0]
     with db.tenant_transaction(community_tenant.tenant_id) as rollup_conn:
         assert store.try_lock_rollup(rollup_conn)
@@ -207,7 +244,7 @@ def test_a_change_committed_during_a_rollup_waits_for_the_next(world, tenant_con
                          "VALUES (%s, 'star', now(), 'test', %s)", (developer, f"roll:{uuid.uuid4()}"))
     with tenant_conn() as conn:
         assert store.pending_changes(conn) == 1
-    outcome = _rollup(community_tenant.tenant_id)
+    outcome = rollup(community_tenant.tenant_id)
     assert outcome["changes"] == 1
     _compare(tenant_conn)
 
@@ -215,7 +252,7 @@ def test_a_change_committed_during_a_rollup_waits_for_the_next(world, tenant_con
 def test_a_full_rollup_gives_the_same_rows(world, tenant_conn, community_tenant):
     with tenant_conn() as conn:
         before = (store.stored_developer_stats(conn), store.stored_campaign_stats(conn))
-    outcome = _rollup(community_tenant.tenant_id, full=True)
+    outcome = rollup(community_tenant.tenant_id, full=True)
     assert outcome["was_full"] and outcome["developers_written"] == 0
     with tenant_conn() as conn:
         assert (store.stored_developer_stats(conn), store.stored_campaign_stats(conn)) == before
