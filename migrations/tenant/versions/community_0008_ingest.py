@@ -20,6 +20,8 @@ from alembic import op
 
 from funnel.platform.migration_helpers import TENANT_ID, drop_tables, tenant_table
 
+TABLES = ("activity_import_uploads",)  # born with references that carry the tenant
+
 revision = "t0008_community"
 down_revision = "t0007_community"
 branch_labels = None

@@ -7,6 +7,7 @@ import asyncio
 import importlib
 import json
 import uuid
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -20,9 +21,11 @@ pytestmark = pytest.mark.usefixtures("runtime")
 
 # The heads before references carried the tenant: a database migrated then must upgrade (`funnel migrate`).
 HEADS_BEFORE = ("t0001_platform", "t0001_outreach", "t0001_content", "t0003_email", "t0002_notifications")
-BORN_COMPOSITE_TABLES = {table for revision in ("community_0001_tables", "community_0002_search_terms",
-                                                "community_0005_identity_keys")
-                         for table in importlib.import_module(f"funnel.migrations.tenant.versions.{revision}").TABLES}
+# The community branch was written after the rule: each of its revisions lists the tables it creates (TABLES).
+COMMUNITY_REVISIONS = sorted(path.stem for path in Path(importlib.import_module(
+    "funnel.migrations.tenant.versions").__path__[0]).glob("community_*.py"))
+BORN_COMPOSITE_TABLES = {table for revision in COMMUNITY_REVISIONS for table in getattr(
+    importlib.import_module(f"funnel.migrations.tenant.versions.{revision}"), "TABLES", ())}
 
 
 def _composite_foreign_keys(conn: psycopg.Connection) -> tuple[list[str], list[str]]:
