@@ -76,6 +76,6 @@ def test_an_email_click_appears_on_the_developers_timeline(runtime, api):
     assert profile["stats"]["by_action"] == [{"action": "click", "count": 1, "last_at": activity["occurred_at"]}]
 
     # the first-touch funnel reads the stats rollup (every 5 minutes): run one now, as an admin may
-    assert api.post("/v1/stats/rollup", headers=tenant.headers).status_code in (200, 202)
+    assert api.post("/v1/stats/rollup", headers=tenant.headers, json={}).status_code == 200
     funnel = api.get("/v1/adoption/first-touch", headers=tenant.headers).json()
     assert {s["source"]: s["touched"] for s in funnel["sources"]}["email"] == 1
