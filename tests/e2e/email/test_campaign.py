@@ -13,6 +13,7 @@ import pytest
 from funnel import db
 from funnel.email import delivery, events, sending, tokens
 from tests.support.tenants import new_tenant
+from tests.support.waiting import wait_until
 
 BROWSER = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_0) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0"
 
@@ -192,9 +193,14 @@ def test_a_reminder_round_goes_only_to_recipients_who_still_qualify(runtime, api
     event(reader, "click")  # round 1 reminder clicked
     assert runtime.invoke("EmailRemindersFunction", {})["reminders_queued"] == 1  # the ignorer, opened not clicked
     assert len(_wait_mail(ignorer, 3)) == 3 and len(_sent_raw(reader)) == 2
-    with db.tenant_transaction(tenant.tenant_id) as conn:
-        last = conn.execute("SELECT reminder_sent, next_reminder_at FROM email_messages WHERE id = %s",
-                            (rows[ignorer]["id"],)).fetchone()
+
+    def ignorers_row():
+        with db.tenant_transaction(tenant.tenant_id) as conn:
+            return conn.execute("SELECT reminder_sent, next_reminder_at FROM email_messages WHERE id = %s",
+                                (rows[ignorer]["id"],)).fetchone()
+
+    # the mail reaches SMTP before the sender's transaction commits its round: wait for the row, not the mail
+    last = wait_until(ignorers_row, lambda row: row["reminder_sent"] == 2, 30, "the second reminder recorded")
     assert last["reminder_sent"] == 2 and last["next_reminder_at"] is None  # at most 2 reminders
     stats = api.get(f"/v1/email-campaigns/{campaign['id']}/stats", headers=tenant.headers).json()
     rounds = {r["round"]: r for r in stats["rounds"]}
