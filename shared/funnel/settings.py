@@ -109,6 +109,16 @@ class Settings(BaseSettings):
     login_max_attempts_per_ip: int = 20
     login_window_seconds: int = 900
 
+    # --- accounts (issue #18) -------------------------------------------------
+    # The stack's PlatformOperationsFunction (inside the VPC): sign-up provisions through it, and the
+    # workspace export and the deletion purge run there.
+    operations_function_name: str = "funnel-platform-operations"
+    # sign-up and e-mail verification (funnel.platform.signup)
+    # password reset and change (funnel.platform.recovery)
+    # sign-in with an OpenID provider (funnel.platform.oidc)
+    # workspace export (funnel.platform.export)
+    # workspace deletion (funnel.platform.deletion)
+
     # --- LLM ---------------------------------------------------------------
     # "step=provider:model_class,..." overrides step_llm_defaults (for example in tests).
     llm_step_overrides: str = ""

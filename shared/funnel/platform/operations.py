@@ -6,6 +6,9 @@ without it. One service either way, so a command reports the same thing wherever
   each one reported; a database already at head is skipped, so running it again resumes after a failure.
 - ``provision_tenant`` / ``migrate_tenant`` / ``delete_tenant`` / ``list_tenants``: one tenant (sign-up calls
   ``provision_tenant``).
+- ``export_tenant``: a workspace's export run (``funnel.platform.export``; the API starts it asynchronously).
+- ``purge_due_deletions``: workspaces whose deletion grace period has ended are removed
+  (``funnel.platform.deletion``; an hourly schedule).
 - ``add_server`` / ``set_server`` / ``list_servers``: the registry of database servers tenants are placed on
   (docs/tenant-placement.md).
 
@@ -60,6 +63,16 @@ class ListTenants(Operation):
     action: Literal["list_tenants"]
 
 
+class ExportTenant(Operation):
+    action: Literal["export_tenant"]
+    tenant_id: str = Field(min_length=1, max_length=64)
+    run_id: str = Field(min_length=1, max_length=64)
+
+
+class PurgeDueDeletions(Operation):
+    action: Literal["purge_due_deletions"]
+
+
 class AddServer(Operation):
     action: Literal["add_server"]
     id: str = Field(pattern=SERVER_ID)
@@ -79,8 +92,8 @@ class ListServers(Operation):
     action: Literal["list_servers"]
 
 
-Request = Annotated[MigrateAll | ProvisionTenant | MigrateTenant | DeleteTenant | ListTenants | AddServer | SetServer
-                    | ListServers, Field(discriminator="action")]
+Request = Annotated[MigrateAll | ProvisionTenant | MigrateTenant | DeleteTenant | ListTenants | ExportTenant
+                    | PurgeDueDeletions | AddServer | SetServer | ListServers, Field(discriminator="action")]
 REQUEST: TypeAdapter[Operation] = TypeAdapter(Request)
 
 
@@ -180,6 +193,16 @@ def _run(operation: Operation, deadline: float | None) -> Report:
         return Report(action=operation.action, ok=True, tenants=[_tenant_report({**row, "status": "deleted"})])
     if isinstance(operation, ListTenants):
         return Report(action=operation.action, ok=True, tenants=[_tenant_report(r) for r in tenants.list_tenants()])
+    if isinstance(operation, ExportTenant):
+        from funnel.platform import export  # lazy: serves exports only
+
+        export.run_export(operation.tenant_id, operation.run_id)
+        return Report(action=operation.action, ok=True)
+    if isinstance(operation, PurgeDueDeletions):
+        from funnel.platform import deletion  # lazy: serves the hourly purge only
+
+        purged = deletion.purge_due()
+        return Report(action=operation.action, ok=True, tenants=[_tenant_report(row) for row in purged])
     if isinstance(operation, AddServer):
         _add_server(operation)
         return Report(action=operation.action, ok=True, servers=_servers())

@@ -1,5 +1,6 @@
-"""``funnel ... --stack NAME``: an operation run by the stack's PlatformOperationsFunction, inside the VPC where the
-databases are, instead of in this process (which, on an operator's laptop, cannot reach them).
+"""An operation run by a stack's PlatformOperationsFunction, inside the VPC where the databases are: from the
+operator's laptop (``funnel ... --stack NAME``, which cannot reach them), and from the deployment's own functions
+(``run_in_operations_function``: sign-up provisions a workspace, an export is started).
 
 The function is found as CloudFormation names it (``describe_stack_resource`` of ``PlatformOperationsFunction``),
 invoked synchronously, and its report returned; endpoints and credentials are boto3's usual ones (profile,
@@ -51,6 +52,25 @@ def invoke(stack: str, event: dict) -> Report:
     name = function_name(stack, cloudformation)
     response = lambda_client.invoke(FunctionName=name, InvocationType="RequestResponse",
                                     Payload=json.dumps(event).encode())
+    return _report_of(name, response)
+
+
+def run_in_operations_function(event: dict, wait: bool = True) -> Report | None:
+    """Run ``event`` in this deployment's operations function (``operations_function_name``): with ``wait``, its
+    report (a sign-up waits for its workspace); without, started asynchronously (an export reports through its
+    run) and None."""
+    from funnel.platform import aws
+
+    name = get_settings().operations_function_name
+    response = aws.client("lambda").invoke(FunctionName=name, InvocationType="RequestResponse" if wait else "Event",
+                                           Payload=json.dumps(event).encode())
+    if not wait:
+        return None
+    return _report_of(name, response)
+
+
+def _report_of(name: str, response: dict) -> Report:
+    """The report a synchronous invocation answered, or its failure as Lambda gives it."""
     payload = json.loads(response["Payload"].read() or b"null")
     if response.get("FunctionError"):
         detail = payload if isinstance(payload, dict) else {}

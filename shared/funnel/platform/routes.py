@@ -1,4 +1,7 @@
-"""Platform API: auth, me, users, API keys, audit log, runs, prompts, LLM registry."""
+"""Platform API: auth, me, users, API keys, audit log, runs, prompts, LLM registry (here), and one router per
+account concern: sign-up and e-mail verification (``routes_signup``), password reset and change
+(``routes_recovery``), sign-in with an OpenID provider (``routes_oidc``), the workspace's settings
+(``routes_settings``), its export (``routes_export``) and deletion (``routes_deletion``)."""
 from __future__ import annotations
 
 from datetime import datetime
@@ -12,7 +15,21 @@ from funnel import db
 from funnel.api.context import client_ip
 from funnel.api.contract import Page, problem_response, problems
 from funnel.api.deps import Admin, CurrentPrincipal, Cursor, Email, Limit, StrictModel, Writer, page_of
-from funnel.platform import audit, auth, llm_registry, prompts, runs, users
+from funnel.api.routing import add_concern_routes
+from funnel.platform import (
+    audit,
+    auth,
+    llm_registry,
+    prompts,
+    routes_deletion,
+    routes_export,
+    routes_oidc,
+    routes_recovery,
+    routes_settings,
+    routes_signup,
+    runs,
+    users,
+)
 from funnel.platform.models import (
     ApiKey,
     ApiKeyCreated,
@@ -260,3 +277,7 @@ def set_tenant_step_model(step: str, body: StepModelBody, principal: Admin) -> T
     """A tenant's own model choice for a step; the global registry is changed with `funnel llm`."""
     choice = body.model_dump(exclude_none=True)
     return TenantStepModel.model_validate(llm_registry.set_tenant_step_model(principal, step, choice))
+
+
+for _concern in (routes_signup, routes_recovery, routes_oidc, routes_settings, routes_export, routes_deletion):
+    add_concern_routes(router, _concern.router)

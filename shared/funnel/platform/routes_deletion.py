@@ -1,0 +1,6 @@
+"""Platform API: deletion (issue #18)."""
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter()

@@ -1,0 +1,6 @@
+"""Platform API: settings (issue #18)."""
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter()
