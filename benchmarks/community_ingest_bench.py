@@ -6,7 +6,7 @@ without indexes or keys, in the same run; then the p99 of the activity list (fir
 developer) over those 1,000,000 activities.
 
 Run: .venv/bin/python benchmarks/community_ingest_bench.py [--rows 1000000] [--accounts 50000] [--chunk 20000]
-      [--list-requests 300] [--metadata-share 0.2] [--suggestions on|off] [--profile]
+      [--list-requests 300] [--metadata-share 0.2] [--suggestions on|off] [--profile] [--breakdown 200000]
 Prints a table; nothing asserts on time. It starts its own local runtime (PostgreSQL, moto) in a temporary
 directory.
 """
@@ -124,6 +124,51 @@ def _bare_copy(admin, table: str, payload: bytes, postmaster_pid: int) -> CpuClo
     return clock
 
 
+def _unnamed_index(definition: str) -> str:
+    """``CREATE INDEX name ON public.activities USING ...`` as an unnamed index on the table ``{t}``."""
+    return definition.split(" INDEX ", 1)[0] + " INDEX ON {t} " + definition.split(" ON public.activities ", 1)[1]
+
+
+def _breakdown(admin, payload: bytes, rows: int, postmaster_pid: int) -> list[tuple[str, str]]:
+    """COPY the first ``rows`` rows of ``payload`` into tables that add the activities table's parts one at a
+    time; the rate of each, so the cost of each part is the drop from the one before."""
+    lines = payload.split(b"\n")[:rows]
+    sample = b"\n".join(lines) + b"\n"
+    indexes = admin.execute("SELECT indexdef FROM pg_indexes WHERE tablename = 'activities' AND indexname NOT IN "
+                            "(SELECT conname FROM pg_constraint WHERE conrelid = 'activities'::regclass)"
+                            ).fetchall()
+    keys = admin.execute("SELECT pg_get_constraintdef(oid) AS definition, contype FROM pg_constraint "
+                         "WHERE conrelid = 'activities'::regclass AND contype IN ('p', 'u', 'f') ORDER BY conname"
+                         ).fetchall()
+    triggers = admin.execute("SELECT pg_get_triggerdef(oid) AS definition FROM pg_trigger "
+                             "WHERE tgrelid = 'activities'::regclass AND NOT tgisinternal").fetchall()
+    btree = [r["indexdef"] for r in indexes if " USING gin " not in r["indexdef"]]
+    gin = [r["indexdef"] for r in indexes if " USING gin " in r["indexdef"]]
+    steps: list[tuple[str, list[str]]] = [
+        ("no index or key", []),
+        ("+ primary key and unique keys", [f"ALTER TABLE {{t}} ADD {k['definition']}" for k in keys
+                                           if k["contype"] != "f"]),
+        (f"+ {len(btree)} btree indexes", [_unnamed_index(d) for d in btree]),
+        ("+ GIN index on metadata", [_unnamed_index(d) for d in gin]),
+        (f"+ {sum(k['contype'] == 'f' for k in keys)} foreign keys",
+         [f"ALTER TABLE {{t}} ADD {k['definition']}" for k in keys if k["contype"] == "f"]),
+        (f"+ {len(triggers)} triggers", [r["definition"].replace(" ON public.activities ", " ON {t} ")
+                                         for r in triggers]),
+    ]
+    results, statements = [], []
+    for n, (label, added) in enumerate(steps):
+        statements += added
+        table = f"activities_part_{n}"
+        admin.execute(f"CREATE TABLE {table} (LIKE activities INCLUDING DEFAULTS)")
+        for statement in statements:
+            admin.execute(statement.replace("{t}", table))
+        clock = _bare_copy(admin, table, sample, postmaster_pid)
+        admin.execute(f"DROP TABLE {table}")
+        results.append((f"breakdown, COPY of {len(lines):,} rows: {label}",
+                        f"{len(lines) / clock.wall:,.0f} rows/s ({clock.wall * 1e6 / len(lines):.0f} us/row)"))
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -135,6 +180,9 @@ def main() -> None:
     parser.add_argument("--suggestions", choices=("on", "off"), default="on",
                         help="off: resolution links and creates developers but skips the merge-suggestion refresh "
                              "(identity's cost, measured by its own benchmark), to time the ingestion itself")
+    parser.add_argument("--breakdown", type=int, default=0, metavar="ROWS",
+                        help="also COPY the first ROWS rows into tables that add the activities table's parts one "
+                             "at a time (keys, btree indexes, GIN, foreign keys, triggers): what each part costs")
     args = parser.parse_args()
     load_before = f"{os.getloadavg()[0]:.2f}"
 
@@ -233,6 +281,7 @@ def main() -> None:
             plain_clock = _bare_copy(admin, "activities_plain", payload, postmaster_pid)
             bare, plain = bare_clock.wall, plain_clock.wall
             admin.execute("DROP TABLE activities_bare, activities_plain")
+            breakdown = _breakdown(admin, payload, args.breakdown, postmaster_pid) if args.breakdown else []
             admin.execute("ANALYZE activities")
 
         # The list's latency over the 1,000,000 activities, through the service function.
@@ -284,6 +333,7 @@ def main() -> None:
         ("... second page filtered by action, p50 / p99",
          f"{percentile(deeper, 50) * 1000:.1f} / {percentile(deeper, 99) * 1000:.1f} ms"),
     ]
+    rows += breakdown
     width = max(len(r[0]) for r in rows)
     print(f"{'measure':{width}}  result")
     for label, value in rows:
