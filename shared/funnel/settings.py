@@ -115,6 +115,14 @@ class Settings(BaseSettings):
     operations_function_name: str = "funnel-platform-operations"
     # sign-up and e-mail verification (funnel.platform.signup)
     # password reset and change (funnel.platform.recovery)
+    # Reset requests per client address and per e-mail address in a window (whether the address exists or not,
+    # so a refusal reveals nothing): enough for a user who retries, too few to mail-bomb an inbox.
+    password_reset_max_per_ip: int = 20
+    password_reset_max_per_address: int = 5
+    password_reset_window_seconds: int = 3600
+    # Every reset request answers no sooner than this after it arrived, whether mails were sent or not, so the
+    # time of the answer does not tell whether the address has an account.
+    password_reset_answer_seconds: float = 0.3
     # sign-in with an OpenID provider (funnel.platform.oidc)
     # workspace export (funnel.platform.export)
     # workspace deletion (funnel.platform.deletion)

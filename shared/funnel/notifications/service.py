@@ -39,6 +39,9 @@ SEND_BATCH = 10  # SQS SendMessageBatch limit
 MAX_RETRY_COUNT = 3
 # A PENDING delivery queued this long ago and never attempted lost its message: the sweep queues it again.
 REQUEUE_AFTER_SECONDS = 900
+# Categories whose notifications carry a secret for their recipient alone (a live single-use link: a password
+# reset, an e-mail verification): the API never shows their message, link or variables to anyone else.
+SECRET_CATEGORIES = frozenset({"account"})
 
 
 def _queue():
@@ -257,10 +260,19 @@ def set_read_at(conn: Connection, principal: Principal, notification_id: str, re
 
 # ---------------------------------------------------------------- admins
 
+def redacted(row: dict) -> dict:
+    """``row`` as a user other than its recipient may see it: a notification of a SECRET_CATEGORIES category
+    keeps its title and delivery status, not its message, link or template variables."""
+    if row["notification_category"] not in SECRET_CATEGORIES:
+        return row
+    return {**row, "message": None, "action_url": None, "template_variables": None}
+
+
 def list_for_admin(conn: Connection, *, recipient_id: str | None, delivery_status: str | None,
                    delivery_method: str | None, cursor: str | None, limit: int) -> Page:
-    return store.admin_page(conn, recipient_id=recipient_id, delivery_status=delivery_status,
+    page = store.admin_page(conn, recipient_id=recipient_id, delivery_status=delivery_status,
                             delivery_method=delivery_method, cursor=cursor, limit=limit)
+    return Page([redacted(row) for row in page.items], page.next_cursor)
 
 
 def resend(tenant_id: str, principal: Principal, notification_id: str) -> dict:
@@ -273,7 +285,7 @@ def resend(tenant_id: str, principal: Principal, notification_id: str) -> dict:
         row = store.reset_for_resend(conn, notification_id, principal.user_id)
         audit.record(conn, principal, "notification.resend", "notification", notification_id)
     _enqueue_or_release(tenant_id, [row])
-    return row
+    return redacted(row)
 
 
 def delivery_stats(conn: Connection) -> list[dict]:

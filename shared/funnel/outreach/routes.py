@@ -1,11 +1,11 @@
 """Outreach API: contacts (and CSV import), templates, the do-not-contact list, send tasks."""
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Request
-from pydantic import AfterValidator, Field
+from pydantic import Field
 
 from funnel import db
 from funnel.api.contract import Page, problems
@@ -25,6 +25,7 @@ from funnel.outreach.models import (
     TargetStatus,
 )
 from funnel.platform import audit, suppression
+from funnel.platform.send_window import SendWindow
 
 router = APIRouter(prefix="/v1")
 PIPELINE_UNAVAILABLE = "the send pipeline (Step Functions) cannot be reached; the task is as it was: try again"
@@ -205,17 +206,6 @@ class SenderBody(StrictModel):
     prefecture: str = ""
     address: str = ""
     url: str = ""
-
-
-CLOCK_TIME = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"  # HH:MM, 00:00-23:59
-
-
-class SendWindow(StrictModel):
-    days: list[Annotated[int, Field(ge=0, le=6)]] = Field(default_factory=lambda: [0, 1, 2, 3, 4], max_length=7,
-                                                          description="weekdays, 0 = Monday ... 6 = Sunday")
-    start: str = Field(default="09:00", pattern=CLOCK_TIME, description="HH:MM local time")
-    end: str = Field(default="18:00", pattern=CLOCK_TIME, description="HH:MM local time")
-    timezone: Annotated[str, Field(max_length=64), AfterValidator(tasks.known_timezone)] = "Asia/Tokyo"
 
 
 class TaskBody(StrictModel):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from funnel import db
 from funnel.db import Connection, Row
@@ -18,16 +17,6 @@ from funnel.platform.pagination import Page
 from funnel.platform.principal import Principal
 from funnel.platform.ssrf import UnsafeUrlError, check_url
 from funnel.settings import get_settings
-
-
-def known_timezone(name: str) -> str:
-    """``name`` if it is an IANA time zone (``Asia/Tokyo``), else ValueError: a send window's days and hours are
-    counted in it, so an unknown one would fail every send of the task."""
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ValueError(f"unknown time zone {name!r}: use an IANA name such as Asia/Tokyo") from exc
-    return name
 
 FINAL_TARGET_STATUSES = ("submitted", "captcha", "refused", "no_form", "failed", "skipped", "rejected")
 SENDER_FIELDS = ("company", "department", "position", "last_name", "first_name", "last_name_kana", "first_name_kana",

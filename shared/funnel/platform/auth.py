@@ -134,13 +134,14 @@ def _require_active_tenant(tenant_id: str, unknown: str) -> None:
         raise Unauthorized("tenant is not active")
 
 
-def _user_principal(tenant_id: str, user_id: str, ip: str | None) -> Principal:
+def _user_principal(tenant_id: str, user_id: str, ip: str | None, session_id: str | None = None) -> Principal:
     _require_active_tenant(tenant_id, "unknown tenant")
     with db.tenant_transaction(tenant_id) as conn:
         user = store_users.principal_user(conn, user_id)
     if user is None or user["disabled"] or not user["active"]:
         raise Unauthorized("user not found or disabled")
-    return Principal(tenant_id=tenant_id, user_id=str(user["id"]), role=user["role"], email=user["email"], ip=ip)
+    return Principal(tenant_id=tenant_id, user_id=str(user["id"]), role=user["role"], email=user["email"], ip=ip,
+                     session_id=session_id)
 
 
 def authenticate_bearer(token: str, ip: str | None) -> Principal:
@@ -154,7 +155,7 @@ def authenticate_bearer(token: str, ip: str | None) -> Principal:
         live = store_sessions.is_live(conn, family_id, claims["tid"], claims["sub"])
     if not live:
         raise Unauthorized("session ended; sign in again")
-    return _user_principal(claims["tid"], claims["sub"], ip)
+    return _user_principal(claims["tid"], claims["sub"], ip, session_id=family_id)
 
 
 def _hash_key(key: str) -> str:

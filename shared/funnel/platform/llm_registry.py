@@ -42,14 +42,21 @@ def set_tenant_step_model(principal: Principal, step: str, choice: dict[str, Any
     llm_steps.check_known_step(step, ["path", "step"])
     with db.tenant_transaction(principal.tenant_id) as conn:
         ai_settings = store_settings.ai_settings(conn)
-        ai_settings["step_models"] = {**ai_settings.get("step_models", {}), step: choice}
         try:
-            llm.resolve_model(step, ai_settings)
+            ai_settings = with_step_model(ai_settings, step, choice)
         except ValidationFailed as exc:
             raise NotFound(f"no such model: {exc.detail}") from exc
         store_settings.save_ai_settings(conn, ai_settings)
         audit.record(conn, principal, "llm.step_model.set", "step_llm_default", step, choice)
     return {"step": step, **choice}
+
+
+def with_step_model(ai_settings: dict[str, Any], step: str, choice: dict[str, Any]) -> dict[str, Any]:
+    """``ai_settings`` with the workspace's ``choice`` for ``step`` (a known step), checked by resolving it the way
+    the step will: ValidationFailed (naming no field) when no active model answers it."""
+    changed = {**ai_settings, "step_models": {**ai_settings.get("step_models", {}), step: choice}}
+    llm.resolve_model(step, changed)
+    return changed
 
 
 # The operator's side (``funnel llm``) runs as the owner role, like the other operator commands.

@@ -15,6 +15,9 @@ class Principal:
     email: str = ""
     api_key_id: str | None = None
     ip: str | None = None
+    # The sign-in session (refresh-token family) a bearer token belongs to; None for API keys. A password
+    # change ends the user's other sessions and keeps this one.
+    session_id: str | None = None
 
     @property
     def actor(self) -> str:

@@ -49,6 +49,7 @@ from funnel.platform.models import (
     User,
     UserInvited,
 )
+from funnel.platform.models_settings import StepModelBody
 from funnel.platform.storage import presigned_url
 
 router = APIRouter(prefix="/v1")
@@ -263,12 +264,6 @@ def list_llm_models(principal: CurrentPrincipal) -> LlmModelList:
 @router.get("/llm/step-defaults", tags=["llm"], response_model_exclude_unset=True)
 def list_step_defaults(principal: CurrentPrincipal) -> StepLlmDefaultList:
     return StepLlmDefaultList.model_validate({"items": llm_registry.step_defaults(principal)})
-
-
-class StepModelBody(StrictModel):
-    provider_id: str = Field(min_length=1, max_length=50)
-    model_class: Literal["pro", "standard"] = "standard"
-    model_name: str | None = Field(default=None, max_length=200)
 
 
 @router.put("/llm/step-defaults/{step}", tags=["llm"], response_model_exclude_unset=True, responses=problems(

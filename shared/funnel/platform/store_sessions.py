@@ -59,6 +59,14 @@ def revoke_user_families(conn: Connection, tenant_id: str, user_id: str, reason:
                         (reason, tenant_id, user_id)).rowcount
 
 
+def revoke_other_families(conn: Connection, tenant_id: str, user_id: str, keep_family_id: str, reason: str) -> int:
+    """Revoke every live family of the user but ``keep_family_id`` (the session changing the password goes on);
+    returns how many."""
+    return conn.execute("UPDATE refresh_token_families SET revoked_at = now(), revoked_reason = %s "
+                        "WHERE tenant_id = %s AND user_id = %s AND id <> %s AND revoked_at IS NULL",
+                        (reason, tenant_id, user_id, keep_family_id)).rowcount
+
+
 def prune_expired(conn: Connection, batch: int = 100) -> None:
     """Delete up to ``batch`` families expired for more than a day (no token of theirs is valid any more)."""
     conn.execute("DELETE FROM refresh_token_families WHERE id IN (SELECT id FROM refresh_token_families "

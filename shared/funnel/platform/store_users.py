@@ -63,6 +63,15 @@ def login_user(conn: Connection, user_id: str) -> Row | None:
     return conn.execute(f"SELECT {USER_COLUMNS}, password_hash FROM users WHERE id = %s", (user_id,)).fetchone()
 
 
+def set_password(conn: Connection, user_id: str, password_hash: str) -> Row | None:
+    """Replace the password of an enabled user who has one (not a pending invitation); None when there is no such
+    user."""
+    return conn.execute(
+        f"UPDATE users SET password_hash = %s, updated_at = now() "
+        f"WHERE id = %s AND NOT disabled AND password_hash IS NOT NULL RETURNING {USER_COLUMNS}",
+        (password_hash, user_id)).fetchone()
+
+
 def user_by_email(conn: Connection, email: str) -> Row | None:
     return conn.execute(f"SELECT {USER_COLUMNS} FROM users WHERE email = %s", (email,)).fetchone()
 

@@ -20,11 +20,23 @@ from funnel.platform.principal import ROLE_RANK, Principal
 
 INVITE_TTL_SECONDS = 7 * 24 * 3600
 MIN_PASSWORD_LENGTH = 10
+MAX_PASSWORD_LENGTH = 1024  # argon2 hashes any length: a bound keeps one request from costing much more
 
 
 def _check_password(password: str) -> None:
     if len(password) < MIN_PASSWORD_LENGTH:
         raise ValidationFailed(f"password must have at least {MIN_PASSWORD_LENGTH} characters")
+
+
+def check_new_password(password: str, email: str, loc: list[str | int]) -> None:
+    """A password a user chooses (reset, change): MIN_PASSWORD_LENGTH to MAX_PASSWORD_LENGTH characters and not
+    the account's e-mail address (the first guess of anyone who knows it); else a 422 naming ``loc``."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise ValidationFailed.at(loc, f"must have at least {MIN_PASSWORD_LENGTH} characters", "string_too_short")
+    if len(password) > MAX_PASSWORD_LENGTH:
+        raise ValidationFailed.at(loc, f"must have at most {MAX_PASSWORD_LENGTH} characters", "string_too_long")
+    if password.strip().lower() == email.strip().lower():
+        raise ValidationFailed.at(loc, "must not be the account's e-mail address", "value_error")
 
 
 def create_user(tenant_id: str, *, email: str, password: str | None, role: str, display_name: str | None,
