@@ -28,7 +28,7 @@ from funnel.platform.errors import FunnelError
 # first path segments after /v1/ its routes use (tests/unit/platform/test_api_areas.py keeps this true).
 AREA_ROUTERS: dict[str, tuple[str, ...]] = {
     "funnel.platform.routes": ("api-keys", "audit-logs", "auth", "llm", "me", "prompts", "runs", "settings",
-                               "users"),
+                               "signup", "users"),
     "funnel.notifications.routes": ("admin", "notification-channels", "notifications"),
     "funnel.content.routes": ("articles", "billing", "clusters", "images", "products", "runs", "schedules", "sites",
                               "webhooks"),

@@ -27,7 +27,7 @@ from funnel.db import Tenant as Tenant
 from funnel.db import TenantDirectory as TenantDirectory
 from funnel.db import directory as directory
 from funnel.platform import store_tenants
-from funnel.platform.errors import Conflict, NotFound, ServiceUnavailable, ValidationFailed
+from funnel.platform.errors import Conflict, NotFound, ServiceUnavailable, ValidationFailed, WorkspaceUnverified
 from funnel.platform.users import create_user
 
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
@@ -91,9 +91,11 @@ def _new_pool(conn: db.Connection, dbname: str) -> Placement:
 
 
 def provision(name: str, owner_email: str, owner_password: str, slug: str | None = None,
-              pool: str | None = None, plan: str = "free", pooled: bool = False) -> tuple[Tenant, Row]:
+              pool: str | None = None, plan: str = "free", pooled: bool = False,
+              email_verified: bool = True) -> tuple[Tenant, Row]:
     """Create a tenant, migrated, with an owner: its own database (silo), or a place in a pooled one (``pool``
-    names it; ``pooled`` alone lets placement choose)."""
+    names it; ``pooled`` alone lets placement choose). ``email_verified`` false (a self-service sign-up): the
+    workspace sends nothing until its owner's address is verified (``require_email_verified``)."""
     # lazy: its process pool and alembic serve provisioning, not every API cold start (auth imports this module)
     from funnel.platform import migrations
 
@@ -114,7 +116,7 @@ def provision(name: str, owner_email: str, owner_password: str, slug: str | None
         try:
             store_tenants.insert_tenant(conn, tenant_id=tenant_id, name=name, slug=slug, database_url=database_url,
                                         isolation="pool" if pooled else "silo", plan=plan,
-                                        server_id=placement.server_id)
+                                        server_id=placement.server_id, email_verified=email_verified)
         except psycopg.errors.UniqueViolation as exc:
             if "tenants_slug_key" in str(exc):
                 raise Conflict(f"a tenant with slug {slug!r} exists") from exc
@@ -201,3 +203,13 @@ def active_tenant_ids() -> list[str]:
     """Every active tenant (scheduled jobs that sweep all tenants iterate this)."""
     with db.control_transaction() as conn:
         return store_tenants.active_tenant_ids(conn)
+
+
+def require_email_verified(tenant_id: str) -> None:
+    """The gate of everything that sends (outreach submissions, e-mail campaigns, publishing): a workspace whose
+    owner has not verified their address yet is refused (403). Read from the directory entry, so a verification
+    is seen at once by the process that recorded it (it forgets the entry) and within
+    ``tenant_directory_ttl_seconds`` by the others."""
+    if not directory.get(tenant_id).email_verified:
+        raise WorkspaceUnverified("this workspace cannot send yet: verify the owner's e-mail address with the link "
+                                  "mailed at sign-up (POST /v1/auth/verify-email/resend mails a new one)")
