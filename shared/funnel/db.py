@@ -152,6 +152,8 @@ class Tenant:
     status: str
     plan: str
     subscription_status: str
+    # Whether the owner proved their e-mail address (sign-up's link); an unverified workspace sends nothing.
+    email_verified: bool = True
 
 
 class TenantDirectory:
@@ -169,8 +171,8 @@ class TenantDirectory:
             return hit[1]
         with control_transaction() as conn:
             row = conn.execute(
-                "SELECT id, name, slug, database_url, isolation, status, plan, subscription_status "
-                "FROM tenants WHERE id = %s", (tenant_id,)).fetchone()
+                "SELECT id, name, slug, database_url, isolation, status, plan, subscription_status, "
+                "email_verified_at IS NOT NULL AS email_verified FROM tenants WHERE id = %s", (tenant_id,)).fetchone()
         if row is None or row["status"] == "deleted":
             raise NotFound("tenant not found")
         tenant = Tenant(**row)

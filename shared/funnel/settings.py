@@ -9,7 +9,7 @@ is the same: only endpoints and credentials differ.
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -114,6 +114,16 @@ class Settings(BaseSettings):
     # workspace export and the deletion purge run there.
     operations_function_name: str = "funnel-platform-operations"
     # sign-up and e-mail verification (funnel.platform.signup)
+    # Where self-service workspaces go: "pool" (a place in a shared, RLS-separated database: cheap, instant)
+    # until an operator moves one to its own database (`funnel tenants move`); "silo" gives each its own.
+    signup_isolation: Literal["pool", "silo"] = "pool"
+    # Sign-ups per client address in a window: a team signing up from one office passes, a script does not.
+    signup_max_per_ip: int = 5
+    signup_window_seconds: int = 3600
+    # How long a verification link works, and how many new ones a user may ask for in a window (each mails).
+    verify_email_ttl_seconds: int = 48 * 3600
+    verify_email_resend_max: int = 3
+    verify_email_resend_window_seconds: int = 3600
     # password reset and change (funnel.platform.recovery)
     # Reset requests per client address and per e-mail address in a window (whether the address exists or not,
     # so a refusal reveals nothing): enough for a user who retries, too few to mail-bomb an inbox.

@@ -39,6 +39,9 @@ SETTINGS_WITH_DEFAULTS = {
     "contact_import_sync_rows", "email_max_per_second", "email_max_per_day", "email_throttle_delay_seconds",
     "smtp_ca_file",
     "allow_offline_llm",  # only the local runtime and tests set it; a deployed stage never allows it
+    # sign-up's placement, limits and link lifetime: the defaults are the product's choice (platform README)
+    "signup_isolation", "signup_max_per_ip", "signup_window_seconds", "verify_email_ttl_seconds",
+    "verify_email_resend_max", "verify_email_resend_window_seconds",
 }
 
 

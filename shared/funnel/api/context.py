@@ -28,7 +28,9 @@ from funnel.settings import get_settings
 PUBLIC_PATHS = {"/v1/auth/login", "/v1/auth/refresh", "/v1/auth/logout", "/v1/auth/accept-invite", "/openapi.json",
                 "/healthz", "/docs", "/docs/oauth2-redirect",
                 # a forgotten password: the e-mailed link is the credential
-                "/v1/auth/password-reset", "/v1/auth/password-reset/confirm"}
+                "/v1/auth/password-reset", "/v1/auth/password-reset/confirm",
+                # a stranger creates a workspace; the mailed verification link is the credential
+                "/v1/signup", "/v1/auth/verify-email"}
 BODY_METHODS = {"POST", "PUT", "PATCH"}
 # Webhook senders (Stripe, SNS, plugins) authenticate by signature, checked by their routes.
 PUBLIC_PREFIXES = ("/v1/webhooks/",)

@@ -14,7 +14,7 @@ from funnel.content import store_billing, store_schedules, store_sites
 from funnel.content.models import ArticlePipelineRun
 from funnel.content.service import get_product, user_id_of
 from funnel.db import Connection, Row
-from funnel.platform import audit, aws, runs
+from funnel.platform import audit, aws, runs, tenants
 from funnel.platform.errors import Conflict, PaymentRequired, ServiceUnavailable, ValidationFailed
 from funnel.platform.principal import Principal
 from funnel.settings import get_settings
@@ -89,6 +89,8 @@ def start_execution(tenant_id: str, run_id: str) -> ArticlePipelineRun:
 
 def start_generation(principal: Principal, product_id: str, articles_count: int,
                      publish_mode: str) -> ArticlePipelineRun:
+    if publish_mode == "publish":
+        tenants.require_email_verified(principal.tenant_id)
     check_subscription(principal.tenant_id)
     with db.tenant_transaction(principal.tenant_id) as conn:
         run = create_pipeline_run(conn, principal, product_id, articles_count=articles_count,

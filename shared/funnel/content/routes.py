@@ -29,6 +29,7 @@ from funnel.content.models import (
     StripeWebhookReceipt,
 )
 from funnel.platform import audit
+from funnel.platform.errors import SENDING_FORBIDDEN
 
 router = APIRouter(prefix="/v1")
 Slug = Field(min_length=1, max_length=100, pattern=r"^[a-z0-9][a-z0-9-]*$")
@@ -143,8 +144,9 @@ class GenerateBody(StrictModel):
 
 
 @router.post("/products/{product_id}/generate", status_code=202, tags=["content"],
-             responses=problems(402, 404, 503, payment_required="the subscription is canceled or unpaid",
-                                unavailable=PIPELINE_UNAVAILABLE))
+             responses=problems(402, 403, 404, 503, payment_required="the subscription is canceled or unpaid",
+                                unavailable=PIPELINE_UNAVAILABLE,
+                                forbidden=SENDING_FORBIDDEN + " (with `publish_mode` publish)"))
 def generate(product_id: UUID, body: GenerateBody, principal: Writer) -> ArticlePipelineRun:
     """Start the article pipeline for a product; follow it with GET /v1/runs/{id} (progress).
     422 when the product has no WordPress site, or its site has no application password or is suspended."""
@@ -229,7 +231,8 @@ def update_article(article_id: UUID, body: ArticlePatch, principal: Writer) -> A
 
 
 @router.post("/articles/{article_id}/publish", tags=["content"],
-             responses={**problems(404, 409, conflict="the article is archived"), **WORDPRESS_UNAVAILABLE})
+             responses={**problems(403, 404, 409, conflict="the article is archived",
+                                   forbidden=SENDING_FORBIDDEN + " (with `mode` publish)"), **WORDPRESS_UNAVAILABLE})
 def publish_article(article_id: UUID, body: PublishBody, principal: Writer) -> Article:
     """Create or update the article's WordPress post (`mode`: publish, or push as a draft).
     422 when the article has no content, its product no site, or WordPress refuses the post."""

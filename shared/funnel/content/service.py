@@ -16,7 +16,7 @@ from funnel.content.errors import PermanentError
 from funnel.content.models import Article, ArticleImageDetail, ClusterDetail, Product, Site
 from funnel.db import Connection, Row
 from funnel.observability import count
-from funnel.platform import audit, crypto
+from funnel.platform import audit, crypto, tenants
 from funnel.platform.errors import Conflict, NotFound, ValidationFailed
 from funnel.platform.pagination import Page
 from funnel.platform.principal import Principal
@@ -201,6 +201,9 @@ def article_slug(article_id: str) -> str:
 def publish_article(tenant_id: str, article_id: str, wp_status: str, principal: Principal | str) -> Article:
     """Create or update the article's WordPress post (idempotent on wp_post_id / slug)."""
     from funnel.content.wordpress import sanitize_html  # lazy: wordpress imports httpx and nh3
+
+    if wp_status == "publish":  # the API's publish and every pipeline's (a scheduled run's too) pass here
+        tenants.require_email_verified(tenant_id)
 
     with db.tenant_transaction(tenant_id) as conn:
         article = get_article(conn, article_id)

@@ -23,6 +23,7 @@ from funnel.email.models import (
     SesNotificationOutcome,
     SmtpProfile,
 )
+from funnel.platform.errors import SENDING_FORBIDDEN
 
 router = APIRouter(prefix="/v1")
 
@@ -114,7 +115,7 @@ class SendBody(StrictModel):
     send_at: AwareDatetime | None = Field(default=None, description="send later (default: now); with its UTC offset")
 
 
-SEND_PROBLEMS = problems(404, 409, 503, conflict="the campaign is not a draft",
+SEND_PROBLEMS = problems(403, 404, 409, 503, conflict="the campaign is not a draft", forbidden=SENDING_FORBIDDEN,
                          unavailable="The sending queue cannot be reached; nothing changed: send again after "
                                      "`Retry-After` seconds")
 SEND_PROBLEMS[503]["headers"] = {"Retry-After": {"description": "seconds to wait before sending again",

@@ -25,6 +25,7 @@ from funnel.outreach.models import (
     TargetStatus,
 )
 from funnel.platform import audit, suppression
+from funnel.platform.errors import SENDING_FORBIDDEN
 from funnel.platform.send_window import SendWindow
 
 router = APIRouter(prefix="/v1")
@@ -257,17 +258,17 @@ def list_targets(task_id: UUID, principal: CurrentPrincipal, status: TargetStatu
 
 
 @router.post("/tasks/{task_id}/start", tags=["outreach"],
-             responses=problems(404, 409, 503, conflict="the task is running, completed or cancelled, or has "
-                                                        "no pending (after review: approved) targets",
-                                unavailable=PIPELINE_UNAVAILABLE))
+             responses=problems(403, 404, 409, 503, conflict="the task is running, completed or cancelled, or "
+                                                             "has no pending (after review: approved) targets",
+                                unavailable=PIPELINE_UNAVAILABLE, forbidden=SENDING_FORBIDDEN))
 def start_task(task_id: UUID, principal: Writer) -> SendTask:
     """Start, resume a paused task, or (review mode) send the approved targets."""
     return SendTask.model_validate(tasks.start(principal, str(task_id)))
 
 
 @router.post("/tasks/{task_id}/resume", tags=["outreach"],
-             responses=problems(404, 409, 503, conflict="the task is not paused, or has nothing left to send",
-                                unavailable=PIPELINE_UNAVAILABLE))
+             responses=problems(403, 404, 409, 503, conflict="the task is not paused, or has nothing left to send",
+                                unavailable=PIPELINE_UNAVAILABLE, forbidden=SENDING_FORBIDDEN))
 def resume_task(task_id: UUID, principal: Writer) -> SendTask:
     """Start a paused task again (409 unless paused)."""
     return SendTask.model_validate(tasks.resume(principal, str(task_id)))

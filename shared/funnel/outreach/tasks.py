@@ -10,7 +10,7 @@ from funnel.db import Connection, Row
 from funnel.outreach import safety, store_contacts
 from funnel.outreach import store_tasks as store
 from funnel.outreach.templates import check_variables, get_template, render
-from funnel.platform import audit, aws, runs
+from funnel.platform import audit, aws, runs, tenants
 from funnel.platform.errors import Conflict, NotFound, ServiceUnavailable, ValidationFailed
 from funnel.platform.normalize import domain_of, normalize_url
 from funnel.platform.pagination import Page
@@ -116,6 +116,7 @@ def list_targets(conn: Connection, task_id: str, status: str | None) -> list[Row
 
 def start(principal: Principal, task_id: str, phase: str | None = None) -> Row:
     """Start (or resume) the send pipeline over the task's pending (or, after review, approved) targets."""
+    tenants.require_email_verified(principal.tenant_id)
     with db.tenant_transaction(principal.tenant_id) as conn:
         task = get_task(conn, task_id, for_update=True)
         if task["status"] in ("running", "completed", "cancelled"):

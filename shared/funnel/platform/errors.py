@@ -40,6 +40,17 @@ class Forbidden(FunnelError):
     status, title, type_suffix = 403, "Forbidden", "forbidden"
 
 
+class WorkspaceUnverified(Forbidden):
+    """The workspace's e-mail address is not verified yet: it signs in and configures, but sends nothing."""
+    status, title, type_suffix = 403, "Workspace not verified", "workspace-unverified"
+
+
+# The 403 of a route that sends (``problems(403, forbidden=SENDING_FORBIDDEN)``): a role below member, or the gate.
+SENDING_FORBIDDEN = ("The caller's role is below member, or the workspace's e-mail address is not verified yet "
+                     "(`type` ends in `workspace-unverified`): it sends nothing until the owner opens the link "
+                     "mailed at sign-up")
+
+
 class RateLimited(FunnelError):
     status, title, type_suffix = 429, "Too many requests", "rate-limited"
 

@@ -47,6 +47,8 @@ class ProvisionTenant(Operation):
     isolation: Literal["silo", "pool"] = "silo"
     pool: str | None = Field(default=None, pattern=DBNAME_RE.pattern)
     plan: str = Field(default="free", min_length=1, max_length=50)
+    # False for a self-service sign-up: the workspace sends nothing until its owner's address is verified.
+    email_verified: bool = True
 
 
 class MigrateTenant(Operation):
@@ -179,7 +181,8 @@ def _run(operation: Operation, deadline: float | None) -> Report:
         tenant, owner = tenants.provision(operation.name, operation.owner_email,
                                           operation.owner_password.get_secret_value(), slug=operation.slug,
                                           pool=operation.pool, plan=operation.plan,
-                                          pooled=operation.isolation == "pool")
+                                          pooled=operation.isolation == "pool",
+                                          email_verified=operation.email_verified)
         return Report(action=operation.action, ok=True, tenants=[_tenant_report(_tenant_row(tenant.slug))],
                       owner_id=str(owner["id"]))
     if isinstance(operation, MigrateTenant):

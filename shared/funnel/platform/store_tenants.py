@@ -19,12 +19,13 @@ TENANT_COLUMNS = "id, name, slug, isolation, status, plan, database_url, server_
 # ---------------------------------------------------------------- tenants
 
 def insert_tenant(conn: Connection, *, tenant_id: str, name: str, slug: str, database_url: str, isolation: str,
-                  plan: str, server_id: str) -> None:
+                  plan: str, server_id: str, email_verified: bool = True) -> None:
     """A new tenant, ``provisioning`` (the column's default) until ``activate_tenant``; a taken slug raises
-    psycopg's UniqueViolation on ``tenants_slug_key``."""
-    conn.execute("INSERT INTO tenants (id, name, slug, database_url, isolation, plan, server_id) "
-                 "VALUES (%s, %s, %s, %s, %s, %s, %s)",
-                 (tenant_id, name, slug, database_url, isolation, plan, server_id))
+    psycopg's UniqueViolation on ``tenants_slug_key``. ``email_verified``: verified from the start (an operator's
+    workspace) or not until ``mark_email_verified`` (a self-service sign-up's)."""
+    conn.execute("INSERT INTO tenants (id, name, slug, database_url, isolation, plan, server_id, email_verified_at) "
+                 "VALUES (%s, %s, %s, %s, %s, %s, %s, CASE WHEN %s THEN now() END)",
+                 (tenant_id, name, slug, database_url, isolation, plan, server_id, email_verified))
 
 
 def activate_tenant(conn: Connection, tenant_id: str) -> None:
@@ -232,3 +233,18 @@ def api_key_tenant(conn: Connection, prefix: str) -> str | None:
 
 def register_api_key_prefix(conn: Connection, prefix: str, tenant_id: str) -> None:
     conn.execute("INSERT INTO api_key_prefixes (prefix, tenant_id) VALUES (%s, %s)", (prefix, tenant_id))
+
+
+# ---------------------------------------------------------------- sign-up: slugs and e-mail verification
+
+def slug_taken(conn: Connection, slug: str) -> bool:
+    """Whether a tenant has ``slug``, deleted ones included (``tenants_slug_key`` keeps their slugs too)."""
+    return conn.execute("SELECT 1 FROM tenants WHERE slug = %s", (slug,)).fetchone() is not None
+
+
+def mark_email_verified(conn: Connection, tenant_id: str) -> Row | None:
+    """The tenant's owner proved their address (the first time counts): ``id, slug, name, email_verified_at``, or
+    None when the tenant is deleted or unknown."""
+    return conn.execute(
+        "UPDATE tenants SET email_verified_at = coalesce(email_verified_at, now()), updated_at = now() "
+        "WHERE id = %s AND status <> 'deleted' RETURNING id, slug, name, email_verified_at", (tenant_id,)).fetchone()

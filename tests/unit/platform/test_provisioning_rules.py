@@ -23,7 +23,8 @@ class FakeControl:
         self.databases: set[str] = {"shared_pool"}
         self.forgotten: list[str] = []
 
-    def insert_tenant(self, conn, *, tenant_id, name, slug, database_url, isolation, plan, server_id):
+    def insert_tenant(self, conn, *, tenant_id, name, slug, database_url, isolation, plan, server_id,
+                      email_verified=True):
         if any(row["slug"] == slug for row in self.rows.values()):
             raise psycopg.errors.UniqueViolation('duplicate key value violates unique constraint "tenants_slug_key"')
         self.rows[tenant_id] = {"id": tenant_id, "name": name, "slug": slug, "database_url": database_url,
