@@ -134,8 +134,29 @@ class Settings(BaseSettings):
     # time of the answer does not tell whether the address has an account.
     password_reset_answer_seconds: float = 0.3
     # sign-in with an OpenID provider (funnel.platform.oidc)
+    # The OpenID providers users may sign in with, as JSON: [{"id": "google", "issuer":
+    # "https://accounts.google.com", "client_id": "...", "client_secret_id": "<Secrets Manager id, optional>",
+    # "scopes": ["openid", "email"]}]. Any OIDC issuer; none configured means no such sign-in.
+    oidc_providers: list[dict[str, object]] = Field(default_factory=list)
+    # Where a provider may send the browser back (JSON list, exact match only: no open redirects); empty means
+    # the hosted frontend's page, frontend_origin + "/auth/callback".
+    oidc_redirect_uris: list[str] = Field(default_factory=list)
+    # Extra CA bundle trusted for the providers' HTTPS (a private issuer's CA; tests' self-signed provider).
+    oidc_ca_file: str | None = None
     # workspace export (funnel.platform.export)
+    # How long an export's download link (a presigned S3 GET) works: long enough to start a large download,
+    # short enough that a link copied into a chat or a log is soon worthless.
+    export_link_seconds: int = Field(default=3600, ge=60, le=7 * 24 * 3600)
+    # How long an archive is kept: the ArtifactsBucket's lifecycle rule on exports/ deletes it then, and no
+    # link is given for an older one (docs/export.md).
+    export_retention_days: int = Field(default=7, ge=1, le=365)
+    # A pending or running export without progress for this long has died (the operations function's timeout
+    # is 900 s; every table moves the run): the next POST /v1/export ends it failed instead of answering 409.
+    export_stale_seconds: int = Field(default=1200, ge=60)
     # workspace deletion (funnel.platform.deletion)
+    # How long a workspace whose owner asked for its deletion keeps working (and can be restored by cancelling)
+    # before the hourly purge removes it: two weeks covers a holiday and a second owner's second thoughts.
+    workspace_deletion_grace_days: int = Field(default=14, ge=0, le=365)
 
     # --- LLM ---------------------------------------------------------------
     # "step=provider:model_class,..." overrides step_llm_defaults (for example in tests).

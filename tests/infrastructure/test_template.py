@@ -38,10 +38,14 @@ SETTINGS_WITH_DEFAULTS = {
     "notification_retry_base_seconds", "sns_trusted_url_pattern", "soft_bounce_threshold", "cfn_response_url_pattern",
     "contact_import_sync_rows", "email_max_per_second", "email_max_per_day", "email_throttle_delay_seconds",
     "smtp_ca_file",
+    "oidc_providers", "oidc_redirect_uris", "oidc_ca_file",  # none configured: no sign-in with an OpenID provider
     "allow_offline_llm",  # only the local runtime and tests set it; a deployed stage never allows it
     # sign-up's placement, limits and link lifetime: the defaults are the product's choice (platform README)
     "signup_isolation", "signup_max_per_ip", "signup_window_seconds", "verify_email_ttl_seconds",
     "verify_email_resend_max", "verify_email_resend_window_seconds",
+    "workspace_deletion_grace_days",  # the grace period before a workspace's deletion: the product's choice
+    # the export's link lifetime, retention and stale-run time: the product's choice (docs/export.md)
+    "export_link_seconds", "export_retention_days", "export_stale_seconds",
 }
 
 

@@ -27,8 +27,8 @@ from funnel.platform.errors import FunnelError
 # Each area exposes ``router`` (a fastapi.APIRouter with prefix /v1) in its routes module, and lists the
 # first path segments after /v1/ its routes use (tests/unit/platform/test_api_areas.py keeps this true).
 AREA_ROUTERS: dict[str, tuple[str, ...]] = {
-    "funnel.platform.routes": ("api-keys", "audit-logs", "auth", "llm", "me", "prompts", "runs", "settings",
-                               "signup", "users"),
+    "funnel.platform.routes": ("api-keys", "audit-logs", "auth", "export", "llm", "me", "prompts", "runs",
+                               "settings", "signup", "users", "workspace"),
     "funnel.notifications.routes": ("admin", "notification-channels", "notifications"),
     "funnel.content.routes": ("articles", "billing", "clusters", "images", "products", "runs", "schedules", "sites",
                               "webhooks"),

@@ -39,9 +39,12 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
         migrate = sub.add_parser("migrate", help="upgrade one tenant's database to head")
         migrate.add_argument("slug")
         _stack_option(migrate)
-        delete = sub.add_parser("delete", help="delete a tenant and its data (a silo tenant's database is dropped)")
+        delete = sub.add_parser("delete", help="purge a tenant now, whatever its deletion schedule: its Stripe "
+                                "subscription, schedules, S3 objects, database (silo) or pooled rows, control rows "
+                                "and directory entry (run it again to finish a purge that stopped half way)")
         delete.add_argument("slug")
-        delete.add_argument("--yes", action="store_true", required=True, help="yes, delete its data")
+        delete.add_argument("--yes", action="store_true", required=True,
+                            help="yes, remove everything of the tenant, for good")
         _stack_option(delete)
         move = sub.add_parser("move", help="move a silo tenant's database to another server (pg_dump | pg_restore)")
         move.add_argument("slug")
@@ -49,6 +52,12 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
         move.add_argument("--grace-seconds", type=float, default=None,
                           help="how long the old database stays, read-only, after the switch (default: the "
                                "tenant directory's cache time, so no process still reads the old place)")
+        restore = sub.add_parser("restore", help="restore a workspace export (POST /v1/export) into an empty database")
+        restore.add_argument("archive", help="the .tar.gz: a file, s3://bucket/key, or a key of the artifacts bucket "
+                                             "(exports/{tenant_id}/{run_id}.tar.gz)")
+        restore.add_argument("--database-url", required=True,
+                             help="postgresql://host:port/db of an empty database (without credentials: the owner "
+                                  "role's)")
     elif command == "servers":
         sub = parser.add_subparsers(dest="action", required=True)
         _stack_option(sub.add_parser("list", help="database servers, their capacity and how full they are"))
@@ -143,6 +152,20 @@ def run(args: argparse.Namespace, command: str) -> int:
 
         print(operations_move.move_tenant(args.slug, args.to, grace_seconds=args.grace_seconds)
               .model_dump_json(indent=2))
+        return 0
+    if command == "tenants" and action == "restore":  # here, where the archive is: no --stack
+        from funnel.platform import export
+        from funnel.platform.errors import FunnelError
+
+        try:
+            restored = export.restore(args.archive, args.database_url)
+        except FunnelError as exc:
+            print(f"error: {exc.detail}", file=sys.stderr)
+            return 1
+        for table in restored.tables:
+            print(f"{table.name:40} {table.rows:>10} rows")
+        print(json.dumps({"tenant_id": restored.tenant_id, "slug": restored.slug, "database": restored.database,
+                          "revisions": restored.revisions, "tables": len(restored.tables), "rows": restored.rows}))
         return 0
     event = _event(args, command)
     if args.stack:
