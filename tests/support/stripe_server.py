@@ -1,10 +1,12 @@
 """A local Stripe-compatible HTTP server for tests: the real ``stripe`` SDK talks to it
 (``FUNNEL_STRIPE_API_BASE``). It implements the calls Funnel makes (customers,
-checkout sessions), checks the bearer key, and records every request.
+checkout sessions, cancelling and reading a subscription), checks the bearer key, and records every request.
+A test gives a customer a subscription with ``add_subscription`` (Checkout creates them in Stripe).
 """
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qsl
@@ -17,6 +19,7 @@ class StripeServer:
         self.api_key = api_key
         self.requests: list[tuple[str, str, dict]] = []
         self.customers: dict[str, dict] = {}
+        self.subscriptions: dict[str, dict] = {}
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -46,6 +49,31 @@ class StripeServer:
                                              "success_url": form["success_url"]})
                 return self._reply(404, {"error": {"type": "invalid_request_error", "message": "unknown path"}})
 
+            def do_GET(self):  # noqa: N802
+                server.requests.append(("GET", self.path, {}))
+                if self.headers.get("authorization") != f"Bearer {server.api_key}":
+                    return self._reply(401, {"error": {"type": "invalid_request_error", "message": "bad key"}})
+                subscription = server.subscriptions.get(self.path.removeprefix("/v1/subscriptions/").split("?")[0])
+                if not self.path.startswith("/v1/subscriptions/") or subscription is None:
+                    return self._missing("subscription")
+                return self._reply(200, subscription)
+
+            def do_DELETE(self):  # noqa: N802
+                server.requests.append(("DELETE", self.path, {}))
+                if self.headers.get("authorization") != f"Bearer {server.api_key}":
+                    return self._reply(401, {"error": {"type": "invalid_request_error", "message": "bad key"}})
+                subscription = server.subscriptions.get(self.path.removeprefix("/v1/subscriptions/").split("?")[0])
+                # as Stripe: a canceled subscription is "no such subscription" to cancel (reading it still works)
+                if not self.path.startswith("/v1/subscriptions/") or subscription is None \
+                        or subscription["status"] == "canceled":
+                    return self._missing("subscription")
+                subscription.update(status="canceled", canceled_at=int(time.time()))
+                return self._reply(200, subscription)
+
+            def _missing(self, kind: str) -> None:
+                self._reply(404, {"error": {"type": "invalid_request_error", "code": "resource_missing",
+                                            "message": f"No such {kind}: {self.path.rsplit('/', 1)[-1]!r}"}})
+
             def _reply(self, status: int, body: dict) -> None:
                 data = json.dumps(body).encode()
                 self.send_response(status)
@@ -57,6 +85,13 @@ class StripeServer:
 
         self._server = LocalHTTPServer(Handler)
         self.url = f"http://127.0.0.1:{self._server.port}"
+
+    def add_subscription(self, customer_id: str, status: str = "active") -> dict:
+        """A subscription of ``customer_id``, as a completed Checkout leaves one in Stripe."""
+        subscription = {"id": f"sub_{uuid.uuid4().hex[:14]}", "object": "subscription", "customer": customer_id,
+                        "status": status, "canceled_at": None}
+        self.subscriptions[subscription["id"]] = subscription
+        return subscription
 
     def start(self) -> StripeServer:
         self._server.start()

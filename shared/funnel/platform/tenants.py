@@ -27,7 +27,7 @@ from funnel.db import Tenant as Tenant
 from funnel.db import TenantDirectory as TenantDirectory
 from funnel.db import directory as directory
 from funnel.platform import store_tenants
-from funnel.platform.errors import Conflict, NotFound, ServiceUnavailable, ValidationFailed, WorkspaceUnverified
+from funnel.platform.errors import Conflict, ServiceUnavailable, ValidationFailed, WorkspaceUnverified
 from funnel.platform.users import create_user
 
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
@@ -156,23 +156,23 @@ def drop_database(dbname: str, server_url: str | None = None) -> None:
 
 
 def delete(slug: str) -> Row:
-    """A tenant is deleted: the directory no longer finds it, then its data goes (a silo tenant's database is
-    dropped; a pooled tenant's rows are deleted from its pool, the pool and its other tenants stay)."""
+    """The tenant ``slug`` purged now, whatever its deletion schedule (``funnel tenants delete SLUG --yes``, the
+    ``delete_tenant`` operation): the one purge of ``funnel.platform.deletion`` the hourly sweep runs too (its
+    subscription, schedules, files, data and control rows, in an order a second run finishes). Its row."""
+    from funnel.platform import deletion  # lazy: deletion imports this module
+
+    return deletion.purge_now(slug)
+
+
+def delete_data(tenant: Row) -> None:
+    """A tenant's data (the purge's step): a silo tenant's database is dropped; a pooled tenant's rows are deleted
+    from its pool, the pool and its other tenants stay. Either can be run again."""
     from funnel.platform import migrations  # lazy: see provision
 
-    with db.control_admin_connect() as conn:
-        tenant = store_tenants.tenant_by_slug(conn, slug)
-        if tenant is None:
-            raise NotFound(f"no tenant {slug!r}")
-        store_tenants.mark_deleted(conn, tenant["id"])
-    directory.forget(tenant["id"])
     if tenant["isolation"] == "silo":
         drop_database(db.database_name(tenant["database_url"]), db.replace_database(tenant["database_url"], ""))
     else:
         _delete_pooled_rows(migrations.owner_url(tenant["database_url"]), tenant["id"])
-    with db.control_admin_connect() as conn:
-        store_tenants.refresh_full_servers(conn)
-    return tenant
 
 
 def _delete_pooled_rows(owner_url: str, tenant_id: str) -> None:
