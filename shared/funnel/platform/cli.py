@@ -165,7 +165,8 @@ def run(args: argparse.Namespace, command: str) -> int:
         for table in restored.tables:
             print(f"{table.name:40} {table.rows:>10} rows")
         print(json.dumps({"tenant_id": restored.tenant_id, "slug": restored.slug, "database": restored.database,
-                          "revisions": restored.revisions, "tables": len(restored.tables), "rows": restored.rows}))
+                          "revisions": restored.revisions, "migrated_to": restored.migrated_to,
+                          "tables": len(restored.tables), "rows": restored.rows}))
         return 0
     event = _event(args, command)
     if args.stack:

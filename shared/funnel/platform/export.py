@@ -287,7 +287,8 @@ def _add_file(tar: tarfile.TarFile, name: str, path: Path, mtime: float) -> None
 
 def write_archive(tenant: db.Tenant, path: Path, progress: _Progress) -> dict[str, Any]:
     """The tenant's archive at ``path``: ``tables/<table>.copy`` (COPY text) each spooled next to it then
-    added, ``objects.jsonl``, and ``manifest.json`` last (it counts what came before). Its manifest."""
+    added, ``objects.jsonl``, and ``manifest.json`` last (it counts what came before). Its manifest. Tables
+    without ``tenant_id`` hold the migrations' reference data: only their checksum is kept (``schema_tables``)."""
     created_at = datetime.now(UTC)
     mtime = created_at.timestamp()
     pooled = tenant.isolation != "silo"
@@ -373,6 +374,7 @@ class RestoreReport:
     database: str
     revisions: list[str]
     tables: list[RestoredTable] = field(default_factory=list)
+    migrated_to: list[str] = field(default_factory=list)
 
     @property
     def rows(self) -> int:
@@ -422,7 +424,8 @@ def _owner_url(database_url: str) -> str:
 def restore(source: str, database_url: str) -> RestoreReport:
     """Restore the archive ``source`` into the empty database ``database_url`` (on a server of this deployment;
     without credentials in it, the owner role's are used): migrated to the archive's revisions, then every
-    table in one transaction, which commits only when each table's row count and checksum match the manifest."""
+    table in one transaction, which commits only when each table's row count and checksum match the manifest;
+    then migrated on to this release's heads."""
     from funnel.platform import migrations  # lazy: alembic serves the restore only
 
     url = _owner_url(database_url)
@@ -461,6 +464,11 @@ def restore(source: str, database_url: str) -> RestoreReport:
                 report.tables.append(RestoredTable(table["name"], rows.rows))
             for name in names:
                 store_export.restore_row_security(conn, name)
+        # an archive of an older release goes on to this release's schema, its rows through the same migrations
+        # as every tenant database's
+        migrations.run("tenant", url, "upgrade", "heads")
+        with db.Connection.connect(url, autocommit=True, row_factory=_dict_row()) as conn:
+            report.migrated_to = store_export.revisions(conn)
     return report
 
 

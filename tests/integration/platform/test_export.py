@@ -196,6 +196,7 @@ def test_a_silo_workspace_is_exported_downloaded_and_restored_with_the_same_rows
 
     restored = _restore(path, empty_database, capsys)
     assert (restored["tenant_id"], restored["rows"]) == (silo.tenant_id, archive["rows"])
+    assert restored["revisions"] == restored["migrated_to"] == manifest["revisions"]  # the archive was at heads
     source = _sorted_rows(_database_url(silo), silo.tenant_id, skip_runs={run_id})
     target = _sorted_rows(empty_database, silo.tenant_id, skip_runs={run_id})
     assert source.keys() == target.keys()
