@@ -32,8 +32,9 @@ PUBLIC_PATHS = {"/v1/auth/login", "/v1/auth/refresh", "/v1/auth/logout", "/v1/au
                 # a stranger creates a workspace; the mailed verification link is the credential
                 "/v1/signup", "/v1/auth/verify-email"}
 BODY_METHODS = {"POST", "PUT", "PATCH"}
-# Webhook senders (Stripe, SNS, plugins) authenticate by signature, checked by their routes.
-PUBLIC_PREFIXES = ("/v1/webhooks/",)
+# Webhook senders (Stripe, SNS, plugins) authenticate by signature, checked by their routes; a sign-in with an
+# OpenID provider (any configured provider id) is how a caller gets a token.
+PUBLIC_PREFIXES = ("/v1/webhooks/", "/v1/auth/oidc/")
 ACCEPTED_BODY_TYPES = ("application/json", "multipart/form-data", "text/plain", "text/csv")
 # Routes whose bodies are bulk data, allowed settings.max_bulk_body_bytes instead of max_body_bytes.
 BULK_BODY_PATHS = {"/v1/activities/batch", "/v1/activity-imports"}

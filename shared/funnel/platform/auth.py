@@ -40,7 +40,9 @@ def _token_pair(tenant_id: str, user: dict[str, Any], family_id: str, refresh_jt
     }
 
 
-def _start_session(tenant_id: str, user: dict[str, Any]) -> dict[str, Any]:
+def start_session(tenant_id: str, user: dict[str, Any]) -> dict[str, Any]:
+    """A new session (refresh-token family) of ``user`` (``id``, ``role``) and its token pair: every way of
+    signing in (a password, an OpenID provider) ends here."""
     jti = tokens.new_token_id()
     with db.control_transaction() as conn:
         family_id = store_sessions.insert_family(conn, tenant_id, str(user["id"]), jti,
@@ -78,13 +80,19 @@ def login(email: str, password: str, tenant_slug: str | None, ip: str | None) ->
     if not matches:
         raise Unauthorized("wrong e-mail or password")
     if len(matches) > 1:
-        raise ValidationFailed("the password is right for several workspaces of this e-mail; say which with "
-                               "'tenant'", tenants=[slug for _, slug, _ in matches],
-                               errors=[{"loc": ["body", "tenant"], "msg": "name one of `tenants`", "type": "missing"}])
+        raise choose_workspace("the password is right for several workspaces of this e-mail",
+                               [slug for _, slug, _ in matches])
     ratelimit.release(reservation)
     tenant_id, _, user = matches[0]
     record_login(tenant_id, str(user["id"]), ip)
-    return _start_session(tenant_id, user)
+    return start_session(tenant_id, user)
+
+
+def choose_workspace(why: str, slugs: list[str]) -> ValidationFailed:
+    """The 422 of a sign-in that fits several workspaces and names none: ``tenants`` lists their slugs and
+    ``errors`` names ``body.tenant`` (the same answer whichever way the user signs in)."""
+    return ValidationFailed(f"{why}; say which with 'tenant'", tenants=slugs,
+                            errors=[{"loc": ["body", "tenant"], "msg": "name one of `tenants`", "type": "missing"}])
 
 
 def refresh(refresh_token: str) -> dict[str, Any]:

@@ -40,7 +40,8 @@ class User(Out):
     display_name: str | None
     role: Role
     max_concurrency: int = Field(description="how many browser jobs of this user may run at once (1-50)")
-    auth_provider: str = Field(description="how the user signs in (`password`)")
+    auth_provider: str = Field(description="how the user last signed in: `password`, or the id of an "
+                                           "OpenID provider (`google`)")
     last_login_at: datetime | None
     disabled: bool = Field(description="a disabled user can neither sign in nor use their API keys")
     invited_at: datetime | None = Field(description="when the pending invitation was sent; null once accepted "

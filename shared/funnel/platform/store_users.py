@@ -83,5 +83,6 @@ def principal_user(conn: Connection, user_id: str) -> Row | None:
                         "WHERE id = %s", (user_id,)).fetchone()
 
 
-def record_login(conn: Connection, user_id: str) -> None:
-    conn.execute("UPDATE users SET last_login_at = now() WHERE id = %s", (user_id,))
+def record_login(conn: Connection, user_id: str, auth_provider: str = "password") -> None:
+    """A sign-in of the user, and how it signed in (``auth_provider``: ``password`` or an OpenID provider's id)."""
+    conn.execute("UPDATE users SET last_login_at = now(), auth_provider = %s WHERE id = %s", (auth_provider, user_id))
