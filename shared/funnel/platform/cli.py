@@ -56,8 +56,8 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
         restore.add_argument("archive", help="the .tar.gz: a file, s3://bucket/key, or a key of the artifacts bucket "
                                              "(exports/{tenant_id}/{run_id}.tar.gz)")
         restore.add_argument("--database-url", required=True,
-                             help="postgresql://host:port/db of an empty database (without credentials: the owner "
-                                  "role's)")
+                             help="postgresql://host:port/db of an empty database, created when missing (without "
+                                  "credentials: the owner role's)")
     elif command == "servers":
         sub = parser.add_subparsers(dest="action", required=True)
         _stack_option(sub.add_parser("list", help="database servers, their capacity and how full they are"))
@@ -165,8 +165,9 @@ def run(args: argparse.Namespace, command: str) -> int:
         for table in restored.tables:
             print(f"{table.name:40} {table.rows:>10} rows")
         print(json.dumps({"tenant_id": restored.tenant_id, "slug": restored.slug, "database": restored.database,
-                          "revisions": restored.revisions, "migrated_to": restored.migrated_to,
-                          "tables": len(restored.tables), "rows": restored.rows}))
+                          "created": restored.created, "revisions": restored.revisions,
+                          "migrated_to": restored.migrated_to, "tables": len(restored.tables),
+                          "rows": restored.rows}))
         return 0
     event = _event(args, command)
     if args.stack:

@@ -375,6 +375,7 @@ class RestoreReport:
     revisions: list[str]
     tables: list[RestoredTable] = field(default_factory=list)
     migrated_to: list[str] = field(default_factory=list)
+    created: bool = False
 
     @property
     def rows(self) -> int:
@@ -423,12 +424,13 @@ def _owner_url(database_url: str) -> str:
 
 def restore(source: str, database_url: str) -> RestoreReport:
     """Restore the archive ``source`` into the empty database ``database_url`` (on a server of this deployment;
-    without credentials in it, the owner role's are used): migrated to the archive's revisions, then every
-    table in one transaction, which commits only when each table's row count and checksum match the manifest;
-    then migrated on to this release's heads."""
+    without credentials in it, the owner role's are used; created when it does not exist): migrated to the
+    archive's revisions, then every table in one transaction, which commits only when each table's row count and
+    checksum match the manifest; then migrated on to this release's heads."""
     from funnel.platform import migrations  # lazy: alembic serves the restore only
 
     url = _owner_url(database_url)
+    created = migrations.ensure_database(db.database_name(url), db.strip_credentials(url))
     with tempfile.TemporaryDirectory(prefix="funnel-restore-") as work:
         folder = Path(work) / "archive"
         with tarfile.open(fetch_archive(source, Path(work)), "r:gz") as tar:
@@ -441,7 +443,7 @@ def restore(source: str, database_url: str) -> RestoreReport:
             migrations.run("tenant", url, "upgrade", revision)
         _check_schema_tables(url, manifest)
         report = RestoreReport(manifest["tenant"]["id"], manifest["tenant"]["slug"], db.database_name(url),
-                               revisions)
+                               revisions, created=created)
         with db.Connection.connect(url, autocommit=False, row_factory=_dict_row()) as conn, conn.transaction():
             store_export.pin_settings(conn, manifest["tenant"]["id"])
             names = [table["name"] for table in manifest["tables"]]

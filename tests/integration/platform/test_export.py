@@ -195,7 +195,7 @@ def test_a_silo_workspace_is_exported_downloaded_and_restored_with_the_same_rows
     assert not any(key.startswith("exports/") for key in keys) and all(o["size"] > 0 and o["etag"] for o in objects)
 
     restored = _restore(path, empty_database, capsys)
-    assert (restored["tenant_id"], restored["rows"]) == (silo.tenant_id, archive["rows"])
+    assert (restored["tenant_id"], restored["rows"], restored["created"]) == (silo.tenant_id, archive["rows"], False)
     assert restored["revisions"] == restored["migrated_to"] == manifest["revisions"]  # the archive was at heads
     source = _sorted_rows(_database_url(silo), silo.tenant_id, skip_runs={run_id})
     target = _sorted_rows(empty_database, silo.tenant_id, skip_runs={run_id})
@@ -214,12 +214,20 @@ def test_a_silo_workspace_is_exported_downloaded_and_restored_with_the_same_rows
     assert len(restored_ids) == 2 and new_id > max(restored_ids)
 
 
-def test_a_pooled_workspace_exports_only_its_rows_and_restores_them(api, pooled, empty_database, tmp_path, capsys):
+@pytest.fixture
+def missing_database():
+    name = f"funnel_restore_{uuid.uuid4().hex[:10]}"
+    yield migrations.server_database_url(None, name)
+    tenants.drop_database(name)
+
+
+def test_a_pooled_workspace_exports_only_its_rows_and_restores_them(api, pooled, missing_database, tmp_path, capsys):
     tenant, neighbour = pooled
+    empty_database = missing_database
     done = _export(api, tenant)
     assert done["status"] == "completed", done["error_message"]
-    restored = _restore(done["archive"]["key"], empty_database, capsys)  # from S3, by its key
-    assert restored["tenant_id"] == tenant.tenant_id
+    restored = _restore(done["archive"]["key"], empty_database, capsys)  # from S3, by its key, into a new database
+    assert (restored["tenant_id"], restored["created"]) == (tenant.tenant_id, True)
     source = _sorted_rows(_database_url(tenant), tenant.tenant_id, skip_runs={done["run_id"]})
     target = _sorted_rows(empty_database, tenant.tenant_id, skip_runs={done["run_id"]})
     for table in source:
