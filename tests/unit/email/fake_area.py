@@ -27,6 +27,7 @@ from funnel.email import (
     transport,
 )
 from funnel.platform import audit, suppression
+from tests.support.directory import install_fake_directory
 
 TENANT = "5b0c1c1e-0000-4000-8000-00000000e4a1"
 KEY = b"k" * 32
@@ -320,6 +321,7 @@ def email_area(monkeypatch) -> FakeStore:
     monkeypatch.setattr(tokens, "tracking_key", lambda: KEY)
     monkeypatch.setattr(completion, "notify", lambda tenant_id, **notification: fake.notified.append(notification))
     monkeypatch.setattr(observability, "count", counted)
+    fake.directory = install_fake_directory(monkeypatch)  # the send gate reads it (verified unless listed)
     for module in (delivery, events, reminders, sns, stats, transport):
         if hasattr(module, "count"):
             monkeypatch.setattr(module, "count", counted)

@@ -10,7 +10,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from funnel.email import campaigns, delivery, sending, transport
-from funnel.platform.errors import Conflict, ServiceUnavailable, ValidationFailed
+from funnel.platform.errors import Conflict, ServiceUnavailable, ValidationFailed, WorkspaceUnverified
 from funnel.platform.principal import Principal
 from tests.unit.email.fake_area import TENANT
 
@@ -115,6 +115,15 @@ def test_only_a_draft_can_be_sent(email_area):
         with pytest.raises(Conflict):
             sending.send(WRITER, campaign["id"])
     assert not email_area.queued
+
+
+def test_an_unverified_workspace_sends_nothing_now_or_later(email_area):
+    email_area.directory.unverified.add(TENANT)
+    campaign = email_area.add_campaign()
+    for send_at in (None, datetime.now(UTC) + timedelta(hours=1)):
+        with pytest.raises(WorkspaceUnverified):
+            sending.send(WRITER, campaign["id"], send_at)
+    assert campaign["status"] == "draft" and not email_area.queued and not email_area.audited
 
 
 def test_a_campaign_whose_every_recipient_is_suppressed_is_sent_at_once_with_nothing_queued(email_area):

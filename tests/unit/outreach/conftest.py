@@ -9,6 +9,7 @@ import pytest
 from funnel import db
 from funnel.outreach import contacts, pipeline, safety, tasks, worker
 from funnel.platform import audit, llm, runs, suppression
+from tests.support.directory import install_fake_directory
 from tests.unit.outreach.fake_store import FakeOutreachStore
 
 
@@ -30,6 +31,7 @@ def outreach_store(monkeypatch):
     monkeypatch.setattr(llm, "tenant_ai_settings", store.tenant_ai_settings)
     monkeypatch.setattr(runs, "count_item_done", store.count_item_done)
     monkeypatch.setattr(audit, "record", lambda conn, principal, action, *args, **kwargs: store.audit.append(action))
+    store.directory = install_fake_directory(monkeypatch)  # the send gate reads it (verified unless listed)
     store.notified = []  # contacts' notifications to an import's owner: (user ids, title, body)
     monkeypatch.setattr(contacts, "notify", lambda tenant_id, *, recipient_user_ids, title, body, **kwargs:
                         store.notified.append((recipient_user_ids, title, body)))

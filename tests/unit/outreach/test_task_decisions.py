@@ -10,7 +10,7 @@ import pytest
 
 from funnel.outreach import pipeline, tasks
 from funnel.platform import runs
-from funnel.platform.errors import Conflict, ServiceUnavailable, ValidationFailed
+from funnel.platform.errors import Conflict, ServiceUnavailable, ValidationFailed, WorkspaceUnverified
 from funnel.platform.principal import Principal
 from funnel.platform.ssrf import UnsafeUrlError
 from tests.unit.outreach.fake_store import TENANT, USER
@@ -184,6 +184,17 @@ def test_a_start_step_functions_refuses_puts_the_task_back_and_fails_its_run(out
         "paused", "yesterday")
     assert platform.runs[-1] == ("update", "run-2", {
         "status": "failed", "error_message": "could not start the send pipeline: connection refused"})
+
+
+def test_an_unverified_workspace_starts_no_task(outreach_store, platform):
+    outreach_store.directory.unverified.add(TENANT)
+    platform.stepfunctions = FakeStepFunctions()
+    task = _task(outreach_store)
+    audited = list(outreach_store.audit)
+    with pytest.raises(WorkspaceUnverified, match="verify the owner's e-mail address"):
+        tasks.start(WRITER, task["id"])
+    assert outreach_store.tasks[task["id"]]["status"] == "draft"
+    assert not platform.stepfunctions.started and not platform.runs and outreach_store.audit == audited
 
 
 def test_only_a_paused_task_resumes_only_a_running_one_pauses(outreach_store, platform):
