@@ -171,6 +171,8 @@ class _Progress:
         self._save(current_step=name)
 
     def completed(self, archive: dict[str, Any]) -> None:
+        """The last step (the upload) done, and the run with it."""
+        self.steps_done += 1
         self.state["archive"] = archive
         self._save(status="completed", current_step=None)
 
@@ -197,7 +199,6 @@ def run_export(tenant_id: str, run_id: str) -> None:
             archive = {"key": key, "bytes": path.stat().st_size, "sha256": digest, "revisions": manifest["revisions"],
                        "tables": len(manifest["tables"]), "rows": sum(t["rows"] for t in manifest["tables"]),
                        "objects": manifest["objects"]["count"], "objects_bytes": manifest["objects"]["bytes"]}
-        progress.done(UPLOAD_STEP)
         progress.completed(archive)
     except Exception as exc:
         reason = f"{type(exc).__name__}: {exc}"[:runs.MAX_ERROR_LENGTH]
