@@ -24,7 +24,7 @@ from funnel.platform import account_tokens, audit, auth, ratelimit, store_tenant
 from funnel.platform.errors import Conflict, ServiceUnavailable, Unauthorized, ValidationFailed
 from funnel.platform.principal import Principal
 from funnel.platform.tenants import directory, slugify
-from funnel.platform.users import check_new_password
+from funnel.platform.users import check_new_password, record_login
 from funnel.settings import get_settings
 
 # Characters a name must not hold: controls (tab and newline included), lone surrogates (no UTF-8 text holds
@@ -118,12 +118,13 @@ def sign_up(workspace_name: str, email: str, password: str, slug: str | None, ip
         ratelimit.release(reservation)  # our failure, and nothing was created: it does not count
         raise
     tenant, owner_id = report.tenants[0], str(report.owner_id)
+    record_login(tenant.id, owner_id, ip)  # the owner is signed in by signing up
     with db.tenant_transaction(tenant.id) as conn:
         owner = store_users.get_user(conn, owner_id)
         audit.record(conn, owner_id, "workspace.signup", "tenant", tenant.id,
                      {"ip": ip, "isolation": tenant.isolation})
     assert owner is not None  # provisioning created it
-    tokens = auth.login(email, password, tenant.slug, ip)
+    tokens = auth.start_session(tenant.id, owner)
     _mail_link(tenant.id, owner_id, tenant.name)
     workspace = {"id": tenant.id, "slug": tenant.slug, "name": tenant.name, "isolation": tenant.isolation,
                  "email_verified": False}

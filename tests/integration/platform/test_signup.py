@@ -99,6 +99,7 @@ def test_a_sign_up_through_the_gateway_makes_a_pooled_unverified_workspace_and_m
     assert workspace["isolation"] == "pool" and workspace["email_verified"] is False
     assert workspace["slug"] == tenants.slugify(body["workspace_name"]) and workspace["name"] == body["workspace_name"]
     assert made["owner"]["role"] == "owner" and made["owner"]["email"] == body["email"]
+    assert made["owner"]["last_login_at"] is not None  # signing up signed the owner in
     me = api.get("/v1/me", headers=_bearer(made))
     assert me.status_code == 200 and me.json()["tenant_id"] == workspace["id"]
     signed_in = api.post("/v1/auth/login", json={"email": body["email"], "password": PASSWORD})
