@@ -1,15 +1,17 @@
 """Workspace export (POST /v1/export, GET /v1/export/{run_id}) and its restore (``funnel tenants restore``) against
 the tests' PostgreSQL and moto: a silo and a pooled workspace with data in several areas are exported through the
 API, downloaded through the presigned link, restored into an empty database and found there row for row (the
-pooled one without its neighbour's rows); members are refused, one export runs at a time, a refused S3 put and a
-failed start end the run failed."""
+pooled one without its neighbour's rows); members are refused, one export runs at a time (two POSTs at once: one
+run), a refused S3 put and a failed start end the run failed."""
 from __future__ import annotations
 
 import contextlib
 import hashlib
 import json
 import tarfile
+import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -284,6 +286,22 @@ def test_one_export_at_a_time_and_a_dead_one_gives_way(api):
     assert api.post("/v1/export", headers=tenant.headers).status_code == 202
     dead = api.get(f"/v1/export/{running}", headers=tenant.headers).json()
     assert dead["status"] == "failed" and "without reporting" in dead["error_message"]
+
+
+def test_two_exports_started_at_once_give_one_run(api, runtime):
+    tenant = new_pooled_tenant()
+    barrier = threading.Barrier(2)
+
+    def start() -> int:
+        with httpx.Client(base_url=runtime.api_url, timeout=60) as client:
+            barrier.wait()
+            return client.post("/v1/export", headers=tenant.headers).status_code
+
+    with ThreadPoolExecutor(2) as pool:
+        statuses = sorted(pool.map(lambda _: start(), range(2)))
+    assert statuses == [202, 409]
+    with db.tenant_transaction(tenant.tenant_id) as conn:
+        assert len(runs.list_runs(conn, None, 10, kind=export.KIND).items) == 1
 
 
 @contextlib.contextmanager
