@@ -351,3 +351,14 @@ def test_restore_refuses_a_database_with_rows(api, silo, capsys):
     done = _export(api, silo)
     assert funnel(["tenants", "restore", done["archive"]["key"], "--database-url", _database_url(silo)]) == 1
     assert "restore into an empty database" in capsys.readouterr().err
+
+
+def test_an_archive_past_its_retention_gets_no_link(api, silo):
+    done = _export(api, silo)
+    assert done["download_url"]
+    with db.tenant_transaction(silo.tenant_id) as conn:
+        conn.execute("UPDATE runs SET finished_at = now() - make_interval(days => %s) WHERE id = %s",
+                     (get_settings().export_retention_days, done["run_id"]))
+    kept = api.get(f"/v1/export/{done['run_id']}", headers=silo.headers).json()
+    assert (kept["status"], kept["download_url"], kept["expires_at"]) == ("completed", None, None)
+    assert kept["archive"]["key"] == done["archive"]["key"]
