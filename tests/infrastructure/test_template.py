@@ -43,6 +43,9 @@ SETTINGS_WITH_DEFAULTS = {
     # sign-up's placement, limits and link lifetime: the defaults are the product's choice (platform README)
     "signup_isolation", "signup_max_per_ip", "signup_window_seconds", "verify_email_ttl_seconds",
     "verify_email_resend_max", "verify_email_resend_window_seconds",
+    # password reset's limits and answer floor: the defaults are the product's choice (platform README)
+    "password_reset_max_per_ip", "password_reset_max_per_address", "password_reset_window_seconds",
+    "password_reset_answer_seconds",
     "workspace_deletion_grace_days",  # the grace period before a workspace's deletion: the product's choice
     # the export's link lifetime, retention and stale-run time: the product's choice (docs/export.md)
     "export_link_seconds", "export_retention_days", "export_stale_seconds",
