@@ -38,7 +38,7 @@ SETTINGS_WITH_DEFAULTS = {
     "notification_retry_base_seconds", "sns_trusted_url_pattern", "soft_bounce_threshold", "cfn_response_url_pattern",
     "contact_import_sync_rows", "email_max_per_second", "email_max_per_day", "email_throttle_delay_seconds",
     "smtp_ca_file",
-    "oidc_providers", "oidc_redirect_uris", "oidc_ca_file",  # none configured: no sign-in with an OpenID provider
+    "oidc_redirect_uris", "oidc_ca_file",  # the frontend's callback; a private issuer's CA (tests)
     "allow_offline_llm",  # only the local runtime and tests set it; a deployed stage never allows it
     # sign-up's placement, limits and link lifetime: the defaults are the product's choice (platform README)
     "signup_isolation", "signup_max_per_ip", "signup_window_seconds", "verify_email_ttl_seconds",
