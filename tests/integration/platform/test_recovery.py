@@ -135,18 +135,22 @@ def test_a_new_password_against_the_rules_is_a_422_and_leaves_the_link_unspent(c
 def test_the_answer_is_the_same_for_an_unknown_address(client):
     handle = new_pooled_tenant()
     floor = get_settings().password_reset_answer_seconds
-    answers = []
     unknown = f"nobody-{uuid.uuid4().hex[:8]}@example.com"
-    for email in (handle.owner_email, unknown):
-        started = time.monotonic()
-        answer = client.post("/v1/auth/password-reset", json={"email": email})
-        answers.append((answer.status_code, answer.headers["content-type"], answer.json(),
-                        time.monotonic() - started))
-    (known_status, known_type, known_body, known_time), (status, content_type, body, unknown_time) = answers
-    assert (known_status, known_type, known_body) == (status, content_type, body) == (202, "application/json", body)
-    # Both wait for the floor, which is above what mailing costs: the time does not tell them apart.
-    assert known_time >= floor and unknown_time >= floor
-    assert abs(known_time - unknown_time) < floor, answers
+    client.post("/v1/auth/password-reset", json={"email": f"warm-{uuid.uuid4().hex[:8]}@example.com"})
+    answers: dict[str, list] = {handle.owner_email: [], unknown: []}
+    for _ in range(2):
+        for email in answers:
+            started = time.monotonic()
+            answer = client.post("/v1/auth/password-reset", json={"email": email})
+            answers[email].append((answer.status_code, answer.headers["content-type"], answer.json(),
+                                   time.monotonic() - started))
+    known, other = answers[handle.owner_email], answers[unknown]
+    assert known[0][0] == 202 and all(a[:3] == known[0][:3] for a in known + other)
+    # Every answer waits for the floor, which is above what mailing costs: the time does not tell them apart (the
+    # quickest of each, as the machine's load varies; the local runtime delivers the mail in this same process).
+    times = {email: [a[3] for a in found] for email, found in answers.items()}
+    assert min(min(t) for t in times.values()) >= floor
+    assert abs(min(times[handle.owner_email]) - min(times[unknown])) < floor, times
     assert wait_for_mail(handle.owner_email, RESET_SUBJECT)
     assert sent_to(unknown) == []
 
