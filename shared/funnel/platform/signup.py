@@ -125,7 +125,10 @@ def sign_up(workspace_name: str, email: str, password: str, slug: str | None, ip
                      {"ip": ip, "isolation": tenant.isolation})
     assert owner is not None  # provisioning created it
     tokens = auth.start_session(tenant.id, owner)
-    _mail_link(tenant.id, owner_id, tenant.name)
+    try:
+        _mail_link(tenant.id, owner_id, tenant.name)
+    except Exception:  # the workspace exists and its owner is signed in: a new link is one resend away
+        logger.exception("sign-up: the verification mail could not be written", extra={"tenant_id": tenant.id})
     workspace = {"id": tenant.id, "slug": tenant.slug, "name": tenant.name, "isolation": tenant.isolation,
                  "email_verified": False}
     return SignedUp(workspace=workspace, owner=owner, tokens=tokens)
@@ -177,23 +180,20 @@ def _slug_conflict(slug: str) -> Conflict:
 # ---------------------------------------------------------------- verification
 
 def _mail_link(tenant_id: str, user_id: str, workspace_name: str) -> None:
-    """Issue a verification link to the user and mail it. A mail that cannot be written or queued is logged,
-    not raised: the workspace exists, and the owner can ask for another link."""
+    """Issue a verification link to the user and mail it (written to the notifications e-mail channel; when the
+    queue refuses it, the notifications sweep queues it later)."""
     from funnel.notifications import service as notifications  # the notifications e-mail channel
 
     settings = get_settings()
     hours = settings.verify_email_ttl_seconds // 3600
     token = account_tokens.issue("verify_email", tenant_id, user_id, settings.verify_email_ttl_seconds)
-    try:
-        notifications.notify(
-            tenant_id, recipient_user_ids=[user_id], category="account", channels=("EMAIL",),
-            title=f"Verify your e-mail address for {workspace_name}",
-            body=f"Open the link below to verify your e-mail address: until you do, {workspace_name} can be set up "
-                 f"but sends nothing (no forms, e-mails or publishing). The link works once, for {hours} hours. "
-                 "If you did not sign up for Funnel, ignore this mail.",
-            action_url=account_tokens.link("verify_email", token), action_label="Verify e-mail address")
-    except Exception:
-        logger.exception("sign-up: the verification mail could not be written", extra={"tenant_id": tenant_id})
+    notifications.notify(
+        tenant_id, recipient_user_ids=[user_id], category="account", channels=("EMAIL",),
+        title=f"Verify your e-mail address for {workspace_name}",
+        body=f"Open the link below to verify your e-mail address: until you do, {workspace_name} can be set up "
+             f"but sends nothing (no forms, e-mails or publishing). The link works once, for {hours} hours. "
+             "If you did not sign up for Funnel, ignore this mail.",
+        action_url=account_tokens.link("verify_email", token), action_label="Verify e-mail address")
 
 
 def verify_email(token: str) -> Row:
@@ -222,7 +222,11 @@ def resend_verification(principal: Principal) -> dict[str, Any]:
                        settings.verify_email_resend_max}, settings.verify_email_resend_window_seconds,
                       "too many verification mails asked for; try again later")
     account_tokens.void("verify_email", principal.tenant_id, principal.user_id)
-    _mail_link(principal.tenant_id, principal.user_id, tenant.name)
+    try:
+        _mail_link(principal.tenant_id, principal.user_id, tenant.name)
+    except Exception as exc:
+        logger.exception("the verification mail could not be written", extra={"tenant_id": principal.tenant_id})
+        raise ServiceUnavailable("the verification mail could not be sent; try again in a minute") from exc
     with db.tenant_transaction(principal.tenant_id) as conn:
         audit.record(conn, principal, "workspace.verify_email_resend", "tenant", principal.tenant_id)
     return {"email": principal.email, "expires_in": settings.verify_email_ttl_seconds}

@@ -169,6 +169,23 @@ def test_a_resend_voids_the_older_links_and_is_refused_once_verified_or_too_ofte
     assert done.status_code == 409
 
 
+def test_a_mail_that_cannot_be_written_fails_no_sign_up_and_its_resend_is_a_503(client, monkeypatch):
+    from funnel.notifications import service
+
+    def down(*args, **kwargs):
+        raise RuntimeError("the tenant database refused the notification")
+
+    monkeypatch.setattr(service, "notify", down)
+    made = _sign_up(client)
+    assert client.get("/v1/me", headers=_bearer(made)).status_code == 200
+    resent = client.post("/v1/auth/verify-email/resend", headers=_bearer(made))
+    assert resent.status_code == 503 and resent.headers["retry-after"], resent.text
+    monkeypatch.undo()
+    assert client.post("/v1/auth/verify-email/resend", headers=_bearer(made)).status_code == 202
+    token = wait_for_mail(made["email"], SUBJECT).link_token()
+    assert client.post("/v1/auth/verify-email", json={"token": token}).status_code == 200
+
+
 def test_a_member_cannot_ask_for_a_link(client):
     made = _sign_up(client)
     email = f"member-{uuid.uuid4().hex[:8]}@example.com"
