@@ -116,3 +116,19 @@ def test_email_walkthrough_sends_a_campaign_opens_its_pixel_and_reads_its_stats(
     stats = json.loads(stats)
     assert stats["sent"] == 1 and stats["opened"] == {"unique": 1, "total": 1}
     assert stats["rounds"][0]["opened"]["unique"] == 1 and stats["machine_events_excluded"] == 0
+
+
+def test_accounts_walkthrough_signs_up_verifies_recovers_exports_and_schedules_deletion(funnel_dev):
+    output = funnel_dev.shell(readme_block("Accounts")).splitlines()
+    signed_up, refused, verified, sent, settings, reset, confirmed, ended, manifest, scheduled, cancelled = output
+    assert json.loads(signed_up) == {"isolation": "pool", "email_verified": False}
+    assert json.loads(refused)["status"] == 403 and "verif" in json.loads(refused)["detail"]
+    assert json.loads(verified) == {"email_verified": True}
+    assert json.loads(sent) == {"status": "sending"}
+    assert json.loads(settings)["shortlink_domain"] == "go.acme.example.org"
+    assert json.loads(settings)["send_window"]["timezone"] == "Asia/Tokyo"
+    assert (reset, confirmed, ended) == ("202", "204", "401")
+    manifest = json.loads(manifest)
+    assert manifest["tenant"].startswith("acme-devrel") and manifest["tables"] > 20
+    assert json.loads(scheduled) == {"scheduled": True}
+    assert json.loads(cancelled) == {"deletion": None}
