@@ -8,6 +8,7 @@ error a route gives but does not declare, a problem served as plain JSON).
 from __future__ import annotations
 
 import re
+import uuid
 from typing import Any
 
 import httpx
@@ -51,3 +52,18 @@ class ContractCheck:
         broken = self.problem(response)
         if broken:
             raise AssertionError("API contract: " + broken)
+
+
+def random_client_address() -> str:
+    """A private address of its own for a test client, so per-address rate limits of other tests never meet it."""
+    return f"10.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250 + 1}"
+
+
+def contract_client(app, contract: ContractCheck, address: str | None = None):
+    """A TestClient of ``app`` calling from ``address`` (default: an address of its own) whose every answer must be
+    one the OpenAPI document promises."""
+    from fastapi.testclient import TestClient
+
+    client = TestClient(app, client=(address or random_client_address(), 50000))
+    client.event_hooks = {"request": [], "response": [contract]}
+    return client

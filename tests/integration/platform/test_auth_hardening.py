@@ -17,40 +17,13 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
-import pytest
-from fastapi.testclient import TestClient
-
-from funnel.api.app import create_app
 from funnel.platform import users
 from funnel.settings import get_settings
-from tests.support.contract import ContractCheck
+from tests.support.contract import contract_client
 from tests.support.tenants import PASSWORD, new_pooled_tenant, row_count
 
 PROBLEM = "application/problem+json"
 OTHER_PASSWORD = "another horse battery staple"
-
-
-@pytest.fixture(scope="module")
-def app(runtime):
-    return create_app()
-
-
-@pytest.fixture(scope="module")
-def contract(app):
-    return ContractCheck(app.openapi())
-
-
-def _client(app, contract) -> TestClient:
-    """A client with an address of its own; every answer must be one the OpenAPI document promises."""
-    address = f"10.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250 + 1}"
-    client = TestClient(app, client=(address, 50000))
-    client.event_hooks = {"request": [], "response": [contract]}
-    return client
-
-
-@pytest.fixture
-def client(app, contract):
-    return _client(app, contract)
 
 
 def _login(client, email: str, password: str, tenant: str | None = None):
@@ -119,7 +92,7 @@ def test_a_password_right_for_one_of_several_workspaces_signs_in_there(client):
 def test_concurrent_wrong_passwords_are_counted_atomically(app, contract):
     handle = new_pooled_tenant()
     limit = get_settings().login_max_attempts_per_account
-    clients = [_client(app, contract) for _ in range(12)]  # other addresses: only the account's limit applies
+    clients = [contract_client(app, contract) for _ in range(12)]  # other addresses: only the account's limit applies
     start, statuses, lock = threading.Barrier(len(clients)), [], threading.Lock()
 
     def attempt(client):

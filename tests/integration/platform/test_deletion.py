@@ -22,35 +22,15 @@ import pytest
 from fastapi.testclient import TestClient
 
 from funnel import cli, db
-from funnel.api.app import create_app
 from funnel.platform import account_tokens, auth, deletion, migrations, storage, store_deletion, tenants, users
 from funnel.platform.errors import Unauthorized
 from funnel.platform.secrets import reset_clients
 from funnel.settings import get_settings, reset_settings
-from tests.support.contract import ContractCheck
 from tests.support.stripe_server import StripeServer
 from tests.support.tenants import PASSWORD, TenantHandle, new_pooled_tenant, new_tenant, row_count
 from tests.support.waiting import wait_until
 
 FUNCTION = "PlatformOperationsFunction"
-
-
-@pytest.fixture(scope="module")
-def app(runtime):
-    return create_app()
-
-
-@pytest.fixture(scope="module")
-def contract(app):
-    return ContractCheck(app.openapi())
-
-
-@pytest.fixture
-def client(app, contract) -> TestClient:
-    address = f"10.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250 + 1}"
-    client = TestClient(app, client=(address, 50000))
-    client.event_hooks = {"request": [], "response": [contract]}
-    return client
 
 
 @pytest.fixture(scope="module")

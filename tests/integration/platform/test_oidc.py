@@ -23,7 +23,6 @@ import time
 import uuid
 
 import pytest
-from fastapi.testclient import TestClient
 
 from funnel import db
 from funnel.api.app import create_app
@@ -79,15 +78,6 @@ def contract(app):
 @pytest.fixture(scope="module")
 def tenant(runtime):
     return new_pooled_tenant()
-
-
-@pytest.fixture
-def client(app, contract):
-    """A client with an address of its own; every answer must be one the OpenAPI document promises."""
-    address = f"10.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250 + 1}"
-    client = TestClient(app, client=(address, 50000))
-    client.event_hooks = {"request": [], "response": [contract]}
-    return client
 
 
 def _redirect_uri() -> str:

@@ -16,13 +16,11 @@ import time
 import uuid
 
 import pytest
-from fastapi.testclient import TestClient
 
 from funnel import db
-from funnel.api.app import create_app
 from funnel.platform import users
 from funnel.settings import get_settings
-from tests.support.contract import ContractCheck
+from tests.support.contract import contract_client
 from tests.support.mail import sent_to, wait_for_mail
 from tests.support.tenants import PASSWORD, new_pooled_tenant
 
@@ -30,24 +28,6 @@ PROBLEM = "application/problem+json"
 NEW_PASSWORD = "a brand new passphrase"
 RESET_SUBJECT = "Reset your Funnel password"
 CHANGED_SUBJECT = "Your Funnel password was changed"
-
-
-@pytest.fixture(scope="module")
-def app(runtime):
-    return create_app()
-
-
-@pytest.fixture(scope="module")
-def contract(app):
-    return ContractCheck(app.openapi())
-
-
-@pytest.fixture
-def client(app, contract):
-    address = f"10.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250 + 1}"
-    client = TestClient(app, client=(address, 50000))
-    client.event_hooks = {"request": [], "response": [contract]}
-    return client
 
 
 @pytest.fixture
@@ -166,8 +146,7 @@ def test_reset_requests_are_limited_per_address_and_per_client(client, app, cont
     assert 0 < int(refused.headers["retry-after"]) <= settings.password_reset_window_seconds
 
     monkeypatch.setattr(settings, "password_reset_max_per_ip", 3)
-    elsewhere = TestClient(app, client=(f"10.251.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250 + 1}", 50000))
-    elsewhere.event_hooks = {"request": [], "response": [contract]}
+    elsewhere = contract_client(app, contract)
     statuses = [elsewhere.post("/v1/auth/password-reset",
                                json={"email": f"nobody-{uuid.uuid4().hex[:8]}@example.com"}).status_code
                 for _ in range(4)]

@@ -17,13 +17,11 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from fastapi.testclient import TestClient
 
 from funnel import db
-from funnel.api.app import create_app
 from funnel.platform import account_tokens, migrations, ratelimit, tenants
 from funnel.settings import get_settings
-from tests.support.contract import ContractCheck
+from tests.support.contract import contract_client, random_client_address
 from tests.support.mail import wait_for_mail
 from tests.support.outreach import SENDER
 from tests.support.signup import clear_sign_up_window
@@ -31,32 +29,6 @@ from tests.support.tenants import PASSWORD, new_pooled_tenant
 
 UNVERIFIED = "https://docs.funnel.dev/problems/workspace-unverified"
 SUBJECT = "Verify your e-mail address"
-
-
-@pytest.fixture(scope="module")
-def app(runtime):
-    return create_app()
-
-
-@pytest.fixture(scope="module")
-def contract(app):
-    return ContractCheck(app.openapi())
-
-
-def _new_address() -> str:
-    return f"10.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250 + 1}"
-
-
-def _client_at(app, contract, address: str) -> TestClient:
-    """A client calling from ``address``; every answer must be one the OpenAPI document promises."""
-    client = TestClient(app, client=(address, 50000))
-    client.event_hooks = {"request": [], "response": [contract]}
-    return client
-
-
-@pytest.fixture
-def client(app, contract):
-    return _client_at(app, contract, _new_address())
 
 
 def _body(**overrides) -> dict:
@@ -322,8 +294,8 @@ def test_a_failed_provisioning_is_a_503_that_leaves_nothing_and_counts_no_attemp
 
 def test_sign_ups_from_one_address_are_limited(app, contract):
     settings = get_settings()
-    address = _new_address()
-    client = _client_at(app, contract, address)
+    address = random_client_address()
+    client = contract_client(app, contract, address)
     _sign_up(client)
     for _ in range(settings.signup_max_per_ip - 1):  # the window's other sign-ups, without their provisioning
         ratelimit.reserve({f"signup:ip:{address}": settings.signup_max_per_ip}, settings.signup_window_seconds, "")
