@@ -19,9 +19,9 @@ from funnel.content import store_billing
 from funnel.content.models import BillingOverview, CheckoutSession, StripeWebhookReceipt
 from funnel.db import Connection
 from funnel.observability import logger, tracer
+from funnel.platform import stripe_api
 from funnel.platform.errors import NotFound, ValidationFailed
 from funnel.platform.principal import Principal
-from funnel.platform.secrets import get_secret
 from funnel.platform.tenants import directory
 from funnel.settings import get_settings
 
@@ -37,20 +37,8 @@ class WebhookRejected(ValidationFailed):
     status, title, type_suffix = 400, "Webhook rejected", "webhook-rejected"
 
 
-def _stripe_secrets() -> dict[str, Any]:
-    value = get_secret(get_settings().stripe_secret_id)
-    return value if isinstance(value, dict) else {}
-
-
 def _client():
-    import stripe  # lazy: only billing paths pay for the SDK import
-
-    settings = get_settings()
-    api_key = _stripe_secrets().get("api_key")
-    if not api_key:
-        raise ValidationFailed("billing is not configured: the Stripe API key is missing")
-    base = {"api": settings.stripe_api_base} if settings.stripe_api_base else None
-    return stripe.StripeClient(api_key, base_addresses=base, max_network_retries=2)
+    return stripe_api.client(ValidationFailed("billing is not configured: the Stripe API key is missing"))
 
 
 def _on_frontend(url: str) -> str:
@@ -126,7 +114,7 @@ def handle_webhook(payload: bytes, signature: str | None) -> StripeWebhookReceip
     """Verify a Stripe delivery's signature, then process its event (once per event id)."""
     import stripe
 
-    secret = _stripe_secrets().get("webhook_secret")
+    secret = stripe_api.stripe_secrets().get("webhook_secret")
     if not secret:
         raise WebhookRejected("the Stripe webhook secret is not configured")
     try:

@@ -6,7 +6,7 @@
   due ``workspace_deletion_grace_days`` later. Audited; every owner is told in-app and by e-mail.
 - ``cancel_deletion``: an owner takes it back before it is due. Audited; every owner is told.
 - ``purge_due`` (the hourly ``purge_due_deletions`` operation) and ``purge_now`` (``funnel tenants delete SLUG
-  --yes``, the ``delete_tenant`` operation, through ``tenants.delete``): one purge, in an order that can stop
+  --yes``, the ``delete_tenant`` operation, through ``purge_now``): one purge, in an order that can stop
   anywhere and be run again (each step finds what the last one left):
 
   1. the tenant is marked ``deleted`` and due (sign-ins, tokens and keys refused; the hourly purge retries it);
@@ -25,16 +25,14 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
-from urllib.parse import quote
 
 from funnel import db
 from funnel.db import Row
 from funnel.observability import logger
-from funnel.platform import audit, aws, ratelimit, storage, store_deletion, store_tenants, tenants
+from funnel.platform import audit, aws, ratelimit, storage, store_deletion, store_tenants, stripe_api, tenants
 from funnel.platform.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from funnel.platform.passwords import verify_password
 from funnel.platform.principal import Principal
-from funnel.platform.secrets import get_secret
 from funnel.platform.users import login_password_hash
 from funnel.settings import get_settings
 
@@ -220,47 +218,31 @@ def _purge(tenant_id: str, claim: Callable[[db.Connection], Row | None], wait: b
         return tenant
 
 
-# Stripe's API, unless ``stripe_api_base`` names another (tests: the local Stripe server).
-STRIPE_API = "https://api.stripe.com"
-
-
-def _stripe(method: str, path: str, **headers: str) -> tuple[int, dict[str, Any]]:
-    """One call of Stripe's REST API with the deployment's key: its status and JSON body. Plain HTTPS rather than
-    the ``stripe`` SDK: the SDK is in the API's layer only, and the purge runs in the operations function (and one
-    call does not need it)."""
-    import httpx  # lazy: only purges of paying workspaces call Stripe
-
-    settings = get_settings()
-    secret = get_secret(settings.stripe_secret_id)
-    api_key = secret.get("api_key") if isinstance(secret, dict) else None
-    if not api_key:
-        raise RuntimeError("the workspace has a Stripe subscription, but the Stripe API key is missing")
-    response = httpx.request(method, f"{(settings.stripe_api_base or STRIPE_API).rstrip('/')}{path}",
-                             headers={"Authorization": f"Bearer {api_key}", **headers}, timeout=30)
-    try:
-        body = response.json()
-    except ValueError:
-        body = {}
-    return response.status_code, body if isinstance(body, dict) else {}
-
-
 def _cancel_subscription(tenant: Row) -> None:
     """Cancel the tenant's Stripe subscription at once (no invoice for the rest of the period) and forget it.
     Stripe answers a second cancel with "no such subscription" (404) though the subscription can still be read:
     run again after a cancel whose forgetting was lost, a subscription Stripe reports canceled (or does not know
     at all) counts as done. Any other refusal stops the purge, which the next run retries."""
+    import stripe  # lazy: only purges of paying workspaces call Stripe
+
     subscription_id = tenant["stripe_subscription_id"]
     if not subscription_id:
         return
-    path = f"/v1/subscriptions/{quote(subscription_id, safe='')}"
-    status, body = _stripe("DELETE", path, **{"Idempotency-Key": f"purge-{subscription_id}"})
-    done = status == 200
-    if status == 404:
-        status, body = _stripe("GET", path)
-        done = status == 404 or (status == 200 and body.get("status") in ("canceled", "incomplete_expired"))
-    if not done:
-        message = (body.get("error") or {}).get("message", "") or f"status {body.get('status')}"
-        raise RuntimeError(f"Stripe did not cancel subscription {subscription_id}: {status} {message}")
+    client = stripe_api.client(RuntimeError("the workspace has a Stripe subscription, but the Stripe API key is "
+                                            "missing"))
+    try:
+        client.subscriptions.cancel(subscription_id, options={"idempotency_key": f"purge-{subscription_id}"})
+    except stripe.InvalidRequestError as exc:
+        if exc.http_status != 404:
+            raise RuntimeError(f"Stripe did not cancel subscription {subscription_id}: {exc.user_message}") from exc
+        try:
+            status = client.subscriptions.retrieve(subscription_id).status
+        except stripe.InvalidRequestError as missing:
+            if missing.http_status != 404:
+                raise
+            status = "canceled"  # Stripe does not know it at all
+        if status not in ("canceled", "incomplete_expired"):
+            raise RuntimeError(f"Stripe did not cancel subscription {subscription_id}: it is {status}") from exc
     with db.control_admin_connect() as conn:
         store_deletion.forget_subscription(conn, tenant["id"])
 

@@ -192,7 +192,9 @@ def _run(operation: Operation, deadline: float | None) -> Report:
         return Report(action=operation.action, ok=result.ok, error=database.error, databases=[database],
                       tenants=[_tenant_report(row)])
     if isinstance(operation, DeleteTenant):
-        row = tenants.delete(operation.slug)
+        from funnel.platform import deletion  # lazy: serves deletions only (and reaches the Stripe SDK)
+
+        row = deletion.purge_now(operation.slug)
         return Report(action=operation.action, ok=True, tenants=[_tenant_report({**row, "status": "deleted"})])
     if isinstance(operation, ListTenants):
         return Report(action=operation.action, ok=True, tenants=[_tenant_report(r) for r in tenants.list_tenants()])

@@ -155,15 +155,6 @@ def drop_database(dbname: str, server_url: str | None = None) -> None:
         store_tenants.drop_database(conn, dbname)
 
 
-def delete(slug: str) -> Row:
-    """The tenant ``slug`` purged now, whatever its deletion schedule (``funnel tenants delete SLUG --yes``, the
-    ``delete_tenant`` operation): the one purge of ``funnel.platform.deletion`` the hourly sweep runs too (its
-    subscription, schedules, files, data and control rows, in an order a second run finishes). Its row."""
-    from funnel.platform import deletion  # lazy: deletion imports this module
-
-    return deletion.purge_now(slug)
-
-
 def delete_data(tenant: Row) -> None:
     """A tenant's data (the purge's step): a silo tenant's database is dropped; a pooled tenant's rows are deleted
     from its pool, the pool and its other tenants stay. Either can be run again."""

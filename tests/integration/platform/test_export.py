@@ -22,7 +22,7 @@ from psycopg import sql
 
 from funnel import db
 from funnel.cli import main as funnel
-from funnel.platform import aws, export, migrations, runs, storage, tenants, users
+from funnel.platform import aws, deletion, export, migrations, runs, storage, tenants, users
 from funnel.settings import get_settings
 from tests.support.tenants import PASSWORD, TenantHandle, new_pooled_tenant, new_tenant
 from tests.support.waiting import wait_until
@@ -78,7 +78,7 @@ def silo() -> TenantHandle:
     tenant = new_tenant()
     _seed(tenant, "silo")
     yield tenant
-    tenants.delete(tenant.slug)
+    deletion.purge_now(tenant.slug)
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler
 import pytest
 
 from funnel import db
-from funnel.platform import migrations, tenants
+from funnel.platform import deletion, migrations, tenants
 from funnel.settings import reset_settings
 from tests.support.network import LocalHTTPServer
 from tests.support.tenants import PASSWORD, new_pooled_tenant, new_tenant
@@ -108,7 +108,7 @@ def test_a_failed_tenant_fails_the_deploy_by_name_and_the_next_deploy_resumes(ru
         assert statuses[(broken.slug,)] == "migrated" and statuses[(healthy.slug,)] == "at_head"
         assert runtime.invoke(FUNCTION, custom_resource_event(cloudformation.url, "Update"))["Status"] == "SUCCESS"
     finally:
-        tenants.delete(broken.slug)
+        deletion.purge_now(broken.slug)
     assert [a["Status"] for a in cloudformation.answers] == ["FAILED", "SUCCESS"]
 
 
