@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import queue
-import re
 import signal
 import subprocess
 import sys
@@ -19,18 +18,10 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import distinct_free_ports
+from tests.support.readme import readme_block
 
 ROOT = Path(__file__).resolve().parents[2]
-README = (ROOT / "README.md").read_text()
 FUNNEL = Path(sys.executable).parent / "funnel"
-
-
-def readme_block(heading: str) -> str:
-    """The first ```sh block under the README section whose heading starts with ``heading``."""
-    section = README[README.index("\n## " + heading):]
-    match = re.search(r"```sh\n(.*?)```", section, re.S)
-    assert match, f"no shell block under {heading!r}"
-    return match.group(1)
 
 
 class FunnelDev:

@@ -19,6 +19,8 @@ import base64
 import hashlib
 import hmac
 import json
+import os
+import subprocess
 import time
 import uuid
 
@@ -30,6 +32,7 @@ from funnel.platform import oidc, users
 from funnel.settings import get_settings, reset_settings
 from tests.support.contract import ContractCheck
 from tests.support.oidc_provider import PUBLISHED_EC_KID, PUBLISHED_KID, ROGUE_KID, OidcProvider
+from tests.support.readme import readme_block
 from tests.support.tenants import PASSWORD, new_pooled_tenant
 
 CLIENT_ID, CLIENT_SECRET = "funnel-test-client", "test-client-secret"
@@ -365,3 +368,20 @@ def test_callbacks_are_rate_limited_per_address(client):
         _refused(client.post("/v1/auth/oidc/mock/callback", json={"code": "c", "state": uuid.uuid4().hex}))
     refused = client.post("/v1/auth/oidc/mock/callback", json={"code": "c", "state": uuid.uuid4().hex})
     assert refused.status_code == 429 and int(refused.headers["Retry-After"]) > 0
+
+
+def test_the_readme_sign_in_runs_as_written_through_the_local_gateway(runtime, provider):
+    """The README's block, against the local gateway (the API as a frontend reaches it); the browser step signs
+    in at the local provider as a user whose verified e-mail is a workspace owner's."""
+    tenant = new_pooled_tenant()
+    provider.set_user("readme-user", {"email": tenant.owner_email, "email_verified": True})
+    gateway = runtime.api_url.removeprefix("http://")
+    script = readme_block("Sign in with Google").replace("localhost:8000", gateway)
+    browser = (f"browser_sign_in() {{ curl -s --cacert {provider.ca_file} -o /dev/null -w '%{{redirect_url}}' "
+               f"-d sub=readme-user \"$1\"; }}\n")
+    done = subprocess.run(["bash", "-euo", "pipefail", "-c", browser + script], capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "PROVIDER": "mock", "REDIRECT_URI": _redirect_uri()})
+    assert done.returncode == 0, f"exit {done.returncode}\n{done.stdout}\n{done.stderr}"
+    me, replayed = done.stdout.splitlines()
+    assert json.loads(me) == {"email": tenant.owner_email, "auth_provider": "mock"}
+    assert json.loads(replayed) == {"status": 401}
