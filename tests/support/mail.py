@@ -28,8 +28,11 @@ def sent_to(address: str) -> list[SentMail]:
 
     found = []
     for message in ses_backends[ACCOUNT][REGION].sent_messages:
-        to = list(getattr(message, "destinations", {}).get("ToAddresses", []))
-        if hasattr(message, "body") and address.lower() in (a.lower() for a in to):
+        # a simple message's destinations are {"ToAddresses": [...]}; a raw one's (campaign mail) a plain list
+        if not hasattr(message, "body") or not isinstance(message.destinations, dict):
+            continue
+        to = list(message.destinations.get("ToAddresses", []))
+        if address.lower() in (a.lower() for a in to):
             found.append(SentMail(to=to, subject=str(message.subject), text=str(message.body)))
     return found
 
