@@ -14,7 +14,6 @@ from uuid import UUID
 from pydantic import Field
 
 from funnel.api.contract import FreeJsonObject, Out
-from funnel.platform.send_window import SendWindowAnswer
 
 SuppressionKind = Literal["domain", "email", "phone", "company_name", "corporate_number"]
 SuppressionReason = Literal["unsubscribed", "hard_bounce", "complaint", "manual", "do_not_contact"]
@@ -137,10 +136,17 @@ class SendTaskSender(Out):
     url: str
 
 
+class SendTaskWindow(Out):
+    days: list[int] = Field(description="weekdays sending is allowed on, 0 = Monday")
+    start: str = Field(description="HH:MM, local time")
+    end: str = Field(description="HH:MM, local time")
+    timezone: str
+
+
 class SendTaskSettings(Out):
     """How the task sends, as it was created."""
 
-    send_window: SendWindowAnswer | None = Field(description="null: any time")
+    send_window: SendTaskWindow | None = Field(description="null: any time")
     daily_cap: int | None = Field(description="at most this many submissions a day (the tenant's); null: no cap")
     recontact_days: int = Field(description="a domain contacted within this many days is skipped")
     sender: SendTaskSender

@@ -457,7 +457,9 @@ def restore(source: str, database_url: str) -> RestoreReport:
                 store_export.move_sequence_past_rows(conn, sequence["sequence"], sequence["table"],
                                                      sequence["column"])
             for table in manifest["tables"]:
-                rows = _digest_of(conn, table)
+                rows = RowDigest()
+                for chunk in store_export.copy_out(conn, table["name"], table["columns"], None):
+                    rows.update(chunk)
                 if (rows.rows, rows.hexdigest()) != (table["rows"], table["checksum"]):
                     raise RestoreFailed(f"table {table['name']}: {rows.rows} rows restored with checksum "
                                         f"{rows.hexdigest()[:12]}, the archive has {table['rows']} with "
@@ -478,19 +480,13 @@ def _check_schema_tables(url: str, manifest: dict[str, Any]) -> None:
     with db.Connection.connect(url, autocommit=False, row_factory=_dict_row()) as conn, conn.transaction():
         store_export.pin_settings(conn, manifest["tenant"]["id"])
         for table in manifest["schema_tables"]:
-            rows = _digest_of(conn, table)
+            rows = RowDigest()
+            for chunk in store_export.copy_out(conn, table["name"], table["columns"], None):
+                rows.update(chunk)
             if (rows.rows, rows.hexdigest()) != (table["rows"], table["checksum"]):
                 raise RestoreFailed(f"table {table['name']} as the migrations wrote it ({rows.rows} rows) is not "
                                     f"the archive's ({table['rows']} rows): the archive's revisions are not this "
                                     f"release's")
-
-
-def _digest_of(conn: db.Connection, table: dict[str, Any]) -> RowDigest:
-    """The row count and checksum of ``table`` (a manifest entry) as the database holds it now."""
-    rows = RowDigest()
-    for chunk in store_export.copy_out(conn, table["name"], table["columns"], None):
-        rows.update(chunk)
-    return rows
 
 
 def _dict_row():

@@ -9,7 +9,7 @@ from pydantic import Field
 from funnel.api.contract import Out
 from funnel.api.deps import StrictModel
 from funnel.platform.models import StepModelChoice
-from funnel.platform.send_window import SendWindow, SendWindowAnswer
+from funnel.platform.send_window import SendWindow
 
 SmtpTls = Literal["starttls", "tls", "none"]
 SMTP_TLS_DESCRIPTION = ("`starttls`: plain connection upgraded by STARTTLS (port 587); `tls`: TLS from the first "
@@ -56,6 +56,13 @@ class SettingsPatch(StrictModel):
     smtp: SmtpDefaultsPatch | None = Field(default=None, description="replaces the SMTP defaults (see `password`)")
 
 
+class SendWindowSetting(Out):
+    days: list[int] = Field(description="weekdays sending is allowed on, 0 = Monday")
+    start: str = Field(description="HH:MM, local time")
+    end: str = Field(description="HH:MM, local time")
+    timezone: str
+
+
 class AiSettings(Out):
     step_models: dict[str, StepModelChoice] = Field(description="the workspace's own model per step; the steps not "
                                                                 "named use the platform's default")
@@ -71,7 +78,7 @@ class SmtpDefaults(Out):
 
 class WorkspaceSettings(Out):
     base_url: str | None
-    send_window: SendWindowAnswer | None = Field(description="null: none set")
+    send_window: SendWindowSetting | None = Field(description="null: none set")
     shortlink_domain: str | None = Field(description="null: the product's domain")
     ai: AiSettings
     smtp: SmtpDefaults | None = Field(description="null: none set")

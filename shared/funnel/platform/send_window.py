@@ -8,7 +8,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, Field
 
-from funnel.api.contract import Out
 from funnel.api.deps import StrictModel
 
 CLOCK_TIME = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"  # HH:MM, 00:00-23:59
@@ -30,12 +29,3 @@ class SendWindow(StrictModel):
     start: str = Field(default="09:00", pattern=CLOCK_TIME, description="HH:MM local time")
     end: str = Field(default="18:00", pattern=CLOCK_TIME, description="HH:MM local time")
     timezone: Annotated[str, Field(max_length=64), AfterValidator(known_timezone)] = "Asia/Tokyo"
-
-
-class SendWindowAnswer(Out):
-    """A send window as stored (an answer's, every field given)."""
-
-    days: list[int] = Field(description="weekdays sending is allowed on, 0 = Monday")
-    start: str = Field(description="HH:MM, local time")
-    end: str = Field(description="HH:MM, local time")
-    timezone: str
