@@ -1,8 +1,8 @@
 """Data access of billing, in the control DB: the tenant's subscription columns (``tenants``), the Stripe
 events processed (``stripe_events``) and the invoices (``billing_history``).
 
-The rules (return URLs, status mapping, one processing per event id, the 402 gate) stay in ``billing`` and
-``generation``. Every function takes a ``funnel.db.control_transaction()`` connection.
+The rules (return URLs, status mapping, one processing per event id, the 402 gate) stay in ``subscriptions`` and
+``limits``. Every function takes a ``funnel.db.control_transaction()`` connection.
 """
 from __future__ import annotations
 

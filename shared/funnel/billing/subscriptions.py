@@ -5,8 +5,8 @@
 - ``handle_webhook`` verifies the ``Stripe-Signature`` header, records each event id
   once (a redelivered event changes nothing), and keeps the control DB's
   ``tenants`` subscription columns and ``billing_history`` in step.
-- Usage is gated by ``generation.check_subscription`` (402 when canceled or unpaid).
-SQL (control DB) is in ``store_billing``.
+- Usage is gated by ``limits.check_subscription`` (402 when canceled or unpaid).
+SQL (control DB) is in ``store_subscriptions``.
 """
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from funnel import db
-from funnel.content import store_billing
-from funnel.content.models import BillingOverview, CheckoutSession, StripeWebhookReceipt
+from funnel.billing import store_subscriptions
+from funnel.billing.models import BillingOverview, CheckoutSession, StripeWebhookReceipt
 from funnel.db import Connection
 from funnel.observability import logger, tracer
 from funnel.platform import stripe_api
@@ -55,7 +55,7 @@ def start_checkout(principal: Principal, price_id: str, success_url: str, cancel
     client = _client()
     tenant = directory.get(principal.tenant_id)
     with db.control_transaction() as conn:
-        row = store_billing.lock_customer_id(conn, tenant.id)
+        row = store_subscriptions.lock_customer_id(conn, tenant.id)
         if row is None:  # the directory knew the tenant a moment ago: deleted in between
             raise NotFound("tenant not found")
         customer_id = row["stripe_customer_id"]
@@ -65,7 +65,7 @@ def start_checkout(principal: Principal, price_id: str, success_url: str, cancel
                     "name": tenant.name, "email": principal.email, "metadata": {"tenant_id": tenant.id}},
                     options={"idempotency_key": f"customer-{tenant.id}"})
             customer_id = customer.id
-            store_billing.set_customer_id(conn, tenant.id, customer_id)
+            store_subscriptions.set_customer_id(conn, tenant.id, customer_id)
     with tracer.subsegment("stripe.checkout.sessions.create"):
         session = client.v1.checkout.sessions.create(params={
             "mode": "subscription", "customer": customer_id, "client_reference_id": tenant.id,
@@ -78,10 +78,10 @@ def _tenant_for(conn: Connection, data: dict[str, Any]) -> str | None:
     """The tenant an event is about: its metadata (or checkout reference) when that names a tenant, else the
     tenant of its Stripe customer."""
     metadata_tenant = (data.get("metadata") or {}).get("tenant_id") or data.get("client_reference_id")
-    if metadata_tenant and store_billing.tenant_exists(conn, metadata_tenant):
+    if metadata_tenant and store_subscriptions.tenant_exists(conn, metadata_tenant):
         return str(metadata_tenant)
     customer = data.get("customer")
-    return store_billing.tenant_of_customer(conn, customer) if customer else None
+    return store_subscriptions.tenant_of_customer(conn, customer) if customer else None
 
 
 def _plan_of(subscription: dict[str, Any]) -> str:
@@ -93,21 +93,21 @@ def _plan_of(subscription: dict[str, Any]) -> str:
 
 def _apply(conn: Connection, event_type: str, data: dict[str, Any], tenant_id: str) -> None:
     if event_type == "checkout.session.completed":
-        store_billing.record_checkout(conn, tenant_id, data.get("customer"), data.get("subscription"))
+        store_subscriptions.record_checkout(conn, tenant_id, data.get("customer"), data.get("subscription"))
     elif event_type in SUBSCRIPTION_EVENTS:
         status = "canceled" if event_type.endswith("deleted") else STATUS_MAP.get(data.get("status") or "", "past_due")
         period_end = data.get("current_period_end") or (
             ((data.get("items") or {}).get("data") or [{}])[0].get("current_period_end"))
-        store_billing.set_subscription(conn, tenant_id, subscription_id=data.get("id"), status=status,
+        store_subscriptions.set_subscription(conn, tenant_id, subscription_id=data.get("id"), status=status,
                                        plan=_plan_of(data) if status != "canceled" else "free",
                                        current_period_end=datetime.fromtimestamp(period_end, UTC) if period_end
                                        else None)
     elif event_type in INVOICE_EVENTS:
-        store_billing.upsert_invoice(conn, tenant_id, invoice_id=data["id"],
+        store_subscriptions.upsert_invoice(conn, tenant_id, invoice_id=data["id"],
                                      amount=int(data.get("amount_paid") or data.get("amount_due") or 0),
                                      currency=data.get("currency") or "jpy", status=INVOICE_EVENTS[event_type])
         if event_type == "invoice.payment_failed":
-            store_billing.active_to_past_due(conn, tenant_id)
+            store_subscriptions.active_to_past_due(conn, tenant_id)
 
 
 def handle_webhook(payload: bytes, signature: str | None) -> StripeWebhookReceipt:
@@ -129,7 +129,7 @@ def process_event(event_id: str, event_type: str, data: dict[str, Any]) -> Strip
     """A verified event: recorded once by id (a redelivery changes nothing), then applied to its tenant."""
     with db.control_transaction() as conn:
         tenant_id = _tenant_for(conn, data)
-        if not store_billing.record_event(conn, event_id, event_type, tenant_id):
+        if not store_subscriptions.record_event(conn, event_id, event_type, tenant_id):
             return StripeWebhookReceipt(received=True, duplicate=True)
         if tenant_id is None:
             logger.warning("Stripe event for no known tenant", extra={"event_id": event_id, "type": event_type})
@@ -141,8 +141,8 @@ def process_event(event_id: str, event_type: str, data: dict[str, Any]) -> Strip
 
 def billing_overview(tenant_id: str) -> BillingOverview:
     with db.control_transaction() as conn:
-        tenant = store_billing.billing_summary(conn, tenant_id)
+        tenant = store_subscriptions.billing_summary(conn, tenant_id)
         if tenant is None:
             raise NotFound("tenant not found")
-        history = store_billing.latest_invoices(conn, tenant_id)
+        history = store_subscriptions.latest_invoices(conn, tenant_id)
     return BillingOverview.model_validate({**tenant, "history": history})

@@ -2,7 +2,7 @@
 cancelling its Step Functions execution (``statemachines/content_article_pipeline.asl.json``).
 
 Runs are the platform's (``funnel.platform.runs``); a run started by a schedule carries its ``schedule_job_id``
-and its job follows it (``store_schedules``). The subscription lives in the control DB (``store_billing``).
+and its job follows it (``store_schedules``). The subscription gate is billing's (``funnel.billing.limits``).
 """
 from __future__ import annotations
 
@@ -10,31 +10,22 @@ import json
 from typing import Any
 
 from funnel import db
-from funnel.content import store_billing, store_schedules, store_sites
+from funnel.billing import limits
+from funnel.content import store_schedules, store_sites
 from funnel.content.models import ArticlePipelineRun
 from funnel.content.service import get_product, user_id_of
 from funnel.db import Connection, Row
 from funnel.platform import audit, aws, runs, tenants
-from funnel.platform.errors import Conflict, PaymentRequired, ServiceUnavailable, ValidationFailed
+from funnel.platform.errors import Conflict, ServiceUnavailable, ValidationFailed
 from funnel.platform.principal import Principal
 from funnel.settings import get_settings
 
 RUN_KIND = "article_pipeline"
-# Subscription statuses that stop generation; trial and past_due still work (Stripe retries the payment).
-BLOCKING_STATUSES = ("canceled", "unpaid")
 
 
 def steps_total(articles_count: int, with_images: bool) -> int:
     """AnalyzeProduct + PlanCluster, per article WriteArticle (+ GenerateImage) + Publish, then Finalize."""
     return 2 + articles_count * (3 if with_images else 2) + 1
-
-
-def check_subscription(tenant_id: str) -> None:
-    """402 while the tenant's subscription is canceled or unpaid."""
-    with db.control_transaction() as conn:
-        status = store_billing.subscription_status(conn, tenant_id)
-    if status in BLOCKING_STATUSES:
-        raise PaymentRequired(f"the subscription is {status}: update billing to generate articles")
 
 
 def create_pipeline_run(conn: Connection, principal: Principal | str, product_id: str, *, articles_count: int,
@@ -91,7 +82,7 @@ def start_generation(principal: Principal, product_id: str, articles_count: int,
                      publish_mode: str) -> ArticlePipelineRun:
     if publish_mode == "publish":
         tenants.require_email_verified(principal.tenant_id)
-    check_subscription(principal.tenant_id)
+    limits.check_subscription(principal.tenant_id)
     with db.tenant_transaction(principal.tenant_id) as conn:
         run = create_pipeline_run(conn, principal, product_id, articles_count=articles_count,
                                   publish_mode=publish_mode)
@@ -123,7 +114,7 @@ def pause_run(principal: Principal, run_id: str) -> ArticlePipelineRun:
 
 def resume_run(principal: Principal, run_id: str) -> ArticlePipelineRun:
     """Continue a failed or paused run: finished steps are skipped (their artifacts are reused)."""
-    check_subscription(principal.tenant_id)
+    limits.check_subscription(principal.tenant_id)
     with db.tenant_transaction(principal.tenant_id) as conn:
         run = _owned_run(conn, run_id)
         if run["status"] not in ("failed", "paused"):

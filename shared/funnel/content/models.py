@@ -1,4 +1,4 @@
-"""Response models of the content API (sites, products, clusters, articles, images, schedules, runs, billing).
+"""Response models of the content API (sites, products, clusters, articles, images, schedules, runs).
 
 Each model is exactly what the store modules' SQL returns (``funnel.content.store_*``; columns in
 ``migrations/tenant/versions/content_0001_tables.py``), validated by the services: a nullable column is a
@@ -25,8 +25,6 @@ ArticleType = Literal["article", "faq", "glossary"]
 ArticleStatus = Literal["draft", "published", "archived"]
 PublishMode = Literal["draft", "publish"]
 ScheduleJobStatus = Literal["queued", "running", "completed", "failed"]
-SubscriptionStatus = Literal["trial", "active", "past_due", "canceled", "incomplete", "unpaid"]
-InvoiceStatus = Literal["paid", "failed", "refunded"]
 
 
 # ---------------------------------------------------------------- sites
@@ -173,37 +171,3 @@ class ScheduleJob(Out):
 
 class ScheduleJobList(Out):
     items: list[ScheduleJob] = Field(description="the latest 100 firings, newest scheduled time first")
-
-
-# ---------------------------------------------------------------- billing
-class CheckoutSession(Out):
-    """A Stripe Checkout Session for a subscription: send the user to `url`."""
-
-    checkout_session_id: str
-    url: str = Field(description="the Stripe-hosted checkout page")
-    customer_id: str = Field(description="the tenant's Stripe customer (created once)")
-
-
-class BillingInvoice(Out):
-    stripe_invoice_id: str
-    amount: int = Field(description="in the currency's smallest unit (yen for jpy)")
-    currency: str = Field(description="ISO 4217, lower case, e.g. `jpy`")
-    status: InvoiceStatus
-    created_at: datetime
-
-
-class BillingOverview(Out):
-    plan: str = Field(description="`free`, or the plan of the active subscription")
-    subscription_status: SubscriptionStatus = Field(description="`canceled` and `unpaid` block generation (402)")
-    current_period_end: datetime | None
-    has_customer: bool = Field(description="whether the tenant has a Stripe customer (has started a checkout)")
-    history: list[BillingInvoice] = Field(description="the latest 50 invoices, newest first")
-
-
-class StripeWebhookReceipt(Out):
-    """What Stripe is told: 2xx means the event need not be delivered again."""
-
-    received: bool
-    duplicate: bool = Field(description="true when the event was already processed (nothing changed again)")
-    ignored: str | None = Field(default=None, description="only present when the event changed nothing because "
-                                                          "it names no known tenant (`unknown customer`)")

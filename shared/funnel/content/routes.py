@@ -1,23 +1,21 @@
-"""Content API: sites, products, clusters, articles, images, schedules, generation runs, billing."""
+"""Content API: sites, products, clusters, articles, images, schedules, generation runs."""
 from __future__ import annotations
 
 from typing import Any, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 from pydantic import Field
 
 from funnel import db
 from funnel.api.contract import Page, problem_response, problems
-from funnel.api.deps import Admin, CurrentPrincipal, Cursor, Limit, StrictModel, Writer, page_of
-from funnel.content import billing, generation, schedules, service
+from funnel.api.deps import CurrentPrincipal, Cursor, Limit, StrictModel, Writer, page_of
+from funnel.content import generation, schedules, service
 from funnel.content.models import (
     Article,
     ArticleImage,
     ArticleImageDetail,
     ArticlePipelineRun,
-    BillingOverview,
-    CheckoutSession,
     Cluster,
     ClusterDetail,
     ColorTheme,
@@ -26,9 +24,7 @@ from funnel.content.models import (
     Product,
     ScheduleJobList,
     Site,
-    StripeWebhookReceipt,
 )
-from funnel.platform import audit
 from funnel.platform.errors import SENDING_FORBIDDEN
 
 router = APIRouter(prefix="/v1")
@@ -325,33 +321,3 @@ def update_schedule(schedule_id: UUID, body: SchedulePatch, principal: Writer) -
 @router.delete("/schedules/{schedule_id}", status_code=204, tags=["content"], responses=problems(404))
 def delete_schedule(schedule_id: UUID, principal: Writer) -> None:
     schedules.delete_schedule(principal, str(schedule_id))
-
-
-class CheckoutBody(StrictModel):
-    price_id: str = Field(min_length=1, max_length=200)
-    success_url: str = Field(min_length=1, max_length=2000)
-    cancel_url: str = Field(min_length=1, max_length=2000)
-
-
-@router.post("/billing/checkout", status_code=201, tags=["billing"], responses=problems(404))
-def start_checkout(body: CheckoutBody, principal: Admin) -> CheckoutSession:
-    """A subscription checkout; the return URLs must be on the frontend's origin (422 otherwise, and when
-    billing is not configured)."""
-    session = billing.start_checkout(principal, body.price_id, body.success_url, body.cancel_url)
-    with db.tenant_transaction(principal.tenant_id) as conn:
-        audit.record(conn, principal, "billing.checkout", "tenant", principal.tenant_id,
-                     {"price_id": body.price_id, "checkout_session_id": session.checkout_session_id})
-    return session
-
-
-@router.get("/billing", tags=["billing"], responses=problems(404))
-def get_billing(principal: Admin) -> BillingOverview:
-    return billing.billing_overview(principal.tenant_id)
-
-
-@router.post("/webhooks/stripe", tags=["billing"], response_model_exclude_unset=True,
-             responses={400: problem_response(400, "a missing or invalid Stripe-Signature, a stale or tampered "
-                                                   "payload, or no webhook secret configured")})
-async def stripe_webhook(request: Request) -> StripeWebhookReceipt:
-    """Stripe calls this; the signature (not a token) authenticates it."""
-    return billing.handle_webhook(await request.body(), request.headers.get("stripe-signature"))

@@ -1,20 +1,20 @@
-"""Processing a verified Stripe event (``billing.process_event``) over an in-memory fake of ``store_billing``:
-an event id is processed once (a redelivery changes nothing), an event is applied to the tenant its metadata or
-its customer names, and subscription and invoice events set status and plan as Stripe's are mapped. No database
-and no Stripe: the fake holds the control DB's tenants, events and invoices in dicts."""
+"""Processing a verified Stripe event (``subscriptions.process_event``) over an in-memory fake of
+``store_subscriptions``: an event id is processed once (a redelivery changes nothing), an event is applied to the
+tenant its metadata or its customer names, and subscription and invoice events set status and plan as Stripe's
+are mapped. No database and no Stripe: the fake holds the control DB's tenants, events and invoices in dicts."""
 from __future__ import annotations
 
 from contextlib import contextmanager
 
 import pytest
 
-from funnel.content import billing
+from funnel.billing import subscriptions as billing
 
 TENANT = "acme"
 
 
 class FakeBilling:
-    """The ``store_billing`` functions ``process_event`` calls, over ``tenants``, ``events`` and ``invoices``."""
+    """The ``store_subscriptions`` functions ``process_event`` calls, over ``tenants``, ``events`` and ``invoices``."""
 
     def __init__(self):
         self.tenants = {TENANT: {"stripe_customer_id": "cus_1", "stripe_subscription_id": None,
@@ -59,7 +59,7 @@ def store(monkeypatch):
     def transaction():
         yield object()
 
-    monkeypatch.setattr(billing, "store_billing", fake)
+    monkeypatch.setattr(billing, "store_subscriptions", fake)
     monkeypatch.setattr(billing.db, "control_transaction", transaction)
     monkeypatch.setattr(billing.directory, "forget", fake.forgotten.append)
     return fake

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import pytest
 
 from funnel.content import generation
-from funnel.platform.errors import Conflict, PaymentRequired, ValidationFailed
+from funnel.platform.errors import Conflict, ValidationFailed
 from funnel.platform.principal import Principal
 
 TENANT = "7d1f3f2e-0000-4000-8000-000000000000"
@@ -41,24 +41,6 @@ class Recorder:
 def principal():
     return Principal(tenant_id=TENANT, user_id="8b7a6c5d-6666-4666-8666-666666666666", role="member",
                      email="ann@example.com")
-
-
-# ---------------------------------------------------------------- the subscription gate
-@pytest.mark.parametrize("status, blocked", [("canceled", True), ("unpaid", True), ("trial", False),
-                                             ("active", False), ("past_due", False), (None, False)])
-def test_generation_is_blocked_only_while_canceled_or_unpaid(monkeypatch, status, blocked):
-    class Billing:
-        def subscription_status(self, conn, tenant_id):
-            assert tenant_id == TENANT
-            return status
-
-    monkeypatch.setattr(generation, "store_billing", Billing())
-    monkeypatch.setattr(generation.db, "control_transaction", no_transaction)
-    if blocked:
-        with pytest.raises(PaymentRequired, match=f"the subscription is {status}"):
-            generation.check_subscription(TENANT)
-    else:
-        generation.check_subscription(TENANT)
 
 
 # ---------------------------------------------------------------- creating a run
@@ -143,7 +125,7 @@ def run_in(monkeypatch):
         monkeypatch.setattr(generation, "runs", Runs())
         monkeypatch.setattr(generation, "store_schedules", jobs)
         monkeypatch.setattr(generation, "audit", Recorder())
-        monkeypatch.setattr(generation, "check_subscription", lambda tenant_id: None)
+        monkeypatch.setattr(generation.limits, "check_subscription", lambda tenant_id: None)
         monkeypatch.setattr(generation.db, "tenant_transaction", no_transaction)
         monkeypatch.setattr(generation, "start_execution", lambda tenant_id, run_id: started.append(run_id) or run)
         return run, jobs.calls, started
