@@ -47,7 +47,6 @@ def main() -> int:
     parser.add_argument("--posts", type=int, default=20)
     args = parser.parse_args()
 
-    import httpx
 
     from funnel.content.wordpress import WordPressSite
     from funnel_dev.runtime import LocalRuntime
@@ -66,7 +65,9 @@ def main() -> int:
         try:
             product_url = _product_server()
             tenant = new_tenant()
-            api = httpx.Client(base_url=runtime.api_url, headers=tenant.headers, timeout=60)
+            from tests.support.gateway_client import gateway_client
+
+            api = gateway_client(runtime.api_url, headers=tenant.headers, timeout=60)
             for step in ("analyze_product", "plan_cluster", "write_article", "generate_image"):
                 api.put(f"/v1/llm/step-defaults/{step}", json={"provider_id": "offline", "model_class": "standard"})
             site = api.post("/v1/sites", json={"slug": "bench", "wp_admin_url": wp.base, "wp_username": wp.username,

@@ -42,15 +42,15 @@ def send_campaign(runtime, handle, size: int) -> tuple[str, str, str]:
     """A campaign of ``size`` recipients through the API, the email queue, the sender (5 pollers) and moto SES."""
     import os
 
-    import httpx
-
     from funnel import db
     from funnel.settings import reset_settings
 
     os.environ["FUNNEL_EMAIL_MAX_PER_SECOND"] = "100000"  # measure the pipeline, not the tenant's limit
     reset_settings()
     recipients = [{"email": f"bench{i}@example.org", "name": f"読者{i}", "company": f"会社{i}"} for i in range(size)]
-    with httpx.Client(base_url=runtime.api_url, headers=handle.headers, timeout=120) as api:
+    from tests.support.gateway_client import gateway_client
+
+    with gateway_client(runtime.api_url, headers=handle.headers, timeout=120) as api:
         created = api.post("/v1/email-campaigns", json={
             "name": "bench", "subject": "{{company_name}} 様", "from_name": "Bench", "body": "{{name}} 様",
             "sender_identity": "Bench Inc. Tokyo", "recipients": recipients})

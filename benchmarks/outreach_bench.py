@@ -24,7 +24,6 @@ def main() -> None:
     parser.add_argument("--targets", type=int, default=20)
     args = parser.parse_args()
 
-    import httpx
 
     from funnel_dev.runtime import LocalRuntime
     from tests.e2e.outreach.conftest import MESSAGE, SENDER
@@ -39,7 +38,9 @@ def main() -> None:
                 Path(state), api_port=free_port(), moto_port=free_port(), pg_port=free_port(), time_scale=0,
                 tuned_for_tests=True, ssrf_allow_hosts=hosts) as runtime:
             tenant = new_tenant()
-            api = httpx.Client(base_url=runtime.api_url, timeout=60)
+            from tests.support.gateway_client import gateway_client
+
+            api = gateway_client(runtime.api_url, timeout=60)
             task = api.post("/v1/tasks", headers=tenant.headers, json={
                 "name": "bench", "sender": SENDER, "message": MESSAGE, "urls": [s.url for s in sites]}).json()
             started = time.perf_counter()

@@ -129,7 +129,7 @@ def contract_check(runtime):
 @pytest.fixture
 def api(runtime, contract_check):
     """An HTTP client of the local API; an answer the OpenAPI document does not promise fails the test."""
-    import httpx
+    from tests.support.gateway_client import gateway_client
 
-    with httpx.Client(base_url=runtime.api_url, timeout=30, event_hooks={"response": [contract_check]}) as client:
+    with gateway_client(runtime.api_url, timeout=30, event_hooks={"response": [contract_check]}) as client:
         yield client

@@ -199,11 +199,17 @@ directory = TenantDirectory()
 
 
 @contextmanager
-def tenant_transaction(tenant_id: str) -> Iterator[Connection]:
-    """A transaction on the tenant's database with ``app.tenant_id`` set for RLS."""
+def tenant_transaction(tenant_id: str, *, snapshot: bool = False) -> Iterator[Connection]:
+    """A transaction on the tenant's database with ``app.tenant_id`` set for RLS.
+
+    ``snapshot``: a read-only REPEATABLE READ transaction, for answers assembled from several queries that must
+    agree with each other (under READ COMMITTED each statement sees the rows committed before it started, so a
+    row committed half way through would be in one part of the answer and missing from another)."""
     record = directory.get(tenant_id)
     with _pool(app_url(record.database_url)).connection() as conn:
         with conn.transaction():
+            if snapshot:  # before any query: the transaction's snapshot is taken by its first one
+                conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             conn.execute("SELECT set_config('app.tenant_id', %s, true)", (tenant_id,))
             yield conn
 

@@ -65,8 +65,8 @@ class RollupStatus(Out):
 
 
 class RollupOutcome(RollupStatus):
-    ran: bool = Field(description="false when a scheduled rollup of the workspace was running (it counts the same "
-                                  "changes)")
+    ran: bool = Field(description="false when a scheduled rollup of the workspace was still running after 20 s "
+                                  "(the next one counts what it did not)")
 
 
 class RollupBody(StrictModel):

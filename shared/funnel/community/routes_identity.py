@@ -127,7 +127,7 @@ def create_developer(body: DeveloperBody, principal: Writer) -> Developer:
 def get_developer(developer_id: UUID, principal: CurrentPrincipal) -> DeveloperProfile:
     """The 360 profile. A merged developer's id answers too (200): `developer.merged_into` and
     `current_developer_id` name the developer its rows are with now."""
-    with db.tenant_transaction(principal.tenant_id) as conn:
+    with db.tenant_transaction(principal.tenant_id, snapshot=True) as conn:  # its parts agree with each other
         return DeveloperProfile.model_validate(developers.profile(conn, developer_id))
 
 

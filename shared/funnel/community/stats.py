@@ -149,13 +149,18 @@ def check_mappings(mappings: list[tuple[str, str]], stage_keys: set[str]) -> Non
 
 # ---------------------------------------------------------------- rollup
 
-def rollup_tenant(tenant_id: str, *, full: bool = False) -> dict[str, Any] | None:
+ADMIN_ROLLUP_WAIT_SECONDS = 20.0  # a rollup takes well under a second per thousand changes
+
+def rollup_tenant(tenant_id: str, *, full: bool = False, wait_seconds: float = 0.0) -> dict[str, Any] | None:
     """Roll the tenant's stats up (a full recount on its first rollup or when asked); None when another rollup of
-    the tenant holds the lock (it will have counted the same changes)."""
+    the tenant still holds the lock after ``wait_seconds`` (the schedule does not wait: the running one counts
+    what it can, the next firing the rest)."""
     started = time.monotonic()
     with db.tenant_transaction(tenant_id) as conn:
-        if not store.try_lock_rollup(conn):
-            return None
+        while not store.try_lock_rollup(conn):
+            if time.monotonic() - started >= wait_seconds:
+                return None
+            time.sleep(0.1)
         store.without_jit(conn)
         store.mark_rollup(conn)
         was_full = full or store.rollup_state(conn) is None or store.full_rollup_due(conn)
@@ -198,8 +203,9 @@ def rollup_status(conn: Connection) -> dict[str, Any]:
 
 
 def rollup_now(principal: Principal, *, full: bool) -> dict[str, Any]:
-    """An admin's rollup now (after a large import, say); the same as the schedule's."""
-    outcome = rollup_tenant(principal.tenant_id, full=full)
+    """An admin's rollup now (after a large import, say); the same as the schedule's, except that it waits for one
+    already running: that one may have begun before the changes the admin wants counted."""
+    outcome = rollup_tenant(principal.tenant_id, full=full, wait_seconds=ADMIN_ROLLUP_WAIT_SECONDS)
     with db.tenant_transaction(principal.tenant_id) as conn:
         audit.record(conn, principal, "community.stats.rollup", "community_stats", principal.tenant_id,
                      {"full": full, "ran": outcome is not None})

@@ -138,6 +138,13 @@ def test_duplicate_events_are_recorded_once(runtime, api, tenant):
     assert count == 1
 
 
+def _reminder_rows(tenant, campaign_id: str) -> dict[str, dict]:
+    with db.tenant_transaction(tenant.tenant_id) as conn:
+        return {r["email"]: r for r in conn.execute(
+            "SELECT email, reminder_sent, next_reminder_at FROM email_messages WHERE campaign_id = %s",
+            (campaign_id,)).fetchall()}
+
+
 def _wait_mail(to: str, count: int, timeout: float = 30) -> list:
     deadline = time.monotonic() + timeout
     while len(_sent_raw(to)) < count and time.monotonic() < deadline:
@@ -178,10 +185,11 @@ def test_a_reminder_round_goes_only_to_recipients_who_still_qualify(runtime, api
     # A retried queue record for the same round never sends it twice.
     assert delivery.deliver(tenant.tenant_id, str(rows[ignorer]["id"]), reminder_round=1) == "reminder already sent"
     assert runtime.invoke("EmailRemindersFunction", {})["reminders_queued"] == 0  # the next round is 2-3 days on
+    # the sender commits a round just after SES took its mail: wait for the rows, not only for the mails
+    after = wait_until(lambda: _reminder_rows(tenant, campaign["id"]),
+                       lambda rows: rows[reader]["reminder_sent"] == rows[ignorer]["reminder_sent"] == 1,
+                       timeout=30, what="round 1 recorded")
     with db.tenant_transaction(tenant.tenant_id) as conn:
-        after = {r["email"]: r for r in conn.execute(
-            "SELECT email, reminder_sent, next_reminder_at FROM email_messages WHERE campaign_id = %s",
-            (campaign["id"],)).fetchall()}
         assert after[ignorer]["reminder_sent"] == 1 and after[ignorer]["next_reminder_at"] is not None
         assert after[reader]["reminder_sent"] == 1
         assert after[leaver]["reminder_sent"] == 0 and after[leaver]["next_reminder_at"] is None
@@ -193,14 +201,9 @@ def test_a_reminder_round_goes_only_to_recipients_who_still_qualify(runtime, api
     event(reader, "click")  # round 1 reminder clicked
     assert runtime.invoke("EmailRemindersFunction", {})["reminders_queued"] == 1  # the ignorer, opened not clicked
     assert len(_wait_mail(ignorer, 3)) == 3 and len(_sent_raw(reader)) == 2
-
-    def ignorers_row():
-        with db.tenant_transaction(tenant.tenant_id) as conn:
-            return conn.execute("SELECT reminder_sent, next_reminder_at FROM email_messages WHERE id = %s",
-                                (rows[ignorer]["id"],)).fetchone()
-
-    # the mail reaches SMTP before the sender's transaction commits its round: wait for the row, not the mail
-    last = wait_until(ignorers_row, lambda row: row["reminder_sent"] == 2, 30, "the second reminder recorded")
+    # the mail reaches SES before the sender's transaction commits its round: wait for the row, not the mail
+    last = wait_until(lambda: _reminder_rows(tenant, campaign["id"])[ignorer], lambda row: row["reminder_sent"] == 2,
+                      30, "the second reminder recorded")
     assert last["reminder_sent"] == 2 and last["next_reminder_at"] is None  # at most 2 reminders
     stats = api.get(f"/v1/email-campaigns/{campaign['id']}/stats", headers=tenant.headers).json()
     rounds = {r["round"]: r for r in stats["rounds"]}

@@ -9,11 +9,11 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import httpx
 import pytest
 from psycopg.types.json import Jsonb
 
 from funnel.community.identity import AccountIn
+from tests.support.gateway_client import gateway_client
 
 T0 = datetime(2026, 2, 10, 12, tzinfo=UTC)
 WINDOW = {"from": "2026-02-01T00:00:00Z", "to": "2026-03-01T00:00:00Z"}
@@ -27,7 +27,7 @@ def world(runtime, owner_headers, resolve, tenant_conn) -> Iterator[dict[str, An
     - d2: a visit tagged with B's name a day before; an api_call a day after signing up;
     - d3: an anonymous click of D's shortlink 3 days before, then signs up with that anonymous id;
     - d4: a UTM click of A 40 days before (out of a 30-day lookback)."""
-    with httpx.Client(base_url=runtime.api_url, timeout=30) as api:  # `api` is per test; this is once a module
+    with gateway_client(runtime.api_url, timeout=30) as api:  # `api` is per test; this is once a module
         yield _world(api, owner_headers, resolve, tenant_conn)
 
 

@@ -12,6 +12,7 @@ import uuid
 
 import pytest
 
+from tests.support.gateway_client import gateway_client
 from tests.support.plugin_webhooks import activities_of_event, create_plugin, generic_delivery, plugin_counts
 
 SECRET = "generic-webhook-secret-0123456789"
@@ -19,9 +20,8 @@ SECRET = "generic-webhook-secret-0123456789"
 
 @pytest.fixture(scope="module")
 def webhook_plugin(runtime, owner_headers):
-    import httpx
 
-    with httpx.Client(base_url=runtime.api_url, timeout=30) as client:
+    with gateway_client(runtime.api_url, timeout=30) as client:
         return create_plugin(client, owner_headers, kind="webhook", name="Meetup sync", config={"source": "meetup"},
                              secrets={"webhook_secret": SECRET})
 

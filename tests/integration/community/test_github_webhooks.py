@@ -13,6 +13,7 @@ import pytest
 
 from funnel.community import webhooks
 from tests.integration.community.conftest import COMMUNITY_POOL
+from tests.support.gateway_client import gateway_client
 from tests.support.plugin_webhooks import (
     activities_of_event,
     create_plugin,
@@ -28,9 +29,8 @@ HANA, KEN, MIKA = "5550101", "5550202", "5550303"
 
 @pytest.fixture(scope="module")
 def github_plugin(runtime, community_tenant, owner_headers):
-    import httpx
 
-    with httpx.Client(base_url=runtime.api_url, timeout=30) as client:
+    with gateway_client(runtime.api_url, timeout=30) as client:
         return create_plugin(client, owner_headers, kind="github", name="GitHub (webhooks)")
 
 

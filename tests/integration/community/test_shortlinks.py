@@ -16,6 +16,7 @@ import segno
 from funnel.community.identity import AccountIn
 from funnel.community.shortlinks import ANON_COOKIE
 from tests.integration.community.conftest import COMMUNITY_POOL, PROBLEM
+from tests.support.gateway_client import gateway_client
 from tests.support.tenants import new_tenant
 
 BROWSER = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_0) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0"
@@ -24,7 +25,7 @@ BROWSER = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_0) AppleWebKit/605.1.15 (KH
 @pytest.fixture(scope="module")
 def visit(runtime):
     """``visit(key, ...)``: a request for ``/s/{key}`` through the local gateway, redirects not followed."""
-    with httpx.Client(base_url=runtime.api_url, timeout=30, follow_redirects=False) as client:
+    with gateway_client(runtime.api_url, timeout=30, follow_redirects=False) as client:
 
         def request(key: str, *, method: str = "GET", agent: str | None = BROWSER, anon: str | None = None,
                     query: str = "", headers: dict[str, str] | None = None) -> httpx.Response:

@@ -50,11 +50,16 @@ class World:
         self.idle = [r.developer_id for r in resolve(*(
             AccountIn(provider="github", external_user_id=f"{tag}-idle-{n}", handle=f"idle{tag}{n}")
             for n in range(2)))]
+        # a member of the first organization who never acts: their first touch is always their organization's
+        [self.quiet_member] = [r.developer_id for r in resolve(
+            AccountIn(provider="github", external_user_id=f"{tag}-quiet", handle=f"quiet{tag}"))]
         self.merges: list[uuid.UUID] = []
         with tenant_conn() as conn:
             self.organizations = [conn.execute(
                 "INSERT INTO organizations (name, domain_primary) VALUES (%s, %s) RETURNING org_id",
                 (f"{tag} org {n}", f"o{n}-{tag}.example")).fetchone()["org_id"] for n in range(3)]
+            conn.execute("UPDATE developers SET org_id = %s WHERE developer_id = %s",
+                         (self.organizations[0], self.quiet_member))
             # a third of the developers work for one of the first two organizations (the third has none yet)
             for n, developer_id in enumerate(self.developers[:8]):
                 conn.execute("UPDATE developers SET org_id = %s WHERE developer_id = %s",
@@ -101,10 +106,11 @@ class World:
                             "metadata, dedup_key) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)", rows)
 
     def insert_org_activities(self, n: int) -> None:
-        """Activities of organizations (an outreach form submitted to their company): no developer."""
+        """Activities of organizations (an outreach form submitted to their company): no developer. The first
+        organization (the quiet member's) always gets one."""
         rng = self.rng
-        rows = [(rng.choice(self.organizations), T0 + timedelta(days=rng.uniform(-30, 60)), f"roll:{uuid.uuid4()}")
-                for _ in range(n)]
+        rows = [(self.organizations[0] if i == 0 else rng.choice(self.organizations),
+                 T0 + timedelta(days=rng.uniform(-30, 60)), f"roll:{uuid.uuid4()}") for i in range(n)]
         with self.tenant_conn() as conn, conn.cursor() as cur:
             cur.executemany("INSERT INTO activities (org_id, action, occurred_at, source, dedup_key) "
                             "VALUES (%s, 'form_submission', %s, 'outreach', %s)", rows)
@@ -223,7 +229,8 @@ def test_incremental_rollup_equals_a_full_recount_after_every_round(world, tenan
         assert {r["campaign_id"] for r in touched} == {world.campaigns[n] for n in (0, 2, 3)}
         assert any(r["conversions"] > 0 for r in touched)
         developer_rows = store.stored_developer_stats(conn)
-        assert any(r["first_touch_from_org"] for r in developer_rows)  # an organization's touch came first
+        quiet = next(r for r in developer_rows if r["developer_id"] == world.quiet_member)
+        assert quiet["first_touch_from_org"] and quiet["total_actions"] == 0  # an organization's touch, and only that
         assert any(r["first_touch_from_org"] is False for r in developer_rows)
         assert any(r["first_adopted_at"] is not None for r in developer_rows)
     quiet = rollup(community_tenant.tenant_id)

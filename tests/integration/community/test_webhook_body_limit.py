@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from funnel.settings import get_settings
+from tests.support.gateway_client import gateway_client
 from tests.support.plugin_webhooks import activities_of_event, create_plugin, github_delivery, github_sample
 
 TWO_MIB = 2 * 1024 * 1024
@@ -13,9 +14,8 @@ TWO_MIB = 2 * 1024 * 1024
 
 @pytest.fixture(scope="module")
 def github_plugin(runtime, owner_headers):
-    import httpx
 
-    with httpx.Client(base_url=runtime.api_url, timeout=30) as client:
+    with gateway_client(runtime.api_url, timeout=30) as client:
         return create_plugin(client, owner_headers, kind="github", name="GitHub (large deliveries)")
 
 

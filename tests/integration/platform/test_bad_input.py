@@ -11,6 +11,7 @@ import pytest
 from funnel import db
 from funnel.api.contract import MAX_JSON_DEPTH
 from funnel.outreach import store_contacts
+from tests.support.gateway_client import gateway_client
 from tests.support.tenants import new_tenant
 
 PROBLEM = "application/problem+json"
@@ -163,9 +164,8 @@ def campaign_id(api_client_module, tenant):
 
 @pytest.fixture(scope="module")
 def api_client_module(runtime, contract_check):
-    import httpx
 
-    with httpx.Client(base_url=runtime.api_url, timeout=30, event_hooks={"response": [contract_check]}) as client:
+    with gateway_client(runtime.api_url, timeout=30, event_hooks={"response": [contract_check]}) as client:
         yield client
 
 

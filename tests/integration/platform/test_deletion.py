@@ -26,6 +26,7 @@ from funnel.platform import account_tokens, auth, deletion, migrations, storage,
 from funnel.platform.errors import Unauthorized
 from funnel.platform.secrets import reset_clients
 from funnel.settings import get_settings, reset_settings
+from tests.support.cli import printed_json
 from tests.support.stripe_server import StripeServer
 from tests.support.tenants import PASSWORD, TenantHandle, new_pooled_tenant, new_tenant, row_count
 from tests.support.waiting import wait_until
@@ -334,7 +335,7 @@ def test_a_purge_stopped_half_way_is_finished_by_the_operator_and_spares_the_poo
     assert "tenants" in _control_rows_of(victim.tenant_id)
 
     assert cli.main(["tenants", "delete", victim.slug, "--yes"]) == 0
-    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["status"] == "deleted"  # after its logs
+    assert printed_json(capsys.readouterr().out)["status"] == "deleted"
     assert _control_rows_of(victim.tenant_id) == {}
     with migrations.owner_connect(pool_url) as conn:
         left = conn.execute("SELECT table_name FROM information_schema.columns WHERE table_schema = 'public' "

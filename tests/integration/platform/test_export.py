@@ -24,6 +24,8 @@ from funnel import db
 from funnel.cli import main as funnel
 from funnel.platform import aws, deletion, export, migrations, runs, storage, tenants, users
 from funnel.settings import get_settings
+from tests.support.cli import printed_json
+from tests.support.gateway_client import gateway_client
 from tests.support.tenants import PASSWORD, TenantHandle, new_pooled_tenant, new_tenant
 from tests.support.waiting import wait_until
 
@@ -151,7 +153,7 @@ def _database_url(tenant: TenantHandle) -> str:
 
 def _restore(archive: Path | str, url: str, capsys) -> dict:
     assert funnel(["tenants", "restore", str(archive), "--database-url", url]) == 0
-    return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    return printed_json(capsys.readouterr().out)
 
 
 def test_a_silo_workspace_is_exported_downloaded_and_restored_with_the_same_rows(api, silo, empty_database, tmp_path,
@@ -293,7 +295,7 @@ def test_two_exports_started_at_once_give_one_run(api, runtime):
     barrier = threading.Barrier(2)
 
     def start() -> int:
-        with httpx.Client(base_url=runtime.api_url, timeout=60) as client:
+        with gateway_client(runtime.api_url, timeout=60) as client:
             barrier.wait()
             return client.post("/v1/export", headers=tenant.headers).status_code
 

@@ -12,6 +12,7 @@ import pytest
 from funnel import db
 from funnel.platform import deletion, migrations, tenants
 from funnel.settings import reset_settings
+from tests.support.cli import printed_json, printed_lines
 from tests.support.network import LocalHTTPServer
 from tests.support.tenants import PASSWORD, new_pooled_tenant, new_tenant
 
@@ -205,15 +206,15 @@ def test_the_operator_commands_run_the_same_operations_in_this_process(capsys):
     slug = f"cli-{uuid.uuid4().hex[:8]}"
     assert cli.main(["tenants", "create", "From the CLI", "--slug", slug, "--pooled", "--owner-email",
                      f"owner@{slug}.example.com", "--owner-password", PASSWORD]) == 0
-    created = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    created = printed_json(capsys.readouterr().out)
     assert (created["slug"], created["isolation"], created["status"]) == (slug, "pool", "active")
     assert cli.main(["migrate", "--workers", "1"]) == 0
-    out = capsys.readouterr().out.splitlines()
+    out = printed_lines(capsys.readouterr().out)
     assert any(slug in line.split()[0].split(",") and line.rstrip().endswith("at_head") for line in out if line)
     assert out[-1].startswith("control: ok; tenant databases:") and out[-1].endswith(", 0 failed")
     assert cli.main(["servers", "list"]) == 0
     assert "primary" in capsys.readouterr().out
     assert cli.main(["tenants", "delete", slug, "--yes"]) == 0
-    assert json.loads(capsys.readouterr().out)["status"] == "deleted"
+    assert printed_json(capsys.readouterr().out)["status"] == "deleted"
     assert cli.main(["tenants", "migrate", slug]) == 1
     assert "no tenant" in capsys.readouterr().err

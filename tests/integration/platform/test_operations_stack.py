@@ -10,6 +10,7 @@ import pytest
 
 from funnel import cli
 from funnel.platform import tenants
+from tests.support.cli import printed_json, printed_lines
 from tests.support.tenants import PASSWORD, new_tenant
 
 pytestmark = pytest.mark.usefixtures("runtime")
@@ -45,25 +46,25 @@ def stacks(runtime):
 def test_tenants_list_and_servers_list_run_in_the_stacks_function(stacks, capsys):
     handle = new_tenant()
     assert cli.main(["tenants", "list", "--stack", stacks["deployed"]]) == 0
-    rows = {line.split()[0]: line.split() for line in capsys.readouterr().out.splitlines() if line.strip()}
+    rows = {line.split()[0]: line.split() for line in printed_lines(capsys.readouterr().out)}
     assert rows[handle.slug][1:4] == ["silo", "active", "free"] and rows[handle.slug][-1] == "primary"
     assert cli.main(["servers", "list", "--stack", stacks["deployed"]]) == 0
-    assert capsys.readouterr().out.split()[0:2] == ["primary", "open"]
+    assert printed_lines(capsys.readouterr().out)[0].split()[0:2] == ["primary", "open"]
 
 
 def test_a_tenant_is_provisioned_and_migrated_through_the_stack(stacks, capsys):
     slug = f"stack-{uuid.uuid4().hex[:8]}"
     assert cli.main(["tenants", "create", "Through the stack", "--slug", slug, "--owner-email",
                      f"owner@{slug}.example.com", "--owner-password", PASSWORD, "--stack", stacks["deployed"]]) == 0
-    created = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    created = printed_json(capsys.readouterr().out)
     assert (created["slug"], created["status"], created["server"]) == (slug, "active", "primary")
     assert tenants.directory.by_slug(slug).status == "active"
     assert cli.main(["tenants", "migrate", slug, "--stack", stacks["deployed"]]) == 0
     assert "at_head" in capsys.readouterr().out
     assert cli.main(["migrate", "--stack", stacks["deployed"], "--workers", "2"]) == 0
-    assert capsys.readouterr().out.splitlines()[-1].startswith("control: ok; tenant databases:")
+    assert printed_lines(capsys.readouterr().out)[-1].startswith("control: ok; tenant databases:")
     assert cli.main(["tenants", "delete", slug, "--yes", "--stack", stacks["deployed"]]) == 0
-    assert json.loads(capsys.readouterr().out)["status"] == "deleted"
+    assert printed_json(capsys.readouterr().out)["status"] == "deleted"
 
 
 def test_a_refused_operation_an_unknown_stack_and_a_failing_function_exit_1(stacks, capsys):

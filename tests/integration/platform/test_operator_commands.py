@@ -6,6 +6,7 @@ import pytest
 
 from funnel import cli
 from funnel.platform import llm
+from tests.support.cli import printed_lines
 from tests.support.tenants import new_tenant
 
 pytestmark = pytest.mark.usefixtures("runtime")
@@ -13,7 +14,7 @@ pytestmark = pytest.mark.usefixtures("runtime")
 
 def _lines(capsys) -> dict[str, list[str]]:
     """The command's output by its first column."""
-    return {line.split()[0]: line.split() for line in capsys.readouterr().out.splitlines() if line.strip()}
+    return {line.split()[0]: line.split() for line in printed_lines(capsys.readouterr().out)}
 
 
 def test_tenants_list_shows_a_provisioned_tenant(capsys):

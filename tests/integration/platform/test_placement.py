@@ -5,7 +5,6 @@ pool below its limit; draining and full servers take nothing; `funnel tenants mo
 to the other server while its writes are refused, verifies it, switches the directory and drops the old one."""
 from __future__ import annotations
 
-import json
 import shutil
 import tempfile
 import uuid
@@ -18,6 +17,7 @@ import pytest
 from funnel import cli, db
 from funnel.platform import migrations, operations, operations_move, store_tenants, tenants
 from funnel.platform.errors import Conflict
+from tests.support.cli import printed_json
 from tests.support.tenants import new_tenant
 
 pytestmark = pytest.mark.usefixtures("runtime")
@@ -158,7 +158,7 @@ def test_a_tenant_moves_to_another_server_with_its_writes_refused_during_the_cop
 
     monkeypatch.setattr(operations_move, "copy_database", copy_while_writing)
     assert cli.main(["tenants", "move", moving.slug, "--to", second.id, "--grace-seconds", "0"]) == 0
-    report = json.loads(capsys.readouterr().out)
+    report = printed_json(capsys.readouterr().out)
     assert refused == ["25006"]  # read_only_sql_transaction
     assert (report["from_server"], report["to_server"], report["database"]) == ("primary", second.id, dbname)
     assert report["rows"]["prompts"] == 1 and report["rows"]["users"] == 1

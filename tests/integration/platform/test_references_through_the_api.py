@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from funnel import db
+from tests.support.gateway_client import gateway_client
 from tests.support.tenants import TenantHandle, new_tenant
 
 PROBLEM = "application/problem+json"
@@ -70,7 +71,7 @@ def ours(api_module, mine) -> dict:
 
 @pytest.fixture(scope="module")
 def api_module(runtime, contract_check):
-    with httpx.Client(base_url=runtime.api_url, timeout=30, event_hooks={"response": [contract_check]}) as client:
+    with gateway_client(runtime.api_url, timeout=30, event_hooks={"response": [contract_check]}) as client:
         yield client
 
 
