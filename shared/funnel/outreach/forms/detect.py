@@ -151,9 +151,15 @@ def score_form(form: dict[str, Any], controls: list[Control]) -> float | None:
     if form.get("has_password") or form.get("is_search") or _COMMENT_FORM.search(attrs):
         return None
     live = [c for c in controls if c.semantic != HONEYPOT]
-    if not any(c.semantic == "message" for c in live):
-        return None
     semantics = {c.semantic for c in live}
+    if "message" not in semantics:
+        # The first step of a wizard whose message field is rendered later: contact details and a "next" button.
+        # It still must show a message field before anything is sent (the engine checks at the final click).
+        advances = any(_NEXT_STEP.search(normalize(b.get("text", ""))) and b.get("visible")
+                       for b in form.get("buttons", []))
+        if advances and "email" in semantics and not _FORM_OTHER_PURPOSE.search(attrs):
+            return 5.0 + min(len(live), 10) * 0.1
+        return None
     score = 10.0
     score += 3 if "email" in semantics else 0
     score += 1 if semantics & {"full_name", "last_name"} else 0
@@ -170,9 +176,11 @@ def score_form(form: dict[str, Any], controls: list[Control]) -> float | None:
 # --------------------------------------------------------------------------
 # buttons
 # --------------------------------------------------------------------------
-_BACK = re.compile(r"戻る|修正|訂正|書き直|やり直|back|edit|reset|リセット|クリア|clear|キャンセル|cancel"
+_BACK = re.compile(r"戻る|前へ|前に戻|修正|訂正|書き直|やり直|back|previous|\bprev\b|edit|reset|リセット|クリア|clear"
+                   r"|キャンセル|cancel"
                    r"|閉じる|close|検索|search")
-_CONFIRM = re.compile(r"確認|次へ|進む|next|confirm|review|preview|check")
+_CONFIRM = re.compile(r"確認|次へ|進む|next|continue|続ける|confirm|review|preview|check")
+_NEXT_STEP = re.compile(r"次へ|進む|next|continue|続ける")
 _FINAL = re.compile(r"送信|submit|send|申し?込|登録|この内容で|問い?合わ?せる|完了|\bok\b|\bgo\b")
 _ENDS_WITH_SEND = re.compile(r"(送信(する|します)?|send|submit|申し?込(む|みする)?)[\s!！>＞→»]*$")
 
@@ -242,9 +250,11 @@ _SUCCESS_TEXT = re.compile(
 _ERROR_TEXT = re.compile(
     r"必須(項目)?です|は必須|入力してください|入力して下さい|入力されていません|未入力|正しく(ありません|入力|な)|形式が(正しく|不正|違)"
     r"|誤りがあります|エラー|不正な|選択してください|選択して下さい|チェックして(ください|下さい)|一致しません|有効期限"
-    r"|送信(に|でき)(失敗|ませんでした)|問題があります"
+    r"|送信(に|でき)(失敗|ませんでした)|問題があります|が必要です|必要があります|同意(して|されて|いただけ)|不備"
+    r"|できませんでした|失敗しました|もう一度お試し|受け付けられません|受付できません"
     r"|is required|are required|required field|invalid|please (enter|fill|select"
-    r"|check|complete|correct|provide)|error|failed|problem with your submission|session expired|could not be sent")
+    r"|check|complete|correct|provide|agree|accept|try again)|error|failed|problem with your submission|session expired"
+    r"|could not be sent|you must|must (agree|accept|be)|not (valid|accepted)|unable to (send|submit|process)")
 
 SUCCESS, ERROR, UNKNOWN_OUTCOME = "success", "error", "unknown"
 
@@ -273,8 +283,44 @@ def classify_json_reply(reply: Any) -> Outcome | None:
     return None
 
 
+def classify_marks(before: dict[str, Any], after: dict[str, Any]) -> Outcome | None:
+    """Structural signs of a rejected submission that are new on the page: fields the site marked
+    ``aria-invalid`` (with the message they point to) and error summaries or alerts that do not thank."""
+    old_invalid = {mark.get("name", "") for mark in before.get("invalid", [])}
+    invalid = [mark for mark in after.get("invalid", []) if mark.get("name", "") not in old_invalid]
+    old_alerts = set(before.get("alerts", []))
+    alerts = [text for text in after.get("alerts", []) if text not in old_alerts
+              and not _SUCCESS_TEXT.search(normalize(text))]
+    if not invalid and not alerts:
+        return None
+    messages = alerts[:3] + [f"{mark.get('name') or 'a field'}: {mark.get('message') or 'marked invalid'}"
+                             for mark in invalid[:3]]
+    return Outcome(ERROR, " / ".join(messages))
+
+
+def rejection(status: int, reply: Any, body: str) -> Outcome:
+    """The site refused the submission request itself (HTTP 4xx/5xx): its own words when it gave any."""
+    said = classify_json_reply(reply)
+    text = said.message if said and said.message else ""
+    if not text and isinstance(reply, dict):
+        text = str(reply.get("message") or reply.get("error") or reply.get("errors") or "")
+    if not text:
+        title = re.search(r"<title[^>]*>(.*?)</title>", body or "", re.S | re.I)
+        visible = re.sub(r"<(script|style|title)[^>]*>.*?</\1>", " ", body or "", flags=re.S | re.I)
+        plain = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", visible)).strip()
+        heading = title.group(1).strip() if title and title.group(1).strip() not in plain else ""
+        text = " ".join(part for part in (heading, plain[:200]) if part)
+    return Outcome(ERROR, f"HTTP {status}" + (f": {text[:300]}" if text else ""))
+
+
 def _lines(text: str) -> list[str]:
     return [line.strip() for line in (text or "").splitlines() if 0 < len(line.strip()) <= 300]
+
+
+def new_lines(before_text: str, after_text: str) -> list[str]:
+    """Lines of ``after_text`` that ``before_text`` did not have."""
+    seen = set(_lines(before_text))
+    return [line for line in _lines(after_text) if line not in seen]
 
 
 def classify_page(before_text: str, before_url: str, after_text: str, after_url: str,
@@ -283,10 +329,9 @@ def classify_page(before_text: str, before_url: str, after_text: str, after_url:
 
     Only lines that were not on the input page count: the input page itself says
     入力してください and 必須 next to every label."""
-    seen = set(_lines(before_text))
-    new_lines = [line for line in _lines(after_text) if line not in seen]
-    errors = [line for line in new_lines if _ERROR_TEXT.search(normalize(line))]
-    successes = [line for line in new_lines if _SUCCESS_TEXT.search(normalize(line))]
+    fresh = new_lines(before_text, after_text)
+    errors = [line for line in fresh if _ERROR_TEXT.search(normalize(line))]
+    successes = [line for line in fresh if _SUCCESS_TEXT.search(normalize(line))]
     after_path = normalize(urlsplit(after_url).path + "?" + urlsplit(after_url).query)
     moved = _without_fragment(after_url) != _without_fragment(before_url)
     if moved and _SUCCESS_URL.search(after_path):

@@ -11,6 +11,7 @@ guard approves as it connects (``funnel/platform/ssrf.md``).
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -20,28 +21,36 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import quote, quote_plus, urljoin, urlsplit
 
 from funnel.outreach.forms import detect
 from funnel.outreach.forms.fields import (
+    CHECKBOX,
     FILLABLE_SEMANTICS,
     HONEYPOT,
+    RADIO,
     TEXT,
     TEXTAREA,
     UNKNOWN,
     Control,
     FieldInfo,
     classify_form,
+    is_shown,
     kana_script,
 )
 from funnel.outreach.forms.fill import PlannedFill, plan_fills
 from funnel.outreach.forms.model import FieldFill, FormResult, SenderProfile, Status
 from funnel.outreach.forms.page_scripts import (
+    CLICK,
     FILL,
     INVALID_CONTROLS,
     IS_REDIRECT_INTERSTITIAL,
     PAGE_TEXT,
+    QUIET,
+    REVEAL,
     SNAPSHOT,
+    SUBMIT_FORM,
+    WATCH_INIT,
     redirect_interstitial,
 )
 from funnel.platform.egress_proxy import EgressProxy
@@ -61,8 +70,11 @@ SYSTEM_CHROMIUM = "/usr/bin/chromium"
 SKIPPED_RESOURCE_TYPES = frozenset({"image", "media", "font"})
 MAX_PAGE_LOADS = 8          # entry page, contact-link candidates and common paths together
 MAX_LINK_DEPTH = 1          # follow contact links found on the entry page and one level below
-CONFIRM_SCREENS = 2         # at most this many confirm screens before the final one
-JS_REPLY_GRACE = 0.35       # seconds to let a script render the reply to its AJAX post
+MAX_CLICKS = 8              # wizard steps, confirm screens and the final click together
+SETTLE_MAX = 3.0            # seconds a page may take to settle after it loaded or answered a click
+EMBED_WAIT = 6.0            # further seconds for a known form embed (HubSpot, Marketo, ...) to render its form
+QUIET_MS = 120              # the DOM still this long, no request in flight, no short timer pending: settled
+MIN_CLICK_WAIT = 0.3        # seconds a click's script may take before it starts its work
 NO_ACTIVITY_CUTOFF = 2.0    # seconds after a click with no request and no navigation
 DEFAULT_SUBJECT = {"ja": "お問い合わせ", "en": "Inquiry"}
 # The page events a click watches to tell when the page has answered (Playwright types ``Page.on`` per event).
@@ -157,7 +169,24 @@ class _ClickReport:
     navigated: bool = False
     posted: bool = False            # a POST reached the server and got a non-error answer
     json_outcome: detect.Outcome | None = None
+    rejection: detect.Outcome | None = None   # the submission request answered 4xx/5xx
     replies: list[Any] = field(default_factory=list)
+
+
+# A step ready to move on: the page after filling, the button to press (None: submit the form) and its kind.
+_StepReady = tuple[dict[str, Any], dict[str, Any] | None, str]
+
+
+@dataclass
+class _Walk:
+    """What the steps of one form have done so far."""
+    english: bool
+    subject: str
+    done: set[str] = field(default_factory=set)           # fids filled, or left empty on purpose, on a step
+    reported: dict[str, FieldFill] = field(default_factory=dict)
+    editable: set[str] = field(default_factory=set)       # names of the text fields we could type into
+    message_filled: bool = False
+    steps: int = 0
 
 
 def resolve_chromium(playwright, chromium_path: str | None) -> str | None:
@@ -264,6 +293,7 @@ class _FormRun:
         self.run_id = uuid.uuid4().hex[:10]
         self.context: BrowserContext | None = None
         self.page: Page | None = None
+        self._inflight: set[Any] = set()  # the page's requests not answered yet (any frame)
 
     # ---- lifecycle ----------------------------------------------------------
     def execute(self, url: str) -> FormResult:
@@ -274,11 +304,21 @@ class _FormRun:
             locale="ja-JP", viewport={"width": 1280, "height": 900}, java_script_enabled=True)
         self.context.set_default_timeout(self.engine.timeout * 1000)
         self.context.route("**/*", self.guard.handle)
+        self.context.add_init_script(WATCH_INIT)
         self.page = self.context.new_page()
+        self.page.on("request", self._request_started)
+        self.page.on("requestfinished", self._request_ended)
+        self.page.on("requestfailed", self._request_ended)
         found = self._locate_contact_form(url)
         if isinstance(found, FormResult):
             return found
         return self._fill_and_submit(found)
+
+    def _request_started(self, request) -> None:
+        self._inflight.add(request)
+
+    def _request_ended(self, request) -> None:
+        self._inflight.discard(request)
 
     @property
     def _page(self) -> Page:
@@ -312,6 +352,7 @@ class _FormRun:
 
         try:
             self._page.goto(url, wait_until="load")
+            self._settle()  # scripts may still fetch and render the form
             return True
         except PlaywrightError as exc:
             log.info("could not open %s: %s", url, str(exc).splitlines()[0])
@@ -328,11 +369,19 @@ class _FormRun:
                 continue  # cross-origin or detached frame
         return snaps
 
+    def _refusal(self, snaps: list[tuple[Any, dict[str, Any]]]) -> FormResult | None:
+        for _, snap in snaps:
+            refusal = detect.find_refusal(snap["text"])
+            if refusal:
+                return self.finish(Status.REFUSED, f"the site refuses sales inquiries: 「{refusal}」")
+        return None
+
     def _best_form(self, snaps: list[tuple[Any, dict[str, Any]]]) -> _FoundForm | None:
         best: tuple[float, _FoundForm] | None = None
         for frame, snap in snaps:
             for form in snap["forms"]:
-                controls = classify_form([FieldInfo.from_snapshot(f) for f in form["fields"]])
+                controls = _with_outside_consent(classify_form([FieldInfo.from_snapshot(f) for f in form["fields"]]),
+                                                 snap, form["index"])
                 score = detect.score_form(form, controls)
                 if score is not None and (best is None or score > best[0]):
                     best = (score, _FoundForm(frame, snap, form, controls))
@@ -363,11 +412,21 @@ class _FormRun:
                 continue
             visited.add(self._page.url.split("#", 1)[0].rstrip("/"))
             snaps = self._snapshots()
-            for _, snap in snaps:
-                refusal = detect.find_refusal(snap["text"])
-                if refusal:
-                    return self.finish(Status.REFUSED, f"the site refuses sales inquiries: 「{refusal}」")
+            refused = self._refusal(snaps)
+            if refused:
+                return refused
             found = self._best_form(snaps)
+            if found is None and any(snap.get("embed") for _, snap in snaps):
+                # A form embed (HubSpot and the like) renders its form from further scripts: give it time.
+                deadline = time.monotonic() + EMBED_WAIT
+                while found is None and time.monotonic() < deadline:
+                    self._page.wait_for_timeout(150)
+                    self._settle(1.0)
+                    snaps = self._snapshots()
+                    refused = self._refusal(snaps)
+                    if refused:
+                        return refused
+                    found = self._best_form(snaps)
             if found is not None:
                 captcha = detect.find_captcha(found.snapshot, found.form["index"])
                 if captcha:
@@ -402,25 +461,131 @@ class _FormRun:
                     control.kana_script = kana_script(control)
 
     def _fill_and_submit(self, found: _FoundForm) -> FormResult:
-        controls = found.controls
-        self._classify_unknown_with_hook(controls)
-        lang = "en" if _is_english(found) else "ja"
-        subject = self.subject or DEFAULT_SUBJECT[lang]
-        plan = plan_fills(controls, self.sender, self.message, subject, english=lang == "en")
+        """Fill the shown part of the form, press its button, and repeat while the click reveals
+        another step of the form (a wizard); then press the send button of a confirm screen. The
+        outcome is judged after every click: an error ends the run as ``failed``, and only evidence
+        of acceptance makes it ``submitted``."""
+        self._classify_unknown_with_hook(found.controls)
+        english = _is_english(found)
+        walk = _Walk(english=english, subject=self.subject or DEFAULT_SUBJECT["en" if english else "ja"])
+        frame = found.frame
+        step: _FoundForm | None = found
+        after = found.snapshot
+        clicked_final = False
+        for _ in range(MAX_CLICKS):
+            index: int | None
+            if step is not None:
+                ready = self._fill_step(step, walk)
+                if isinstance(ready, FormResult):
+                    return ready
+                before, button, kind = ready
+                index = step.form["index"]
+            else:  # a confirm screen: only its send button moves on
+                button = detect.final_button(after["forms"])
+                if button is None:
+                    break
+                self.result.confirm_step = True
+                before, kind, index = after, detect.FINAL_BUTTON, None
+            if kind == detect.FINAL_BUTTON:
+                stop = self._gate_final_click()
+                if stop:
+                    return stop
+                clicked_final = True
+            blocked_before = len(self.guard.blocked)
+            report = self._click(frame, button, index)
+            if len(self.guard.blocked) > blocked_before:  # the post itself never left the browser
+                self._screenshot("result")
+                return self.finish(Status.FAILED, f"the SSRF guard blocked {self.guard.blocked[-1]}")
+            frame = frame if not frame.is_detached() else self._page.main_frame
+            after = self._state(frame)
+            outcome = self._judge(before, after, report, walk.editable)
+            if outcome.kind == detect.ERROR:
+                self._screenshot("result")
+                return self.finish(Status.FAILED, f"the site reported an error: {outcome.message}")
+            if outcome.kind == detect.SUCCESS:
+                self._screenshot("result")
+                return self.finish(Status.SUBMITTED, f"submitted: {outcome.message}")
+            if clicked_final or not (report.navigated or after["text"] != before["text"]):
+                break
+            step = self._next_step(frame, after, walk)
+        self._screenshot("result")
+        if self.guard.blocked:
+            return self.finish(Status.FAILED, f"the SSRF guard blocked {self.guard.blocked[-1]}")
+        said = detect.new_lines(before["text"], after["text"])[:3]
+        return self.finish(Status.FAILED, "the site did not confirm the submission"
+                           + (f"; it showed: {' / '.join(said)}" if said else ""))
+
+    def _fill_step(self, step: _FoundForm, walk: _Walk) -> _StepReady | FormResult:
+        """Fill the controls of ``step`` that are shown and not filled on an earlier step. Returns the page
+        after filling, the button that moves on and its kind, or the result when the run must stop here."""
+        frame, index = step.frame, step.form["index"]
+        consent = [m.fid for c in step.controls if c.semantic == "consent" for m in c.members]
+        locked = any(m.disabled for c in step.controls if c.kind in (CHECKBOX, RADIO) for m in c.members)
+        if frame.evaluate(REVEAL, [index, consent]) and locked:
+            self._settle(1.5)  # a terms box scrolled to its end may enable its checkbox now
+            step = self._form_in(frame, self._settled_snapshot(frame), index) or step
+        controls = [c for c in step.controls if not _later_step(c)]
+        names_done = walk.done.copy()
+        plan = [p for p in plan_fills(step.controls, self.sender, self.message, walk.subject, english=walk.english)
+                if not _later_step(p.control) and not _fids(p.control) <= names_done]
         actions = [asdict(action) for planned in plan for action in planned.actions]
-        filled = {r["fid"]: r for r in found.frame.evaluate(FILL, actions)}
-        self.result.fields = _report_fields(controls, plan, filled)
-        invalid = found.frame.evaluate(INVALID_CONTROLS, found.form["index"])
-        self._screenshot("filled")
-        if invalid and not found.form.get("novalidate"):
+        filled = {r["fid"]: r for r in frame.evaluate(FILL, actions)} if actions else {}
+        for control in controls:
+            walk.done |= _fids(control)
+            if control.kind in (TEXT, TEXTAREA) and control.semantic != HONEYPOT:
+                walk.editable.add(control.name)
+        walk.message_filled |= any(p.control.semantic == "message" for p in plan)
+        for fill in _report_fields([c for c in controls if not _fids(c) <= names_done], plan, filled):
+            walk.reported[fill.name] = fill
+        self.result.fields = list(walk.reported.values())
+        self._settle(1.0)  # the page's own checks on input/blur
+        after = self._settled_snapshot(frame)
+        form = next((f for f in after["forms"] if f["index"] == index), step.form)
+        self._screenshot("filled" if walk.steps == 0 else f"step{walk.steps + 1}")
+        walk.steps += 1
+        captcha = detect.find_captcha(after, index)
+        if captcha:  # loaded only once a field was used: it guards the form all the same
+            return self.finish(Status.CAPTCHA, f"the contact form is protected by a CAPTCHA ({captcha})")
+        marks = detect.classify_marks(step.snapshot, after)
+        if marks:
+            return self.finish(Status.FAILED,
+                               f"the form shows errors once filled, nothing was submitted: {marks.message}")
+        choice = detect.primary_button(form["buttons"])
+        button, kind = choice if choice else (None, detect.FINAL_BUTTON)
+        # Advancing to the next step only needs the shown controls to be valid; the final click needs them all.
+        invalid = frame.evaluate(INVALID_CONTROLS, [index, kind != detect.FINAL_BUTTON])
+        if invalid and not form.get("novalidate"):
             details = ", ".join(f"{c['name']} ({c['message']})" for c in invalid[:5])
             return self.finish(Status.FAILED, f"the form is not complete, nothing was submitted: {details}")
-
-        choice = detect.primary_button(found.form["buttons"])
-        button, kind = choice if choice else (None, detect.FINAL_BUTTON)
-        if button is None and found.form["index"] < 0:
+        if kind == detect.FINAL_BUTTON and not walk.message_filled:
+            return self.finish(Status.FAILED, "the form showed no message field before its send button; "
+                                              "nothing was submitted")
+        if button is None and index < 0:
             return self.finish(Status.FAILED, "no submit button found")
-        return self._submit_steps(found, button, kind)
+        return after, button, kind
+
+    def _form_in(self, frame, snapshot: dict[str, Any], index: int) -> _FoundForm | None:
+        for form in snapshot["forms"]:
+            if form["index"] == index:
+                controls = classify_form([FieldInfo.from_snapshot(f) for f in form["fields"]])
+                return _FoundForm(frame, snapshot, form, _with_outside_consent(controls, snapshot, index))
+        return None
+
+    def _next_step(self, frame, snapshot: dict[str, Any], walk: _Walk) -> _FoundForm | None:
+        """The form on the page after a click, when it shows controls to fill that no earlier step had
+        (the next step of a wizard); None on a confirm screen or a page without such a form."""
+        for form in snapshot["forms"]:
+            if form.get("has_password") or form.get("is_search"):
+                continue
+            candidate = self._form_in(frame, snapshot, form["index"])
+            if candidate is None:
+                continue
+            fresh = [c for c in candidate.controls if c.semantic not in (HONEYPOT, UNKNOWN) and not _later_step(c)
+                     and is_shown(c) and not _fids(c) <= walk.done
+                     and not any(m.readonly or m.disabled for m in c.members)]
+            if fresh:
+                return candidate
+        return None
 
     # ---- submitting -------------------------------------------------------------
     def _gate_final_click(self) -> FormResult | None:
@@ -433,45 +598,33 @@ class _FormRun:
             return self.finish(Status.ABORTED, "before_submit declined: nothing was submitted")
         return None
 
-    def _submit_steps(self, found: _FoundForm, button: dict[str, Any] | None, kind: str) -> FormResult:
-        frame = found.frame
-        url_before, text_before = frame.evaluate(PAGE_TEXT)
-        editable_names = {c.name for c in found.controls if c.kind in (TEXT, TEXTAREA) and c.semantic != HONEYPOT}
-        clicked_final = kind == detect.FINAL_BUTTON
-        if clicked_final:
-            stop = self._gate_final_click()
-            if stop:
-                return stop
-        report = self._click(frame, button, found.form["index"])
-        for _ in range(CONFIRM_SCREENS + 1):
-            frame = frame if not frame.is_detached() else self._page.main_frame
-            after = self._settled_snapshot(frame)
-            still_editable = _editable_count(after, editable_names) >= max(1, len(editable_names) // 2)
-            outcome = report.json_outcome or detect.classify_page(
-                text_before, url_before, after["text"], after["url"], still_editable)
-            if outcome.kind == detect.ERROR:
-                self._screenshot("result")
-                return self.finish(Status.FAILED, f"the site reported an error: {outcome.message}")
-            if outcome.kind == detect.SUCCESS:
-                self._screenshot("result")
-                return self.finish(Status.SUBMITTED, f"submitted: {outcome.message}")
-            changed = report.navigated or after["text"] != text_before
-            final = detect.final_button(after["forms"]) if changed and not clicked_final else None
-            if final is None:
-                break
-            self.result.confirm_step = True
-            stop = self._gate_final_click()
-            if stop:
-                return stop
-            clicked_final = True
-            url_before, text_before = after["url"], after["text"]
-            report = self._click(frame, final, None)
-        self._screenshot("result")
-        if clicked_final and report.posted and not still_editable:
-            return self.finish(Status.SUBMITTED, "submitted; the site showed no recognisable thank-you message")
-        if self.guard.blocked:
-            return self.finish(Status.FAILED, f"the SSRF guard blocked {self.guard.blocked[-1]}")
-        return self.finish(Status.FAILED, "the site did not confirm the submission")
+    def _state(self, frame) -> dict[str, Any]:
+        """The form's frame as it is now; when the form lives in an iframe, the text of the page around it
+        counts too (an embed may announce its outcome outside the frame)."""
+        from playwright.sync_api import Error as PlaywrightError
+
+        snapshot = self._settled_snapshot(frame)
+        if frame is not self._page.main_frame:
+            try:
+                snapshot["text"] += "\n" + self._page.main_frame.evaluate(PAGE_TEXT)[1]
+            except PlaywrightError:
+                pass  # the page is navigating: the frame's own text is what there is
+        return snapshot
+
+    def _judge(self, before: dict[str, Any], after: dict[str, Any], report: _ClickReport,
+               editable_names: set[str]) -> detect.Outcome:
+        """What the site answered, strongest evidence first: the submission request refused (4xx/5xx),
+        the site's JSON verdict, error lines new on the page, fields marked invalid or a new error
+        summary, then thanks lines or a thanks URL. Anything else is no evidence of acceptance."""
+        if report.rejection is not None:
+            return report.rejection
+        if report.json_outcome is not None:
+            return report.json_outcome
+        still_editable = _editable_count(after, editable_names) >= max(1, len(editable_names) // 2)
+        page = detect.classify_page(before["text"], before["url"], after["text"], after["url"], still_editable)
+        if page.kind == detect.ERROR:
+            return page
+        return detect.classify_marks(before, after) or page
 
     def _settled_snapshot(self, frame) -> dict[str, Any]:
         from playwright.sync_api import Error as PlaywrightError
@@ -483,6 +636,47 @@ class _FormRun:
                 self._page.wait_for_timeout(100)
                 frame = frame if not frame.is_detached() else self._page.main_frame
         return frame.evaluate(SNAPSHOT)
+
+    # ---- waiting like a person ---------------------------------------------------
+    def _settle(self, limit: float = SETTLE_MAX, min_wait: float = 0.0) -> bool:
+        """Wait until no request is in flight and every frame's DOM has been still for QUIET_MS with no short
+        timer pending (a form shown and still for a while also counts), at most ``limit`` seconds."""
+        started = time.monotonic()
+        quiet_before = False
+        while True:
+            # Quiet twice in a row: the browser's request events reach us a moment after the request starts.
+            quiet = time.monotonic() - started >= min_wait and not self._inflight and self._frames_quiet()
+            if quiet and quiet_before:
+                return True
+            quiet_before = quiet
+            if time.monotonic() - started >= limit:
+                return False
+            self._page.wait_for_timeout(50)
+
+    def _frames_quiet(self) -> bool:
+        from playwright.sync_api import Error as PlaywrightError
+
+        for frame in self._page.frames:
+            try:
+                idle_ms, busy, formish = frame.evaluate(QUIET)
+            except PlaywrightError:
+                continue  # detached or navigating: its requests are what the caller watches
+            if idle_ms < QUIET_MS or (busy and not (formish and idle_ms >= 3 * QUIET_MS)):
+                return False
+        return True
+
+    def _carries_form_data(self, request) -> bool:
+        """Whether a request sends what we filled in (the e-mail address or the message): the submission."""
+        try:
+            body = (request.post_data_buffer or b"").decode("utf-8", "ignore")
+        except Exception:  # no body, or it is gone
+            return False
+        for value in (self.sender.email, self.message.strip()[:24]):
+            if value and any(form in body for form in (value, quote_plus(value), quote(value),
+                                                       json.dumps(value, ensure_ascii=False)[1:-1],
+                                                       json.dumps(value)[1:-1])):
+                return True
+        return False
 
     def _click(self, frame, button: dict[str, Any] | None, form_index: int | None) -> _ClickReport:
         """Click and wait until the page has answered: a navigation has loaded, or the
@@ -524,25 +718,42 @@ class _FormRun:
                     frame.locator(selector).click(timeout=3000)
                 except PlaywrightError:
                     # Covered by a banner or styled away: a DOM click still submits.
-                    frame.evaluate("(s) => document.querySelector(s).click()", selector)
+                    frame.evaluate(CLICK, selector)
             else:
-                frame.evaluate("(i) => { const f = document.forms[i]; "
-                               "f.requestSubmit ? f.requestSubmit() : f.submit(); }", form_index)
+                frame.evaluate(SUBMIT_FORM, form_index)
             self._wait_for_answer(frame, report, pending, posts_seen)
         finally:
             for event, handler in listeners:
                 page.remove_listener(event, handler)
         for response in responses:
-            if response.status < 400:
-                report.posted = True
-            if "json" in (response.headers.get("content-type") or ""):
-                try:
-                    reply = response.json()
-                except Exception:
-                    continue  # not JSON after all, or the body is gone
-                report.replies.append(reply)
-                report.json_outcome = detect.classify_json_reply(reply) or report.json_outcome
+            self._read_reply(response, report)
         return report
+
+    def _read_reply(self, response, report: _ClickReport) -> None:
+        """Take what the site answered to a POST into the report: a refusal of the submission (4xx/5xx to the
+        request that carried our values, or to a form post), or its JSON verdict."""
+        request = response.request
+        content_type = response.headers.get("content-type") or ""
+        carries = self._carries_form_data(request)
+        if response.status < 400:
+            report.posted = True
+        body, reply = "", None
+        if "json" in content_type or response.status >= 400:
+            try:
+                body = response.text()[:20000]
+            except Exception:  # the body is gone (a navigation replaced the document)
+                body = ""
+            if "json" in content_type:
+                try:
+                    reply = json.loads(body)
+                except ValueError:
+                    reply = None
+        if response.status >= 400 and (carries or request.resource_type == "document"):
+            report.rejection = report.rejection or detect.rejection(response.status, reply, body)
+            return
+        if reply is not None:
+            report.replies.append(reply)
+            report.json_outcome = detect.classify_json_reply(reply) or report.json_outcome
 
     def _wait_for_answer(self, frame, report: _ClickReport, pending: set[Any], posts_seen: list[int]) -> None:
         from playwright.sync_api import Error as PlaywrightError
@@ -558,6 +769,7 @@ class _FormRun:
                     try:
                         target.wait_for_load_state("load", timeout=max(1.0, deadline - time.monotonic()) * 1000)
                         if not target.evaluate(IS_REDIRECT_INTERSTITIAL):
+                            self._settle()  # a thanks page may render its message with a script
                             return
                     except PlaywrightError:
                         pass  # navigating again (our redirect page): wait for the next document
@@ -565,13 +777,17 @@ class _FormRun:
                     target = frame if not frame.is_detached() else page.main_frame
                 return
             if posts_seen[0] and not pending:
-                # The script got its answer; give it a moment to render it or to navigate.
-                page.wait_for_timeout(JS_REPLY_GRACE * 1000)
+                # The script got its answer: let it render it (or navigate) until the page settles.
+                self._settle()
                 if not report.navigated:
                     return
                 continue
-            if not posts_seen[0] and time.monotonic() - started > NO_ACTIVITY_CUTOFF:
-                return
+            if not posts_seen[0]:
+                waited = time.monotonic() - started
+                if waited > NO_ACTIVITY_CUTOFF:
+                    return
+                if waited >= MIN_CLICK_WAIT and not self._inflight and self._frames_quiet():
+                    return  # a script-only step (a wizard's next page): shown and still
 
     # ---- artifacts ------------------------------------------------------------
     def _screenshot(self, label: str) -> None:
@@ -586,6 +802,23 @@ class _FormRun:
             self.result.screenshots.append(str(path))
         except Exception:  # a missing screenshot must not change the outcome
             log.warning("screenshot %s failed", label, exc_info=True)
+
+
+def _fids(control: Control) -> set[str]:
+    return {member.fid for member in control.members}
+
+
+def _later_step(control: Control) -> bool:
+    """Hidden in a wizard step that is not shown yet: filled when its step comes."""
+    return any(member.later_step for member in control.members) and not is_shown(control)
+
+
+def _with_outside_consent(controls: list[Control], snapshot: dict[str, Any], form_index: int) -> list[Control]:
+    """A form without its own consent box gets the page's consent checkbox placed outside any form."""
+    if form_index < 0 or any(c.semantic == "consent" for c in controls):
+        return controls
+    outside = classify_form([FieldInfo.from_snapshot(f) for f in snapshot.get("orphan_checks", [])])
+    return controls + [c for c in outside if c.semantic == "consent"]
 
 
 def _is_english(found: _FoundForm) -> bool:

@@ -63,6 +63,7 @@ class FieldInfo:
     visible: bool = True
     label_visible: bool = False
     container_visible: bool = True
+    later_step: bool = False        # hidden in a later step of a wizard (the snapshot's step heuristics)
     aria_hidden: bool = False
     tabindex: str = ""
     row_header: str = ""
@@ -311,13 +312,21 @@ def _votes(control: Control) -> dict[str, float]:
     return votes
 
 
+def is_shown(control: Control) -> bool:
+    """On screen now: a member is visible, or (styled checkboxes and radios) its label is."""
+    return any(m.visible or (m.kind in (RADIO, CHECKBOX) and m.label_visible) for m in control.members)
+
+
 def is_honeypot(control: Control) -> bool:
     """Trap fields meant to be left empty by humans: hidden, off-screen, aria-hidden,
-    out of the tab order, or labelled "leave this empty"."""
+    out of the tab order, or labelled "leave this empty". A control hidden inside a
+    later step of a wizard (two controls or more in a step-like container) is not one."""
     info = control.primary
     hints = " ".join((info.labels, info.placeholder, info.aria_label, info.row_header, info.title))
     if _HONEYPOT_HINT.search(normalize(hints)) or _HONEYPOT_NAME.search(info.name or ""):
         return True
+    if any(m.later_step for m in control.members):
+        return False  # hidden because its step is not shown yet, not to trap bots
     if control.kind in (RADIO, CHECKBOX):
         # Styled checkboxes hide the real input and show the label instead.
         return not any(m.visible or m.label_visible for m in control.members) and not info.container_visible
