@@ -35,6 +35,9 @@ SETTINGS_WITH_DEFAULTS = {
     "login_max_attempts_per_account",
     "login_max_attempts_per_ip", "login_window_seconds", "llm_step_overrides",
     "stripe_api_base",  # unset in production: the SDK talks to Stripe itself
+    # the webhook's signature tolerance, the past_due grace period and the first trial: the product's choice
+    # (shared/funnel/billing/README.md)
+    "stripe_webhook_tolerance_seconds", "billing_past_due_grace_days", "billing_trial_days",
     "notification_retry_base_seconds", "sns_trusted_url_pattern", "soft_bounce_threshold", "cfn_response_url_pattern",
     "contact_import_sync_rows", "email_max_per_second", "email_max_per_day", "email_throttle_delay_seconds",
     "smtp_ca_file",
@@ -251,7 +254,14 @@ def test_state_machine_passes_statelint(path, logical_id, tmp_path):
     definition.write_text(SamTemplate(path).substituted_definition(logical_id))
     statelint = Path(sys.executable).with_name("statelint")
     result = subprocess.run([str(statelint), str(definition)], capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout + result.stderr
+    problems = [line.strip() for line in result.stdout.splitlines()[1:] if line.strip()]
+    assert result.returncode == 0 or (problems and not [p for p in problems if not STATELINT_GAP.fullmatch(p)]), \
+        result.stdout + result.stderr
+
+
+# statelint 3.1.0 (the newest) predates ReaderConfig.InputType, which a Distributed Map's ItemReader over a JSON or
+# CSV object needs (AWS and moto's interpreter alike: without it the object is not read as a list of items).
+STATELINT_GAP = re.compile(r'Field "InputType" not allowed in State Machine\.States\.\w+\.ItemReader\.ReaderConfig')
 
 
 MOTO_CREATE = """

@@ -189,8 +189,22 @@ class SendTaskSummary(Out):
     skipped: int = 0
 
 
+class SendTaskLlmUsage(Out):
+    """What AI personalisation of the task's targets cost (every run of the task; `ai_runs`)."""
+
+    runs: int = Field(description="model calls")
+    prompt_tokens: int
+    completion_tokens: int
+    cost_estimate: float = Field(description="USD, as estimated from the model's prices when it was called")
+
+
+class SendTaskListItem(SendTask):
+    summary: SendTaskSummary
+
+
 class SendTaskDetail(SendTask):
     summary: SendTaskSummary
+    llm_usage: SendTaskLlmUsage | None = Field(default=None, description="absent on the answer to a create")
 
 
 class SendTargetField(Out):
@@ -199,6 +213,26 @@ class SendTargetField(Out):
     name: str
     semantic: str = Field(description="what the field was recognised as (e.g. `email`, `company`)")
     value: str
+
+
+class DownloadLink(Out):
+    """A signed link to a file (S3): anyone holding it can download the file until it expires."""
+
+    name: str = Field(description="the file's name")
+    url: str
+    expires_at: datetime
+
+
+class TargetAiRun(Out):
+    """One model call for the target (AI personalisation)."""
+
+    id: UUID
+    step: str = Field(description="e.g. `personalize_message`")
+    model: str | None
+    prompt_tokens: int
+    completion_tokens: int
+    cost_estimate: float = Field(description="USD, estimated")
+    created_at: datetime
 
 
 class SendTarget(Out):
@@ -215,11 +249,10 @@ class SendTarget(Out):
     status: TargetStatus
     retry_count: int
     result_summary: str | None = Field(description="what happened, or why the target was skipped")
-    screenshots: list[str] = Field(description="object keys of the form's screenshots (run artifacts)")
+    screenshots: list[DownloadLink] = Field(description="the filled form's screenshots (signed, expiring links)")
     fields: list[SendTargetField] | None = Field(description="the filled fields; null until attempted")
+    fields_file: DownloadLink | None = Field(description="the filled fields as a JSON file (a signed, expiring "
+                                                         "link); null until attempted")
+    ai_runs: list[TargetAiRun] = Field(description="the model calls that personalised its message (AI mode)")
     last_attempt_at: datetime | None
     created_at: datetime
-
-
-class SendTargetList(Out):
-    items: list[SendTarget] = Field(description="in the order they were added")

@@ -1,6 +1,7 @@
 """Lambda tasks of the send pipeline (statemachines/outreach_send_pipeline.asl.json)."""
 from __future__ import annotations
 
+import json
 import re
 import time
 from typing import Any
@@ -16,6 +17,7 @@ from funnel.platform.ssrf import UnsafeUrlError, fetch
 from funnel.settings import get_settings
 
 PERSONALIZE_STEP = "personalize_message"
+TARGETS_FILE = "targets.json"  # the ids the Map iterates over, one JSON array
 PREPARE_BUDGET_SECONDS = 200.0  # OutreachSendStepsFunction's Timeout is 300 s; one LLM call must fit in the rest
 
 
@@ -49,19 +51,20 @@ def _personalize(conn: Connection, tenant_id: str, target: dict[str, Any], ai_se
 
 
 def prepare(event: dict) -> dict:
-    """Personalise (AI mode) and queue the task's targets. The LLM calls are made one target per
-    transaction and stop after ``PREPARE_BUDGET_SECONDS`` with ``more: true``; the state machine then
-    calls ``prepare_more``, which carries on with the targets not personalised yet (an ``ai_runs`` row
-    marks a personalised target, so a resumed task is never personalised twice either)."""
+    """Personalise (AI mode) and queue the task's targets, writing their ids to S3 (``targets.json`` among the
+    run's artifacts) for the Map to read: a task of 50,000 targets is a 2 MB file, not a state. The LLM calls
+    are made one target per transaction and stop after ``PREPARE_BUDGET_SECONDS`` with ``more: true``; the
+    state machine then calls ``prepare_more``, which carries on with the targets not personalised yet (an
+    ``ai_runs`` row marks a personalised target, so a resumed task is never personalised twice either)."""
     tenant_id, task_id, phase = event["tenant_id"], event["task_id"], event["phase"]
     wanted = "approved" if phase == "submit" else "pending"
     with db.tenant_transaction(tenant_id) as conn:
         task = get_task(conn, task_id)
-        targets = store.targets_to_prepare(conn, task_id, wanted)
         if not event.get("continued"):
             runs.start_step(conn, event["run_id"], "prepare")
     if task["settings"].get("ai_mode") and phase != "submit":
         with db.tenant_transaction(tenant_id) as conn:
+            targets = store.targets_to_prepare(conn, task_id, wanted)
             ai_settings = llm.tenant_ai_settings(conn)
             done = store.personalised_targets(conn, PERSONALIZE_STEP, [t["id"] for t in targets])
         deadline = time.monotonic() + PREPARE_BUDGET_SECONDS
@@ -74,9 +77,13 @@ def prepare(event: dict) -> dict:
                         "personalized": index + 1, "remaining": len(todo) - index - 1}
     with db.tenant_transaction(tenant_id) as conn:
         store.move_targets(conn, task_id, (wanted,), "queued")
+        target_ids = [str(target_id) for target_id in store.target_ids(conn, task_id, "queued")]
+        listed = runs.write_file(conn, tenant_id, event["run_id"], "prepare", TARGETS_FILE,
+                                 json.dumps(target_ids).encode(), "application/json")
         runs.complete_step(conn, event["run_id"], "prepare", counts_toward_progress=False)
+    # The state carries where the ids are, never the ids: the Map reads them from S3 (its ItemReader).
     return {**{k: v for k, v in event.items() if k != "continued"}, "more": False,
-            "target_ids": [str(t["id"]) for t in targets]}
+            "targets": {"key": listed["file_path"], "count": len(target_ids)}}
 
 
 def prepare_more(event: dict) -> dict:

@@ -9,7 +9,7 @@ from pydantic import Field
 
 from funnel import db
 from funnel.api.contract import Page, problems
-from funnel.api.deps import Admin, CurrentPrincipal, Cursor, Limit, StrictModel, Writer, page_body
+from funnel.api.deps import Admin, CurrentPrincipal, Cursor, Limit, StrictModel, Writer, page_body, page_of
 from funnel.outreach import contacts, tasks, templates
 from funnel.outreach.models import (
     Contact,
@@ -17,18 +17,21 @@ from funnel.outreach.models import (
     ContactImportOutcome,
     OutreachTemplate,
     SendTarget,
-    SendTargetList,
     SendTask,
     SendTaskDetail,
+    SendTaskListItem,
     Suppression,
     SuppressionKind,
     TargetStatus,
 )
 from funnel.platform import audit, suppression
-from funnel.platform.errors import SENDING_FORBIDDEN
+from funnel.platform.errors import SENDING_FORBIDDEN, ValidationFailed
 from funnel.platform.send_window import SendWindow
 
 router = APIRouter(prefix="/v1")
+# Targets of one task: the send pipeline carries their ids in S3, not in its state, so the bound is the request's
+# size (50,000 ids are ~2 MB of JSON, within the API's 6 MB) and the time to create them.
+MAX_TARGETS = 50_000
 PIPELINE_UNAVAILABLE = "the send pipeline (Step Functions) cannot be reached; the task is as it was: try again"
 
 
@@ -216,8 +219,9 @@ class TaskBody(StrictModel):
     message: str | None = Field(default=None, max_length=20_000)
     subject: str | None = Field(default=None, max_length=300)
     template_id: UUID | None = None
-    contact_ids: list[UUID] = Field(default_factory=list, max_length=10_000)
-    urls: list[str] = Field(default_factory=list, max_length=10_000)
+    contact_ids: list[UUID] = Field(default_factory=list, max_length=MAX_TARGETS,
+                                    description="e.g. the contacts a CSV import created (POST /v1/contacts/import)")
+    urls: list[str] = Field(default_factory=list, max_length=MAX_TARGETS)
     send_window: SendWindow | None = None
     daily_cap: int | None = Field(default=None, ge=1, le=100_000)
     recontact_days: int = Field(default=180, ge=0, le=3650)
@@ -238,23 +242,46 @@ def create_task(body: TaskBody, principal: Writer) -> SendTaskDetail:
         return SendTaskDetail.model_validate({**task, "summary": tasks.summary(conn, str(task["id"]))})
 
 
-@router.get("/tasks", tags=["outreach"])
-def list_tasks(principal: CurrentPrincipal, limit: Limit = 50, cursor: Cursor = None) -> Page[SendTask]:
+@router.get("/tasks", tags=["outreach"], response_model_exclude_unset=True)
+def list_tasks(principal: CurrentPrincipal, limit: Limit = 50, cursor: Cursor = None) -> Page[SendTaskListItem]:
+    """Newest first, each with its targets counted by status (`summary`)."""
     with db.tenant_transaction(principal.tenant_id) as conn:
-        return Page[SendTask].model_validate(page_body(tasks.list_tasks(conn, cursor, limit)))
+        return page_of(SendTaskListItem, tasks.list_tasks(conn, cursor, limit))
 
 
 @router.get("/tasks/{task_id}", tags=["outreach"], response_model_exclude_unset=True, responses=problems(404))
 def get_task(task_id: UUID, principal: CurrentPrincipal) -> SendTaskDetail:
+    """The task with its targets counted by status and what its AI personalisation cost (`llm_usage`)."""
     with db.tenant_transaction(principal.tenant_id) as conn:
         return SendTaskDetail.model_validate({**tasks.get_task(conn, str(task_id)),
-                                              "summary": tasks.summary(conn, str(task_id))})
+                                              "summary": tasks.summary(conn, str(task_id)),
+                                              "llm_usage": tasks.llm_usage(conn, str(task_id))})
 
 
 @router.get("/tasks/{task_id}/targets", tags=["outreach"], responses=problems(404))
-def list_targets(task_id: UUID, principal: CurrentPrincipal, status: TargetStatus | None = None) -> SendTargetList:
+def list_targets(task_id: UUID, principal: CurrentPrincipal, limit: Limit = 50, cursor: Cursor = None,
+                 status: TargetStatus | None = None) -> Page[SendTarget]:
+    """The task's targets in the order they were added (of one `status` when given), a page at a time; their
+    screenshots and filled fields are signed links that expire after 15 minutes (list again for fresh ones)."""
     with db.tenant_transaction(principal.tenant_id) as conn:
-        return SendTargetList.model_validate({"items": tasks.list_targets(conn, str(task_id), status)})
+        return page_of(SendTarget, tasks.list_targets(conn, str(task_id), status, cursor, limit))
+
+
+class TargetChanges(StrictModel):
+    subject: str | None = Field(default=None, max_length=300)
+    message: str | None = Field(default=None, min_length=1, max_length=20_000)
+
+
+@router.patch("/tasks/{task_id}/targets/{target_id}", tags=["outreach"],
+              responses=problems(404, 409, not_found="the task or target is not found",
+                                 conflict="the target is not waiting for review"))
+def edit_target(task_id: UUID, target_id: UUID, body: TargetChanges, principal: Writer) -> SendTarget:
+    """A reviewer changes the subject and/or message of a target waiting for review; approving it then sends
+    the changed text (the form is filled afresh). 409 once it is approved, rejected or sent."""
+    changes = body.model_dump(exclude_unset=True)
+    if "message" in changes and changes["message"] is None:
+        raise ValidationFailed.at(["body", "message"], "a target's message cannot be removed")
+    return SendTarget.model_validate(tasks.edit_target(principal, str(task_id), str(target_id), changes))
 
 
 @router.post("/tasks/{task_id}/start", tags=["outreach"],

@@ -17,7 +17,8 @@ from funnel.platform.pagination import Page, keyset_page
 
 TASK_COLUMNS = "id, user_id, name, mode, status, settings, run_id, started_at, finished_at, created_at"
 TARGET_COLUMNS = ("id, task_id, contact_id, target_url, domain, company_name, subject, message, status, retry_count, "
-                  "result_summary, screenshots, fields, last_attempt_at, created_at")
+                  "result_summary, screenshots, fields, fields_file, last_attempt_at, created_at")
+AI_RUN_COLUMNS = "id, task_target_id, step, model, prompt_tokens, completion_tokens, cost_estimate, created_at"
 # Targets not sent yet: what cancelling a task skips.
 UNSENT = "('pending', 'queued', 'approved', 'review')"
 
@@ -85,11 +86,21 @@ def target_counts(conn: Connection, task_id: str) -> dict[str, int]:
     return {row["status"]: row["n"] for row in rows}
 
 
-def list_targets(conn: Connection, task_id: str, status: str | None) -> list[Row]:
-    """The task's targets (``TARGET_COLUMNS``; only those in ``status`` when given) in the order they were added."""
-    clause = "AND status = %s" if status else ""
-    return conn.execute(f"SELECT {TARGET_COLUMNS} FROM task_targets WHERE task_id = %s {clause} "
-                        "ORDER BY created_at, id", (task_id, status) if status else (task_id,)).fetchall()
+def target_counts_of_tasks(conn: Connection, task_ids: list[Any]) -> dict[str, dict[str, int]]:
+    """Each of the tasks' targets by status (``target_counts`` for a page of tasks, in one statement)."""
+    rows = conn.execute("SELECT task_id, status, count(*) AS n FROM task_targets WHERE task_id = ANY(%s::uuid[]) "
+                        "GROUP BY task_id, status", ([str(task_id) for task_id in task_ids],)).fetchall()
+    counts: dict[str, dict[str, int]] = {}
+    for row in rows:
+        counts.setdefault(str(row["task_id"]), {})[row["status"]] = row["n"]
+    return counts
+
+
+def targets_page(conn: Connection, task_id: str, status: str | None, cursor: str | None, limit: int) -> Page:
+    """A page of the task's targets (``TARGET_COLUMNS``; only those in ``status`` when given), in the order they
+    were added."""
+    return keyset_page(conn, table="task_targets", columns=TARGET_COLUMNS, cursor=cursor, limit=limit,
+                       filters={"task_id": task_id, "status": status}, newest_first=False)
 
 
 def has_targets(conn: Connection, task_id: str, status: str) -> bool:
@@ -108,6 +119,13 @@ def targets_to_prepare(conn: Connection, task_id: str, status: str) -> list[Row]
     """``id, target_url, company_name, message`` of the task's targets in ``status``, in the order they were added."""
     return conn.execute("SELECT id, target_url, company_name, message FROM task_targets WHERE task_id = %s "
                         "AND status = %s ORDER BY created_at, id", (task_id, status)).fetchall()
+
+
+def target_ids(conn: Connection, task_id: str, status: str) -> list[Any]:
+    """The ids of the task's targets in ``status``, in the order they were added."""
+    rows = conn.execute("SELECT id FROM task_targets WHERE task_id = %s AND status = %s ORDER BY created_at, id",
+                        (task_id, status)).fetchall()
+    return [row["id"] for row in rows]
 
 
 def get_target(conn: Connection, task_id: str, target_id: str) -> Row | None:
@@ -130,6 +148,16 @@ def review_target(conn: Connection, task_id: str, target_id: str, status: str) -
     """The task's target waiting for review to ``status`` (``TARGET_COLUMNS``); None when none is waiting."""
     return conn.execute(f"UPDATE task_targets SET status = %s WHERE id = %s AND task_id = %s AND status = 'review' "
                         f"RETURNING {TARGET_COLUMNS}", (status, target_id, task_id)).fetchone()
+
+
+def edit_target_in_review(conn: Connection, task_id: str, target_id: str, changes: dict[str, str | None]) -> Row | None:
+    """The task's target waiting for review with ``changes`` (``subject`` and/or ``message``) applied
+    (``TARGET_COLUMNS``); None when it is not waiting for review."""
+    columns = [column for column in ("subject", "message") if column in changes]
+    assignments = ", ".join(f"{column} = %s" for column in columns) or "subject = subject"
+    return conn.execute(f"UPDATE task_targets SET {assignments} WHERE id = %s AND task_id = %s AND status = 'review' "
+                        f"RETURNING {TARGET_COLUMNS}",
+                        (*(changes[column] for column in columns), target_id, task_id)).fetchone()
 
 
 def set_target_message(conn: Connection, target_id: str, message: str) -> None:
@@ -177,10 +205,11 @@ def fail_unfinished_target(conn: Connection, target_id: str, result_summary: str
 
 
 def record_form_result(conn: Connection, target_id: str, status: str, result_summary: str,
-                       screenshots: list[str], fields: list[dict[str, Any]]) -> None:
+                       screenshots: list[str], fields: list[dict[str, Any]], fields_file: str | None) -> None:
+    """The attempt's outcome, its screenshots' and fields file's object keys and the filled fields."""
     conn.execute("UPDATE task_targets SET status = %s, result_summary = %s, screenshots = %s, fields = %s, "
-                 "last_attempt_at = now() WHERE id = %s",
-                 (status, result_summary, Jsonb(screenshots), Jsonb(fields), target_id))
+                 "fields_file = %s, last_attempt_at = now() WHERE id = %s",
+                 (status, result_summary, Jsonb(screenshots), Jsonb(fields), fields_file, target_id))
 
 
 # ---------------------------------------------------------------- sent history (re-contact interval, daily cap)
@@ -218,3 +247,20 @@ def insert_ai_run(conn: Connection, target_id: str, step: str, *, model: str, pr
     conn.execute("INSERT INTO ai_runs (task_target_id, step, model, prompt_tokens, completion_tokens, cost_estimate, "
                  "response_json) VALUES (%s, %s, %s, %s, %s, %s, %s)",
                  (target_id, step, model, prompt_tokens, completion_tokens, cost_estimate, Jsonb(response)))
+
+
+def ai_runs_of_targets(conn: Connection, target_ids: list[Any]) -> list[Row]:
+    """The model calls (``AI_RUN_COLUMNS``) for any of ``target_ids``, oldest first."""
+    return conn.execute(f"SELECT {AI_RUN_COLUMNS} FROM ai_runs WHERE task_target_id = ANY(%s::uuid[]) "
+                        "ORDER BY created_at, id", ([str(target_id) for target_id in target_ids],)).fetchall()
+
+
+def llm_usage_of_task(conn: Connection, task_id: str) -> Row:
+    """``runs, prompt_tokens, completion_tokens, cost_estimate`` summed over the task's targets' ``ai_runs``."""
+    row = conn.execute("SELECT count(*) AS runs, coalesce(sum(r.prompt_tokens), 0) AS prompt_tokens, "
+                       "coalesce(sum(r.completion_tokens), 0) AS completion_tokens, "
+                       "coalesce(sum(r.cost_estimate), 0) AS cost_estimate "
+                       "FROM ai_runs r JOIN task_targets t ON t.id = r.task_target_id WHERE t.task_id = %s",
+                       (task_id,)).fetchone()
+    assert row is not None  # an aggregate without GROUP BY returns one row
+    return row

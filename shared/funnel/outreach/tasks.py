@@ -3,6 +3,7 @@ paused, resumed, cancelled; review mode gates submission on a person's approval.
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from funnel import db
@@ -10,7 +11,7 @@ from funnel.db import Connection, Row
 from funnel.outreach import safety, store_contacts
 from funnel.outreach import store_tasks as store
 from funnel.outreach.templates import check_variables, get_template, render
-from funnel.platform import audit, aws, runs, tenants
+from funnel.platform import audit, aws, runs, storage, tenants
 from funnel.platform.errors import Conflict, NotFound, ServiceUnavailable, ValidationFailed
 from funnel.platform.normalize import domain_of, normalize_url
 from funnel.platform.pagination import Page
@@ -18,6 +19,7 @@ from funnel.platform.principal import Principal
 from funnel.platform.ssrf import UnsafeUrlError, check_url
 from funnel.settings import get_settings
 
+DOWNLOAD_LINK_SECONDS = 900  # a target's screenshot and fields links: long enough to look, short enough to leak little
 FINAL_TARGET_STATUSES = ("submitted", "captcha", "refused", "no_form", "failed", "skipped", "rejected")
 SENDER_FIELDS = ("company", "department", "position", "last_name", "first_name", "last_name_kana", "first_name_kana",
                  "email", "phone", "zip", "prefecture", "address", "url")
@@ -106,12 +108,63 @@ def summary(conn: Connection, task_id: str) -> dict[str, int]:
 
 
 def list_tasks(conn: Connection, cursor: str | None, limit: int) -> Page:
-    return store.tasks_page(conn, cursor, limit)
+    """A page of tasks, each with its ``summary`` (targets by status, counted for the whole page at once)."""
+    page = store.tasks_page(conn, cursor, limit)
+    counts = store.target_counts_of_tasks(conn, [task["id"] for task in page.items])
+    items = []
+    for task in page.items:
+        of_task = counts.get(str(task["id"]), {})
+        items.append({**task, "summary": {"total": sum(of_task.values()), **of_task}})
+    return Page(items=items, next_cursor=page.next_cursor)
 
 
-def list_targets(conn: Connection, task_id: str, status: str | None) -> list[Row]:
+def llm_usage(conn: Connection, task_id: str) -> dict[str, Any]:
+    """The model calls of the task's AI personalisation and their tokens and estimated cost (USD)."""
+    usage = store.llm_usage_of_task(conn, task_id)
+    return {**usage, "cost_estimate": float(usage["cost_estimate"])}
+
+
+def list_targets(conn: Connection, task_id: str, status: str | None, cursor: str | None, limit: int) -> Page:
+    """A page of the task's targets (in the order they were added), as the API shows them (``_shown``)."""
     get_task(conn, task_id)
-    return store.list_targets(conn, task_id, status)
+    page = store.targets_page(conn, task_id, status, cursor, limit)
+    return Page(items=_shown(conn, page.items), next_cursor=page.next_cursor)
+
+
+def _shown(conn: Connection, targets: list[Row]) -> list[dict[str, Any]]:
+    """Targets with their files as signed, expiring links (screenshots, ``fields_file``) and their AI runs."""
+    runs_by_target: dict[str, list[dict[str, Any]]] = {}
+    for run in store.ai_runs_of_targets(conn, [target["id"] for target in targets]):
+        runs_by_target.setdefault(str(run["task_target_id"]), []).append(
+            {**{k: v for k, v in run.items() if k != "task_target_id"}, "cost_estimate": float(run["cost_estimate"])})
+    expires_at = datetime.now(UTC) + timedelta(seconds=DOWNLOAD_LINK_SECONDS)
+    shown = []
+    for target in targets:
+        shown.append({**target, "screenshots": [_link(key, expires_at) for key in target["screenshots"] or []],
+                      "fields_file": _link(target["fields_file"], expires_at) if target["fields_file"] else None,
+                      "ai_runs": runs_by_target.get(str(target["id"]), [])})
+    return shown
+
+
+def _link(key: str, expires_at: datetime) -> dict[str, Any]:
+    return {"name": key.rsplit("/", 1)[-1], "url": storage.presigned_url(key, DOWNLOAD_LINK_SECONDS),
+            "expires_at": expires_at}
+
+
+def edit_target(principal: Principal, task_id: str, target_id: str, changes: dict[str, str | None]) -> dict[str, Any]:
+    """A reviewer's own subject and/or message for a target waiting for review (what the submit phase sends);
+    409 once it is approved, rejected or sent."""
+    if not changes:
+        raise ValidationFailed("change the subject or the message")
+    with db.tenant_transaction(principal.tenant_id) as conn:
+        get_task(conn, task_id)
+        row = store.edit_target_in_review(conn, task_id, target_id, changes)
+        if row is None:
+            if store.get_target(conn, task_id, target_id) is None:
+                raise NotFound("target not found")
+            raise Conflict("only a target waiting for review can be edited")
+        audit.record(conn, principal, "task_target.edit", "task_target", target_id, {"changed": sorted(changes)})
+        return _shown(conn, [row])[0]
 
 
 def start(principal: Principal, task_id: str, phase: str | None = None) -> Row:
@@ -179,7 +232,7 @@ def cancel(principal: Principal, task_id: str) -> Row:
         return get_task(conn, task_id)
 
 
-def review_target(principal: Principal, task_id: str, target_id: str, approve: bool) -> Row:
+def review_target(principal: Principal, task_id: str, target_id: str, approve: bool) -> dict[str, Any]:
     with db.tenant_transaction(principal.tenant_id) as conn:
         task = get_task(conn, task_id)
         row = store.review_target(conn, task["id"], target_id, "approved" if approve else "rejected")
@@ -187,4 +240,4 @@ def review_target(principal: Principal, task_id: str, target_id: str, approve: b
             raise Conflict("only a target waiting for review can be approved or rejected")
         audit.record(conn, principal, "task_target.approve" if approve else "task_target.reject", "task_target",
                      target_id)
-        return row
+        return _shown(conn, [row])[0]

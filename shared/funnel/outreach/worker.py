@@ -10,6 +10,7 @@ without a heartbeat for ``STUCK_AFTER_SECONDS`` are timed out and free their slo
 """
 from __future__ import annotations
 
+import json
 import tempfile
 import threading
 import time
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from funnel.outreach.forms.engine import FormEngine
 
 STUCK_AFTER_SECONDS = 600
+FIELDS_FILE = "fields.json"  # the filled fields, beside the screenshots
 MAX_ATTEMPTS = 3
 
 
@@ -160,6 +162,8 @@ def process(tenant_id: str, task_id: str, target_id: str, phase: str) -> dict:
                                        target["message"], target["subject"], dry_run=dry_run,
                                        before_submit=lambda: _claim_submission(tenant_id, job_id))
             screenshots = _store_screenshots(tenant_id, str(task["run_id"]), target_id, result.screenshots)
+            fields = [f.__dict__ for f in result.fields]
+            fields_file = _store_fields(tenant_id, str(task["run_id"]), target_id, fields)
     except Exception as exc:
         with db.tenant_transaction(tenant_id) as conn:
             store_browser.fail_running_job(conn, job_id, str(exc)[:2000])
@@ -173,8 +177,7 @@ def process(tenant_id: str, task_id: str, target_id: str, phase: str) -> dict:
         store_browser.end_job(conn, job_id, "submitted" if status == "submitted" else "done")
         outcome = ("submitted by an earlier attempt; not sent again" if result.status == Status.ABORTED
                    else result.message[:500])
-        store_tasks.record_form_result(conn, target_id, status, outcome, screenshots,
-                                       [f.__dict__ for f in result.fields])
+        store_tasks.record_form_result(conn, target_id, status, outcome, screenshots, fields, fields_file)
         if result.status == Status.SUBMITTED:
             store_tasks.record_sent(conn, target["domain"],
                                     str(target["contact_id"]) if target["contact_id"] else None, task_id)
@@ -214,3 +217,15 @@ def _store_screenshots(tenant_id: str, run_id: str, target_id: str, paths: list[
                                        Path(path).read_bytes(), "image/png", item_key=target_id)
             keys.append(artifact["file_path"])
     return keys
+
+
+def _store_fields(tenant_id: str, run_id: str, target_id: str, fields: list[dict[str, Any]]) -> str | None:
+    """The filled fields as a run artifact (``fields.json``) beside the screenshots, which the API hands out as
+    a signed link; its object key (None when the form had no fields)."""
+    if not fields:
+        return None
+    with db.tenant_transaction(tenant_id) as conn:
+        artifact = runs.write_file(conn, tenant_id, run_id, "browser", FIELDS_FILE,
+                                   json.dumps(fields, ensure_ascii=False).encode(), "application/json",
+                                   item_key=target_id)
+    return str(artifact["file_path"])

@@ -1,10 +1,10 @@
 """A send task through the local runtime: pipeline, browser worker (real Chromium), results."""
 from __future__ import annotations
 
+import httpx
 import pytest
 
 from funnel import db
-from funnel.platform import storage
 from tests.e2e.outreach.conftest import MESSAGE, SENDER
 from tests.support.outreach import run_status, wait_task
 from tests.support.tenants import new_pooled_tenant
@@ -37,9 +37,13 @@ def test_a_task_over_ten_targets_records_every_result(runtime, api, sites):
     assert "ご担当者様" in posted["message"] and "山田 太郎" in posted["message"]
     targets = api.get(f"/v1/tasks/{task['id']}/targets", headers=tenant.headers).json()["items"]
     submitted = [t for t in targets if t["status"] == "submitted"]
-    assert all(t["screenshots"] and t["last_attempt_at"] for t in submitted)
-    body = storage.get_bytes(submitted[0]["screenshots"][0])
-    assert body.startswith(b"\x89PNG")
+    assert all(t["screenshots"] and t["fields_file"] and t["last_attempt_at"] for t in submitted)
+    screenshot = httpx.get(submitted[0]["screenshots"][0]["url"], timeout=30)  # a signed link: no credentials
+    assert screenshot.status_code == 200 and screenshot.content.startswith(b"\x89PNG")
+    fields = httpx.get(submitted[0]["fields_file"]["url"], timeout=30).json()
+    assert {"semantic": "email", "value": SENDER["email"]}.items() <= next(
+        f for f in fields if f["semantic"] == "email").items()
+    assert fields == submitted[0]["fields"]
     with db.tenant_transaction(tenant.tenant_id) as conn:
         notes = conn.execute("SELECT title FROM notifications WHERE related_entity_id = %s", (task["id"],)).fetchall()
         history = conn.execute("SELECT count(*) AS n FROM sent_history WHERE task_id = %s", (task["id"],)).fetchone()
@@ -62,12 +66,16 @@ def test_review_mode_fills_without_sending_until_approved(runtime, api, sites):
     assert all(t["screenshots"] for t in targets.values())
     approve = targets[first.url]["id"]
     reject = targets[second.url]["id"]
+    edited = "ファースト株式会社 ご担当者様\nレビューで書き直した本文です。"
+    assert api.patch(f"/v1/tasks/{task['id']}/targets/{approve}", headers=tenant.headers,
+                     json={"message": edited}).status_code == 200
     assert api.post(f"/v1/tasks/{task['id']}/targets/{approve}/approve", headers=tenant.headers).status_code == 200
     assert api.post(f"/v1/tasks/{task['id']}/targets/{reject}/reject", headers=tenant.headers).status_code == 200
     api.post(f"/v1/tasks/{task['id']}/start", headers=tenant.headers)
     sent = wait_task(api, tenant, task["id"], statuses=("completed",))
     assert sent["summary"] == {"total": 2, "submitted": 1, "rejected": 1}
     assert (len(first.posts), len(second.posts)) == (before[0] + 1, before[1])
+    assert "レビューで書き直した本文です。" in first.posts[-1]["message"]  # the reviewer's text was sent
 
 
 def test_a_target_claimed_by_a_crashed_worker_is_not_submitted_again(runtime, api, sites):
@@ -126,6 +134,12 @@ def test_ai_mode_personalises_each_message_and_records_the_call(runtime, api, si
                            (target["id"],)).fetchone()
     assert run["step"] == "personalize_message" and run["model"] == "offline/offline-standard"
     assert run["prompt_tokens"] > 0 and run["response_json"]["site_chars"] > 0
+    [shown] = target["ai_runs"]
+    assert (shown["step"], shown["model"], shown["prompt_tokens"]) == ("personalize_message",
+                                                                       "offline/offline-standard", run["prompt_tokens"])
+    usage = api.get(f"/v1/tasks/{task['id']}", headers=tenant.headers).json()["llm_usage"]
+    assert usage["runs"] == 1 and usage["prompt_tokens"] == run["prompt_tokens"]
+    assert usage["completion_tokens"] == shown["completion_tokens"] and usage["cost_estimate"] >= 0
 
 
 def test_an_ai_provider_error_fails_the_task_visibly(runtime, api, sites):

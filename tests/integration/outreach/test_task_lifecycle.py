@@ -65,11 +65,67 @@ def test_state_transitions_are_checked(api, allowed):
 def test_another_tenant_cannot_see_or_drive_the_task(api, allowed):
     owner, stranger = new_pooled_tenant(), new_pooled_tenant()
     task = _task(api, owner)
+    [target, _] = api.get(f"/v1/tasks/{task['id']}/targets", headers=owner.headers).json()["items"]
+    with db.tenant_transaction(owner.tenant_id) as conn:
+        conn.execute("UPDATE task_targets SET status = 'review' WHERE id = %s", (target["id"],))
     for method, path in (("GET", ""), ("GET", "/targets"), ("POST", "/start"), ("POST", "/pause"),
-                         ("POST", "/cancel")):
-        response = api.request(method, f"/v1/tasks/{task['id']}{path}", headers=stranger.headers)
+                         ("POST", "/cancel"), ("PATCH", f"/targets/{target['id']}")):
+        response = api.request(method, f"/v1/tasks/{task['id']}{path}", headers=stranger.headers,
+                               **({"json": {"message": "hijacked"}} if method == "PATCH" else {}))
         assert response.status_code == 404, (method, path, response.text)
     assert api.get(f"/v1/tasks/{task['id']}", headers=owner.headers).json()["status"] == "draft"
+    assert api.get("/v1/tasks", headers=stranger.headers).json()["items"] == []
+    mine = api.get(f"/v1/tasks/{task['id']}/targets", headers=owner.headers, params={"status": "review"}).json()
+    assert [t["message"] for t in mine["items"]] == [target["message"]]
+
+
+def test_tasks_are_listed_with_their_counts_and_targets_are_paged_and_filtered(api, allowed):
+    tenant = new_pooled_tenant()
+    task = _task(api, tenant, urls=["https://one.example.com/", "https://two.example.com/", "127.0.0.1"])
+    with db.tenant_transaction(tenant.tenant_id) as conn:
+        conn.execute("UPDATE task_targets SET status = 'skipped' WHERE task_id = %s AND domain = '127.0.0.1'",
+                     (task["id"],))
+    [listed] = api.get("/v1/tasks", headers=tenant.headers).json()["items"]
+    assert listed["id"] == task["id"] and listed["summary"] == {"total": 3, "pending": 2, "skipped": 1}
+    detail = api.get(f"/v1/tasks/{task['id']}", headers=tenant.headers).json()
+    assert detail["llm_usage"] == {"runs": 0, "prompt_tokens": 0, "completion_tokens": 0, "cost_estimate": 0}
+    path = f"/v1/tasks/{task['id']}/targets"
+    first = api.get(path, headers=tenant.headers, params={"limit": 2}).json()
+    rest = api.get(path, headers=tenant.headers, params={"limit": 2, "cursor": first["next_cursor"]}).json()
+    paged = [t["domain"] for t in first["items"] + rest["items"]]  # one transaction's targets: in id order
+    assert sorted(paged) == ["127.0.0.1", "one.example.com", "two.example.com"] and len(first["items"]) == 2
+    assert rest["next_cursor"] is None and first["items"][0]["ai_runs"] == []
+    assert first["items"][0]["screenshots"] == [] and first["items"][0]["fields_file"] is None
+    pending = api.get(path, headers=tenant.headers, params={"status": "pending", "limit": 1}).json()
+    more = api.get(path, headers=tenant.headers, params={"status": "pending", "cursor": pending["next_cursor"]})
+    assert [t["status"] for t in pending["items"] + more.json()["items"]] == ["pending", "pending"]
+    for params in ({"status": "sent"}, {"cursor": "not-a-cursor"}, {"limit": 0}):
+        refused = api.get(path, headers=tenant.headers, params=params)
+        assert refused.status_code == 422, (params, refused.text)
+        assert refused.headers["content-type"] == "application/problem+json"
+
+
+def test_only_a_target_waiting_for_review_can_be_edited(api, allowed):
+    tenant = new_pooled_tenant()
+    task = _task(api, tenant, mode="review")
+    [waiting, pending] = api.get(f"/v1/tasks/{task['id']}/targets", headers=tenant.headers).json()["items"]
+    with db.tenant_transaction(tenant.tenant_id) as conn:
+        conn.execute("UPDATE task_targets SET status = 'review' WHERE id = %s", (waiting["id"],))
+    path = f"/v1/tasks/{task['id']}/targets"
+    edited = api.patch(f"{path}/{waiting['id']}", headers=tenant.headers,
+                       json={"subject": "ご相談", "message": "ワン株式会社 御中\n手直しした本文"})
+    assert edited.status_code == 200, edited.text
+    assert (edited.json()["subject"], edited.json()["message"]) == ("ご相談", "ワン株式会社 御中\n手直しした本文")
+    late = api.patch(f"{path}/{pending['id']}", headers=tenant.headers, json={"message": "x"})
+    assert late.status_code == 409 and "waiting for review" in late.json()["detail"]
+    for body in ({}, {"message": None}, {"message": ""}, {"subject": "s" * 301}, {"status": "approved"}):
+        refused = api.patch(f"{path}/{waiting['id']}", headers=tenant.headers, json=body)
+        assert refused.status_code == 422, (body, refused.text)
+        assert refused.headers["content-type"] == "application/problem+json"
+    missing = api.patch(f"{path}/00000000-0000-4000-8000-000000000000", headers=tenant.headers, json={"message": "x"})
+    assert missing.status_code == 404
+    assert api.post(f"{path}/{waiting['id']}/approve", headers=tenant.headers).json()["message"].endswith("本文")
+    assert api.patch(f"{path}/{waiting['id']}", headers=tenant.headers, json={"message": "x"}).status_code == 409
 
 
 def test_one_target_per_company_domain_within_a_task(api, allowed):

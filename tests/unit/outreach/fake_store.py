@@ -158,7 +158,8 @@ class FakeOutreachStore:
         target = {"id": str(uuid.uuid4()), "task_id": task["id"], "contact_id": None,
                   "target_url": "https://a.example.com/", "domain": "a.example.com", "company_name": "A",
                   "subject": None, "message": "hello", "status": "pending", "retry_count": 0,
-                  "result_summary": None, "screenshots": [], "fields": None, "last_attempt_at": None,
+                  "result_summary": None, "screenshots": [], "fields": None, "fields_file": None,
+                  "last_attempt_at": None,
                   "created_at": self._created(), **fields}
         self.targets[target["id"]] = target
         return target
@@ -177,7 +178,21 @@ class FakeOutreachStore:
         return counts
 
     def list_targets(self, conn, task_id, status):
+        """The task's targets (of ``status`` when given): what the tests look at (the store pages them)."""
         return [dict(t) for t in (self._of(task_id, status) if status else self._of(task_id))]
+
+    def target_counts_of_tasks(self, conn, task_ids):
+        return {str(task_id): counts for task_id in task_ids if (counts := self.target_counts(conn, task_id))}
+
+    def target_ids(self, conn, task_id, status):
+        return [t["id"] for t in self._of(task_id, status)]
+
+    def edit_target_in_review(self, conn, task_id, target_id, changes):
+        target = self.targets.get(target_id)
+        if not target or target["task_id"] != task_id or target["status"] != "review":
+            return None
+        target.update({k: v for k, v in changes.items() if k in ("subject", "message")})
+        return dict(target)
 
     def has_targets(self, conn, task_id, status):
         return bool(self._of(task_id, status))
@@ -234,9 +249,9 @@ class FakeOutreachStore:
         if target["status"] in ("queued", "running", "pending", "approved"):
             target.update(status="failed", result_summary=result_summary, last_attempt_at="now")
 
-    def record_form_result(self, conn, target_id, status, result_summary, screenshots, fields):
+    def record_form_result(self, conn, target_id, status, result_summary, screenshots, fields, fields_file):
         self.targets[target_id].update(status=status, result_summary=result_summary, screenshots=screenshots,
-                                       fields=fields, last_attempt_at="now")
+                                       fields=fields, fields_file=fields_file, last_attempt_at="now")
 
     # ---------------------------------------------------------------- store_tasks: sent history
     def contacted_within(self, conn, domain, days):
@@ -258,6 +273,20 @@ class FakeOutreachStore:
 
     def insert_ai_run(self, conn, target_id, step, **run):
         self.ai_runs.append({"target_id": target_id, "step": step, **run})
+
+    def ai_runs_of_targets(self, conn, target_ids):
+        wanted = {str(target_id) for target_id in target_ids}
+        return [{"id": f"ai-run-{index}", "task_target_id": run["target_id"], "step": run["step"],
+                 "model": run.get("model"), "prompt_tokens": run.get("prompt_tokens", 0),
+                 "completion_tokens": run.get("completion_tokens", 0), "cost_estimate": run.get("cost_estimate", 0),
+                 "created_at": self._created()}
+                for index, run in enumerate(self.ai_runs) if str(run["target_id"]) in wanted]
+
+    def llm_usage_of_task(self, conn, task_id):
+        runs = self.ai_runs_of_targets(conn, [t["id"] for t in self._of(task_id)])
+        return {"runs": len(runs), "prompt_tokens": sum(r["prompt_tokens"] for r in runs),
+                "completion_tokens": sum(r["completion_tokens"] for r in runs),
+                "cost_estimate": sum(r["cost_estimate"] for r in runs)}
 
     # ---------------------------------------------------------------- store_browser
     def lock_user_slots(self, conn, user_id):

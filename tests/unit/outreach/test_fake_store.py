@@ -10,7 +10,7 @@ from funnel.outreach import store_browser, store_contacts, store_tasks
 from tests.unit.outreach.fake_store import FakeOutreachStore
 
 # Listing a page (keyset pagination over the real database) is not a rule: the fake leaves these out.
-NOT_FAKED = {"contacts_page", "tasks_page"}
+NOT_FAKED = {"contacts_page", "tasks_page", "targets_page"}
 
 
 @pytest.mark.parametrize("module", [store_contacts, store_tasks, store_browser], ids=lambda m: m.__name__)

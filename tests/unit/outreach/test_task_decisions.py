@@ -5,12 +5,13 @@ the send pipeline's steps (what Prepare queues and personalises, what status Fin
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 import pytest
 
 from funnel.outreach import pipeline, tasks
 from funnel.platform import runs
-from funnel.platform.errors import Conflict, ServiceUnavailable, ValidationFailed, WorkspaceUnverified
+from funnel.platform.errors import Conflict, NotFound, ServiceUnavailable, ValidationFailed, WorkspaceUnverified
 from funnel.platform.principal import Principal
 from funnel.platform.ssrf import UnsafeUrlError
 from tests.unit.outreach.fake_store import TENANT, USER
@@ -41,7 +42,12 @@ def platform(outreach_store, monkeypatch):
         completions: list[str] = []
 
     fake = Platform()
-    fake.runs, fake.notified, fake.completions = [], [], []
+    fake.runs, fake.notified, fake.completions, fake.files = [], [], [], {}
+
+    def write_file(conn, tenant_id, run_id, step, name, body, content_type, **kwargs):
+        key = f"storage/{tenant_id}/{run_id}/{step}/artifacts/{name}"
+        fake.files[key] = body
+        return {"file_path": key}
 
     def check_url(url, allow):
         if any(host in url for host in UNSAFE_HOSTS):
@@ -53,6 +59,8 @@ def platform(outreach_store, monkeypatch):
         ("create", kind, config, total)) or {"id": "run-2"})
     monkeypatch.setattr(runs, "update_run", lambda conn, run_id, **changes: fake.runs.append(
         ("update", run_id, changes)))
+    monkeypatch.setattr(runs, "write_file", write_file)
+    monkeypatch.setattr(tasks.storage, "presigned_url", lambda key, expires_in: f"https://signed/{key}?ttl={expires_in}")
     for step in ("start_step", "complete_step", "fail_step"):
         monkeypatch.setattr(runs, step, lambda conn, run_id, name, *args, _step=step, **kwargs: fake.runs.append(
             (_step, run_id, name)))
@@ -228,17 +236,57 @@ def test_only_a_target_waiting_for_review_is_approved_or_rejected(outreach_store
     assert outreach_store.audit == ["task_target.approve"]
 
 
+def test_a_reviewer_edits_the_subject_and_message_only_while_the_target_waits_for_review(outreach_store, platform):
+    task = _task(outreach_store, "review", "review", ("review", "approved"))
+    waiting, approved = outreach_store.list_targets(None, task["id"], None)
+    edited = tasks.edit_target(WRITER, task["id"], waiting["id"], {"subject": "Re: hello", "message": "Dear A"})
+    assert (edited["subject"], edited["message"], edited["status"]) == ("Re: hello", "Dear A", "review")
+    assert tasks.edit_target(WRITER, task["id"], waiting["id"], {"subject": None})["message"] == "Dear A"
+    assert outreach_store.targets[waiting["id"]]["subject"] is None
+    with pytest.raises(Conflict, match="only a target waiting for review can be edited"):
+        tasks.edit_target(WRITER, task["id"], approved["id"], {"message": "too late"})
+    with pytest.raises(NotFound, match="target not found"):
+        tasks.edit_target(WRITER, task["id"], "00000000-0000-4000-8000-000000000000", {"message": "x"})
+    with pytest.raises(ValidationFailed, match="change the subject or the message"):
+        tasks.edit_target(WRITER, task["id"], waiting["id"], {})
+    assert outreach_store.targets[approved["id"]]["message"] == "hello"
+    assert outreach_store.audit == ["task_target.edit", "task_target.edit"]
+
+
+def test_targets_are_shown_with_signed_links_to_their_files_and_their_ai_runs(outreach_store, platform):
+    task = _task(outreach_store, "review", "review", ("review", "pending"))
+    filled, untouched = outreach_store.list_targets(None, task["id"], None)
+    outreach_store.targets[filled["id"]].update(screenshots=["storage/t/r/browser-x/artifacts/0-form.png"],
+                                                fields_file="storage/t/r/browser-x/artifacts/fields.json")
+    outreach_store.insert_ai_run(None, filled["id"], pipeline.PERSONALIZE_STEP, model="m", prompt_tokens=120,
+                                 completion_tokens=80, cost_estimate=0.0015)
+    shown = {t["id"]: t for t in tasks._shown(None, outreach_store.list_targets(None, task["id"], None))}
+    [shot] = shown[filled["id"]]["screenshots"]
+    assert (shot["name"], shot["url"]) == ("0-form.png", "https://signed/storage/t/r/browser-x/artifacts/0-form.png"
+                                                         "?ttl=900")
+    assert shown[filled["id"]]["fields_file"]["name"] == "fields.json" and shot["expires_at"] > datetime.now(UTC)
+    [run] = shown[filled["id"]]["ai_runs"]
+    assert (run["step"], run["prompt_tokens"], run["completion_tokens"], run["cost_estimate"]) == (
+        "personalize_message", 120, 80, 0.0015)
+    assert (shown[untouched["id"]]["screenshots"], shown[untouched["id"]]["fields_file"],
+            shown[untouched["id"]]["ai_runs"]) == ([], None, [])
+    assert tasks.llm_usage(None, task["id"]) == {"runs": 1, "prompt_tokens": 120, "completion_tokens": 80,
+                                                 "cost_estimate": 0.0015}
+
+
 # ---------------------------------------------------------------- the send pipeline's steps
 
 def _event(task, phase="auto"):
     return {"tenant_id": TENANT, "task_id": task["id"], "run_id": "run-2", "phase": phase}
 
 
-def test_prepare_queues_the_phases_targets_and_passes_on_their_ids(outreach_store, platform):
+def test_prepare_queues_the_phases_targets_and_passes_on_where_their_ids_are(outreach_store, platform):
     task = _task(outreach_store, "review", "running", ("approved", "rejected", "approved"))
     prepared = pipeline.prepare(_event(task, "submit"))
     approved = [t["id"] for t in outreach_store.list_targets(None, task["id"], "queued")]
-    assert prepared == {**_event(task, "submit"), "more": False, "target_ids": approved} and len(approved) == 2
+    key = f"storage/{TENANT}/run-2/prepare/artifacts/targets.json"
+    assert prepared == {**_event(task, "submit"), "more": False, "targets": {"key": key, "count": 2}}
+    assert json.loads(platform.files[key]) == approved and len(approved) == 2  # the state carries no ids
     assert platform.completions == []  # not AI mode
 
 

@@ -34,6 +34,7 @@ def engine(monkeypatch):
         fake = FakeEngine(outcome)
         monkeypatch.setattr(worker, "_engine", lambda: fake)
         monkeypatch.setattr(worker, "_store_screenshots", lambda tenant_id, run_id, target_id, paths: list(paths))
+        monkeypatch.setattr(worker, "_store_fields", lambda tenant_id, run_id, target_id, fields: None)
         return fake
     return install
 
