@@ -33,7 +33,7 @@ AREA_ROUTERS: dict[str, tuple[str, ...]] = {
     "funnel.content.routes": ("articles", "clusters", "images", "products", "runs", "schedules", "sites"),
     "funnel.outreach.routes": ("contacts", "do-not-contact", "tasks", "templates"),
     "funnel.email.routes": ("email-campaigns", "smtp-profiles", "webhooks"),
-    "funnel.billing.routes": ("billing", "webhooks"),
+    "funnel.billing.routes": ("billing", "usage", "webhooks"),
     "funnel.community.routes": ("accounts", "activities", "activity-imports", "adoption", "campaigns", "developers",
                                 "funnel", "merge-suggestions", "merges", "organizations", "plugins", "resources",
                                 "segments", "shortlinks", "stats", "webhooks"),

@@ -6,7 +6,10 @@ is its own.
 from __future__ import annotations
 
 from funnel import db
-from funnel.billing import store_subscriptions
+from funnel.billing import store_subscriptions, usage
+from funnel.billing.plans import Metric
+from funnel.billing.usage import PlanLimitReached  # the 402 a refusal raises: other areas catch it from here
+from funnel.db import Connection
 from funnel.platform.errors import PaymentRequired
 
 # Subscription statuses that stop generation; trial and past_due still work (Stripe retries the payment).
@@ -19,3 +22,53 @@ def check_subscription(tenant_id: str) -> None:
         status = store_subscriptions.subscription_status(conn, tenant_id)
     if status in BLOCKING_STATUSES:
         raise PaymentRequired(f"the subscription is {status}: update billing to generate articles")
+
+
+# ---------------------------------------------------------------- the plan's limits (issue #19 items 3-4)
+# A plan's limits (``funnel.billing.plans``) are taken at the point of use, in the transaction of the thing counted
+# (``funnel.billing.usage`` says how); a refusal is ``PlanLimitReached``, a 402 whose problem body names
+# ``limit``, ``limit_value``, ``used``, ``plan`` and ``resets_at``. Routes document it with PLAN_LIMIT_402.
+PLAN_LIMIT_402 = ("The subscription refuses use (canceled, unpaid, past due beyond its grace period), or the plan's "
+                  "limit is reached: then `type` ends in `plan-limit-reached` and the problem names `limit` (articles, "
+                  "form_sends, emails, shortlink_clicks, seats, llm_spend_usd), `limit_value`, `used`, `plan` and "
+                  "`resets_at` (ISO 8601, the first moment of next month in UTC; null for seats)")
+
+
+def use(conn: Connection, tenant_id: str, metric: Metric, amount: int = 1) -> None:
+    """Take ``amount`` of the month's ``metric`` in ``conn``'s transaction, the one creating what it counts;
+    PlanLimitReached (402) when the plan's limit would be passed, and the transaction creates nothing.
+
+    The form-send pipeline calls ``limits.use(conn, tenant_id, "form_sends")`` before each target is
+    submitted, in the transaction that claims the target."""
+    usage.use(conn, tenant_id, metric, amount)
+
+
+def take(conn: Connection, tenant_id: str, metric: Metric, amount: int = 1) -> PlanLimitReached | None:
+    """``use`` for a worker that records the refusal instead of raising it: the refusal, or None (taken)."""
+    return usage.take(conn, tenant_id, metric, amount)
+
+
+def give_back(conn: Connection, metric: Metric, amount: int = 1) -> None:
+    """Return units taken for something that did not happen after all (a suppressed address, a refused send)."""
+    usage.give_back(conn, metric, amount)
+
+
+def take_seat(conn: Connection, tenant_id: str) -> None:
+    """One more enabled user, in the transaction creating it; PlanLimitReached when the seats are all taken."""
+    usage.take_seat(conn, tenant_id)
+
+
+def check_plan_allows(tenant_id: str, metric: Metric) -> None:
+    """402 when the month's ``metric`` is used up already: the gate before queueing work whose every unit is
+    taken later on its own (a campaign's e-mails), so a request that cannot send anything is refused at once."""
+    usage.check_available(tenant_id, metric)
+
+
+def check_llm_spend(tenant_id: str) -> None:
+    """402 once the month's LLM spend has reached the plan's cap (before a call: its cost is known only after)."""
+    usage.check_available(tenant_id, "llm_spend_usd")
+
+
+def record_llm_spend(tenant_id: str, cost_usd: float) -> None:
+    """Add what an LLM call of the tenant cost (the registry's unit, USD) to the month's spend."""
+    usage.record_spend(tenant_id, cost_usd)

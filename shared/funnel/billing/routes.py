@@ -7,7 +7,8 @@ from pydantic import Field
 from funnel import db
 from funnel.api.contract import problem_response, problems
 from funnel.api.deps import Admin, StrictModel
-from funnel.billing import subscriptions
+from funnel.api.routing import add_concern_routes
+from funnel.billing import routes_usage, subscriptions
 from funnel.billing.models import BillingOverview, CheckoutSession, StripeWebhookReceipt
 from funnel.platform import audit
 
@@ -42,3 +43,6 @@ def get_billing(principal: Admin) -> BillingOverview:
 async def stripe_webhook(request: Request) -> StripeWebhookReceipt:
     """Stripe calls this; the signature (not a token) authenticates it."""
     return subscriptions.handle_webhook(await request.body(), request.headers.get("stripe-signature"))
+
+
+add_concern_routes(router, routes_usage.router)  # GET /v1/usage (plans and limits: routes_usage)

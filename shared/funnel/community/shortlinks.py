@@ -10,6 +10,8 @@ Rules:
   and single-label names are refused (422); the visitor's browser fetches it, not Funnel, so no DNS is resolved;
 - UTM attributes are merged into the target's query, never overriding a parameter the target already has;
 - machine traffic (HEAD, prefetch, scanners: ``funnel.platform.traffic``) is redirected but records no activity;
+- a tracked click takes one of the plan's monthly ``shortlink_clicks`` (``funnel.billing.limits``); past the limit
+  the visitor is still redirected (a link on a printed page keeps working) and nothing is recorded;
 - a click (or a QR scan: ``?s=qr``) is one activity (source ``shortlink``) through ``funnel.community.activities``,
   which withholds it for a developer without analytics consent; an anon id already seen with a developer gives
   the click that developer, and the anon id's earlier anonymous clicks too.
@@ -27,6 +29,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from uuid import UUID
 
 from funnel import db
+from funnel.billing import limits
 from funnel.community import activities
 from funnel.community import store_shortlinks as store
 from funnel.db import Connection, Row
@@ -195,7 +198,7 @@ class Answer:
     status: int  # 301/302, or 404
     location: str | None = None
     set_anon_id: str | None = None  # a new anonymous id to set as the cookie
-    recorded: str | None = None  # "inserted", "duplicate", "skipped_consent", "machine:<reason>"
+    recorded: str | None = None  # "inserted", "duplicate", "skipped_consent", "machine:<reason>", "over_plan_limit"
 
 
 def anon_cookie(anon_id: str) -> str:
@@ -227,6 +230,8 @@ def follow(visit: Visit) -> Answer:
             return Answer(link["redirect_status"], location, recorded=f"machine:{reason}")
         known = visit.cookies.get(ANON_COOKIE, "")
         anon_id = known if ANON_ID_PATTERN.match(known) else secrets.token_urlsafe(18)
+        if limits.take(conn, tenant_id, "shortlink_clicks") is not None:  # the visitor still gets there, untracked
+            return Answer(link["redirect_status"], location, recorded="over_plan_limit")
         outcome = _record(conn, tenant_id, link, visit, anon_id)
     return Answer(link["redirect_status"], location, set_anon_id=None if anon_id == known else anon_id,
                   recorded=outcome)

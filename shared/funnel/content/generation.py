@@ -78,12 +78,19 @@ def start_execution(tenant_id: str, run_id: str) -> ArticlePipelineRun:
             conn, run_id, status="running", execution_arn=execution["executionArn"], error_message=None))
 
 
+def take_articles(conn: Connection, tenant_id: str, articles_count: int) -> None:
+    """The billing gate of a new run, API or schedule (402): an active subscription, and the month's articles
+    taken in ``conn``'s transaction, which rolls back with the run if anything refuses."""
+    limits.check_subscription(tenant_id)
+    limits.use(conn, tenant_id, "articles", articles_count)
+
+
 def start_generation(principal: Principal, product_id: str, articles_count: int,
                      publish_mode: str) -> ArticlePipelineRun:
     if publish_mode == "publish":
         tenants.require_email_verified(principal.tenant_id)
-    limits.check_subscription(principal.tenant_id)
     with db.tenant_transaction(principal.tenant_id) as conn:
+        take_articles(conn, principal.tenant_id, articles_count)
         run = create_pipeline_run(conn, principal, product_id, articles_count=articles_count,
                                   publish_mode=publish_mode)
     return start_execution(principal.tenant_id, str(run["id"]))

@@ -10,6 +10,7 @@ from pydantic import Field
 from funnel import db
 from funnel.api.contract import Page, problem_response, problems
 from funnel.api.deps import CurrentPrincipal, Cursor, Limit, StrictModel, Writer, page_of
+from funnel.billing.limits import PLAN_LIMIT_402
 from funnel.content import generation, schedules, service
 from funnel.content.models import (
     Article,
@@ -140,7 +141,7 @@ class GenerateBody(StrictModel):
 
 
 @router.post("/products/{product_id}/generate", status_code=202, tags=["content"],
-             responses=problems(402, 403, 404, 503, payment_required="the subscription is canceled or unpaid",
+             responses=problems(402, 403, 404, 503, payment_required=PLAN_LIMIT_402,
                                 unavailable=PIPELINE_UNAVAILABLE,
                                 forbidden=SENDING_FORBIDDEN + " (with `publish_mode` publish)"))
 def generate(product_id: UUID, body: GenerateBody, principal: Writer) -> ArticlePipelineRun:

@@ -240,10 +240,11 @@ def _fire(tenant_id: str, schedule_id: str, scheduled_time: object) -> dict[str,
         store_schedules.set_next_run(conn, schedule_id, next_run_at(row["cron_expression"], row["timezone"]))
         try:
             with conn.transaction():
+                generation.take_articles(conn, tenant_id, row["articles_per_run"])  # canceled, over the plan: 402
                 run = generation.create_pipeline_run(conn, f"schedule:{schedule_id}", str(row["product_id"]),
                                                      articles_count=row["articles_per_run"],
                                                      publish_mode=row["publish_mode"], schedule_job_id=job_id)
-        except Exception as exc:  # e.g. the site lost its token: the job records why nothing ran
+        except Exception as exc:  # the site lost its token, the plan refused: the job records why nothing ran
             store_schedules.job_failed(conn, job_id, str(exc)[:2000])
             return {"status": "failed", "job_id": job_id, "error": str(exc)}
         store_schedules.job_started(conn, job_id, str(run["id"]))

@@ -10,6 +10,7 @@ from pydantic import AfterValidator, AwareDatetime, Field
 from funnel import db
 from funnel.api.contract import Page, problem_response, problems
 from funnel.api.deps import Admin, CurrentPrincipal, Cursor, Email, Limit, StrictModel, Writer, page_body
+from funnel.billing.limits import PLAN_LIMIT_402
 from funnel.email import campaigns, sending, smtp, sns, stats
 from funnel.email.models import (
     CampaignStatus,
@@ -115,7 +116,9 @@ class SendBody(StrictModel):
     send_at: AwareDatetime | None = Field(default=None, description="send later (default: now); with its UTC offset")
 
 
-SEND_PROBLEMS = problems(403, 404, 409, 503, conflict="the campaign is not a draft", forbidden=SENDING_FORBIDDEN,
+SEND_PROBLEMS = problems(402, 403, 404, 409, 503, conflict="the campaign is not a draft", forbidden=SENDING_FORBIDDEN,
+                         payment_required=PLAN_LIMIT_402 + " (`emails`: the month's are used up; each message "
+                                                           "takes its own as it is sent)",
                          unavailable="The sending queue cannot be reached; nothing changed: send again after "
                                      "`Retry-After` seconds")
 SEND_PROBLEMS[503]["headers"] = {"Retry-After": {"description": "seconds to wait before sending again",

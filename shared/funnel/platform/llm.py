@@ -20,8 +20,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from funnel import db
+from funnel.billing import limits
 from funnel.db import Connection
-from funnel.observability import llm_usage, tracer
+from funnel.observability import bound_tenant, llm_usage, tracer
 from funnel.platform import store_llm, store_settings
 from funnel.platform.errors import FunnelError, ValidationFailed
 from funnel.platform.secrets import get_secret
@@ -180,6 +181,9 @@ def complete(step: str, messages: list[dict], *, tenant_ai_settings: dict | None
     choice = resolve_model(step, tenant_ai_settings)
     if choice.is_offline:
         return _counted(step, _offline_completion(choice, messages, offline_responder))
+    tenant_id = bound_tenant()  # the handler's tenant (api context, step and worker handlers bind it)
+    if tenant_id is not None:
+        limits.check_llm_spend(tenant_id)  # the plan's monthly cap (402); the cost is added once answered
     import openai  # heavy import: only paid by code paths that really call a model
 
     client = openai.OpenAI(base_url=choice.api_base_url, api_key=_api_key(choice), max_retries=0,
@@ -205,6 +209,8 @@ def complete(step: str, messages: list[dict], *, tenant_ai_settings: dict | None
     completion_tokens = usage.completion_tokens if usage else 0
     cost = (prompt_tokens * choice.input_cost_per_mtok + completion_tokens * choice.output_cost_per_mtok) / 1e6
     text = response.choices[0].message.content or "" if response.choices else ""
+    if tenant_id is not None:
+        limits.record_llm_spend(tenant_id, round(cost, 6))
     return _counted(step, Completion(text=text, model=choice.label, prompt_tokens=prompt_tokens,
                                      completion_tokens=completion_tokens, cost_usd=round(cost, 6), offline=False,
                                      latency_ms=(time.perf_counter() - started) * 1000))

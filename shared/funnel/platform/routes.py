@@ -132,7 +132,9 @@ class UserPatch(StrictModel):
 
 
 @router.post("/users", status_code=201, tags=["users"], responses=problems(
-    409, conflict="A user with this e-mail exists"))
+    402, 409, conflict="A user with this e-mail exists",
+    payment_required="The plan's seats are all taken: `type` ends in `plan-limit-reached`, `limit` is `seats` "
+                     "(with `limit_value`, `used`, `plan`; see funnel.billing.limits.PLAN_LIMIT_402)"))
 def invite_user(body: UserInviteBody, principal: Admin) -> UserInvited:
     user, token = users.invite_user(principal, email=body.email, role=body.role, display_name=body.display_name)
     return UserInvited.model_validate({**user, "invite_token": token})
@@ -149,7 +151,8 @@ def get_user(user_id: UUID, principal: CurrentPrincipal) -> User:
 
 
 @router.patch("/users/{user_id}", tags=["users"], responses=problems(
-    404, 409, conflict="The workspace would lose its last active owner"))
+    402, 404, 409, conflict="The workspace would lose its last active owner",
+    payment_required="Enabling the user again needs a seat and the plan's are all taken (`limit` is `seats`)"))
 def update_user(user_id: UUID, body: UserPatch, principal: Admin) -> User:
     return User.model_validate(users.update_user(principal, str(user_id), **body.model_dump(exclude_none=True)))
 

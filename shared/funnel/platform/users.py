@@ -11,6 +11,7 @@ from typing import Any
 import psycopg
 
 from funnel import db
+from funnel.billing import limits
 from funnel.db import Row
 from funnel.platform import audit, store_sessions, store_tenants, store_users, tokens
 from funnel.platform.errors import Conflict, Forbidden, NotFound, ValidationFailed
@@ -49,6 +50,7 @@ def create_user(tenant_id: str, *, email: str, password: str | None, role: str, 
     password_hash = hash_password(password) if password is not None else None
     try:
         with db.tenant_transaction(tenant_id) as conn:
+            limits.take_seat(conn, tenant_id)  # the plan's seats (402), counted under a lock with this insert
             user = store_users.insert_user(conn, email=email, display_name=display_name, password_hash=password_hash,
                                            role=role, max_concurrency=max_concurrency)
             audit.record(conn, actor, "user.create", "user", user["id"], {"email": email, "role": role})
@@ -123,6 +125,8 @@ def update_user(principal: Principal, user_id: str, *, role: str | None = None, 
             raise Conflict("a tenant keeps at least one active owner")
         changes = {k: v for k, v in (("role", role), ("disabled", disabled), ("display_name", display_name),
                                      ("max_concurrency", max_concurrency)) if v is not None}
+        if disabled is False and user["disabled"]:
+            limits.take_seat(conn, principal.tenant_id)  # enabled again: a seat of the plan (402)
         if changes:
             user = store_users.update_user(conn, user_id, changes)
             audit.record(conn, principal, "user.update", "user", user_id, changes)

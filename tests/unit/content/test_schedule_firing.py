@@ -66,6 +66,9 @@ class FakeGeneration:
         self.created: list[dict] = []
         self.started: list[str] = []
 
+    def take_articles(self, conn, tenant_id, articles_count):  # billing's gate: tests/integration/billing
+        pass
+
     def create_pipeline_run(self, conn, principal, product_id, *, articles_count, publish_mode, schedule_job_id):
         if self.refuse:
             raise self.refuse

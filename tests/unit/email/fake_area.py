@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from funnel import db, observability
+from funnel.billing import limits
 from funnel.email import (
     completion,
     delivery,
@@ -322,6 +323,10 @@ def email_area(monkeypatch) -> FakeStore:
     monkeypatch.setattr(completion, "notify", lambda tenant_id, **notification: fake.notified.append(notification))
     monkeypatch.setattr(observability, "count", counted)
     fake.directory = install_fake_directory(monkeypatch)  # the send gate reads it (verified unless listed)
+    # the plan's e-mails (funnel.billing.limits, tests/unit/billing and tests/integration/billing): always allowed here
+    monkeypatch.setattr(limits, "take", lambda conn, tenant_id, metric, amount=1: None)
+    monkeypatch.setattr(limits, "give_back", lambda conn, metric, amount=1: None)
+    monkeypatch.setattr(limits, "check_plan_allows", lambda tenant_id, metric: None)
     for module in (delivery, events, reminders, sns, stats, transport):
         if hasattr(module, "count"):
             monkeypatch.setattr(module, "count", counted)

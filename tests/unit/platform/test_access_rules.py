@@ -250,6 +250,7 @@ def fake(monkeypatch):
     monkeypatch.setattr(auth, "store_api_keys", stores)
     monkeypatch.setattr(auth, "directory", directory)
     monkeypatch.setattr(auth, "ratelimit", FakeRateLimit())
+    monkeypatch.setattr(users.limits, "take_seat", lambda conn, tenant_id: None)  # tests/integration/billing's
     stores.directory, stores.audit = directory, audit
     return stores
 
