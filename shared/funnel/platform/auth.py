@@ -61,10 +61,8 @@ def login(email: str, password: str, tenant_slug: str | None, ip: str | None) ->
     the account's and the IP's windows before the password is checked (``ratelimit.reserve``: concurrent
     attempts cannot overtake the limit); a sign-in that succeeds is taken back, a 401 or a 422 stays counted.
     """
-    settings = get_settings()
-    reservation = ratelimit.reserve({f"login:account:{email.lower()}": settings.login_max_attempts_per_account,
-                                     f"login:ip:{ip or 'unknown'}": settings.login_max_attempts_per_ip},
-                                    settings.login_window_seconds, "too many login attempts; try again later")
+    reservation = ratelimit.reserve(_sign_in_windows(email, ip), get_settings().login_window_seconds,
+                                    "too many login attempts; try again later")
     with db.control_transaction() as conn:
         entries = store_tenants.login_entries(conn, email)
     if tenant_slug is not None:
@@ -93,6 +91,25 @@ def choose_workspace(why: str, slugs: list[str]) -> ValidationFailed:
     ``errors`` names ``body.tenant`` (the same answer whichever way the user signs in)."""
     return ValidationFailed(f"{why}; say which with 'tenant'", tenants=slugs,
                             errors=[{"loc": ["body", "tenant"], "msg": "name one of `tenants`", "type": "missing"}])
+
+
+def _sign_in_windows(email: str, ip: str | None) -> dict[str, int]:
+    """The attempt windows every password check counts against: the account's and the client address's."""
+    settings = get_settings()
+    return {f"login:account:{email.lower()}": settings.login_max_attempts_per_account,
+            f"login:ip:{ip or 'unknown'}": settings.login_max_attempts_per_ip}
+
+
+def check_current_password(principal: Principal, password_hash: str | None, password: str, field: str,
+                           message: str) -> None:
+    """A signed-in user's current password, checked as a sign-in checks it: counted against the same account and
+    address windows (a stolen session guesses it no faster than a sign-in could), a right one taken back; a wrong
+    one is a 422 naming ``body.<field>``."""
+    reservation = ratelimit.reserve(_sign_in_windows(principal.email, principal.ip),
+                                    get_settings().login_window_seconds, "too many password attempts; try again later")
+    if not verify_password(password_hash, password):
+        raise ValidationFailed.at(["body", field], message)
+    ratelimit.release(reservation)
 
 
 def refresh(refresh_token: str) -> dict[str, Any]:

@@ -29,9 +29,8 @@ from typing import Any
 from funnel import db
 from funnel.db import Row
 from funnel.observability import logger
-from funnel.platform import audit, aws, ratelimit, storage, store_deletion, store_tenants, stripe_api, tenants
+from funnel.platform import audit, auth, aws, storage, store_deletion, store_tenants, stripe_api, tenants
 from funnel.platform.errors import Conflict, Forbidden, NotFound, ValidationFailed
-from funnel.platform.passwords import verify_password
 from funnel.platform.principal import Principal
 from funnel.platform.users import login_password_hash
 from funnel.settings import get_settings
@@ -122,23 +121,16 @@ def cancel_deletion(principal: Principal) -> dict[str, Any]:
 
 
 def _check_current_password(principal: Principal, password: str | None) -> None:
-    """The owner's current password, when they have one (a user of an OpenID provider may not): checked as a
-    sign-in checks it and counted against the same account and address windows (a stolen session cannot guess
-    it faster than a sign-in could); a right one is taken back like a successful sign-in."""
+    """The owner's current password, when they have one (a user of an OpenID provider may not), checked as a
+    sign-in checks it (``auth.check_current_password``)."""
     user = login_password_hash(principal.tenant_id, principal.user_id)
     if user is None or user["password_hash"] is None:
         return
     if password is None:
         raise ValidationFailed.at(["body", "password"], "the owner's current password is needed to confirm",
                                   "missing")
-    settings = get_settings()
-    reservation = ratelimit.reserve(
-        {f"login:account:{principal.email.lower()}": settings.login_max_attempts_per_account,
-         f"login:ip:{principal.ip or 'unknown'}": settings.login_max_attempts_per_ip},
-        settings.login_window_seconds, "too many password attempts; try again later")
-    if not verify_password(user["password_hash"], password):
-        raise ValidationFailed.at(["body", "password"], "is not the owner's current password")
-    ratelimit.release(reservation)
+    auth.check_current_password(principal, user["password_hash"], password, "password",
+                                "is not the owner's current password")
 
 
 def _tell_owners(conn: db.Connection, principal: Principal, title: str, body: str, action_label: str) -> None:

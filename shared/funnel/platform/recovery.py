@@ -24,9 +24,9 @@ from funnel import db
 from funnel.db import Row
 from funnel.notifications import service as notifications
 from funnel.observability import logger
-from funnel.platform import account_tokens, audit, ratelimit, store_sessions, store_tenants, store_users, tokens
-from funnel.platform.errors import Forbidden, Unauthorized, ValidationFailed
-from funnel.platform.passwords import hash_password, verify_password
+from funnel.platform import account_tokens, audit, auth, ratelimit, store_sessions, store_tenants, store_users, tokens
+from funnel.platform.errors import Forbidden, Unauthorized
+from funnel.platform.passwords import hash_password
 from funnel.platform.principal import Principal
 from funnel.platform.users import check_new_password, login_password_hash
 from funnel.settings import get_settings
@@ -110,15 +110,10 @@ def change_password(principal: Principal, current_password: str, new_password: s
     user's other sessions end; this one goes on."""
     if principal.api_key_id is not None or principal.session_id is None:
         raise Forbidden("a password is changed from a signed-in session, not with an API key")
-    settings = get_settings()
-    reservation = ratelimit.reserve(
-        {f"login:account:{principal.email.lower()}": settings.login_max_attempts_per_account,
-         f"login:ip:{principal.ip or 'unknown'}": settings.login_max_attempts_per_ip},
-        settings.login_window_seconds, "too many password attempts; try again later")
     user = login_password_hash(principal.tenant_id, principal.user_id)
-    if not verify_password(user["password_hash"] if user else None, current_password) or user is None:
-        raise ValidationFailed.at(["body", "current_password"], "this is not your current password")
-    ratelimit.release(reservation)
+    auth.check_current_password(principal, user["password_hash"] if user else None, current_password,
+                                "current_password", "this is not your current password")
+    assert user is not None  # no password hash is never right
     check_new_password(new_password, user["email"], ["body", "new_password"])
     password_hash = hash_password(new_password)
     with db.tenant_transaction(principal.tenant_id) as conn:
