@@ -56,9 +56,12 @@ def main() -> None:
         started = time.perf_counter()
         api.post(f"/v1/tasks/{task['id']}/start", headers=tenant.headers).raise_for_status()
         reported = 0.0
+        current = task
         while True:
-            current = api.get(f"/v1/tasks/{task['id']}", headers=tenant.headers).json()
-            if current["status"] != "running" or time.perf_counter() - started > args.timeout:
+            answer = api.get(f"/v1/tasks/{task['id']}", headers=tenant.headers)
+            if answer.status_code == 200:  # a busy machine's API may time out now and then: ask again
+                current = answer.json()
+            if current["status"] not in ("draft", "running") or time.perf_counter() - started > args.timeout:
                 break
             if time.perf_counter() - reported >= 60:  # progress, for runs of hours
                 reported = time.perf_counter()
@@ -66,8 +69,8 @@ def main() -> None:
             time.sleep(1.0)
         elapsed = time.perf_counter() - started
         with db.tenant_transaction(tenant.tenant_id) as conn:
-            arn = conn.execute("SELECT execution_arn FROM runs WHERE id = %s", (current["run_id"],)).fetchone()[
-                "execution_arn"]
+            arn = conn.execute("SELECT r.execution_arn FROM runs r JOIN tasks t ON t.run_id = r.id WHERE t.id = %s",
+                               (task["id"],)).fetchone()["execution_arn"]
         sfn = runtime.client("stepfunctions")
         largest, kind = largest_state_payload(sfn, arn)
         execution = sfn.describe_execution(executionArn=arn)
@@ -75,9 +78,11 @@ def main() -> None:
             events = sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"][-4:]
             print(json.dumps(events[:4], default=str)[:4000])
     submitted = current["summary"].get("submitted", 0)
+    timed_out = current["status"] == "running"
     rows = [
         (f"targets inserted (one statement, {args.targets} rows)", f"{create_seconds:.1f} s"),
-        (f"send task of {args.targets} targets, 2 worker threads (instant form)", f"{elapsed:.1f} s"),
+        (f"send task of {args.targets} targets, 2 worker threads (instant form)",
+         f"{elapsed:.1f} s" + (" (stopped: --timeout reached)" if timed_out else "")),
         ("task status / execution status", f"{current['status']} / {execution['status']}"),
         ("targets submitted", f"{submitted} / {args.targets}"),
         ("targets per minute", f"{60 * submitted / elapsed:.0f}"),

@@ -29,8 +29,8 @@ from funnel.platform.errors import SENDING_FORBIDDEN, ValidationFailed
 from funnel.platform.send_window import SendWindow
 
 router = APIRouter(prefix="/v1")
-# Targets of one task: the send pipeline carries their ids in S3, not in its state, so the bound is the request's
-# size (50,000 ids are ~2 MB of JSON, within the API's 6 MB) and the time to create them.
+# Targets of one task: the send pipeline carries their ids in S3, not in its state (50,000 are tested). A request
+# body is at most 1 MiB (the API's limit): about 26,000 contact ids, or 50,000 short URLs.
 MAX_TARGETS = 50_000
 PIPELINE_UNAVAILABLE = "the send pipeline (Step Functions) cannot be reached; the task is as it was: try again"
 

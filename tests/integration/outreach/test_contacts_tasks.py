@@ -67,6 +67,9 @@ def test_bad_tasks_create_nothing(api, tenant):
         {"name": "metadata", "sender": SENDER, "message": "hi", "urls": ["http://169.254.169.254/latest"]},
         {"name": "scheme", "sender": SENDER, "message": "hi", "urls": ["javascript:alert(1)"]},
         {"name": "nobody", "sender": {**SENDER, "email": ""}, "message": "hi", "urls": ["https://a.example.com"]},
+        # 50,000 targets a task (routes.MAX_TARGETS); one more is refused before anything is looked up
+        {"name": "too many", "sender": SENDER, "message": "hi",
+         "urls": [f"{index}.jp" for index in range(50_001)]},  # short: the body stays within the API's 1 MiB
     ]
     for body in cases:
         response = api.post("/v1/tasks", headers=tenant.headers, json=body)
