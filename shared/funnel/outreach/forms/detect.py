@@ -142,6 +142,12 @@ _FORM_OTHER_PURPOSE = re.compile(r"newsletter|メルマガ|メールマガジン
 _COMMENT_FORM = re.compile(r"comment-?form|commentform|wp-comments-post|respond")
 
 
+def is_other_purpose(form: dict[str, Any]) -> bool:
+    """A login, search or newsletter box: never a step of the contact form."""
+    return bool(form.get("has_password") or form.get("is_search")
+                or _FORM_OTHER_PURPOSE.search(normalize(form.get("attrs", ""))))
+
+
 def score_form(form: dict[str, Any], controls: list[Control]) -> float | None:
     """How much this looks like the contact form; None when it is not one at all.
 

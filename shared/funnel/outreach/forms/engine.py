@@ -507,7 +507,7 @@ class _FormRun:
                 return self.finish(Status.SUBMITTED, f"submitted: {outcome.message}")
             if clicked_final or not (report.navigated or after["text"] != before["text"]):
                 break
-            step = self._next_step(frame, after, walk)
+            step = self._next_step(frame, after, walk, same_document=not report.navigated, index=index)
         self._screenshot("result")
         if self.guard.blocked:
             return self.finish(Status.FAILED, f"the SSRF guard blocked {self.guard.blocked[-1]}")
@@ -571,14 +571,19 @@ class _FormRun:
                 return _FoundForm(frame, snapshot, form, _with_outside_consent(controls, snapshot, index))
         return None
 
-    def _next_step(self, frame, snapshot: dict[str, Any], walk: _Walk) -> _FoundForm | None:
+    def _next_step(self, frame, snapshot: dict[str, Any], walk: _Walk, same_document: bool,
+                   index: int | None) -> _FoundForm | None:
         """The form on the page after a click, when it shows controls to fill that no earlier step had
-        (the next step of a wizard); None on a confirm screen or a page without such a form."""
+        (the next step of a wizard); None on a confirm screen or a page without such a form. Another form
+        than the one just used must look like a contact form itself (a newsletter box on a confirm screen
+        is no step)."""
         for form in snapshot["forms"]:
-            if form.get("has_password") or form.get("is_search"):
+            if detect.is_other_purpose(form):
                 continue
             candidate = self._form_in(frame, snapshot, form["index"])
             if candidate is None:
+                continue
+            if not (same_document and form["index"] == index) and detect.score_form(form, candidate.controls) is None:
                 continue
             fresh = [c for c in candidate.controls if c.semantic not in (HONEYPOT, UNKNOWN) and not _later_step(c)
                      and is_shown(c) and not _fids(c) <= walk.done

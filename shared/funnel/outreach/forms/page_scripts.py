@@ -257,7 +257,8 @@ SNAPSHOT_BODY = r"""
     + '[id^="mktoForm_"], [data-tf-widget], [data-tf-live], .typeform-widget, [data-formrun-form], .formrun-embed, '
     + '.wufoo-form-container, .jotform-form, .ctct-inline-form, .pardot-form, .klaviyo-form, [data-paperform-id], '
     + '[data-form-embed], [data-embed-form], .form-embed';
-  const EMBED_SCRIPT = /hsforms|hs-scripts|hubspot|forms2(\.min)?\.js|marketo|typeform|form\.run|wufoo|jotform/i;
+  // Form embeds only: the tracking scripts of the same vendors (hs-scripts, munchkin) are on every page.
+  const EMBED_SCRIPT = /hsforms|forms2(\.min)?\.js|embed\.typeform|form\.run|wufoo|jotform|formstack|pardot\.com\/l\//i;
   const embedNode = deepAll(EMBEDS)[0];
   const embedScript = Array.from(document.scripts).map((s) => s.src).find((src) => src && EMBED_SCRIPT.test(src));
 
