@@ -6,8 +6,8 @@ Stripe's metadata must not unlock everything). ``None`` as a limit means unlimit
 are the workspace's enabled users at any time. The LLM spend cap is in the LLM registry's cost unit (USD, what
 ``llm_models.input_cost_per_mtok`` and ``output_cost_per_mtok`` are priced in).
 
-The free plan is sized so that a workspace can try every path for real (a 10,000-recipient campaign once),
-not as a marketing figure; change the numbers here, nowhere else.
+The free plan is sized so that a workspace can try every path for real (a 10,000-recipient campaign once, a team
+of 25), not as a marketing figure; change the numbers here, nowhere else.
 """
 from __future__ import annotations
 
@@ -25,13 +25,17 @@ FALLBACK_PLAN = "free"
 _CATALOGUE: dict[str, dict] = {
     "free": {"price_lookup_key": None,
              "limits": {"articles": 30, "form_sends": 500, "emails": 10_000, "shortlink_clicks": 10_000,
-                        "seats": 5, "llm_spend_usd": "5.00"}},
+                        "seats": 25, "llm_spend_usd": "5.00"}},
     "starter": {"price_lookup_key": "funnel_starter_monthly",
                 "limits": {"articles": 200, "form_sends": 5_000, "emails": 50_000, "shortlink_clicks": 100_000,
-                           "seats": 10, "llm_spend_usd": "50.00"}},
+                           "seats": 50, "llm_spend_usd": "50.00"}},
     "pro": {"price_lookup_key": "funnel_pro_monthly",
             "limits": {"articles": 1_000, "form_sends": 50_000, "emails": 500_000, "shortlink_clicks": 1_000_000,
-                       "seats": 50, "llm_spend_usd": "400.00"}},
+                       "seats": 250, "llm_spend_usd": "400.00"}},
+    # Negotiated by contract and set by an operator (no Stripe price): no limit on anything.
+    "enterprise": {"price_lookup_key": None,
+                   "limits": {"articles": None, "form_sends": None, "emails": None, "shortlink_clicks": None,
+                              "seats": None, "llm_spend_usd": None}},
 }
 
 

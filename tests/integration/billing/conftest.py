@@ -34,16 +34,6 @@ def tenant(runtime) -> TenantHandle:
     return new_pooled_tenant()
 
 
-def set_subscription(tenant: TenantHandle, *, plan: str | None = None, status: str | None = None) -> None:
-    """The tenant's ``plan`` / ``subscription_status`` in the control DB, as Stripe's webhook would leave them."""
-    with db.control_admin_connect() as conn:
-        if plan is not None:
-            conn.execute("UPDATE tenants SET plan = %s WHERE id = %s", (plan, tenant.tenant_id))
-        if status is not None:
-            conn.execute("UPDATE tenants SET subscription_status = %s WHERE id = %s", (status, tenant.tenant_id))
-    db.directory.forget(tenant.tenant_id)
-
-
 @pytest.fixture
 def used_up() -> Callable[..., None]:
     """``used_up(tenant, metric, leave=0)``: this month's ``metric`` used up to ``leave`` units below the limit."""

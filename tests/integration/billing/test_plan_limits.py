@@ -14,7 +14,8 @@ from funnel.community import shortlinks
 from funnel.content import schedules
 from funnel.email import campaigns, delivery
 from funnel.platform import auth, suppression, users
-from tests.integration.billing.conftest import counter, set_subscription
+from tests.integration.billing.conftest import counter
+from tests.support.billing import set_subscription
 from tests.support.tenants import PASSWORD, new_pooled_tenant, row_count
 
 PROBLEM = "application/problem+json"

@@ -11,6 +11,7 @@ from funnel import db
 from funnel.notifications import service
 from funnel.platform import users
 from funnel.platform.errors import ValidationFailed
+from tests.support.billing import set_subscription
 from tests.support.tenants import PASSWORD, new_tenant
 
 PROBLEM = "application/problem+json"
@@ -22,7 +23,9 @@ def _at(text: str) -> datetime:
 
 @pytest.fixture(scope="module")
 def tenant(runtime):
-    return new_tenant()
+    handle = new_tenant()
+    set_subscription(handle, plan="enterprise")  # an announcement to 1,000 users needs more seats than free's
+    return handle
 
 
 def _member(api, tenant) -> dict:

@@ -79,6 +79,13 @@ def test_paid_plans_allow_more_than_free_of_everything():
     free, starter, pro = (plans.PLANS[n] for n in ("free", "starter", "pro"))
     for metric in plans.METRICS:
         assert free.limit(metric) < starter.limit(metric) < pro.limit(metric)
+        assert plans.PLANS["enterprise"].limit(metric) is None  # an operator's plan: nothing limited
+
+
+def test_an_unlimited_metric_is_still_counted(fake, monkeypatch):
+    monkeypatch.setattr(usage, "plan_of", lambda tenant_id: plans.PLANS["enterprise"])
+    usage.use(None, TENANT, "emails", 1_000_000)
+    assert fake.store.rows[("emails", usage.period_start())]["used"] == 1_000_000 and not fake.told
 
 
 def test_a_month_resets_at_the_first_moment_of_the_next_one():
@@ -123,9 +130,9 @@ def test_a_unit_given_back_can_be_taken_again(fake):
 
 
 def test_seats_count_the_enabled_users(fake):
-    fake.store.enabled = 4
-    usage.take_seat(None, TENANT)  # the fifth
-    fake.store.enabled = 5
+    fake.store.enabled = 24
+    usage.take_seat(None, TENANT)  # the 25th
+    fake.store.enabled = 25
     with pytest.raises(limits.PlanLimitReached) as refused:
         usage.take_seat(None, TENANT)
     assert refused.value.extra["limit"] == "seats" and refused.value.extra["resets_at"] is None
