@@ -63,6 +63,14 @@ class Settings(BaseSettings):
     stripe_api_base: str | None = None
     # Where the hosted frontend lives: checkout return URLs must stay on it (no open redirects).
     frontend_origin: str = "http://localhost:3000"
+    # A Stripe-Signature older than this is refused (stripe.Webhook's tolerance): a captured delivery cannot be
+    # replayed later. Stripe's own libraries use 300 s.
+    stripe_webhook_tolerance_seconds: int = Field(default=300, ge=1, le=3600)
+    # A past_due subscription keeps working this long after its first failed payment (Stripe retries the card
+    # meanwhile); then sending and generation stop (402) until an invoice is paid.
+    billing_past_due_grace_days: int = Field(default=7, ge=0, le=60)
+    # The Stripe trial a workspace's first Checkout starts with (0: none); trial_will_end tells the owners.
+    billing_trial_days: int = Field(default=14, ge=0, le=90)
 
     # --- document e-mails ------------------------------------------------------
     # Per-tenant sending limits over rolling windows (SES sandbox-like defaults); a throttled message

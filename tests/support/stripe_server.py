@@ -1,7 +1,8 @@
-"""A local Stripe-compatible HTTP server for tests: the real ``stripe`` SDK talks to it
-(``FUNNEL_STRIPE_API_BASE``). It implements the calls Funnel makes (customers,
-checkout sessions, cancelling and reading a subscription), checks the bearer key, and records every request.
-A test gives a customer a subscription with ``add_subscription`` (Checkout creates them in Stripe).
+"""A hand-written Stripe-compatible HTTP server for the deletion purge's test: the real ``stripe`` SDK talks to
+it (``FUNNEL_STRIPE_API_BASE``). It implements the calls the purge makes (reading and cancelling a subscription,
+plus customers and checkout sessions), checks the bearer key, and records every request (that test checks the
+exact requests). A test gives a customer a subscription with ``add_subscription``. Billing's own tests run
+against localstripe (``tests/support/localstripe.py``), a stateful fake with webhooks.
 """
 from __future__ import annotations
 

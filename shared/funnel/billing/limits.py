@@ -5,23 +5,54 @@ is its own.
 """
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 from funnel import db
 from funnel.billing import store_subscriptions, usage
 from funnel.billing.plans import Metric
 from funnel.billing.usage import PlanLimitReached  # the 402 a refusal raises: other areas catch it from here
 from funnel.db import Connection
 from funnel.platform.errors import PaymentRequired
+from funnel.settings import get_settings
 
-# Subscription statuses that stop generation; trial and past_due still work (Stripe retries the payment).
+# Subscription statuses that stop sending and generation; trial and past_due (within its grace period) still work.
 BLOCKING_STATUSES = ("canceled", "unpaid")
 
 
-def check_subscription(tenant_id: str) -> None:
-    """402 while the tenant's subscription is canceled or unpaid."""
-    with db.control_transaction() as conn:
-        status = store_subscriptions.subscription_status(conn, tenant_id)
+# ---------------------------------------------------------------- the subscription's standing (issue #19 items 1-2)
+def grace_ends_at(past_due_since: datetime | None) -> datetime | None:
+    """When a past_due subscription stops working: ``billing_past_due_grace_days`` after its first failed payment."""
+    if past_due_since is None:
+        return None
+    return past_due_since + timedelta(days=get_settings().billing_past_due_grace_days)
+
+
+def refusal_for(status: str | None, past_due_since: datetime | None, now: datetime | None = None) -> str | None:
+    """Why a subscription in this state may not send or generate, or None when it may."""
     if status in BLOCKING_STATUSES:
-        raise PaymentRequired(f"the subscription is {status}: update billing to generate articles")
+        return f"the subscription is {status}: update billing to send and generate"
+    ends = grace_ends_at(past_due_since) if status == "past_due" else None
+    if ends is not None and (now or datetime.now(UTC)) >= ends:
+        return (f"the subscription is past due since {past_due_since:%Y-%m-%d} and its grace period ended "
+                f"{ends:%Y-%m-%d}: pay the open invoice to send and generate")
+    return None
+
+
+def subscription_allows_use(tenant_id: str) -> str | None:
+    """Why the tenant's subscription refuses sending and generation now (canceled, unpaid, or past due beyond the
+    grace period), or None when it allows them (an unknown tenant too: its own lookup answers 404)."""
+    with db.control_transaction() as conn:
+        standing = store_subscriptions.subscription_standing(conn, tenant_id)
+    if standing is None:
+        return None
+    return refusal_for(standing["subscription_status"], standing["past_due_since"])
+
+
+def check_subscription(tenant_id: str) -> None:
+    """402 while the tenant's subscription refuses use (``subscription_allows_use``)."""
+    refusal = subscription_allows_use(tenant_id)
+    if refusal is not None:
+        raise PaymentRequired(refusal)
 
 
 # ---------------------------------------------------------------- the plan's limits (issue #19 items 3-4)

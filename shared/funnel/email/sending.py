@@ -47,6 +47,7 @@ def queue_records(bodies: list[dict[str, Any]]) -> None:
 def send(principal: Principal, campaign_id: str, send_at: datetime | None = None) -> dict[str, Any]:
     """Send now (queue one message per queued recipient) or at ``send_at`` (the 5-minute schedule sends it)."""
     tenants.require_email_verified(principal.tenant_id)
+    limits.check_subscription(principal.tenant_id)  # 402 while canceled, unpaid or past due beyond the grace period
     limits.check_plan_allows(principal.tenant_id, "emails")  # each message takes its own when it is sent (delivery)
     with db.tenant_transaction(principal.tenant_id) as conn:
         campaign = campaigns.get_campaign(conn, campaign_id, for_update=True)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -17,18 +18,29 @@ def no_transaction():
 
 
 # ---------------------------------------------------------------- the subscription gate
-@pytest.mark.parametrize("status, blocked", [("canceled", True), ("unpaid", True), ("trial", False),
-                                             ("active", False), ("past_due", False), (None, False)])
-def test_generation_is_blocked_only_while_canceled_or_unpaid(monkeypatch, status, blocked):
+NOW = datetime(2026, 12, 2, tzinfo=UTC)
+WITHIN_GRACE, PAST_GRACE = NOW - timedelta(days=6, hours=23), NOW - timedelta(days=7, minutes=1)
+
+
+@pytest.mark.parametrize("status, past_due_since, refusal", [
+    ("canceled", None, "the subscription is canceled"), ("unpaid", NOW, "the subscription is unpaid"),
+    ("trial", None, None), ("active", None, None), ("past_due", None, None), ("past_due", WITHIN_GRACE, None),
+    ("past_due", PAST_GRACE, "past due since 2026-11-24 and its grace period ended 2026-12-01"),
+    (None, None, None)])
+def test_use_is_refused_while_canceled_unpaid_or_past_due_beyond_the_grace_period(monkeypatch, status,
+                                                                                   past_due_since, refusal):
     class Billing:
-        def subscription_status(self, conn, tenant_id):
+        def subscription_standing(self, conn, tenant_id):
             assert tenant_id == TENANT
-            return status
+            return None if status is None else {"subscription_status": status, "past_due_since": past_due_since}
 
     monkeypatch.setattr(limits, "store_subscriptions", Billing())
     monkeypatch.setattr(limits.db, "control_transaction", no_transaction)
-    if blocked:
-        with pytest.raises(PaymentRequired, match=f"the subscription is {status}"):
+    monkeypatch.setattr(limits, "datetime", type("Clock", (), {"now": staticmethod(lambda tz: NOW)}))
+    answer = limits.subscription_allows_use(TENANT)
+    assert (answer is None) if refusal is None else (refusal in answer)
+    if refusal:
+        with pytest.raises(PaymentRequired, match=refusal):
             limits.check_subscription(TENANT)
     else:
         limits.check_subscription(TENANT)
