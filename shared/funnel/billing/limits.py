@@ -67,15 +67,14 @@ PLAN_LIMIT_402 = ("The subscription refuses use (canceled, unpaid, past due beyo
 
 def use(conn: Connection, tenant_id: str, metric: Metric, amount: int = 1) -> None:
     """Take ``amount`` of the month's ``metric`` in ``conn``'s transaction, the one creating what it counts;
-    PlanLimitReached (402) when the plan's limit would be passed, and the transaction creates nothing.
-
-    The form-send pipeline calls ``limits.use(conn, tenant_id, "form_sends")`` before each target is
-    submitted, in the transaction that claims the target."""
+    PlanLimitReached (402) when the plan's limit would be passed, and the transaction creates nothing."""
     usage.use(conn, tenant_id, metric, amount)
 
 
 def take(conn: Connection, tenant_id: str, metric: Metric, amount: int = 1) -> PlanLimitReached | None:
-    """``use`` for a worker that records the refusal instead of raising it: the refusal, or None (taken)."""
+    """``use`` for a worker that records the refusal instead of raising it: the refusal, or None (taken). A unit
+    taken for something that then does not happen (a suppressed address, a form not submitted) goes back with
+    ``give_back``, as ``funnel.email.delivery`` does for each message."""
     return usage.take(conn, tenant_id, metric, amount)
 
 
