@@ -58,8 +58,11 @@ def main() -> None:
         reported = 0.0
         current = task
         while True:
-            answer = api.get(f"/v1/tasks/{task['id']}", headers=tenant.headers)
-            if answer.status_code == 200:  # a busy machine's API may time out now and then: ask again
+            try:
+                answer = api.get(f"/v1/tasks/{task['id']}", headers=tenant.headers)
+            except httpx.TransportError:  # a busy machine's API may time out now and then: ask again
+                answer = None
+            if answer is not None and answer.status_code == 200:
                 current = answer.json()
             if current["status"] not in ("draft", "running") or time.perf_counter() - started > args.timeout:
                 break
