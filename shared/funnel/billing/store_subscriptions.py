@@ -17,12 +17,6 @@ INVOICE_COLUMNS = ("id, stripe_invoice_id, amount, currency, status, refunded_am
 
 
 # ---------------------------------------------------------------- tenants
-def subscription_status(conn: Connection, tenant_id: str) -> str | None:
-    """None when the tenant is unknown."""
-    row = conn.execute("SELECT subscription_status FROM tenants WHERE id = %s", (tenant_id,)).fetchone()
-    return None if row is None else row["subscription_status"]
-
-
 def subscription_standing(conn: Connection, tenant_id: str) -> Row | None:
     """``subscription_status, past_due_since``; None when the tenant is unknown."""
     return conn.execute("SELECT subscription_status, past_due_since FROM tenants WHERE id = %s",
