@@ -10,6 +10,7 @@ from pydantic import Field
 from funnel import db
 from funnel.api.contract import Page, problems
 from funnel.api.deps import Admin, CurrentPrincipal, Cursor, Limit, StrictModel, Writer, page_body, page_of
+from funnel.billing.limits import PLAN_LIMIT_402
 from funnel.outreach import contacts, tasks, templates
 from funnel.outreach.models import (
     Contact,
@@ -285,8 +286,9 @@ def edit_target(task_id: UUID, target_id: UUID, body: TargetChanges, principal: 
 
 
 @router.post("/tasks/{task_id}/start", tags=["outreach"],
-             responses=problems(403, 404, 409, 503, conflict="the task is running, completed or cancelled, or "
-                                                             "has no pending (after review: approved) targets",
+             responses=problems(402, 403, 404, 409, 503, payment_required=PLAN_LIMIT_402,
+                                conflict="the task is running, completed or cancelled, or has no pending (after "
+                                         "review: approved) targets",
                                 unavailable=PIPELINE_UNAVAILABLE, forbidden=SENDING_FORBIDDEN))
 def start_task(task_id: UUID, principal: Writer) -> SendTask:
     """Start, resume a paused task, or (review mode) send the approved targets."""
@@ -294,7 +296,8 @@ def start_task(task_id: UUID, principal: Writer) -> SendTask:
 
 
 @router.post("/tasks/{task_id}/resume", tags=["outreach"],
-             responses=problems(403, 404, 409, 503, conflict="the task is not paused, or has nothing left to send",
+             responses=problems(402, 403, 404, 409, 503, payment_required=PLAN_LIMIT_402,
+                                conflict="the task is not paused, or has nothing left to send",
                                 unavailable=PIPELINE_UNAVAILABLE, forbidden=SENDING_FORBIDDEN))
 def resume_task(task_id: UUID, principal: Writer) -> SendTask:
     """Start a paused task again (409 unless paused)."""

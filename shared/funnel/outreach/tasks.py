@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from funnel import db
+from funnel.billing import limits
 from funnel.db import Connection, Row
 from funnel.outreach import safety, store_contacts
 from funnel.outreach import store_tasks as store
@@ -170,6 +171,8 @@ def edit_target(principal: Principal, task_id: str, target_id: str, changes: dic
 def start(principal: Principal, task_id: str, phase: str | None = None) -> Row:
     """Start (or resume) the send pipeline over the task's pending (or, after review, approved) targets."""
     tenants.require_email_verified(principal.tenant_id)
+    limits.check_subscription(principal.tenant_id)  # 402 while canceled, unpaid or past due beyond the grace period
+    limits.check_plan_allows(principal.tenant_id, "form_sends")  # each target takes its own when it is sent
     with db.tenant_transaction(principal.tenant_id) as conn:
         task = get_task(conn, task_id, for_update=True)
         if task["status"] in ("running", "completed", "cancelled"):

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 
 from funnel import db
+from funnel.billing import limits
 from funnel.observability import count, logger, tracer
 from funnel.outreach import safety, store_browser, store_tasks
 from funnel.outreach.forms.model import SenderProfile, Status
@@ -138,6 +139,9 @@ def process(tenant_id: str, task_id: str, target_id: str, phase: str) -> dict:
         dry_run = phase == "review"
         if not dry_run:
             reason = safety.defer_reason(conn, target, settings)
+            # the plan's form sends: one taken with the target's claim, given back unless the form is submitted
+            over_plan = limits.take(conn, tenant_id, "form_sends") if reason is None else None
+            reason = reason or (over_plan.detail if over_plan is not None else None)
             if reason:
                 store_tasks.defer_target(conn, target_id, f"deferred: {reason}")
                 return {"target_id": target_id, "status": target["status"], "reason": reason}
@@ -150,6 +154,7 @@ def process(tenant_id: str, task_id: str, target_id: str, phase: str) -> dict:
     except Deferred as exc:
         with db.tenant_transaction(tenant_id) as conn:
             store_tasks.put_back_target(conn, target_id, target["status"], f"deferred: {exc}")
+            _give_back_form_send(conn, dry_run)
         return {"target_id": target_id, "status": target["status"], "reason": str(exc)}
     result = None
     try:
@@ -168,6 +173,7 @@ def process(tenant_id: str, task_id: str, target_id: str, phase: str) -> dict:
         with db.tenant_transaction(tenant_id) as conn:
             store_browser.fail_running_job(conn, job_id, str(exc)[:2000])
             attempts = store_tasks.record_failed_attempt(conn, target_id, MAX_ATTEMPTS, str(exc)[:500])
+            _give_back_form_send(conn, dry_run)  # nothing was submitted (a retry takes its own)
         if attempts["status"] == "failed":
             count("FormsFailed", tenant_id=tenant_id)
             return {"target_id": target_id, "status": "failed", "reason": str(exc)[:200]}
@@ -181,6 +187,8 @@ def process(tenant_id: str, task_id: str, target_id: str, phase: str) -> dict:
         if result.status == Status.SUBMITTED:
             store_tasks.record_sent(conn, target["domain"],
                                     str(target["contact_id"]) if target["contact_id"] else None, task_id)
+        else:  # not sent by this attempt (a CAPTCHA, a refusal, no form, or sent already by an earlier one)
+            _give_back_form_send(conn, dry_run)
         runs.count_item_done(conn, task["run_id"])
     if result.status == Status.SUBMITTED:  # the company was reached: the community's touch (after the commit)
         _send_submission_touch(tenant_id, task_id, target_id, target)
@@ -188,6 +196,13 @@ def process(tenant_id: str, task_id: str, target_id: str, phase: str) -> dict:
         count(FORM_METRICS[result.status], tenant_id=tenant_id)
     logger.info("browser job finished", extra={"target": target_id, "status": status})
     return {"target_id": target_id, "status": status}
+
+
+def _give_back_form_send(conn: db.Connection, dry_run: bool) -> None:
+    """The form send ``process`` took for a real run goes back to the month's allowance (a review's dry run took
+    none)."""
+    if not dry_run:
+        limits.give_back(conn, "form_sends")
 
 
 def _send_submission_touch(tenant_id: str, task_id: str, target_id: str, target: dict[str, Any]) -> None:

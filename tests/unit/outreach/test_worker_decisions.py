@@ -165,6 +165,41 @@ def test_a_deferred_target_stays_pending_with_the_reason(outreach_store, engine)
     assert fake.calls == [] and outreach_store.jobs == {}
 
 
+def test_a_target_over_the_plans_form_sends_is_deferred_and_no_form_is_opened(outreach_store, engine):
+    fake = engine(SUBMITTED)
+    task, target = _task(outreach_store)
+    outreach_store.form_sends_left = 0
+    result = _process(task, target)
+    assert result["status"] == "pending" and "form_sends" in result["reason"]
+    assert outreach_store.targets[target["id"]]["result_summary"].startswith("deferred: the plan's form_sends")
+    assert fake.calls == [] and outreach_store.jobs == {}
+
+
+@pytest.mark.parametrize("outcome, kept", [
+    (SUBMITTED, 1),
+    (FormResult(status=Status.CAPTCHA, message="a CAPTCHA"), 0),
+    (FormResult(status=Status.NO_FORM, message="no contact form"), 0),
+    (RuntimeError("the browser crashed"), 0),
+])
+def test_only_a_submitted_form_keeps_the_form_send_it_took(outreach_store, engine, outcome, kept):
+    engine(outcome)
+    task, target = _task(outreach_store)
+    outreach_store.form_sends_left = 5
+    try:
+        _process(task, target)
+    except worker.RetryLater:
+        pass
+    assert outreach_store.form_sends_taken == kept and outreach_store.form_sends_left == 5 - kept
+
+
+def test_a_review_run_takes_no_form_send(outreach_store, engine):
+    engine(FormResult(status=Status.READY, message="confirm screen reached"))
+    task, target = _task(outreach_store)
+    outreach_store.form_sends_left = 0  # used up: a review still fills the form, the submitting run is refused
+    assert _process(task, target, phase="review")["status"] == "review"
+    assert outreach_store.form_sends_taken == 0
+
+
 def test_a_target_the_cap_defers_once_its_slot_is_counted_goes_back_to_where_it_was(outreach_store, engine):
     fake = engine(SUBMITTED)
     task, target = _task(outreach_store, daily_cap=1)
