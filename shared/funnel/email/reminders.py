@@ -8,9 +8,10 @@ from __future__ import annotations
 from typing import Any
 
 from funnel import db
+from funnel.billing import limits
 from funnel.db import Connection, Row
 from funnel.email import mime, sending, store_events, store_messages, tokens, transport
-from funnel.observability import count
+from funnel.observability import count, logger
 from funnel.platform import suppression
 from funnel.settings import get_settings
 
@@ -71,7 +72,13 @@ def send_due_reminders(tenant_id: str, limit: int = 1000) -> int:
     """Queue the reminders that are due. Each message's strategy decides whether its recipient still
     qualifies (not opened / opened but not clicked); unsubscribed, bounced, complained or suppressed recipients
     never get one. A queued reminder is leased (next_reminder_at moves an hour on) so a lost queue message is
-    picked up again, and the sender sends each round at most once (``deliver(..., reminder_round)``)."""
+    picked up again, and the sender sends each round at most once (``deliver(..., reminder_round)``). While the
+    subscription refuses sending (canceled, unpaid, past due beyond its grace period) nothing is queued: the
+    reminders stay due and go out once it is paid."""
+    refusal = limits.subscription_allows_use(tenant_id)
+    if refusal is not None:
+        logger.info("reminders held", extra={"reason": refusal})
+        return 0
     due_rounds: list[tuple[str, int]] = []
     with db.tenant_transaction(tenant_id) as conn:
         for message in store_messages.due_reminders(conn, limit):

@@ -120,6 +120,8 @@ def _claim_submission(tenant_id: str, job_id: str) -> bool:
 
 def process(tenant_id: str, task_id: str, target_id: str, phase: str) -> dict:
     """Run one target; returns the small result the state machine gets back."""
+    # a task running when its subscription stops (canceled, unpaid, past due beyond its grace) sends no more
+    held_by_billing = None if phase == "review" else limits.subscription_allows_use(tenant_id)
     with db.tenant_transaction(tenant_id) as conn:
         task = store_tasks.get_task(conn, task_id)
         target = store_tasks.get_target(conn, task_id, target_id)
@@ -138,7 +140,7 @@ def process(tenant_id: str, task_id: str, target_id: str, phase: str) -> dict:
         settings = task["settings"]
         dry_run = phase == "review"
         if not dry_run:
-            reason = safety.defer_reason(conn, target, settings)
+            reason = held_by_billing or safety.defer_reason(conn, target, settings)
             # the plan's form sends: one taken with the target's claim, given back unless the form is submitted
             over_plan = limits.take(conn, tenant_id, "form_sends") if reason is None else None
             reason = reason or (over_plan.detail if over_plan is not None else None)

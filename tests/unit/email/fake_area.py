@@ -327,6 +327,9 @@ def email_area(monkeypatch) -> FakeStore:
     monkeypatch.setattr(limits, "take", lambda conn, tenant_id, metric, amount=1: None)
     monkeypatch.setattr(limits, "give_back", lambda conn, metric, amount=1: None)
     monkeypatch.setattr(limits, "check_plan_allows", lambda tenant_id, metric: None)
+    # the subscription's standing (tests/e2e/billing): in good standing here
+    monkeypatch.setattr(limits, "subscription_allows_use", lambda tenant_id: None)
+    monkeypatch.setattr(limits, "check_subscription", lambda tenant_id: None)
     for module in (delivery, events, reminders, sns, stats, transport):
         if hasattr(module, "count"):
             monkeypatch.setattr(module, "count", counted)

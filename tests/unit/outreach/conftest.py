@@ -66,5 +66,7 @@ def install_plan_allowance(monkeypatch, store) -> None:
 
     monkeypatch.setattr(limits, "take", take)
     monkeypatch.setattr(limits, "give_back", give_back)
+    store.subscription_refusal = None  # why the subscription refuses sending (None: it allows it)
+    monkeypatch.setattr(limits, "subscription_allows_use", lambda tenant_id: store.subscription_refusal)
     monkeypatch.setattr(limits, "check_subscription", lambda tenant_id: None)
     monkeypatch.setattr(limits, "check_plan_allows", lambda tenant_id, metric: None)

@@ -192,6 +192,15 @@ def test_only_a_submitted_form_keeps_the_form_send_it_took(outreach_store, engin
     assert outreach_store.form_sends_taken == kept and outreach_store.form_sends_left == 5 - kept
 
 
+def test_a_target_of_a_subscription_that_stopped_is_deferred_with_the_reason(outreach_store, engine):
+    fake = engine(SUBMITTED)
+    task, target = _task(outreach_store)
+    outreach_store.subscription_refusal = "the subscription is canceled: update billing to send and generate"
+    result = _process(task, target)
+    assert result["status"] == "pending" and result["reason"].startswith("the subscription is canceled")
+    assert fake.calls == [] and outreach_store.form_sends_taken == 0
+
+
 def test_a_review_run_takes_no_form_send(outreach_store, engine):
     engine(FormResult(status=Status.READY, message="confirm screen reached"))
     task, target = _task(outreach_store)
