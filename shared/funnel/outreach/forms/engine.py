@@ -717,15 +717,23 @@ class _FormRun:
         for event, handler in listeners:
             page.on(event, handler)
         try:
-            if button is not None:
-                selector = f'[data-funnel-bid="{button["bid"]}"]'
-                try:
-                    frame.locator(selector).click(timeout=3000)
-                except PlaywrightError:
-                    # Covered by a banner or styled away: a DOM click still submits.
-                    frame.evaluate(CLICK, selector)
-            else:
-                frame.evaluate(SUBMIT_FORM, form_index)
+            try:
+                if button is not None:
+                    selector = f'[data-funnel-bid="{button["bid"]}"]'
+                    try:
+                        frame.locator(selector).click(timeout=3000)
+                    except PlaywrightError:
+                        # Covered by a banner or styled away: a DOM click still submits. Unless the first click
+                        # did go through (a slow page timed the click out after it): never a second submission.
+                        if not (report.navigated or posts_seen[0]):
+                            frame.evaluate(CLICK, selector)
+                else:
+                    frame.evaluate(SUBMIT_FORM, form_index)
+            except PlaywrightError as exc:
+                # The click navigated while the script still ran: the page answers; anything else is a failure.
+                if "Execution context was destroyed" not in str(exc) and not report.navigated:
+                    raise
+                report.navigated = True
             self._wait_for_answer(frame, report, pending, posts_seen)
         finally:
             for event, handler in listeners:
