@@ -52,7 +52,9 @@ def _findings(operation, mode: GenerationMode, session: requests.Session, header
 
 
 def test_every_operation_answers_as_documented(runtime):
-    schema = schemathesis.openapi.from_url(runtime.api_url + "/openapi.json", config=CONFIG)
+    # The document's first request builds it (every area's routes and models): seconds on a busy machine, over
+    # requests' 10 s default that schemathesis would use.
+    schema = schemathesis.openapi.from_url(runtime.api_url + "/openapi.json", config=CONFIG, timeout=60)
     operations = [result.ok() for result in schema.get_all_operations()]
     tenant = new_tenant(pool="pool_schemathesis")
     headers = {"X-Api-Key": auth.create_api_key(tenant.owner, "schemathesis", "admin", None)["key"]}
